@@ -1,0 +1,1 @@
+"""Tracewise: learn PyTorch patterns by tracing real training runs."""

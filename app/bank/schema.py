@@ -1,0 +1,179 @@
+"""The schema of question files. Unknown keys are rejected and every field is described.
+
+`questions/schema.json` is generated from these models (`python -m app export-schema`), so
+editors can complete and check question files; a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+MAX_ID_LENGTH = 80  # matches the String(80) id columns in app.models
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=MAX_ID_LENGTH)]
+Markdown = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+class StrictModel(BaseModel):
+    """Base for file models: unknown keys are errors; numbers are accepted where text is due."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+
+class Difficulty(StrEnum):
+    """How hard a question is."""
+
+    EASY = "easy"
+    MEDIUM = "medium"
+    HARD = "hard"
+
+
+class Mode(StrEnum):
+    """A way of learning a pattern; questions say in which modes they appear."""
+
+    QUIZ = "quiz"
+    PRACTICE = "practice"
+    TEST = "test"
+
+
+class PatternFile(StrictModel):
+    """`questions/<slug>/pattern.yaml`: a topic, its lesson text and the modes it offers."""
+
+    title: Text = Field(description="Title shown on the home page and the pattern page.")
+    category: Text = Field(description="Library or area, e.g. `PyTorch`.")
+    estimated_minutes: int = Field(
+        ge=1, le=600, description="How long the lesson takes, in minutes."
+    )
+    summary: Markdown = Field(description="What the pattern is about (Markdown).")
+    key_insight: Markdown = Field(description="The one idea to remember (Markdown).")
+    modes: list[Mode] = Field(
+        default_factory=lambda: list(Mode),
+        min_length=1,
+        description="Learning modes offered for this pattern.",
+    )
+    notes: str | None = Field(default=None, description="For instructors; never shown to learners.")
+
+
+class Choice(StrictModel):
+    """One option of a multiple-choice question."""
+
+    text: Markdown = Field(description="The option as shown (inline Markdown).")
+    correct: bool = Field(default=False, description="Whether this option is the right answer.")
+    mistake: Markdown | None = Field(
+        default=None,
+        description="The misconception behind this wrong option, shown to whoever picks it.",
+    )
+
+
+class SolutionStep(StrictModel):
+    """One step of a worked solution."""
+
+    title: Text = Field(description="Short heading of the step.")
+    body: Markdown = Field(description="The reasoning of the step (Markdown).")
+
+
+class Solution(StrictModel):
+    """The worked solution, revealed after answering."""
+
+    steps: list[SolutionStep] = Field(min_length=1, description="Ordered reasoning steps.")
+    final_answer: Markdown = Field(description="The answer in one line (Markdown).")
+    quick_check: Markdown | None = Field(
+        default=None, description="A one-line rule of thumb to check the answer (Markdown)."
+    )
+
+
+class QuestionBase(StrictModel):
+    """Fields every kind of question has."""
+
+    id: Slug = Field(
+        description="Stable, unique id (lowercase, digits, dashes). The database and learners' "
+        "attempts refer to it: never reuse or rename it."
+    )
+    difficulty: Difficulty = Field(description="easy, medium or hard.")
+    prompt: Markdown = Field(description="The question (Markdown).")
+    code: str | None = Field(
+        default=None, description="Python code shown with the prompt, highlighted."
+    )
+    solution: Solution = Field(description="The worked solution.")
+    hint: Markdown | None = Field(
+        default=None, description="A nudge a learner may ask for before answering (Markdown)."
+    )
+    mistakes: list[Markdown] = Field(
+        default_factory=list, description="Common mistakes, explained after answering."
+    )
+    tags: list[Slug] = Field(default_factory=list, description="Topics, for search and stats.")
+    modes: list[Mode] = Field(
+        default_factory=lambda: [Mode.PRACTICE, Mode.TEST],
+        min_length=1,
+        description="Learning modes this question appears in.",
+    )
+    notes: str | None = Field(
+        default=None,
+        description="For instructors: sources, what was checked and changed; never shown "
+        "to learners.",
+    )
+
+
+class ChoiceQuestion(QuestionBase):
+    """A multiple-choice question with exactly one correct option."""
+
+    kind: Literal["choice"] = Field(description="`choice`: pick one of several options.")
+    choices: list[Choice] = Field(
+        min_length=2, max_length=8, description="The options, in the order shown."
+    )
+
+    @model_validator(mode="after")
+    def _one_correct_choice(self) -> ChoiceQuestion:
+        correct = [i for i, choice in enumerate(self.choices) if choice.correct]
+        if len(correct) != 1:
+            raise ValueError(f"exactly one choice must be correct, found {len(correct)}")
+        texts = [choice.text for choice in self.choices]
+        if len(set(texts)) != len(texts):
+            raise ValueError("two choices have the same text")
+        for choice in self.choices:
+            if choice.correct and choice.mistake:
+                raise ValueError("the correct choice cannot have a `mistake`")
+        return self
+
+    @property
+    def correct_index(self) -> int:
+        """Index of the correct choice."""
+        return next(i for i, choice in enumerate(self.choices) if choice.correct)
+
+
+# Question kinds are told apart by `kind`; later kinds join this union.
+Question = ChoiceQuestion
+QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
+PATTERN_ADAPTER: TypeAdapter[PatternFile] = TypeAdapter(PatternFile)
+
+
+def content_hash(model: BaseModel) -> str:
+    """A stable hash of a validated file's content: equal content, equal hash."""
+    canonical = json.dumps(model.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of question files and pattern files, for `questions/schema.json`."""
+    question = QUESTION_ADAPTER.json_schema(ref_template="#/$defs/{model}")
+    pattern = PATTERN_ADAPTER.json_schema(ref_template="#/$defs/{model}")
+    defs: dict[str, Any] = {**question.pop("$defs", {}), **pattern.pop("$defs", {})}
+    defs[question["title"]] = question
+    defs[pattern["title"]] = pattern
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Tracewise question bank file",
+        "description": "A pattern.yaml (PatternFile) or a question file (ChoiceQuestion).",
+        "anyOf": [
+            {"$ref": f"#/$defs/{pattern['title']}"},
+            {"$ref": f"#/$defs/{question['title']}"},
+        ],
+        "$defs": dict(sorted(defs.items())),
+    }

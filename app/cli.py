@@ -1,0 +1,113 @@
+"""The command line: serve, migrate, and move questions between files and the database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.bank import schema
+from app.bank.files import BankError, read_bank
+from app.bank.store import export_bank, import_bank
+from app.config import Settings
+from app.db import Database, alembic_config, migrate
+
+cli = typer.Typer(
+    help="Tracewise: learn PyTorch patterns by tracing real runs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+SCHEMA_PATH = Path("questions/schema.json")
+PathArg = Annotated[Path, typer.Argument(help="A questions/ folder, or one pattern's folder.")]
+
+
+def _fail(errors: list[str]) -> typer.Exit:
+    for line in errors:
+        typer.echo(line, err=True)
+    typer.echo(f"{len(errors)} error(s); nothing was changed.", err=True)
+    return typer.Exit(code=1)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (TRACEWISE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (TRACEWISE_PORT).")] = None,
+) -> None:
+    """Serve the app with uvicorn."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = Settings()
+    app = create_app(settings)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port)
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    url = Settings().resolved_database_url
+    migrate(url)
+    typer.echo(f"Database is at the latest schema: {url}")
+
+
+@cli.command("make-migration")
+def make_migration(
+    message: Annotated[str, typer.Argument(help="What the migration does.")],
+) -> None:
+    """Write a new migration from the difference between models and database (developers)."""
+    from alembic import command
+
+    command.revision(alembic_config(Settings().resolved_database_url), message, autogenerate=True)
+
+
+@cli.command("check-questions")
+def check_questions(path: PathArg) -> None:
+    """Validate question files without touching the database."""
+    try:
+        patterns = read_bank(path)
+    except BankError as exc:
+        raise _fail(exc.errors) from None
+    count = sum(len(pattern.questions) for pattern in patterns)
+    typer.echo(f"OK: {len(patterns)} pattern(s), {count} question(s).")
+
+
+@cli.command("import-questions")
+def import_questions(path: PathArg) -> None:
+    """Validate and import question files, all or nothing; changed questions get a new version."""
+    database = Database(Settings().resolved_database_url)
+    try:
+        with database.session(write=True) as session:
+            report = import_bank(session, path)
+    except BankError as exc:
+        raise _fail(exc.errors) from None
+    finally:
+        database.dispose()
+    typer.echo(f"Imported {path}: {report.summary()}.")
+
+
+@cli.command("export-questions")
+def export_questions(
+    path: Annotated[Path, typer.Argument(help="Folder to write the questions/ layout into.")],
+    pattern: Annotated[str | None, typer.Option(help="Only this pattern's slug.")] = None,
+) -> None:
+    """Write the current version of every live question to YAML files."""
+    database = Database(Settings().resolved_database_url)
+    try:
+        with database.session() as session:
+            count = export_bank(session, path, slug=pattern)
+    finally:
+        database.dispose()
+    typer.echo(f"Exported {count} question(s) to {path}.")
+
+
+@cli.command("export-schema")
+def export_schema(
+    path: Annotated[Path, typer.Argument(help="Where to write it.")] = SCHEMA_PATH,
+) -> None:
+    """Write the JSON Schema of question files (for editors)."""
+    path.write_text(json.dumps(schema.json_schema(), indent=2, ensure_ascii=False) + "\n")
+    typer.echo(f"Wrote {path}.")

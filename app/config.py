@@ -1,0 +1,73 @@
+"""Settings: one typed object, read from TRACEWISE_* environment variables when built."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_BYTES = 32  # 256 bits, as itsdangerous recommends for HMAC-SHA256 signing
+
+
+class Settings(BaseSettings):
+    """Everything that can differ between one Tracewise installation and another."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACEWISE_", extra="forbid")
+
+    var_dir: Path = Field(
+        default=Path("var"),
+        description="Directory for the SQLite database, the generated secret key and caches.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database; default: a SQLite file under var_dir. "
+        "PostgreSQL works too (postgresql+psycopg://...).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs cookies and form tokens. When unset, one is generated once "
+        "and kept in var_dir/secret_key (mode 0600).",
+    )
+    questions_dir: Path = Field(
+        default=Path("questions"), description="Question bank that `make run` imports."
+    )
+    https_only_cookies: bool = Field(
+        default=False,
+        description="Mark cookies Secure; turn on when the app is served over HTTPS.",
+    )
+    session_max_age_days: int = Field(
+        default=365, ge=1, description="How long a guest learner's cookie lasts."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to var_dir/tracewise.sqlite3."""
+        return self.database_url or f"sqlite:///{(self.var_dir / 'tracewise.sqlite3').resolve()}"
+
+    def signing_key(self) -> str:
+        """The secret key: the configured one, or the one generated under var_dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return load_or_create_secret(self.var_dir / SECRET_KEY_FILE)
+
+
+def load_or_create_secret(path: Path) -> str:
+    """Read the secret at `path`, creating it (mode 0600, never overwritten) when missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text().strip()
+        if not secret:
+            raise RuntimeError(f"{path} is empty; delete it to generate a new secret key") from None
+        return secret
+    secret = secrets.token_hex(SECRET_KEY_BYTES)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret

@@ -1,0 +1,97 @@
+"""Request dependencies: the database session, the learner, load-or-fail lookups, CSRF."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Form, Request
+from sqlalchemy.orm import Session
+
+from app import learning
+from app.bank import service as bank
+from app.config import Settings
+from app.db import Database
+from app.errors import Forbidden
+from app.models import Learner
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LEARNER_KEY = "learner"  # key of the learner's token in the signed session cookie
+CSRF_KEY = "csrf"
+CSRF_TOKEN_BYTES = 24
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One database session per request; requests that may write take the write lock."""
+    database: Database = request.app.state.db
+    with database.session(write=request.method not in SAFE_METHODS) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_optional_learner(request: Request, session: SessionDep) -> Learner | None:
+    """The learner named by the session cookie, if any; never creates one."""
+    return learning.get_learner(session, request.session.get(LEARNER_KEY))
+
+
+def get_learner(request: Request, session: SessionDep) -> Learner:
+    """The learner named by the cookie, creating a guest learner on first use."""
+    learner = learning.get_or_create_learner(session, request.session.get(LEARNER_KEY))
+    request.session[LEARNER_KEY] = learner.token
+    return learner
+
+
+OptionalLearnerDep = Annotated[Learner | None, Depends(get_optional_learner)]
+LearnerDep = Annotated[Learner, Depends(get_learner)]
+
+
+def get_pattern(slug: str, session: SessionDep) -> bank.PatternView:
+    """The pattern named in the path, or 404."""
+    return bank.get_pattern_or_raise(session, slug)
+
+
+def get_question(question_id: str, session: SessionDep) -> bank.LiveQuestion:
+    """The live question named in the path, or 404."""
+    return bank.get_question_or_raise(session, question_id)
+
+
+def get_pattern_question(slug: str, question_id: str, session: SessionDep) -> bank.LiveQuestion:
+    """The live question named in the path, which must belong to the pattern in the path."""
+    return bank.get_question_or_raise(session, question_id, pattern_slug=slug)
+
+
+PatternDep = Annotated[bank.PatternView, Depends(get_pattern)]
+QuestionDep = Annotated[bank.LiveQuestion, Depends(get_question)]
+PatternQuestionDep = Annotated[bank.LiveQuestion, Depends(get_pattern_question)]
+
+
+def csrf_token(request: Request) -> str:
+    """This browser session's CSRF token, created on first use."""
+    token = request.session.get(CSRF_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(CSRF_TOKEN_BYTES)
+        request.session[CSRF_KEY] = token
+    return token
+
+
+def verify_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> None:
+    """Reject a form post whose CSRF token does not match the session's."""
+    expected = request.session.get(CSRF_KEY)
+    if not isinstance(expected, str) or not hmac.compare_digest(expected, csrf_token):
+        raise Forbidden(
+            "This form has expired or did not come from Tracewise. Reload the page and try again."
+        )
+
+
+CsrfDep = Depends(verify_csrf)

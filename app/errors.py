@@ -1,0 +1,57 @@
+"""Errors a user can cause, each carrying its HTTP status.
+
+    AppError (400)
+    ├── NotFound (404)      no such pattern, question or attempt
+    ├── Forbidden (403)     it exists, but is not yours to see or do
+    ├── Invalid (422)       the input cannot be right; `field` names which part
+    └── Busy (503)          try again in `retry_after` seconds
+
+Domain code raises these; one handler in app.main renders them as JSON for API clients and
+as an HTML page for browsers. Anything else is a bug and stays a 500.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base of errors that a client caused or can recover from."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(AppError):
+    """The thing asked for does not exist (or is hidden from this user)."""
+
+    status = 404
+    title = "Not found"
+
+
+class Forbidden(AppError):
+    """The thing exists, but this user may not see or change it."""
+
+    status = 403
+    title = "Forbidden"
+
+
+class Invalid(AppError):
+    """The input is malformed or cannot be a valid answer."""
+
+    status = 422
+    title = "Invalid input"
+
+
+class Busy(AppError):
+    """The server is at capacity; the client should retry later."""
+
+    status = 503
+    title = "Busy"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

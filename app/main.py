@@ -1,0 +1,118 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from itsdangerous import TimestampSigner
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from app.config import Settings
+from app.db import Database
+from app.errors import AppError
+from app.routes import api, pages
+from app.templating import STATIC_DIR, make_templates
+
+SESSION_COOKIE = "tracewise"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: settings, database, templates, middleware, routes and error handlers."""
+    settings = settings or Settings()
+    database = Database(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        database.dispose()
+
+    app = FastAPI(
+        title="Tracewise",
+        summary="Learn PyTorch patterns by tracing real training runs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.templates = make_templates()
+    signing_key = settings.signing_key()
+    app.state.shown_at_signer = TimestampSigner(signing_key, salt="tracewise.question-shown-at")
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=signing_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_days * 24 * 3600,
+        same_site="lax",
+        https_only=settings.https_only_cookies,
+    )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    _add_error_handlers(app)
+    return app
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return request.url.path.startswith("/api/") or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def _error_response(
+    request: Request,
+    status: int,
+    title: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if _wants_json(request):
+        body: dict[str, object] = {"detail": message}
+        if field:
+            body["field"] = field
+        return JSONResponse(body, status_code=status, headers=headers)
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request,
+        "errors/error.html",
+        {"status": status, "title": title, "message": message},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _field_name(loc: tuple[object, ...]) -> str:
+    """`("body", "answer")` → `answer`: where in the request the problem is."""
+    return ".".join(str(part) for part in loc if part not in ("body", "query", "path")) or "body"
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+        return _error_response(request, exc.status, exc.title, exc.message, exc.field, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [(_field_name(error["loc"]), error["msg"]) for error in exc.errors()]
+        message = "; ".join(f"{field}: {msg}" for field, msg in problems) or "invalid request"
+        first_field = problems[0][0] if problems else None
+        return _error_response(request, 422, "Invalid input", message, first_field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed"}
+        message = "There is no page here." if exc.status_code == 404 else str(exc.detail)
+        return _error_response(
+            request,
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            message,
+            headers=dict(exc.headers) if exc.headers else None,
+        )

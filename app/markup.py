@@ -1,0 +1,105 @@
+"""Turning author-written Markdown and code into safe HTML.
+
+Markdown goes through markdown-it-py (raw HTML disabled) and then nh3, so nothing an
+author writes can put a script, an event handler or a javascript: URL on a page.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer, get_lexer_by_name
+from pygments.util import ClassNotFound
+
+RENDER_CACHE_SIZE = 4096  # distinct Markdown snippets kept rendered; the bank has a few hundred
+
+_FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True)
+
+# Tags Markdown produces, plus Pygments' spans. nh3 strips everything else and all event
+# handlers; `class` survives only on code and spans (Pygments' token classes).
+_ALLOWED_TAGS = {
+    "a",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "div",
+    "em",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+}
+_ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "code": {"class"},
+    "div": {"class"},
+    "pre": {"class"},
+    "span": {"class"},
+    "td": {"style"},
+    "th": {"style"},
+}
+
+
+def _highlight_fence(code: str, lang: str, _attrs: str) -> str:
+    try:
+        lexer = get_lexer_by_name(lang) if lang else PythonLexer()
+    except ClassNotFound:
+        lexer = PythonLexer()
+    return str(highlight(code, lexer, _FORMATTER))
+
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "highlight": _highlight_fence}).enable("table")
+
+
+def sanitize(html: str) -> str:
+    """Remove every tag, attribute and URL scheme that is not on the allow-list."""
+    return str(
+        nh3.clean(
+            html,
+            tags=_ALLOWED_TAGS,
+            attributes=_ALLOWED_ATTRIBUTES,
+            url_schemes={"http", "https", "mailto"},
+            link_rel="noopener noreferrer nofollow",
+            filter_style_properties={"text-align"},
+        )
+    )
+
+
+@lru_cache(maxsize=RENDER_CACHE_SIZE)
+def markdown(text: str) -> Markup:
+    """Render Markdown to sanitised HTML."""
+    return Markup(sanitize(_MARKDOWN.render(text)))
+
+
+@lru_cache(maxsize=RENDER_CACHE_SIZE)
+def markdown_inline(text: str) -> Markup:
+    """Render one line of Markdown (no paragraph), sanitised."""
+    return Markup(sanitize(_MARKDOWN.renderInline(text)))
+
+
+@lru_cache(maxsize=RENDER_CACHE_SIZE)
+def python_code(code: str) -> Markup:
+    """Highlight Python source with Pygments; the result is escaped by Pygments itself."""
+    return Markup(sanitize(highlight(code, PythonLexer(), _FORMATTER)))

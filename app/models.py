@@ -1,0 +1,174 @@
+"""Database tables. The schema itself is created only by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so that migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back as aware UTC, on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use app.models.utcnow()")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Pattern(Base):
+    """A topic such as "Learning rate schedulers", imported from questions/<slug>/pattern.yaml."""
+
+    __tablename__ = "patterns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    content: Mapped[dict[str, Any]] = mapped_column(comment="the validated pattern file")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    questions: Mapped[list[Question]] = relationship(
+        back_populates="pattern", order_by="Question.position"
+    )
+
+
+class Question(Base):
+    """A question's identity: its stable id, where it sits, and which version is current."""
+
+    __tablename__ = "questions"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    pattern_id: Mapped[int] = mapped_column(ForeignKey("patterns.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    current_version: Mapped[int] = mapped_column(Integer)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    pattern: Mapped[Pattern] = relationship(back_populates="questions")
+    versions: Mapped[list[QuestionVersion]] = relationship(
+        back_populates="question", order_by="QuestionVersion.version"
+    )
+
+
+class QuestionVersion(Base):
+    """One immutable version of a question's content; attempts point at the one answered."""
+
+    __tablename__ = "question_versions"
+
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    difficulty: Mapped[str] = mapped_column(String(10))
+    content: Mapped[dict[str, Any]] = mapped_column(comment="the validated question file")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    question: Mapped[Question] = relationship(back_populates="versions")
+
+
+class Learner(Base):
+    """Someone answering questions; for now a guest named by a signed cookie."""
+
+    __tablename__ = "learners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The cookie names a learner by this random token, never by id: SQLite may hand a
+    # rolled-back id to the next learner, and a cookie must never come to mean someone else.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attempt(Base):
+    """One submitted answer, graded, kept forever."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["question_id", "question_version"],
+            ["question_versions.question_id", "question_versions.version"],
+            name="fk_attempts_question_version",
+        ),
+        Index("ix_attempts_learner_question", "learner_id", "question_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"))
+    question_id: Mapped[str] = mapped_column(String(80))
+    question_version: Mapped[int] = mapped_column(Integer)
+    answer: Mapped[Any] = mapped_column(JSON, comment="the answer as the learner gave it")
+    correct: Mapped[bool] = mapped_column(Boolean)
+    score: Mapped[float] = mapped_column(Float)
+    feedback: Mapped[dict[str, Any]] = mapped_column(comment="what the learner was told")
+    hint_seen: Mapped[bool] = mapped_column(Boolean)
+    solution_seen: Mapped[bool] = mapped_column(Boolean)
+    time_taken_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reveal(Base):
+    """A learner was shown a question's hint or solution; later attempts are flagged by it."""
+
+    __tablename__ = "reveals"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["question_id", "question_version"],
+            ["question_versions.question_id", "question_versions.version"],
+            name="fk_reveals_question_version",
+        ),
+        Index("ix_reveals_learner_question", "learner_id", "question_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"))
+    question_id: Mapped[str] = mapped_column(String(80))
+    question_version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10), comment="hint | solution")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""HTTP: each module translates requests into one domain call and a page or JSON."""

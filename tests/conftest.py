@@ -1,0 +1,139 @@
+"""Shared fixtures: a fresh, migrated and imported database per test, an app, a client."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.bank.store import import_bank
+from app.config import Settings
+from app.db import Database, migrate
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = ROOT / "questions"
+TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database migrated with Alembic and loaded with questions/, built once per run."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    database = Database(url)
+    with database.session(write=True) as session:
+        import_bank(session, QUESTIONS)
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.dispose()
+    return path
+
+
+@pytest.fixture
+def empty_db(tmp_path: Path) -> str:
+    """URL of a freshly migrated database with no questions."""
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, template_db: Path) -> Settings:
+    """Settings for one test: its own copy of the template database."""
+    db_path = tmp_path / "tracewise.sqlite3"
+    shutil.copyfile(template_db, db_path)
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=f"sqlite:///{db_path}",
+        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    """The app under test."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def database(app: FastAPI) -> Database:
+    """The app's own database object, for looking at what requests stored."""
+    db: Database = app.state.db
+    return db
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Session]:
+    """A session on the test's database."""
+    with database.session() as session:
+        yield session
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A browser-like client (keeps cookies)."""
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def other_client(app: FastAPI) -> Iterator[TestClient]:
+    """A second, unrelated browser."""
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+SHOWN_AT_RE = re.compile(r'name="shown_at" value="([^"]+)"')
+
+
+class Learner:
+    """Drives the learner pages the way a browser without JavaScript does."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def open_question(self, slug: str, question_id: str) -> str:
+        """GET the question page and return its HTML."""
+        response = self.client.get(f"/patterns/{slug}/questions/{question_id}")
+        assert response.status_code == 200, response.text
+        return response.text
+
+    def answer(self, slug: str, question_id: str, choice: int | None) -> object:
+        """Open the question, submit `choice` with the page's CSRF token; return the response."""
+        html = self.open_question(slug, question_id)
+        data = {"csrf_token": _find(CSRF_RE, html), "shown_at": _find(SHOWN_AT_RE, html)}
+        if choice is not None:
+            data["answer"] = str(choice)
+        return self.client.post(
+            f"/patterns/{slug}/questions/{question_id}/answer", data=data, follow_redirects=False
+        )
+
+    def ask_hint(self, slug: str, question_id: str) -> object:
+        """Press "Show a hint"."""
+        html = self.open_question(slug, question_id)
+        return self.client.post(
+            f"/patterns/{slug}/questions/{question_id}/hint",
+            data={"csrf_token": _find(CSRF_RE, html)},
+            follow_redirects=False,
+        )
+
+
+def _find(pattern: re.Pattern[str], html: str) -> str:
+    match = pattern.search(html)
+    assert match, f"{pattern.pattern} not found in page"
+    return match.group(1)
+
+
+@pytest.fixture
+def learner(client: TestClient) -> Learner:
+    """A learner in a browser."""
+    return Learner(client)

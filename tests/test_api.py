@@ -1,0 +1,173 @@
+"""The JSON API contract: shapes, no answer keys for learners, 404/422 with messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.bank.files import read_bank
+from app.models import Attempt
+from tests.conftest import QUESTIONS
+
+LESSON = "lr-schedulers"
+QUESTION_IDS = [s.question.id for p in read_bank(QUESTIONS) for s in p.questions]
+SECRET_KEYS = ("correct", "mistake", "solution", "notes", "final_answer")
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+
+
+def test_openapi_documents_the_api(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/api/patterns",
+        "/api/patterns/{slug}",
+        "/api/patterns/{slug}/questions",
+        "/api/questions/{question_id}",
+        "/api/questions/{question_id}/attempts",
+    ):
+        assert path in paths
+    assert client.get("/docs").status_code == 200
+
+
+def test_patterns(client: TestClient) -> None:
+    (pattern,) = client.get("/api/patterns").json()
+    assert pattern["slug"] == LESSON
+    assert pattern["question_count"] == len(QUESTION_IDS)
+    assert sum(pattern["by_difficulty"].values()) == len(QUESTION_IDS)
+
+    detail = client.get(f"/api/patterns/{LESSON}").json()
+    assert [q["id"] for q in detail["questions"]] == QUESTION_IDS
+    assert detail["key_insight"]
+
+
+def test_learner_views_never_contain_answer_keys(client: TestClient) -> None:
+    bodies = [client.get(f"/api/patterns/{LESSON}/questions").text]
+    bodies += [client.get(f"/api/questions/{qid}").text for qid in QUESTION_IDS]
+    for body in bodies:
+        for key in SECRET_KEYS:
+            assert f'"{key}"' not in body
+
+
+def test_question_view(client: TestClient) -> None:
+    question = client.get("/api/questions/lr-steplr-three-steps").json()
+    assert question["kind"] == "choice" and question["difficulty"] == "medium"
+    assert question["code"].startswith("import torch")
+    assert [c["label"] for c in question["choices"]] == ["A", "B", "C", "D"]
+    assert question["has_hint"] is True
+
+
+@pytest.mark.parametrize("answer", [0, "A", "a"])
+def test_submit_attempt(client: TestClient, db: Session, answer: object) -> None:
+    response = client.post(
+        "/api/questions/lr-steplr-three-steps/attempts",
+        json={"answer": answer, "time_taken_ms": 4200},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) >= {"attempt_id", "correct", "score", "feedback", "solution"}
+    assert body["correct"] is True and body["score"] == 1.0
+    assert body["solution"]["steps"]
+    attempt = db.get(Attempt, body["attempt_id"])
+    assert attempt is not None and attempt.time_taken_ms == 4200
+
+
+def test_wrong_attempt_carries_the_misconception(client: TestClient) -> None:
+    body = client.post("/api/questions/lr-steplr-three-steps/attempts", json={"answer": "D"}).json()
+    assert body["correct"] is False
+    assert body["feedback"]["correct_label"] == "A"
+    assert "every `step_size` calls" in body["feedback"]["mistake"]
+
+
+def test_hint_is_recorded_on_later_attempts(client: TestClient, db: Session) -> None:
+    assert client.post("/api/questions/lr-purpose/hint").json()["hint"]
+    attempt_id = client.post("/api/questions/lr-purpose/attempts", json={"answer": 3}).json()[
+        "attempt_id"
+    ]
+    attempt = db.get(Attempt, attempt_id)
+    assert attempt is not None and attempt.hint_seen
+
+
+def test_own_attempt_is_readable_and_others_are_not(
+    client: TestClient, other_client: TestClient
+) -> None:
+    attempt_id = client.post("/api/questions/lr-purpose/attempts", json={"answer": 3}).json()[
+        "attempt_id"
+    ]
+    assert client.get(f"/api/attempts/{attempt_id}").json()["correct"] is True
+    response = other_client.get(f"/api/attempts/{attempt_id}")
+    assert response.status_code == 404
+    assert "correct" not in response.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/api/patterns/nope"),
+        ("get", "/api/patterns/nope/questions"),
+        ("get", "/api/questions/nope"),
+        ("post", "/api/questions/nope/attempts"),
+        ("post", "/api/questions/nope/hint"),
+        ("get", "/api/attempts/12345"),
+    ],
+)
+def test_unknown_ids_are_404_with_a_message(client: TestClient, method: str, url: str) -> None:
+    kwargs = {"json": {"answer": 0}} if method == "post" else {}
+    response = getattr(client, method)(url, **kwargs)
+    assert response.status_code == 404
+    assert "nope" in response.json()["detail"] or "12345" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"answer": 4}, "answer", "answer must be a choice index 0–3, got 4"),
+        ({"answer": -1}, "answer", "answer must be a choice index 0–3, got -1"),
+        ({"answer": "Z"}, "answer", "got 'Z'"),
+        ({"answer": True}, "answer", "answer"),
+        ({"answer": 1.5}, "answer", "answer"),
+        ({}, "answer", "answer: Field required"),
+        ({"answer": 0, "time_taken_ms": -5}, "time_taken_ms", "greater than or equal to 0"),
+        ({"answer": 0, "extra": 1}, None, None),  # unknown keys are ignored, not an error
+    ],
+)
+def test_bad_answers_are_422_with_a_message_and_store_nothing(
+    client: TestClient,
+    db: Session,
+    body: dict[str, object],
+    field: str | None,
+    message: str | None,
+) -> None:
+    response = client.post("/api/questions/lr-purpose/attempts", json=body)
+    if message is None:
+        assert response.status_code == 201
+        return
+    assert response.status_code == 422
+    assert response.json()["field"] == field
+    assert message in response.json()["detail"]
+    assert db.scalars(select(Attempt)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        ("{not json", "application/json"),
+        ("answer=1", "application/x-www-form-urlencoded"),
+        (json.dumps([1, 2]), "application/json"),
+    ],
+)
+def test_malformed_bodies_are_422_never_500(
+    client: TestClient, content: str, content_type: str
+) -> None:
+    response = client.post(
+        "/api/questions/lr-purpose/attempts",
+        content=content,
+        headers={"content-type": content_type},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"]

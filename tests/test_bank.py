@@ -1,0 +1,234 @@
+"""The question bank: file schema, import with versions, export round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.bank import schema
+from app.bank.files import BankError, read_bank
+from app.bank.service import get_question_or_raise
+from app.bank.store import export_bank, import_bank
+from app.db import Database
+from app.errors import NotFound
+from app.learning import get_or_create_learner, record_attempt
+from app.models import Attempt, Pattern, Question, QuestionVersion
+from tests.conftest import QUESTIONS
+from tests.factories import choice_question, write_bank
+
+LESSON = "lr-schedulers"
+
+
+@pytest.fixture
+def session(empty_db: str) -> Any:
+    database = Database(empty_db)
+    with database.session(write=True) as session:
+        yield session
+    database.dispose()
+
+
+def _counts(session: Session) -> tuple[int, int, int]:
+    return (
+        session.scalar(select(func.count()).select_from(Pattern)) or 0,
+        session.scalar(select(func.count()).select_from(Question)) or 0,
+        session.scalar(select(func.count()).select_from(QuestionVersion)) or 0,
+    )
+
+
+# --- the content in questions/ ---------------------------------------------------------
+
+
+def test_every_question_file_validates() -> None:
+    patterns = read_bank(QUESTIONS)
+    assert [p.slug for p in patterns] == [LESSON]
+
+
+def test_the_lesson_has_enough_choice_questions_across_difficulties() -> None:
+    (lesson,) = read_bank(QUESTIONS / LESSON)
+    choice = [s.question for s in lesson.questions if s.question.kind == "choice"]
+    assert len(choice) >= 12
+    by_difficulty = {d: sum(q.difficulty == d for q in choice) for d in schema.Difficulty}
+    assert all(count >= 3 for count in by_difficulty.values()), by_difficulty
+
+
+def test_every_question_explains_itself() -> None:
+    for pattern in read_bank(QUESTIONS):
+        for source in pattern.questions:
+            question = source.question
+            assert question.hint, f"{source.path}: no hint"
+            assert question.mistakes, f"{source.path}: no common mistakes"
+            assert question.notes, f"{source.path}: no notes on what was checked"
+            wrong = [c for c in question.choices if not c.correct]
+            assert all(c.mistake for c in wrong), f"{source.path}: a wrong choice lacks `mistake`"
+
+
+def test_schema_json_is_current() -> None:
+    on_disk = json.loads((QUESTIONS / "schema.json").read_text())
+    assert on_disk == schema.json_schema(), "run `python -m app export-schema`"
+
+
+def _properties(node: Any) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for definition in node["$defs"].values():
+        for name, prop in definition.get("properties", {}).items():
+            found.append((f"{definition.get('title')}.{name}", prop))
+    return found
+
+
+def test_every_schema_field_is_described() -> None:
+    undescribed = [
+        name for name, prop in _properties(schema.json_schema()) if not prop.get("description")
+    ]
+    assert undescribed == []
+
+
+# --- validation errors name the file and the field ---------------------------------------
+
+
+def test_unknown_key_is_rejected_with_path_and_field(tmp_path: Path) -> None:
+    write_bank(tmp_path, [choice_question(colour="blue")])
+    with pytest.raises(BankError) as caught:
+        read_bank(tmp_path)
+    (error,) = caught.value.errors
+    assert error == f"{tmp_path}/test-pattern/q-one.yaml: colour: Extra inputs are not permitted"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"difficulty": "brutal"}, "difficulty: Input should be 'easy', 'medium' or 'hard'"),
+        ({"id": "Has Spaces"}, "id: String should match pattern"),
+        (
+            {"choices": [{"text": "a"}, {"text": "b"}]},
+            "(file): exactly one choice must be correct, found 0",
+        ),
+        (
+            {"choices": [{"text": "a", "correct": True, "mistake": "x"}, {"text": "b"}]},
+            "the correct choice cannot have a `mistake`",
+        ),
+        (
+            {"solution": {"steps": [], "final_answer": "x"}},
+            "solution.steps: List should have at least 1 item",
+        ),
+        ({"choices": [{"text": "a", "correct": True}, {"text": "a"}]}, "same text"),
+    ],
+)
+def test_invalid_questions_say_what_is_wrong(
+    tmp_path: Path, overrides: dict[str, Any], expected: str
+) -> None:
+    write_bank(tmp_path, [choice_question(**overrides)])
+    with pytest.raises(BankError) as caught:
+        read_bank(tmp_path)
+    assert any(expected in error for error in caught.value.errors), caught.value.errors
+
+
+def test_duplicate_yaml_keys_are_an_error(tmp_path: Path) -> None:
+    write_bank(tmp_path, [])
+    (tmp_path / "test-pattern" / "dup.yaml").write_text("id: a\nid: b\n")
+    with pytest.raises(BankError, match="duplicate key 'id'"):
+        read_bank(tmp_path)
+
+
+def test_duplicate_ids_across_files_are_an_error(tmp_path: Path) -> None:
+    write_bank(tmp_path, [choice_question("same")])
+    (tmp_path / "test-pattern" / "copy.yaml").write_text(
+        (tmp_path / "test-pattern" / "same.yaml").read_text()
+    )
+    with pytest.raises(BankError, match="'same' is already used by"):
+        read_bank(tmp_path)
+
+
+def test_every_broken_file_is_reported_not_just_the_first(tmp_path: Path) -> None:
+    write_bank(tmp_path, [choice_question("a", difficulty="x"), choice_question("b", prompt="")])
+    with pytest.raises(BankError) as caught:
+        read_bank(tmp_path)
+    assert len(caught.value.errors) == 2
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+def test_import_is_all_or_nothing(tmp_path: Path, session: Session) -> None:
+    write_bank(tmp_path, [choice_question("good"), choice_question("bad", kind="essay")])
+    with pytest.raises(BankError):
+        import_bank(session, tmp_path)
+    session.rollback()
+    assert _counts(session) == (0, 0, 0)
+
+
+def test_broken_file_leaves_previous_import_untouched(tmp_path: Path, session: Session) -> None:
+    write_bank(tmp_path, [choice_question("good")])
+    import_bank(session, tmp_path)
+    before = _counts(session)
+    write_bank(
+        tmp_path,
+        [choice_question("good", prompt="changed"), choice_question("bad", difficulty="?")],
+    )
+    with pytest.raises(BankError):
+        import_bank(session, tmp_path)
+    session.rollback()
+    assert _counts(session) == before
+    assert get_question_or_raise(session, "good").question.prompt == "Which is right?"
+
+
+def test_reimporting_unchanged_files_changes_nothing(session: Session) -> None:
+    first = import_bank(session, QUESTIONS)
+    assert first.created and first.changed
+    counts = _counts(session)
+    again = import_bank(session, QUESTIONS)
+    assert not again.changed
+    assert len(again.unchanged) == len(first.created)
+    assert _counts(session) == counts
+
+
+def test_a_changed_question_becomes_a_new_version_and_attempts_keep_theirs(
+    tmp_path: Path, session: Session
+) -> None:
+    write_bank(tmp_path, [choice_question("q")])
+    import_bank(session, tmp_path)
+    learner = get_or_create_learner(session, None)
+    attempt = record_attempt(
+        session, learner=learner, question=get_question_or_raise(session, "q"), answer=0
+    )
+
+    write_bank(tmp_path, [choice_question("q", prompt="Which one is right, really?")])
+    report = import_bank(session, tmp_path)
+
+    assert report.new_versions == ["q"]
+    live = get_question_or_raise(session, "q")
+    assert (live.version, live.question.prompt) == (2, "Which one is right, really?")
+    stored = session.get(Attempt, attempt.id)
+    assert stored is not None and stored.question_version == 1
+
+
+def test_a_question_removed_from_its_pattern_is_retired_then_restored(
+    tmp_path: Path, session: Session
+) -> None:
+    write_bank(tmp_path, [choice_question("keep"), choice_question("drop")])
+    import_bank(session, tmp_path)
+    write_bank(tmp_path, [choice_question("keep")])
+    assert import_bank(session, tmp_path).retired == ["drop"]
+    with pytest.raises(NotFound):
+        get_question_or_raise(session, "drop")
+    assert session.get(QuestionVersion, ("drop", 1)) is not None  # history kept
+
+    write_bank(tmp_path, [choice_question("keep"), choice_question("drop")])
+    assert import_bank(session, tmp_path).restored == ["drop"]
+    assert get_question_or_raise(session, "drop").version == 1
+
+
+def test_export_then_import_is_lossless(tmp_path: Path, session: Session) -> None:
+    import_bank(session, QUESTIONS)
+    exported = tmp_path / "exported"
+    count = export_bank(session, exported)
+    assert count == sum(len(p.questions) for p in read_bank(QUESTIONS))
+
+    originals = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
+    round_tripped = {s.question.id: s.question for p in read_bank(exported) for s in p.questions}
+    assert round_tripped == originals
+    assert not import_bank(session, exported).changed

@@ -1,0 +1,66 @@
+"""The command line: check, import and export questions, migrate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.bank.files import read_bank
+from app.cli import cli
+from tests.conftest import QUESTIONS
+from tests.factories import choice_question, write_bank
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACEWISE_VAR_DIR", str(tmp_path / "var"))
+
+
+def test_check_questions_ok() -> None:
+    result = runner.invoke(cli, ["check-questions", str(QUESTIONS)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("OK: 1 pattern(s)")
+
+
+def test_check_questions_names_file_and_field(tmp_path: Path) -> None:
+    write_bank(tmp_path, [choice_question(difficulty="impossible")])
+    result = runner.invoke(cli, ["check-questions", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"{tmp_path}/test-pattern/q-one.yaml: difficulty: Input should be" in result.output
+    assert "nothing was changed" in result.output
+
+
+def test_migrate_import_export_round_trip(tmp_path: Path) -> None:
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    imported = runner.invoke(cli, ["import-questions", str(QUESTIONS)])
+    assert imported.exit_code == 0, imported.output
+    assert "0 unchanged" in imported.output
+    again = runner.invoke(cli, ["import-questions", str(QUESTIONS)])
+    assert "0 new, 0 new versions" in again.output
+
+    out = tmp_path / "out"
+    exported = runner.invoke(cli, ["export-questions", str(out), "--pattern", "lr-schedulers"])
+    assert exported.exit_code == 0, exported.output
+
+    def questions(root: Path) -> dict[str, object]:
+        return {s.question.id: s.question for s in read_bank(root)[0].questions}
+
+    assert questions(out) == questions(QUESTIONS)
+
+
+def test_a_broken_import_fails_with_exit_code_1(tmp_path: Path) -> None:
+    runner.invoke(cli, ["migrate"])
+    write_bank(tmp_path / "bank", [choice_question(kind="essay")])
+    result = runner.invoke(cli, ["import-questions", str(tmp_path / "bank")])
+    assert result.exit_code == 1
+    assert "kind" in result.output
+
+
+def test_export_schema_writes_json(tmp_path: Path) -> None:
+    target = tmp_path / "schema.json"
+    assert runner.invoke(cli, ["export-schema", str(target)]).exit_code == 0
+    assert '"PatternFile"' in target.read_text()

@@ -1,0 +1,68 @@
+"""Nothing is lost when many learners submit at once to one SQLite file."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.bank.service import get_question_or_raise
+from app.db import Database
+from app.learning import get_or_create_learner, record_attempt
+from app.models import Attempt, Learner, Reveal
+
+THREADS = 16
+ATTEMPTS_EACH = 25
+
+
+def test_many_threads_hammering_one_sqlite_file_lose_no_attempt(database: Database) -> None:
+    def learner_session(index: int) -> int:
+        with database.session(write=True) as session:
+            learner = get_or_create_learner(session, None)
+            session.commit()
+        for attempt in range(ATTEMPTS_EACH):
+            with database.session(write=True) as session:
+                question = get_question_or_raise(session, "lr-purpose")
+                learner = session.get_one(Learner, learner.id)
+                record_attempt(
+                    session, learner=learner, question=question, answer=(index + attempt) % 4
+                )
+        return learner.id
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        learner_ids = list(pool.map(learner_session, range(THREADS)))
+
+    with database.session() as session:
+        total = session.scalar(select(func.count()).select_from(Attempt))
+        per_learner = dict(
+            session.execute(
+                select(Attempt.learner_id, func.count()).group_by(Attempt.learner_id)
+            ).all()
+        )
+        reveals = session.scalar(select(func.count()).select_from(Reveal))
+    assert total == THREADS * ATTEMPTS_EACH
+    assert per_learner == dict.fromkeys(learner_ids, ATTEMPTS_EACH)
+    assert reveals == total  # every attempt showed its solution, in the same transaction
+
+
+def test_concurrent_http_submissions_are_all_stored(app: FastAPI, database: Database) -> None:
+    clients, per_client = 8, 15
+
+    def submit(_: int) -> list[int]:
+        with TestClient(app) as client:
+            return [
+                client.post(
+                    "/api/questions/lr-steplr-syntax/attempts", json={"answer": n % 4}
+                ).status_code
+                for n in range(per_client)
+            ]
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        statuses = [code for codes in pool.map(submit, range(clients)) for code in codes]
+
+    assert statuses == [201] * clients * per_client
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Attempt)) == clients * per_client
+        assert session.scalar(select(func.count()).select_from(Learner)) == clients

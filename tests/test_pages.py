@@ -1,0 +1,186 @@
+"""Learner pages: every page renders, and a learner can answer and see the worked solution."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.bank.files import read_bank
+from app.models import Attempt, Reveal
+from tests.conftest import QUESTIONS, Learner
+
+LESSON = "lr-schedulers"
+QUESTION_IDS = [s.question.id for p in read_bank(QUESTIONS) for s in p.questions]
+
+
+def _attempts(db: Session) -> list[Attempt]:
+    db.rollback()  # end the read snapshot, to see what requests committed since
+    return list(db.scalars(select(Attempt).order_by(Attempt.id)))
+
+
+def test_home_lists_the_patterns(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.template.name == "patterns/index.html"  # type: ignore[attr-defined]
+    assert "Learning rate schedulers in PyTorch" in response.text
+    assert f"{len(QUESTION_IDS)} questions" in response.text
+
+
+def test_pattern_page_shows_insight_modes_and_questions(client: TestClient) -> None:
+    response = client.get(f"/patterns/{LESSON}")
+    assert response.status_code == 200
+    for text in ("Key insight", "Practice", "Quiz", "easy", "medium", "hard"):
+        assert text in response.text
+    for qid in QUESTION_IDS:
+        assert f"/patterns/{LESSON}/questions/{qid}" in response.text
+
+
+@pytest.mark.parametrize("question_id", QUESTION_IDS)
+def test_every_question_page_renders_and_every_choice_gets_a_solution(
+    client: TestClient, learner: Learner, question_id: str
+) -> None:
+    html = learner.open_question(LESSON, question_id)
+    assert 'type="radio" name="answer"' in html
+    response = learner.answer(LESSON, question_id, 0)
+    assert response.status_code == 303  # type: ignore[attr-defined]
+    result = client.get(response.headers["location"])  # type: ignore[attr-defined]
+    assert result.status_code == 200
+    assert "Worked solution" in result.text and "Final answer" in result.text
+
+
+def test_answering_stores_the_attempt_and_shows_the_verdict(
+    client: TestClient, learner: Learner, db: Session
+) -> None:
+    response = learner.answer(LESSON, "lr-purpose", 3)
+    page = client.get(response.headers["location"])  # type: ignore[attr-defined]
+    assert "Correct" in page.text
+    (attempt,) = _attempts(db)
+    assert (attempt.question_id, attempt.question_version) == ("lr-purpose", 1)
+    assert (attempt.answer, attempt.correct, attempt.score) == (3, True, 1.0)
+    assert attempt.time_taken_ms is not None and 0 <= attempt.time_taken_ms < 60_000
+    assert not attempt.hint_seen and not attempt.solution_seen
+
+
+def test_a_wrong_answer_shows_the_misconception_behind_it(
+    client: TestClient, learner: Learner
+) -> None:
+    response = learner.answer(LESSON, "lr-purpose", 1)
+    page = client.get(response.headers["location"])  # type: ignore[attr-defined]
+    assert "Not quite" in page.text
+    assert "Why B is tempting, and wrong" in page.text
+    assert "DataLoader" in page.text  # the mistake text of choice B
+
+
+def test_the_hint_is_recorded_and_flags_the_next_attempt(
+    client: TestClient, learner: Learner, db: Session
+) -> None:
+    assert "Show a hint" in learner.open_question(LESSON, "lr-purpose")
+    response = learner.ask_hint(LESSON, "lr-purpose")
+    assert response.status_code == 303  # type: ignore[attr-defined]
+    html = learner.open_question(LESSON, "lr-purpose")
+    assert "Show a hint" not in html and "<h2>Hint</h2>" in html
+    assert db.scalars(select(Reveal.kind)).all() == ["hint"]
+
+    learner.answer(LESSON, "lr-purpose", 0)
+    learner.answer(LESSON, "lr-purpose", 3)
+    first, second = _attempts(db)
+    assert first.hint_seen and not first.solution_seen
+    assert second.hint_seen and second.solution_seen  # saw the solution after the first try
+
+
+def test_submitting_without_a_choice_is_a_form_error_not_a_record(
+    learner: Learner, db: Session
+) -> None:
+    response = learner.answer(LESSON, "lr-purpose", None)
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert "Pick one of the choices" in response.text  # type: ignore[attr-defined]
+    assert _attempts(db) == []
+
+
+def test_an_impossible_choice_is_a_form_error(client: TestClient, learner: Learner) -> None:
+    html = learner.open_question(LESSON, "lr-purpose")
+    token = html.split('name="csrf_token" value="')[1].split('"')[0]
+    response = client.post(
+        f"/patterns/{LESSON}/questions/lr-purpose/answer",
+        data={"csrf_token": token, "answer": "7"},
+    )
+    assert response.status_code == 422
+    assert "answer must be a choice index 0–3" in response.text
+
+
+def test_a_form_without_the_csrf_token_is_refused(client: TestClient, db: Session) -> None:
+    client.get(f"/patterns/{LESSON}/questions/lr-purpose")
+    response = client.post(f"/patterns/{LESSON}/questions/lr-purpose/answer", data={"answer": "3"})
+    assert response.status_code == 403
+    assert "Reload the page" in response.text
+    assert _attempts(db) == []
+
+
+def test_someone_elses_attempt_is_not_found(learner: Learner, other_client: TestClient) -> None:
+    location = learner.answer(LESSON, "lr-purpose", 3).headers["location"]  # type: ignore[attr-defined]
+    assert learner.client.get(location).status_code == 200
+    response = other_client.get(location)
+    assert response.status_code == 404
+    assert "Correct" not in response.text
+
+
+def test_the_next_question_link_walks_the_whole_pattern(
+    client: TestClient, learner: Learner
+) -> None:
+    seen = []
+    question_id: str | None = QUESTION_IDS[0]
+    while question_id:
+        seen.append(question_id)
+        location = learner.answer(LESSON, question_id, 0).headers["location"]  # type: ignore[attr-defined]
+        page = client.get(location).text
+        marker = f'href="http://testserver/patterns/{LESSON}/questions/'
+        links = [part.split('"')[0] for part in page.split(marker)[1:]]
+        following = [link for link in links if "/" not in link and link != question_id]
+        question_id = following[-1] if "Next question" in page else None
+    assert seen == QUESTION_IDS
+
+
+def test_progress_shows_on_home_and_pattern_page(client: TestClient, learner: Learner) -> None:
+    learner.answer(LESSON, "lr-purpose", 3)
+    learner.answer(LESSON, "lr-steplr-syntax", 1)
+    total = len(QUESTION_IDS)
+    assert f"1 / {total} solved · 1 to retry" in client.get("/").text
+    assert f"1 / {total} solved" in client.get(f"/patterns/{LESSON}").text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/patterns/no-such-pattern",
+        f"/patterns/{LESSON}/questions/no-such-question",
+        f"/patterns/other-pattern/questions/{QUESTION_IDS[0]}",
+        f"/patterns/{LESSON}/questions/lr-purpose/attempts/999",
+        "/no/such/page",
+    ],
+)
+def test_unknown_things_are_a_404_page(client: TestClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 404
+    assert response.template.name == "errors/error.html"  # type: ignore[attr-defined]
+    assert "<title>Not found · Tracewise</title>" in response.text
+
+
+def test_a_malformed_attempt_id_is_a_422_page(client: TestClient) -> None:
+    response = client.get(f"/patterns/{LESSON}/questions/lr-purpose/attempts/abc")
+    assert response.status_code == 422
+    assert "attempt_id" in response.text
+
+
+def test_the_session_cookie_is_signed_httponly_and_samesite(learner: Learner) -> None:
+    response = learner.answer(LESSON, "lr-purpose", 3)
+    cookie = response.headers["set-cookie"].lower()  # type: ignore[attr-defined]
+    assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_a_tampered_cookie_is_a_new_guest(client: TestClient, learner: Learner) -> None:
+    location = learner.answer(LESSON, "lr-purpose", 3).headers["location"]  # type: ignore[attr-defined]
+    value = client.cookies["tracewise"]
+    client.cookies.set("tracewise", value[:-3] + "AAA", domain="testserver.local")
+    assert client.get(location).status_code == 404
