@@ -230,6 +230,7 @@ class QuestionPage:
     """Everything the question page shows around the question itself."""
 
     question: LiveQuestion
+    pattern_title: str
     hint: str | None
     state: QuestionState | None
     next_question: LiveQuestion | None
@@ -274,6 +275,7 @@ def question_page(
     state = question_states(session, learner=learner).get(question.id)
     return QuestionPage(
         question=question,
+        pattern_title=pattern.file.title,
         hint=question.question.hint if revealed else None,
         state=state,
         next_question=siblings[index + 1] if index + 1 < len(siblings) else None,

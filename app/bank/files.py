@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.bank.schema import (
     PATTERN_ADAPTER,
+    Difficulty,
     QUESTION_ADAPTER,
     SLUG_PATTERN,
     PatternFile,
@@ -46,7 +47,7 @@ class QuestionSource:
 
 @dataclass(frozen=True)
 class PatternSource:
-    """A validated pattern with its questions, in file-name order."""
+    """A validated pattern with its questions, easy to hard."""
 
     slug: str
     path: Path
@@ -126,6 +127,7 @@ def read_bank(root: Path) -> list[PatternSource]:
             question = _validate_file(path, QUESTION_ADAPTER, errors)
             if question is not None:
                 questions.append(QuestionSource(path, question))
+        questions.sort(key=_difficulty_then_path)
         if pattern is not None:
             patterns.append(PatternSource(folder.name, folder, pattern, questions))
     if not patterns and not errors:
@@ -134,6 +136,11 @@ def read_bank(root: Path) -> list[PatternSource]:
     if errors:
         raise BankError(errors)
     return patterns
+
+
+def _difficulty_then_path(source: QuestionSource) -> tuple[int, Path]:
+    """Questions run easy → hard, then by file name: the order practice walks them in."""
+    return list(Difficulty).index(source.question.difficulty), source.path
 
 
 def _question_files(folder: Path) -> Iterable[Path]:
