@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from app.bank.schema import (
     PATTERN_ADAPTER,
-    Difficulty,
     QUESTION_ADAPTER,
     SLUG_PATTERN,
+    Difficulty,
     PatternFile,
     Question,
 )
