@@ -1,0 +1,266 @@
+"""What runs inside a child: the snippet, with its output, value, warnings and LR trace recorded.
+
+`install_tracing()` runs once in the runner, before any fork; `run(job)` runs in a child.
+Nothing here is a security boundary — the child is already locked down when it gets here.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import random
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
+
+from app.sandbox.protocol import ErrorInfo, Job, RunResult, TraceEvent, Verdict, WarningRecord
+
+SNIPPET = "<snippet>"
+EXPRESSION = "<expression>"
+MAX_TRACE_EVENTS = 5000  # a 1000-epoch scheduler run is 2000 events
+MAX_MESSAGE = 2000  # characters of an exception or warning message kept
+
+
+class _Tracer:
+    """Records LR trace events while `active`; steps nested in other steps are not recorded."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.depth = 0
+        self.events: list[TraceEvent] = []
+        self.truncated = False
+        self.counts: dict[int, int] = {}
+
+    def record(self, kind: str, owner: object, optimizer: Optimizer) -> None:
+        if not self.active or self.depth:
+            return
+        if len(self.events) >= MAX_TRACE_EVENTS:
+            self.truncated = True
+            return
+        count = self.counts[id(owner)] = self.counts.get(id(owner), 0) + 1
+        self.events.append(
+            TraceEvent(
+                kind=kind,
+                name=type(owner).__name__,
+                call=count,
+                line=_snippet_line(sys._getframe(2)),
+                lrs=[float(group["lr"]) for group in optimizer.param_groups],
+            )
+        )
+
+
+TRACER = _Tracer()
+
+
+def _snippet_line(frame: FrameType | None) -> int | None:
+    while frame is not None:
+        if frame.f_code.co_filename == SNIPPET:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _optimizer_post_hook(optimizer: Optimizer, _args: Any, _kwargs: Any) -> None:
+    TRACER.record("optimizer", optimizer, optimizer)
+
+
+def _traced_step(step: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(step)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        TRACER.depth += 1
+        try:
+            result = step(self, *args, **kwargs)
+        finally:
+            TRACER.depth -= 1
+        TRACER.record("scheduler", self, self.optimizer)
+        return result
+
+    return wrapper
+
+
+def _untraced(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Steps a scheduler takes while being constructed are not the learner's steps."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        TRACER.depth += 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            TRACER.depth -= 1
+
+    return wrapper
+
+
+def install_tracing() -> None:
+    """Hook every optimizer step and wrap every scheduler's `step` and `__init__`."""
+    register_optimizer_step_post_hook(_optimizer_post_hook)
+    for value in vars(lr_scheduler).values():
+        if isinstance(value, type) and issubclass(value, lr_scheduler.LRScheduler):
+            if "step" in value.__dict__:
+                value.step = _traced_step(value.__dict__["step"])  # type: ignore[method-assign]
+            if "__init__" in value.__dict__:
+                value.__init__ = _untraced(value.__dict__["__init__"])  # type: ignore[method-assign]
+
+
+def _error_info(exc: BaseException) -> ErrorInfo:
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if f.filename in (SNIPPET, EXPRESSION)
+    ]
+    lines = [
+        f"line {f.lineno}: {f.line}" if f.filename == SNIPPET else f"in the expression: {f.line}"
+        for f in frames
+    ]
+    line = frames[-1].lineno if frames and frames[-1].filename == SNIPPET else None
+    if isinstance(exc, SyntaxError) and exc.filename == SNIPPET:
+        line = exc.lineno
+        lines.append(f"line {exc.lineno}: {(exc.text or '').strip()}")
+    message = str(exc)[:MAX_MESSAGE]
+    lines.append(f"{type(exc).__name__}: {message}")
+    return ErrorInfo(
+        type=type(exc).__name__, message=message, line=line, traceback="\n".join(lines)
+    )
+
+
+def _is_memory_error(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+
+
+def _is_forbidden(exc: BaseException) -> bool:
+    return isinstance(exc, PermissionError)
+
+
+def run(job: Job) -> RunResult:
+    """Run a job's snippet (and expression) and describe what happened.
+
+    The snippet's stdout and stderr go straight to the pipes the runner reads; the runner, not
+    this function, decides what they contain.
+    """
+    # The CPU generator only: torch.manual_seed also seeds every accelerator backend, which
+    # costs ~4 ms in a freshly forked process and means nothing on a CPU-only runner.
+    torch.default_generator.manual_seed(job.seed)
+    random.seed(job.seed)
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    status, value, error = Verdict.OK, None, None
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        TRACER.active = True
+        try:
+            exec(compile(job.code, SNIPPET, "exec"), namespace)
+            if job.expression is not None:
+                expression = compile(job.expression, EXPRESSION, "eval")
+                value = repr(eval(expression, namespace))
+        except BaseException as exc:
+            error = _error_info(exc)
+            status = (
+                Verdict.MEMORY
+                if _is_memory_error(exc)
+                else Verdict.FORBIDDEN
+                if _is_forbidden(exc)
+                else Verdict.ERROR
+            )
+        finally:
+            TRACER.active = False
+            sys.stdout.flush()
+            sys.stderr.flush()
+    return RunResult(
+        status=status,
+        value=value,
+        error=error,
+        trace=TRACER.events,
+        trace_truncated=TRACER.truncated,
+        warnings=[_warning(w) for w in caught],
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _warning(record: warnings.WarningMessage) -> WarningRecord:
+    return WarningRecord(
+        category=record.category.__name__,
+        message=str(record.message)[:MAX_MESSAGE],
+        line=record.lineno if record.filename == SNIPPET else None,
+    )
+
+
+REHEARSAL = """\
+import torch
+opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+for _ in range(3):
+    opt.step()
+    scheduler.step()
+str(opt.param_groups[0]["lr"])
+"""
+
+
+def rehearse() -> None:
+    """A typical run, silently, in a fresh child: its first-touch costs are then paid."""
+    run(Job(code=REHEARSAL, expression="scheduler.get_last_lr()"))
+    TRACER.events = []
+    TRACER.counts.clear()
+    TRACER.truncated = False
+
+
+def warm_up() -> None:
+    """Exercise every optimizer and scheduler once, so children start with nothing to load."""
+    model = torch.nn.Sequential(torch.nn.Linear(10, 10), torch.nn.ReLU(), torch.nn.Linear(10, 2))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    inputs, labels = torch.randn(8, 10), torch.randint(0, 2, (8,))
+    optimizers = [
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        torch.optim.Adam(model.parameters(), lr=0.01),
+        torch.optim.AdamW(model.parameters(), lr=0.01),
+        torch.optim.RMSprop(model.parameters(), lr=0.01),
+        torch.optim.Adagrad(model.parameters(), lr=0.01),
+    ]
+    for optimizer in optimizers:
+        loss = loss_fn(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    schedulers: list[Any] = [
+        lr_scheduler.StepLR(opt, 2),
+        lr_scheduler.MultiStepLR(opt, [1, 2]),
+        lr_scheduler.ExponentialLR(opt, 0.9),
+        lr_scheduler.CosineAnnealingLR(opt, 3),
+        lr_scheduler.LinearLR(opt),
+        lr_scheduler.ConstantLR(opt),
+        lr_scheduler.PolynomialLR(opt),
+        lr_scheduler.LambdaLR(opt, lambda e: 1.0),
+        lr_scheduler.MultiplicativeLR(opt, lambda e: 0.9),
+        lr_scheduler.CosineAnnealingWarmRestarts(opt, 2),
+        lr_scheduler.CyclicLR(opt, 0.01, 0.1),
+        lr_scheduler.OneCycleLR(opt, 0.1, total_steps=10),
+    ]
+    schedulers.append(
+        lr_scheduler.SequentialLR(
+            opt, [lr_scheduler.ConstantLR(opt), lr_scheduler.ExponentialLR(opt, 0.9)], [1]
+        )
+    )
+    schedulers.append(lr_scheduler.ChainedScheduler([lr_scheduler.ExponentialLR(opt, 0.9)]))
+    plateau = lr_scheduler.ReduceLROnPlateau(opt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):
+            opt.step()
+            for scheduler in schedulers:
+                scheduler.step()
+                scheduler.get_last_lr()
+            plateau.step(1.0)
+            opt.state_dict()
+    str(torch.tensor([0.5]))  # tensor printing imports its formatting code lazily
+    _error_info(ValueError("warm"))
+    TRACER.events.clear()
+    TRACER.counts.clear()

@@ -1,0 +1,578 @@
+"""The runner process: `python -m app.sandbox.runner CONFIG_JSON`, started by the web app.
+
+It speaks framed JSON on its stdin (jobs: `{"id": n, "job": {...}}`) and stdout (first a
+`{"hello": {...}}` or `{"fatal": "..."}`, then `{"id": n, "result": {...}}`). It is one thread
+and one event loop: it never blocks on a child, so a hostile child cannot stall other jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import json
+import math
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.sandbox import lockdown
+from app.sandbox.protocol import (
+    HEADER,
+    FrameBuffer,
+    Job,
+    RunResult,
+    Verdict,
+    encode,
+    read_frame,
+    write_frame,
+)
+
+READY = b"R"  # a child writes this once it is locked down and waiting for its job
+MAX_RESULT_BYTES = 4 * 1024 * 1024
+CHILD_SETUP_FAILED = 70  # exit code of a child whose lockdown failed (a runner problem)
+SCRATCH_ROOT = Path("/tmp")  # inside the runner's own mount namespace: a private tmpfs
+MAX_SETUP_FAILURES = 5  # consecutive failed lockdowns before the runner gives up
+CHILD_VERDICTS = {Verdict.OK, Verdict.ERROR, Verdict.MEMORY, Verdict.FORBIDDEN}
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How the runner sets up its slots; sent by the web app as JSON on the command line."""
+
+    slots: int = 2
+    mode: str = "strict"  # "strict": full lockdown; "trusted": limits only, for trusted code
+    uid_base: int = 61000  # slot i runs as uid/gid uid_base + i
+    max_timeout_s: float = 10.0
+    memory_bytes: int = 512 * 1024 * 1024  # address space a child may add to the runner's
+    output_bytes: int = 64 * 1024  # stdout + stderr
+    scratch_bytes: int = 8 * 1024 * 1024
+    scratch_inodes: int = 256
+    read_only_paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Slot:
+    """One place a child runs; in strict mode, with its own uid and scratch tmpfs."""
+
+    index: int
+    uid: int
+    scratch: Path
+    ruleset: int = -1
+    pid: int = 0
+    job_w: int = -1
+    pipes: dict[str, int] = field(default_factory=dict)  # name → read fd, until EOF
+    ready: bool = False
+    job_id: int | None = None
+    started: float = 0.0
+    deadline: float = math.inf
+    output: dict[str, bytearray] = field(default_factory=dict)
+    kill_reason: Verdict | None = None
+    token: str = ""  # a fresh secret per job, echoed in the child's result
+    answered: bool = False
+    status: tuple[int, Any] | None = None  # (wait status, rusage) once reaped
+
+
+def _frame_complete(data: bytearray) -> bool:
+    if len(data) < HEADER.size:
+        return False
+    size: int = HEADER.unpack_from(data)[0]
+    return len(data) >= HEADER.size + size
+
+
+def _single_result(data: bytearray, token: str) -> RunResult | None:
+    """The one well-formed result frame for this job's token, or None for anything else."""
+    if len(data) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack_from(data)
+    if len(data) != HEADER.size + size:
+        return None  # truncated, or something written after the result
+    try:
+        claimed = json.loads(bytes(data[HEADER.size :]))
+        if not isinstance(claimed, dict) or claimed.pop("token", None) != token:
+            return None
+        return RunResult.from_json(claimed)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _vm_size() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
+
+
+def _thread_count() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+class Runner:
+    """The event loop: jobs in, children out, results back."""
+
+    def __init__(self, config: RunnerConfig, jobs_fd: int, results_fd: int) -> None:
+        self.config = config
+        self.jobs_fd = jobs_fd
+        self.results_fd = results_fd
+        self.strict = config.mode == "strict"
+        self.selector = selectors.DefaultSelector()
+        self.queue: deque[tuple[int, Job]] = deque()
+        self.frames = FrameBuffer()
+        self.setup_failures = 0
+        self.seccomp: lockdown.SeccompFilter | None = None
+        self.slots = [
+            Slot(index=i, uid=config.uid_base + i, scratch=SCRATCH_ROOT / f"slot-{i}")
+            for i in range(config.slots)
+        ]
+        self.limits = lockdown.Limits(
+            cpu_seconds=math.ceil(config.max_timeout_s) + 1,
+            address_space_bytes=0,  # set per spawn: the runner's size plus memory_bytes
+            file_size_bytes=config.scratch_bytes,
+        )
+
+    # --- set-up ------------------------------------------------------------------------
+
+    def isolate(self) -> dict[str, Any]:
+        """Enter private namespaces, mount the scratch space, build Landlock and seccomp."""
+        if not self.strict:
+            for slot in self.slots:
+                slot.scratch = Path(os.environ.get("TMPDIR", "/tmp")) / (
+                    f"tracewise-{os.getpid()}-slot-{slot.index}"
+                )
+                slot.scratch.mkdir(mode=0o700, exist_ok=True)
+            return {"mode": "trusted"}
+        if sys.platform != "linux":
+            raise lockdown.SandboxUnsupported("the sandbox needs Linux")
+        if os.geteuid() != 0:
+            raise lockdown.SandboxUnsupported(
+                "the sandbox needs root to give each slot its own uid and scratch mount; "
+                "run as root (e.g. in a container or VM) or set TRACEWISE_SANDBOX_MODE=trusted "
+                "for a trusted local set-up"
+            )
+        abi = lockdown.landlock_abi()
+        if abi < 1:
+            raise lockdown.SandboxUnsupported("the kernel has no Landlock (Linux 5.13+ needed)")
+        self.seccomp = lockdown.SeccompFilter()
+        lockdown.enter_private_namespaces()
+        total = self.config.scratch_bytes * (self.config.slots + 1)
+        lockdown.mount_tmpfs(SCRATCH_ROOT, size_bytes=total, inodes=4096, mode=0o711)
+        read_only = [Path(p) for p in self.config.read_only_paths]
+        for slot in self.slots:
+            self._mount_scratch(slot)
+            slot.ruleset = lockdown.landlock_ruleset(
+                read_only=read_only, read_write=[slot.scratch, Path("/dev/null")]
+            )
+        return {"mode": "strict", "landlock_abi": abi}
+
+    def _mount_scratch(self, slot: Slot) -> None:
+        lockdown.mount_tmpfs(
+            slot.scratch,
+            size_bytes=self.config.scratch_bytes,
+            inodes=self.config.scratch_inodes,
+            uid=slot.uid,
+        )
+
+    def _reset_scratch(self, slot: Slot) -> None:
+        if not any(slot.scratch.iterdir()):
+            return  # most runs write nothing
+        if self.strict:
+            lockdown.unmount(slot.scratch)
+            self._mount_scratch(slot)
+        else:
+            for entry in slot.scratch.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+    # --- children -----------------------------------------------------------------------
+
+    def spawn(self, slot: Slot) -> None:
+        """Fork a child for `slot`; it locks itself down and reports ready."""
+        job_r, job_w = os.pipe()
+        pipes = {name: os.pipe() for name in ("result", "stdout", "stderr")}
+        limits = lockdown.Limits(
+            cpu_seconds=self.limits.cpu_seconds,
+            address_space_bytes=_vm_size() + self.config.memory_bytes,
+            file_size_bytes=self.limits.file_size_bytes,
+        )
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                os.close(job_w)
+                for read_end, _ in pipes.values():
+                    os.close(read_end)
+                self._child(slot, limits, job_r, {n: w for n, (_, w) in pipes.items()})
+            finally:
+                os._exit(CHILD_SETUP_FAILED)
+        os.close(job_r)
+        slot.pid, slot.job_w = pid, job_w
+        slot.ready, slot.job_id, slot.kill_reason, slot.status = False, None, None, None
+        slot.answered = False
+        slot.deadline = math.inf
+        slot.pipes, slot.output = {}, {}
+        for name, (read_end, write_end) in pipes.items():
+            os.close(write_end)
+            os.set_blocking(read_end, False)
+            slot.pipes[name] = read_end
+            slot.output[name] = bytearray()
+            self.selector.register(read_end, selectors.EVENT_READ, (slot, name))
+
+    def _child(self, slot: Slot, limits: lockdown.Limits, job_r: int, w: dict[str, int]) -> None:
+        """In the child: lock down, say ready, read one job, run it, report, exit."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(w["stdout"], 1)
+        os.dup2(w["stderr"], 2)
+        # fd 3: job in, fd 4: result out; everything else the runner had is closed.
+        os.dup2(job_r, 3, inheritable=False)
+        os.dup2(w["result"], 4, inheritable=False)
+        keep = {0, 1, 2, 3, 4, slot.ruleset}
+        for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
+            if fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        os.chdir(slot.scratch)
+        os.environ.clear()
+        os.environ.update(
+            {
+                "HOME": str(slot.scratch),
+                "TMPDIR": str(slot.scratch),
+                "LANG": "C.UTF-8",
+                "OMP_NUM_THREADS": "1",
+            }
+        )
+        if self.strict:
+            lockdown.apply_limits(limits)
+            lockdown.drop_privileges(slot.uid)
+            lockdown.forbid_new_privileges()
+            lockdown.landlock_restrict_self(slot.ruleset)
+            os.close(slot.ruleset)
+            assert self.seccomp is not None
+            self.seccomp.load()
+        else:
+            lockdown.apply_limits(limits, with_task_limit=False)
+        sys.stdout = io.TextIOWrapper(
+            io.FileIO(1, "w", closefd=False),
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(2, "w", closefd=False),
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+        from app.sandbox import harness
+
+        harness.rehearse()  # touch, and so copy, the pages a run writes before the clock starts
+        os.write(4, READY)
+        message = read_frame(3)
+        if message is None:
+            os._exit(0)
+        token = message.pop("token")
+        result = harness.run(Job(**message["job"]))
+        write_frame(4, {**result.to_json(), "token": token})
+        os._exit(0)
+
+    def dispatch(self) -> None:
+        """Give queued jobs to ready children."""
+        for slot in self.slots:
+            if not self.queue:
+                return
+            if slot.ready and slot.job_id is None:
+                job_id, job = self.queue.popleft()
+                slot.job_id = job_id
+                slot.token = secrets.token_hex(16)
+                slot.started = time.monotonic()
+                slot.deadline = slot.started + min(job.timeout_s, self.config.max_timeout_s)
+                # A child that died while idle is reaped, and its job reported as crashed.
+                with contextlib.suppress(BrokenPipeError):
+                    os.write(slot.job_w, encode({"job": asdict(job), "token": slot.token}))
+                os.close(slot.job_w)
+                slot.job_w = -1
+
+    def on_output(self, slot: Slot, name: str) -> None:
+        """Read what a child wrote; enforce the output limits."""
+        fd = slot.pipes[name]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(fd)
+            os.close(fd)
+            del slot.pipes[name]
+            return
+        buffer = slot.output[name]
+        if name == "result" and not slot.ready and data[:1] == READY:
+            slot.ready = True
+            self.setup_failures = 0
+            data = data[1:]
+        buffer += data
+        if name == "result":
+            if len(buffer) > MAX_RESULT_BYTES:
+                self.kill(slot, Verdict.OUTPUT_LIMIT)
+            elif slot.job_id is not None and _frame_complete(buffer):
+                self.answer_early(slot)
+        elif len(slot.output["stdout"]) + len(slot.output["stderr"]) > self.config.output_bytes:
+            self.kill(slot, Verdict.OUTPUT_LIMIT)
+
+    def answer_early(self, slot: Slot) -> None:
+        """A child has written its whole result: answer now, stop the child, reap it later.
+
+        The child's stdout and stderr writes happened before its result write, so they are
+        already in their pipes; a child's teardown (milliseconds for a torch-sized address
+        space) is then off the learner's critical path.
+        """
+        for name in ("stdout", "stderr"):
+            while name in slot.pipes:
+                try:
+                    chunk = os.read(slot.pipes[name], 65536)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    break
+                slot.output[name] += chunk
+        if len(slot.output["stdout"]) + len(slot.output["stderr"]) > self.config.output_bytes:
+            self.kill(slot, Verdict.OUTPUT_LIMIT)
+            return
+        result = self.accept_result(slot, code=0)
+        self.kill(slot, Verdict.OK)
+        self.respond(slot, result)
+
+    def respond(self, slot: Slot, result: RunResult) -> None:
+        """Send a job's result to the web app; the slot's child is done with it."""
+        assert slot.job_id is not None
+        write_frame(self.results_fd, {"id": slot.job_id, "result": result.to_json()})
+        slot.job_id = None
+        slot.answered = True
+        slot.ready = False  # this child is spent; its successor reports ready itself
+
+    def kill(self, slot: Slot, reason: Verdict) -> None:
+        """Stop a child now (its whole process group, though it cannot have made another)."""
+        if slot.kill_reason is None:
+            slot.kill_reason = reason
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(slot.pid, signal.SIGKILL)
+
+    def reap(self) -> None:
+        """Collect exited children; finish the ones whose pipes are drained."""
+        for slot in self.slots:
+            if slot.pid and slot.status is None:
+                try:
+                    pid, status, usage = os.wait4(slot.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pid, status, usage = slot.pid, 0, None
+                if pid:
+                    slot.status = (status, usage)
+                    if slot.kill_reason is not None:
+                        self._close_pipes(slot)
+            if slot.status is not None and not slot.pipes:
+                self.finish(slot)
+
+    def _close_pipes(self, slot: Slot) -> None:
+        for fd in slot.pipes.values():
+            self.selector.unregister(fd)
+            os.close(fd)
+        slot.pipes = {}
+
+    def finish(self, slot: Slot) -> None:
+        """Turn a finished child into a result (if it had a job) and spawn its successor."""
+        assert slot.status is not None
+        status, usage = slot.status
+        if slot.job_w != -1:
+            os.close(slot.job_w)
+            slot.job_w = -1
+        if slot.job_id is not None:
+            self.respond(slot, self.verdict(slot, status, usage))
+        elif (
+            not slot.answered
+            and os.WIFEXITED(status)
+            and os.WEXITSTATUS(status) == CHILD_SETUP_FAILED
+        ):
+            self.setup_failures += 1
+            if self.setup_failures >= MAX_SETUP_FAILURES:
+                raise RuntimeError("children keep failing their lockdown; see the runner log")
+        slot.pid = 0
+        self._reset_scratch(slot)
+        self.spawn(slot)
+
+    def verdict(self, slot: Slot, status: int, usage: Any) -> RunResult:
+        """Decide how the run ended from what the kernel reports; trust the child only for
+        the details of a normal exit."""
+        killed = self._killed(slot, status, usage)
+        if killed is None:
+            return self.accept_result(slot, code=os.WEXITSTATUS(status))
+        verdict, detail = killed
+        return RunResult(
+            verdict,
+            stdout=slot.output["stdout"].decode("utf-8", "backslashreplace"),
+            stderr=slot.output["stderr"].decode("utf-8", "backslashreplace"),
+            duration_ms=(time.monotonic() - slot.started) * 1000,
+            detail=detail,
+        )
+
+    def _killed(self, slot: Slot, status: int, usage: Any) -> tuple[Verdict, str] | None:
+        """Why the child died, if it did not exit by itself."""
+        if slot.kill_reason is Verdict.TIMEOUT:
+            elapsed = time.monotonic() - slot.started
+            return Verdict.TIMEOUT, f"stopped after {elapsed:.1f} s of wall-clock time"
+        if slot.kill_reason is Verdict.OUTPUT_LIMIT:
+            return Verdict.OUTPUT_LIMIT, f"more than {self.config.output_bytes} bytes of output"
+        if not os.WIFSIGNALED(status):
+            return None
+        number = os.WTERMSIG(status)
+        cpu = (usage.ru_utime + usage.ru_stime) if usage else 0.0
+        if number == signal.SIGSYS:
+            return Verdict.FORBIDDEN, "a forbidden system call (seccomp)"
+        if number == signal.SIGXCPU or (
+            number == signal.SIGKILL and cpu >= self.limits.cpu_seconds - 0.5
+        ):
+            return Verdict.TIMEOUT, f"used {cpu:.1f} s of CPU time"
+        if number == signal.SIGXFSZ:
+            return Verdict.OUTPUT_LIMIT, "wrote a file larger than the scratch limit"
+        name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+        return Verdict.CRASHED, f"killed by {name}"
+
+    def accept_result(self, slot: Slot, *, code: int) -> RunResult:
+        """The child's own report, if it is one well-formed result for this job; else crashed."""
+        stdout = slot.output["stdout"].decode("utf-8", "backslashreplace")
+        stderr = slot.output["stderr"].decode("utf-8", "backslashreplace")
+        elapsed_ms = (time.monotonic() - slot.started) * 1000
+        child = _single_result(slot.output["result"], slot.token) if code == 0 else None
+        if child is None or child.status not in CHILD_VERDICTS:
+            return RunResult(
+                Verdict.CRASHED,
+                stdout=stdout,
+                stderr=stderr,
+                duration_ms=elapsed_ms,
+                detail=f"exited with code {code} without a valid result",
+            )
+        return RunResult(
+            status=child.status,
+            value=child.value,
+            error=child.error,
+            trace=child.trace,
+            trace_truncated=child.trace_truncated,
+            warnings=child.warnings,
+            stdout=stdout,
+            stderr=stderr,
+            duration_ms=elapsed_ms,
+        )
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def on_jobs(self) -> bool:
+        """Read job frames from the web app; False when it has gone away."""
+        data = os.read(self.jobs_fd, 1 << 20)
+        if not data:
+            return False
+        for message in self.frames.feed(data):
+            self.queue.append((int(message["id"]), Job(**message["job"])))
+        return True
+
+    def serve(self, hello: dict[str, Any]) -> None:
+        """Run until the web app closes our stdin."""
+        wakeup_r, wakeup_w = os.pipe()
+        os.set_blocking(wakeup_r, False)
+        os.set_blocking(wakeup_w, False)
+        signal.set_wakeup_fd(wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(self.jobs_fd, selectors.EVENT_READ, "jobs")
+        self.selector.register(wakeup_r, selectors.EVENT_READ, "wakeup")
+        for slot in self.slots:
+            self.spawn(slot)
+        write_frame(self.results_fd, {"hello": hello})
+        while True:
+            deadlines = [
+                s.deadline for s in self.slots if s.job_id is not None and s.status is None
+            ]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            for key, _ in self.selector.select(timeout):
+                if key.data == "jobs":
+                    if not self.on_jobs():
+                        return
+                elif key.data == "wakeup":
+                    while True:
+                        try:
+                            if not os.read(wakeup_r, 512):
+                                break
+                        except BlockingIOError:
+                            break
+                else:
+                    slot, name = key.data
+                    if name in slot.pipes:
+                        self.on_output(slot, name)
+            now = time.monotonic()
+            for slot in self.slots:
+                if slot.job_id is not None and slot.status is None and now >= slot.deadline:
+                    self.kill(slot, Verdict.TIMEOUT)
+            self.reap()
+            self.dispatch()
+
+    def shutdown(self) -> None:
+        """Kill every child."""
+        for slot in self.slots:
+            if slot.pid:
+                self.kill(slot, Verdict.CRASHED)
+
+
+def prepare(config: RunnerConfig) -> dict[str, Any]:
+    """Import torch once, single-threaded, and warm it up; say what we run."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    from app.sandbox import harness
+
+    harness.install_tracing()
+    harness.warm_up()
+    threads = _thread_count()
+    if threads != 1:
+        raise RuntimeError(f"runner has {threads} threads after warm-up; forking would be unsafe")
+    gc.collect()
+    gc.freeze()  # the collector never walks the warmed objects, so children do not copy them
+    huge = lockdown.collapse_to_huge_pages()
+    return {
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "slots": config.slots,
+        "huge_page_regions": huge,
+    }
+
+
+def main() -> None:
+    """Entry point: stdin carries jobs, stdout results; logs go to stderr."""
+    config = RunnerConfig(**json.loads(sys.argv[1]))
+    jobs_fd, results_fd = os.dup(0), os.dup(1)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # stray prints go to the log, never into the result stream
+    try:
+        hello = prepare(config)
+        runner = Runner(config, jobs_fd, results_fd)
+        hello.update(runner.isolate())
+    except Exception as exc:
+        write_frame(results_fd, {"fatal": f"{type(exc).__name__}: {exc}"})
+        sys.exit(1)
+    try:
+        runner.serve(hello)
+    finally:
+        runner.shutdown()
+
+
+if __name__ == "__main__":
+    main()
