@@ -80,7 +80,7 @@ def import_questions(path: PathArg) -> None:
     """Validate and import question files, all or nothing; changed questions get a new version."""
     database = Database(Settings().resolved_database_url)
     try:
-        with database.session(write=True) as session:
+        with database.session() as session:
             report = import_bank(session, path)
     except BankError as exc:
         raise _fail(exc.errors) from None

@@ -1,10 +1,12 @@
 """The database engine: SQLite tuned for a web server, any other SQLAlchemy URL as given.
 
 SQLite notes. pysqlite's own transaction handling is switched off so that we emit BEGIN
-ourselves: reads begin a plain (deferred) transaction, writes begin with BEGIN IMMEDIATE. A
-deferred transaction that reads and then writes fails at once with "database is locked" when
-another connection committed in between (WAL snapshot conflict, which busy_timeout cannot
-wait out); taking the write lock up front makes concurrent writers queue instead.
+ourselves: reads begin a plain (deferred) transaction; a use case that writes calls
+`begin_write(session)` first, which starts its transaction with BEGIN IMMEDIATE. A deferred
+transaction that reads and then writes fails at once with "database is locked" when another
+connection committed in between (WAL snapshot conflict, which busy_timeout cannot wait out);
+taking the write lock up front makes concurrent writers queue instead. Slow work (running
+code in the sandbox) happens before `begin_write`, so the lock is held for milliseconds.
 """
 
 from __future__ import annotations
@@ -48,19 +50,26 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def begin_write(session: Session) -> None:
+    """Start the transaction that writes: on SQLite, take the write lock now.
+
+    Whatever the session did before (reads, or a flushed guest learner) is committed first,
+    so that the write transaction starts from the latest state.
+    """
+    session.commit()
+    session.connection(execution_options={WRITE_OPTION: True})
+
+
 class Database:
-    """An engine plus the two session factories a request may need."""
+    """An engine and its session factory."""
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-        )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def session(self, *, write: bool = False) -> Session:
-        """A new session; `write=True` takes the write lock when its transaction begins."""
-        return self._write() if write else self._read()
+    def session(self) -> Session:
+        """A new session; call `begin_write(session)` before writing."""
+        return self._sessions()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -17,7 +17,6 @@ from app.db import Database
 from app.errors import Forbidden
 from app.models import Learner
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LEARNER_KEY = "learner"  # key of the learner's token in the signed session cookie
 CSRF_KEY = "csrf"
 CSRF_TOKEN_BYTES = 24
@@ -30,9 +29,9 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One database session per request; requests that may write take the write lock."""
+    """One database session per request."""
     database: Database = request.app.state.db
-    with database.session(write=request.method not in SAFE_METHODS) as session:
+    with database.session() as session:
         yield session
 
 

@@ -12,6 +12,7 @@ from app import grading
 from app.bank import service as bank
 from app.bank.schema import Difficulty, Mode, Question
 from app.bank.service import LiveQuestion
+from app.db import begin_write
 from app.errors import NotFound
 from app.models import Attempt, Learner, Reveal
 from app.models import Question as QuestionRow
@@ -53,12 +54,14 @@ def get_learner(session: Session, token: str | None) -> Learner | None:
 
 
 def get_or_create_learner(session: Session, token: str | None) -> Learner:
-    """The learner a cookie token names, or a new guest learner (flushed, not committed)."""
+    """The learner a cookie token names, or a new guest learner (committed at once: a guest
+    exists from their first answer or hint on, whatever happens to that request)."""
     learner = get_learner(session, token)
     if learner is None:
+        begin_write(session)
         learner = Learner(token=secrets.token_urlsafe(LEARNER_TOKEN_BYTES))
         session.add(learner)
-        session.flush()
+        session.commit()
     return learner
 
 
@@ -81,6 +84,7 @@ def record_attempt(
     result = grading.grade(question.question, answer)
     if time_taken_ms is not None:
         time_taken_ms = max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
+    begin_write(session)
     attempt = Attempt(
         learner_id=learner.id,
         question_id=question.id,
@@ -110,6 +114,7 @@ def reveal_hint(session: Session, *, learner: Learner, question: LiveQuestion) -
     """Record that the learner asked for the hint, and return it."""
     if question.question.hint is None:
         raise NotFound(f"Question {question.id!r} has no hint.")
+    begin_write(session)
     if not _has_reveal(session, learner.id, question.id, HINT):
         session.add(
             Reveal(

@@ -29,7 +29,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     url = f"sqlite:///{path}"
     migrate(url)
     database = Database(url)
-    with database.session(write=True) as session:
+    with database.session() as session:
         import_bank(session, QUESTIONS)
     with database.engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

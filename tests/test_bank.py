@@ -27,7 +27,7 @@ LESSON = "lr-schedulers"
 @pytest.fixture
 def session(empty_db: str) -> Any:
     database = Database(empty_db)
-    with database.session(write=True) as session:
+    with database.session() as session:
         yield session
     database.dispose()
 

@@ -19,11 +19,11 @@ ATTEMPTS_EACH = 25
 
 def test_many_threads_hammering_one_sqlite_file_lose_no_attempt(database: Database) -> None:
     def learner_session(index: int) -> int:
-        with database.session(write=True) as session:
+        with database.session() as session:
             learner = get_or_create_learner(session, None)
             session.commit()
         for attempt in range(ATTEMPTS_EACH):
-            with database.session(write=True) as session:
+            with database.session() as session:
                 question = get_question_or_raise(session, "lr-purpose")
                 learner = session.get_one(Learner, learner.id)
                 record_attempt(

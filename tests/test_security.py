@@ -88,7 +88,7 @@ def hostile_client(
         },
     )
     database = Database(empty_db)
-    with database.session(write=True) as session:
+    with database.session() as session:
         import_bank(session, bank)
     database.dispose()
     settings = Settings(var_dir=tmp_path / "var", database_url=empty_db, secret_key=TEST_SECRET)  # type: ignore[arg-type]

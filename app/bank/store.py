@@ -16,6 +16,7 @@ from app.bank.schema import (
     Question,
     content_hash,
 )
+from app.db import begin_write
 from app.models import Pattern, QuestionVersion, utcnow
 from app.models import Question as QuestionRow
 
@@ -65,6 +66,7 @@ def import_bank(session: Session, root: Path) -> ImportReport:
     """
     sources = read_bank(root)
     report = ImportReport()
+    begin_write(session)
     for position, source in enumerate(sources):
         _import_pattern(session, source, position, report)
     session.commit()
