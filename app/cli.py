@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,9 @@ from app.bank.files import BankError, read_bank
 from app.bank.store import export_bank, import_bank
 from app.config import Settings
 from app.db import Database, alembic_config, migrate
+from app.runs import QuestionRuns
+from app.sandbox.client import from_settings as sandbox_from_settings
+from app.sandbox.protocol import Job
 
 cli = typer.Typer(
     help="Tracewise: learn PyTorch patterns by tracing real runs.",
@@ -75,13 +80,32 @@ def check_questions(path: PathArg) -> None:
     typer.echo(f"OK: {len(patterns)} pattern(s), {count} question(s).")
 
 
+@contextmanager
+def _question_runs(settings: Settings) -> Iterator[QuestionRuns]:
+    """A sandbox for the length of a command (output questions are checked by running them)."""
+    sandbox = None if settings.sandbox_mode == "off" else sandbox_from_settings(settings)
+    if sandbox is not None:
+        sandbox.start()
+    try:
+        yield QuestionRuns(
+            sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
+        )
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+
+
 @cli.command("import-questions")
 def import_questions(path: PathArg) -> None:
-    """Validate and import question files, all or nothing; changed questions get a new version."""
-    database = Database(Settings().resolved_database_url)
+    """Validate and import question files, all or nothing; changed questions get a new version.
+
+    Output questions are run, every variant, in the sandbox; their keys come from those runs.
+    """
+    settings = Settings()
+    database = Database(settings.resolved_database_url)
     try:
-        with database.session() as session:
-            report = import_bank(session, path)
+        with _question_runs(settings) as runs, database.session() as session:
+            report = import_bank(session, path, runs=runs)
     except BankError as exc:
         raise _fail(exc.errors) from None
     finally:
@@ -111,3 +135,32 @@ def export_schema(
     """Write the JSON Schema of question files (for editors)."""
     path.write_text(json.dumps(schema.json_schema(), indent=2, ensure_ascii=False) + "\n")
     typer.echo(f"Wrote {path}.")
+
+
+sandbox_cli = typer.Typer(help="The sandboxed PyTorch runner.", no_args_is_help=True)
+cli.add_typer(sandbox_cli, name="sandbox")
+
+
+@sandbox_cli.command("run")
+def sandbox_run(
+    file: Annotated[Path, typer.Argument(help="A Python file to run in the sandbox.")],
+    expression: Annotated[
+        str | None, typer.Option(help="An expression to evaluate after the code.")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="Wall-clock limit, seconds.")] = None,
+) -> None:
+    """Run a file in the sandbox and print the run as JSON (status, stdout, stderr, value,
+    trace, warnings, duration_ms)."""
+    settings = Settings()
+    sandbox = sandbox_from_settings(settings)
+    sandbox.start()
+    try:
+        job = Job(
+            code=file.read_text(encoding="utf-8"),
+            expression=expression,
+            timeout_s=timeout or settings.sandbox_timeout_s,
+        )
+        result = sandbox.run(job)
+    finally:
+        sandbox.close()
+    typer.echo(json.dumps(result.to_json(), indent=2))

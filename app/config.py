@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,37 @@ class Settings(BaseSettings):
     )
     session_max_age_days: int = Field(
         default=365, ge=1, description="How long a guest learner's cookie lasts."
+    )
+    sandbox_mode: Literal["strict", "trusted", "off"] = Field(
+        default="strict",
+        description="How code runs: `strict` locks every run down (Linux, root: own uid per "
+        "slot, Landlock, seccomp, namespaces); `trusted` only limits time, memory and output — "
+        "for a trusted local set-up where all code is your own; `off` runs nothing (output "
+        "questions then use only keys cached at import).",
+    )
+    sandbox_slots: int = Field(
+        default=4, ge=1, le=64, description="Runs that may execute at the same time."
+    )
+    sandbox_queue: int = Field(
+        default=256,
+        ge=1,
+        description="Runs that may wait for a slot; beyond that the API answers 503.",
+    )
+    sandbox_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Wall-clock limit of one run, in seconds."
+    )
+    sandbox_memory_mb: int = Field(
+        default=512, ge=64, description="Memory one run may allocate, in MiB."
+    )
+    sandbox_uid_base: int = Field(
+        default=61000,
+        ge=1000,
+        description="Slot i runs as uid and gid uid_base + i (strict mode); pick ids no one uses.",
+    )
+    sandbox_cache: bool = Field(
+        default=True,
+        description="Reuse the stored run of the same code on the same torch version instead of "
+        "running it again (keys are computed at import either way).",
     )
 
     @property

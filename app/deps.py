@@ -10,12 +10,13 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 from sqlalchemy.orm import Session
 
-from app import learning
 from app.bank import service as bank
 from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden
+from app.learning import learners
 from app.models import Learner
+from app.runs import QuestionRuns
 
 LEARNER_KEY = "learner"  # key of the learner's token in the signed session cookie
 CSRF_KEY = "csrf"
@@ -35,18 +36,25 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_runs(request: Request) -> QuestionRuns:
+    """Where output questions' runs come from (the store, or the sandbox)."""
+    runs: QuestionRuns = request.app.state.runs
+    return runs
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
 
 
 def get_optional_learner(request: Request, session: SessionDep) -> Learner | None:
     """The learner named by the session cookie, if any; never creates one."""
-    return learning.get_learner(session, request.session.get(LEARNER_KEY))
+    return learners.get_learner(session, request.session.get(LEARNER_KEY))
 
 
 def get_learner(request: Request, session: SessionDep) -> Learner:
     """The learner named by the cookie, creating a guest learner on first use."""
-    learner = learning.get_or_create_learner(session, request.session.get(LEARNER_KEY))
+    learner = learners.get_or_create_learner(session, request.session.get(LEARNER_KEY))
     request.session[LEARNER_KEY] = learner.token
     return learner
 

@@ -1,17 +1,33 @@
-"""Grading an answer against a question. Pure: no database, no HTTP."""
+"""Grading an answer against a question. Pure: no database, no HTTP, no sandbox.
+
+Output answers are compared token by token: numbers with a tolerance (or as the key
+correctly rounded to the precision the learner wrote, with at least 3 significant digits),
+words case-insensitively, punctuation and whitespace ignored. An answer of numbers only is
+compared with the numbers of the key: `0.05` is right for `[0.05]` and for `tensor(0.0500)`.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 import string
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.bank.schema import ChoiceQuestion, Question
+from app.bank.schema import ChoiceQuestion, OutputQuestion, Question
 from app.errors import Invalid
+from app.sandbox.protocol import RunResult, Verdict
 
 CHOICE_LABELS = string.ascii_uppercase
+RELATIVE_TOLERANCE = 1e-6  # float noise such as 0.07290000000000002 vs 0.0729
+MIN_ROUNDED_DIGITS = 3  # a rounded answer must keep at least this many significant digits
+MAX_ANSWER_LENGTH = 2000
+_TOKEN = re.compile(
+    r"(?P<number>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 class ChoiceFeedback(BaseModel):
@@ -27,7 +43,19 @@ class ChoiceFeedback(BaseModel):
     )
 
 
-Feedback = ChoiceFeedback
+class OutputFeedback(BaseModel):
+    """What a learner is told after answering an output question."""
+
+    kind: Literal["output"] = "output"
+    given: str = Field(description="The answer as typed.")
+    expected: str = Field(description="What the real run printed (or raised).")
+    reason: str | None = Field(default=None, description="Where the answer differs, if it does.")
+    variant: int = Field(description="Which variant was answered.")
+    params: dict[str, Any] = Field(description="That variant's parameter values.")
+    run_key: str = Field(description="The stored run the key and the trace come from.")
+
+
+Feedback = ChoiceFeedback | OutputFeedback
 
 
 @dataclass(frozen=True)
@@ -69,8 +97,8 @@ def parse_choice(question: ChoiceQuestion, raw: Any) -> int:
     return raw
 
 
-def grade(question: Question, raw_answer: Any) -> Grade:
-    """Grade `raw_answer`; an answer that cannot be one raises Invalid."""
+def grade_choice(question: ChoiceQuestion, raw_answer: Any) -> Grade:
+    """Grade a choice answer; an answer that cannot be one raises Invalid."""
     picked = parse_choice(question, raw_answer)
     correct_index = question.correct_index
     correct = picked == correct_index
@@ -82,3 +110,117 @@ def grade(question: Question, raw_answer: Any) -> Grade:
         mistake=None if correct else question.choices[picked].mistake,
     )
     return Grade(answer=picked, correct=correct, score=1.0 if correct else 0.0, feedback=feedback)
+
+
+# --- output questions ---------------------------------------------------------------------
+
+
+def expected_output(question: OutputQuestion, run: RunResult) -> str:
+    """The key a run gives: the value of `expression`, what the code printed, or the
+    exception it raised ("raises ValueError: …")."""
+    if run.status is Verdict.ERROR and run.error is not None:
+        return f"raises {run.error.type}: {run.error.message}".rstrip(": ")
+    if run.status is not Verdict.OK:
+        raise ValueError(f"a run that ended in {run.status} has no key")
+    text = run.value if question.expression is not None else run.stdout
+    return (text or "").strip()
+
+
+def parse_output_answer(raw: Any) -> str:
+    """An output answer is text (a bare number is accepted too)."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise Invalid("answer must be the text the code prints", field="answer")
+    text = str(raw).strip()
+    if not text:
+        raise Invalid("Type what the code prints before submitting.", field="answer")
+    if len(text) > MAX_ANSWER_LENGTH:
+        raise Invalid(f"answer is longer than {MAX_ANSWER_LENGTH} characters", field="answer")
+    return text
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    return [
+        ("number", match.group("number"))
+        if match.group("number")
+        else ("word", match.group("word").lower())
+        for match in _TOKEN.finditer(text)
+    ]
+
+
+def _significant_digits(text: str) -> int:
+    digits = text.lower().split("e")[0].lstrip("+-").replace(".", "").lstrip("0")
+    return len(digits)
+
+
+def numbers_match(given: str, expected: str) -> bool:
+    """Equal up to float noise, or the key correctly rounded to the learner's precision."""
+    a, b = float(given), float(expected)
+    if math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12):
+        return True
+    if _significant_digits(given) < MIN_ROUNDED_DIGITS:
+        return False
+    try:
+        quantum = Decimal(given.lstrip("+"))
+        exact = Decimal(expected)
+        return any(
+            exact.quantize(quantum, rounding=mode) == quantum
+            for mode in (ROUND_HALF_EVEN, ROUND_HALF_UP)
+        )
+    except InvalidOperation:
+        return False
+
+
+def compare_output(given: str, expected: str) -> str | None:
+    """None when `given` matches `expected`; otherwise, where it differs."""
+    if expected.startswith("raises "):
+        exception = expected.split()[1].rstrip(":")
+        if re.search(rf"\b{re.escape(exception)}\b", given, flags=re.IGNORECASE):
+            return None
+        return f"the code raises {exception}"
+    want, got = _tokens(expected), _tokens(given)
+    if got and all(kind == "number" for kind, _ in got):
+        want = [token for token in want if token[0] == "number"]
+    if len(want) != len(got):
+        return f"the run printed {len(want)} value(s), your answer has {len(got)}"
+    for position, ((want_kind, want_text), (got_kind, got_text)) in enumerate(
+        zip(want, got, strict=True), start=1
+    ):
+        if want_kind != got_kind:
+            return f"value {position}: expected {want_text}, you wrote {got_text}"
+        if want_kind == "number" and not numbers_match(got_text, want_text):
+            return f"value {position}: the run printed {want_text}, you wrote {got_text}"
+        if want_kind == "word" and want_text != got_text:
+            return f"value {position}: expected {want_text}, you wrote {got_text}"
+    return None
+
+
+def grade_output(
+    question: OutputQuestion,
+    run: RunResult,
+    raw_answer: Any,
+    *,
+    variant: int,
+    params: dict[str, Any],
+    run_key: str,
+) -> Grade:
+    """Grade an output answer against the key of the run of its variant."""
+    given = parse_output_answer(raw_answer)
+    expected = expected_output(question, run)
+    reason = compare_output(given, expected)
+    feedback = OutputFeedback(
+        given=given,
+        expected=expected,
+        reason=reason,
+        variant=variant,
+        params=params,
+        run_key=run_key,
+    )
+    correct = reason is None
+    return Grade(answer=given, correct=correct, score=1.0 if correct else 0.0, feedback=feedback)
+
+
+def grade(question: Question, raw_answer: Any) -> Grade:
+    """Grade a choice question (output questions need their run: see `grade_output`)."""
+    if not isinstance(question, ChoiceQuestion):
+        raise TypeError("output questions are graded with grade_output()")
+    return grade_choice(question, raw_answer)

@@ -17,20 +17,36 @@ from app.config import Settings
 from app.db import Database
 from app.errors import AppError
 from app.routes import api, pages
+from app.runs import QuestionRuns
+from app.sandbox.client import Sandbox
+from app.sandbox.client import from_settings as sandbox_from_settings
 from app.templating import STATIC_DIR, make_templates
 
 SESSION_COOKIE = "tracewise"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app: settings, database, templates, middleware, routes and error handlers."""
+def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None) -> FastAPI:
+    """Build the app: settings, database, sandbox, templates, middleware, routes, errors.
+
+    The app starts its own sandbox runner (unless `sandbox_mode` is off) and stops it on
+    shutdown; a caller may pass one it manages itself (the tests share one).
+    """
     settings = settings or Settings()
     database = Database(settings.resolved_database_url)
+    owns_sandbox = sandbox is None and settings.sandbox_mode != "off"
+    if owns_sandbox:
+        sandbox = sandbox_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        database.dispose()
+        if owns_sandbox and sandbox is not None:
+            sandbox.start()
+        try:
+            yield
+        finally:
+            if owns_sandbox and sandbox is not None:
+                sandbox.close()
+            database.dispose()
 
     app = FastAPI(
         title="Tracewise",
@@ -39,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.sandbox = sandbox
+    app.state.runs = QuestionRuns(
+        sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
+    )
     app.state.templates = make_templates()
     signing_key = settings.signing_key()
     app.state.shown_at_signer = TimestampSigner(signing_key, salt="tracewise.question-shown-at")

@@ -150,6 +150,10 @@ class Attempt(Base):
     hint_seen: Mapped[bool] = mapped_column(Boolean)
     solution_seen: Mapped[bool] = mapped_column(Boolean)
     time_taken_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    variant_index: Mapped[int | None] = mapped_column(Integer, default=None)
+    variant: Mapped[dict[str, Any] | None] = mapped_column(
+        default=None, comment="parameter values of the variant answered (output questions)"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -171,4 +175,26 @@ class Reveal(Base):
     question_id: Mapped[str] = mapped_column(String(80))
     question_version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(10), comment="hint | solution")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LearnerVariant(Base):
+    """The variant of an output question a learner is currently on."""
+
+    __tablename__ = "learner_variants"
+
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), primary_key=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"), primary_key=True)
+    variant_index: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SandboxRun(Base):
+    """The result of running a piece of code, by (code, expression, torch version)."""
+
+    __tablename__ = "sandbox_runs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    torch_version: Mapped[str] = mapped_column(String(40))
+    result: Mapped[dict[str, Any]] = mapped_column(comment="the RunResult as JSON")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,6 +10,7 @@ from fastapi import Request, Response
 from fastapi.templating import Jinja2Templates
 
 from app import markup
+from app.bank.variants import PLACEHOLDER
 from app.deps import csrf_token
 from app.grading import choice_label
 
@@ -27,6 +28,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["markdown"] = markup.markdown
     env.filters["markdown_inline"] = markup.markdown_inline
     env.filters["python"] = markup.python_code
+    env.filters["without_placeholders"] = lambda text: PLACEHOLDER.sub("…", text)
     env.globals["choice_label"] = choice_label
     env.globals["csrf_token"] = csrf_token
     return templates

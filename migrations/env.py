@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
 from app.config import Settings
 from app.db import make_engine
-from app.models import Base
+from app.models import Base, UTCDateTime
 
 config = context.config
 url = config.attributes.get("database_url") or Settings().resolved_database_url
+
+
+def render_item(kind: str, obj: Any, _context: Any) -> str | bool:
+    """Write our UTCDateTime as a plain DateTime, so migrations never import the app."""
+    if kind == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime()"
+    return False
 
 
 def run_migrations_online() -> None:
@@ -22,6 +31,7 @@ def run_migrations_online() -> None:
             render_as_batch=True,  # SQLite can only ALTER a table by rebuilding it
             transactional_ddl=True,  # our SQLite engine emits BEGIN itself, so DDL is atomic
             compare_type=True,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -16,21 +16,46 @@ from app.bank.store import import_bank
 from app.config import Settings
 from app.db import Database, migrate
 from app.main import create_app
+from app.runs import QuestionRuns
+from app.sandbox.client import Sandbox, read_only_paths
+from app.sandbox.runner import RunnerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "questions"
 TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 
 
+SANDBOX_TIMEOUT_S = 5.0
+
+
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sandbox() -> Iterator[Sandbox]:
+    """One strict sandbox runner for the whole run (starting one takes ~3 s)."""
+    runner = Sandbox(
+        RunnerConfig(slots=4, max_timeout_s=SANDBOX_TIMEOUT_S, read_only_paths=read_only_paths()),
+        queue_limit=256,
+    )
+    runner.start()
+    runner.wait_ready()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="session")
+def runs(sandbox: Sandbox) -> QuestionRuns:
+    """Question runs through the shared sandbox, with the store used as a cache."""
+    return QuestionRuns(sandbox, use_cache=True, timeout_s=SANDBOX_TIMEOUT_S)
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory, runs: QuestionRuns) -> Path:
     """A database migrated with Alembic and loaded with questions/, built once per run."""
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
     url = f"sqlite:///{path}"
     migrate(url)
     database = Database(url)
     with database.session() as session:
-        import_bank(session, QUESTIONS)
+        import_bank(session, QUESTIONS, runs=runs)
     with database.engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     database.dispose()
@@ -58,9 +83,9 @@ def settings(tmp_path: Path, template_db: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    """The app under test."""
-    return create_app(settings)
+def app(settings: Settings, sandbox: Sandbox) -> FastAPI:
+    """The app under test, on the shared sandbox."""
+    return create_app(settings, sandbox=sandbox)
 
 
 @pytest.fixture

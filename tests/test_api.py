@@ -15,7 +15,7 @@ from tests.conftest import QUESTIONS
 
 LESSON = "lr-schedulers"
 QUESTION_IDS = [s.question.id for p in read_bank(QUESTIONS) for s in p.questions]
-SECRET_KEYS = ("correct", "mistake", "solution", "notes", "final_answer")
+SECRET_KEYS = ("correct", "mistake", "solution", "notes", "final_answer", "answer", "expected")
 
 
 def test_healthz(client: TestClient) -> None:

@@ -16,8 +16,10 @@ from app.bank.service import get_question_or_raise
 from app.bank.store import export_bank, import_bank
 from app.db import Database
 from app.errors import NotFound
-from app.learning import get_or_create_learner, record_attempt
+from app.learning.answering import record_attempt
+from app.learning.learners import get_or_create_learner
 from app.models import Attempt, Pattern, Question, QuestionVersion
+from app.runs import QuestionRuns
 from tests.conftest import QUESTIONS
 from tests.factories import choice_question, write_bank
 
@@ -48,11 +50,12 @@ def test_every_question_file_validates() -> None:
     assert [p.slug for p in patterns] == [LESSON]
 
 
-def test_the_lesson_has_enough_choice_questions_across_difficulties() -> None:
+@pytest.mark.parametrize(("kind", "at_least"), [("choice", 12), ("output", 12)])
+def test_the_lesson_has_enough_questions_across_difficulties(kind: str, at_least: int) -> None:
     (lesson,) = read_bank(QUESTIONS / LESSON)
-    choice = [s.question for s in lesson.questions if s.question.kind == "choice"]
-    assert len(choice) >= 12
-    by_difficulty = {d: sum(q.difficulty == d for q in choice) for d in schema.Difficulty}
+    questions = [s.question for s in lesson.questions if s.question.kind == kind]
+    assert len(questions) >= at_least
+    by_difficulty = {d: sum(q.difficulty == d for q in questions) for d in schema.Difficulty}
     assert all(count >= 3 for count in by_difficulty.values()), by_difficulty
 
 
@@ -63,8 +66,11 @@ def test_every_question_explains_itself() -> None:
             assert question.hint, f"{source.path}: no hint"
             assert question.mistakes, f"{source.path}: no common mistakes"
             assert question.notes, f"{source.path}: no notes on what was checked"
-            wrong = [c for c in question.choices if not c.correct]
-            assert all(c.mistake for c in wrong), f"{source.path}: a wrong choice lacks `mistake`"
+            if isinstance(question, schema.ChoiceQuestion):
+                wrong = [c for c in question.choices if not c.correct]
+                assert all(c.mistake for c in wrong), (
+                    f"{source.path}: a wrong choice lacks `mistake`"
+                )
 
 
 def test_schema_json_is_current() -> None:
@@ -176,11 +182,11 @@ def test_broken_file_leaves_previous_import_untouched(tmp_path: Path, session: S
     assert get_question_or_raise(session, "good").question.prompt == "Which is right?"
 
 
-def test_reimporting_unchanged_files_changes_nothing(session: Session) -> None:
-    first = import_bank(session, QUESTIONS)
+def test_reimporting_unchanged_files_changes_nothing(session: Session, runs: QuestionRuns) -> None:
+    first = import_bank(session, QUESTIONS, runs=runs)
     assert first.created and first.changed
     counts = _counts(session)
-    again = import_bank(session, QUESTIONS)
+    again = import_bank(session, QUESTIONS, runs=runs)
     assert not again.changed
     assert len(again.unchanged) == len(first.created)
     assert _counts(session) == counts
@@ -222,8 +228,10 @@ def test_a_question_removed_from_its_pattern_is_retired_then_restored(
     assert get_question_or_raise(session, "drop").version == 1
 
 
-def test_export_then_import_is_lossless(tmp_path: Path, session: Session) -> None:
-    import_bank(session, QUESTIONS)
+def test_export_then_import_is_lossless(
+    tmp_path: Path, session: Session, runs: QuestionRuns
+) -> None:
+    import_bank(session, QUESTIONS, runs=runs)
     exported = tmp_path / "exported"
     count = export_bank(session, exported)
     assert count == sum(len(p.questions) for p in read_bank(QUESTIONS))
@@ -231,4 +239,4 @@ def test_export_then_import_is_lossless(tmp_path: Path, session: Session) -> Non
     originals = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
     round_tripped = {s.question.id: s.question for p in read_bank(exported) for s in p.questions}
     assert round_tripped == originals
-    assert not import_bank(session, exported).changed
+    assert not import_bank(session, exported, runs=runs).changed

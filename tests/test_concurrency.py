@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from app.bank.service import get_question_or_raise
 from app.db import Database
-from app.learning import get_or_create_learner, record_attempt
+from app.learning.answering import record_attempt
+from app.learning.learners import get_or_create_learner
 from app.models import Attempt, Learner, Reveal
 
 THREADS = 16

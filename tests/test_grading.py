@@ -7,14 +7,19 @@ import pytest
 from app.bank.files import read_bank
 from app.bank.schema import ChoiceQuestion
 from app.errors import Invalid
-from app.grading import grade, parse_choice
+from app.grading import compare_output, grade, parse_choice, parse_output_answer
 from tests.conftest import QUESTIONS
 from tests.factories import choice_question
 
-ALL_QUESTIONS = [s.question for p in read_bank(QUESTIONS) for s in p.questions]
+CHOICE_QUESTIONS = [
+    s.question
+    for p in read_bank(QUESTIONS)
+    for s in p.questions
+    if isinstance(s.question, ChoiceQuestion)
+]
 
 
-@pytest.mark.parametrize("question", ALL_QUESTIONS, ids=lambda q: q.id)
+@pytest.mark.parametrize("question", CHOICE_QUESTIONS, ids=lambda q: q.id)
 def test_own_key_is_correct_and_every_other_choice_is_wrong(question: ChoiceQuestion) -> None:
     for index, choice in enumerate(question.choices):
         result = grade(question, index)
@@ -41,3 +46,52 @@ def test_an_answer_that_cannot_be_one_is_invalid(raw: object) -> None:
         parse_choice(QUESTION, raw)
     assert caught.value.field == "answer"
     assert "answer must be" in caught.value.message
+
+
+# --- output answers ------------------------------------------------------------------------
+
+RIGHT = [
+    ("[0.05]", "[0.05]"),
+    ("0.05", "[0.05]"),
+    ("0.050", "[0.05]"),
+    ("  0.05 \n\n", "[0.05]"),
+    ("0.0729", "[0.07290000000000002]"),
+    ("0.07290000000000002", "0.07290000000000002"),
+    ("0.1476", "0.14762250000000005"),  # correctly rounded, 4 significant digits
+    ("1e-3", "0.001"),
+    ("0.05, 0.1", "0.05\n0.1\n"),
+    ("tensor(0.5)", "tensor([0.5000])"),
+    ("true", "True"),
+    ("ValueError", "raises ValueError: Tried to step 13 times"),
+    ("it raises a valueerror", "raises ValueError: Tried to step 13 times"),
+    ("10 0.05", "10 0.05"),
+]
+WRONG = [
+    ("0.5", "[0.05]"),
+    ("0.15", "0.14762250000000005"),  # rounded to too few digits to tell
+    ("0.1477", "0.14762250000000005"),  # not the correct rounding
+    ("0.05", "[0.05, 0.1]"),
+    ("0.05 0.1 0.2", "[0.05, 0.1]"),
+    ("False", "True"),
+    ("TypeError", "raises ValueError: x"),
+    ("0.05", "raises ValueError: x"),
+    ("ValueError", "0.05"),
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), RIGHT)
+def test_output_answers_that_are_right(given: str, expected: str) -> None:
+    assert compare_output(given, expected) is None
+
+
+@pytest.mark.parametrize(("given", "expected"), WRONG)
+def test_output_answers_that_are_wrong_say_where(given: str, expected: str) -> None:
+    reason = compare_output(given, expected)
+    assert reason, f"{given!r} should not match {expected!r}"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", None, True, ["0.05"], "x" * 5000])
+def test_an_output_answer_that_cannot_be_one_is_invalid(raw: object) -> None:
+    with pytest.raises(Invalid) as caught:
+        parse_output_answer(raw)
+    assert caught.value.field == "answer"

@@ -12,7 +12,8 @@ from app.models import Attempt, Reveal
 from tests.conftest import QUESTIONS, Learner
 
 LESSON = "lr-schedulers"
-QUESTION_IDS = [s.question.id for p in read_bank(QUESTIONS) for s in p.questions]
+QUESTIONS_BY_ID = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
+QUESTION_IDS = list(QUESTIONS_BY_ID)
 
 
 def _attempts(db: Session) -> list[Attempt]:
@@ -38,11 +39,15 @@ def test_pattern_page_shows_insight_modes_and_questions(client: TestClient) -> N
 
 
 @pytest.mark.parametrize("question_id", QUESTION_IDS)
-def test_every_question_page_renders_and_every_choice_gets_a_solution(
+def test_every_question_page_renders_and_every_answer_gets_a_solution(
     client: TestClient, learner: Learner, question_id: str
 ) -> None:
     html = learner.open_question(LESSON, question_id)
-    assert 'type="radio" name="answer"' in html
+    if QUESTIONS_BY_ID[question_id].kind == "choice":
+        assert 'type="radio" name="answer"' in html
+    else:
+        assert '<textarea id="answer" name="answer"' in html
+        assert "{{" not in html  # every placeholder filled with the variant's values
     response = learner.answer(LESSON, question_id, 0)
     assert response.status_code == 303  # type: ignore[attr-defined]
     result = client.get(response.headers["location"])  # type: ignore[attr-defined]

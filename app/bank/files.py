@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from app.bank.schema import (
     PATTERN_ADAPTER,
     QUESTION_ADAPTER,
+    QUESTION_KINDS,
     SLUG_PATTERN,
     Difficulty,
     PatternFile,
@@ -83,7 +84,10 @@ def format_validation_error(where: str, error: ValidationError) -> list[str]:
     """Turn a Pydantic error into `where: field.path: message` lines."""
     lines = []
     for item in error.errors(include_url=False):
-        loc = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        parts = list(item["loc"])
+        if parts and parts[0] in QUESTION_KINDS:
+            parts = parts[1:]  # the tag of the union member, not a field
+        loc = ".".join(str(part) for part in parts)
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {loc or '(file)'}: {message}")
     return lines

@@ -11,7 +11,18 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_ID_LENGTH = 80  # matches the String(80) id columns in app.models
@@ -89,6 +100,18 @@ class Solution(StrictModel):
     )
 
 
+class Explanation(StrictModel):
+    """The author's explanation of an output question, shown beside the run's own trace."""
+
+    steps: list[SolutionStep] = Field(
+        default_factory=list,
+        description="Reasoning steps (Markdown; `{{ param }}` is replaced by the variant's value).",
+    )
+    quick_check: Markdown | None = Field(
+        default=None, description="A one-line rule of thumb to check the answer (Markdown)."
+    )
+
+
 class QuestionBase(StrictModel):
     """Fields every kind of question has."""
 
@@ -96,23 +119,23 @@ class QuestionBase(StrictModel):
         description="Stable, unique id (lowercase, digits, dashes). The database and learners' "
         "attempts refer to it: never reuse or rename it."
     )
+    kind: str = Field(description="What kind of question: `choice` or `output`.")
     difficulty: Difficulty = Field(description="easy, medium or hard.")
+    modes: list[Mode] = Field(
+        default_factory=lambda: [Mode.PRACTICE, Mode.TEST],
+        min_length=1,
+        description="Learning modes this question appears in.",
+    )
+    tags: list[Slug] = Field(default_factory=list, description="Topics, for search and stats.")
     prompt: Markdown = Field(description="The question (Markdown).")
     code: str | None = Field(
         default=None, description="Python code shown with the prompt, highlighted."
     )
-    solution: Solution = Field(description="The worked solution.")
     hint: Markdown | None = Field(
         default=None, description="A nudge a learner may ask for before answering (Markdown)."
     )
     mistakes: list[Markdown] = Field(
         default_factory=list, description="Common mistakes, explained after answering."
-    )
-    tags: list[Slug] = Field(default_factory=list, description="Topics, for search and stats.")
-    modes: list[Mode] = Field(
-        default_factory=lambda: [Mode.PRACTICE, Mode.TEST],
-        min_length=1,
-        description="Learning modes this question appears in.",
     )
     notes: str | None = Field(
         default=None,
@@ -128,6 +151,7 @@ class ChoiceQuestion(QuestionBase):
     choices: list[Choice] = Field(
         min_length=2, max_length=8, description="The options, in the order shown."
     )
+    solution: Solution = Field(description="The worked solution.")
 
     @model_validator(mode="after")
     def _one_correct_choice(self) -> ChoiceQuestion:
@@ -148,8 +172,55 @@ class ChoiceQuestion(QuestionBase):
         return next(i for i, choice in enumerate(self.choices) if choice.correct)
 
 
-# Question kinds are told apart by `kind`; later kinds join this union.
-Question = ChoiceQuestion
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+IntRange = Annotated[str, StringConstraints(pattern=r"^-?\d+\.\.-?\d+$")]
+ParamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class OutputQuestion(QuestionBase):
+    """What does this code print? The key comes from running the code, never from a file."""
+
+    kind: Literal["output"] = Field(
+        description="`output`: the learner types what the code prints (or what `expression` "
+        "evaluates to)."
+    )
+    code: str = Field(
+        min_length=1,
+        description="The Python code, run in the sandbox. `{{ param }}` is replaced by the "
+        "variant's value (as a Python literal).",
+    )
+    expression: str | None = Field(
+        default=None,
+        description="A Python expression evaluated after the code; the answer is its repr(). "
+        "Without it, the answer is what the code prints.",
+    )
+    params: dict[ParamName, list[Scalar] | IntRange] = Field(
+        default_factory=dict,
+        description="Variants: each parameter's values (a list, or an inclusive integer range "
+        "`2..6`); every combination is one variant, each with its own real run.",
+    )
+    answer: str | None = Field(
+        default=None,
+        description="What the author expects the code to print (only without `params`). "
+        "Import runs the code and refuses the file when the real output disagrees.",
+    )
+    solution: Explanation = Field(
+        default_factory=Explanation,
+        description="The author's explanation; the worked solution also shows the run's "
+        "step-by-step learning-rate trace.",
+    )
+
+    @model_validator(mode="after")
+    def _params_fit_the_code(self) -> OutputQuestion:
+        from app.bank import variants
+
+        variants.check(self)
+        return self
+
+
+# Question kinds are told apart by `kind`.
+QUESTION_KINDS = ("choice", "output")
+Question = Annotated[ChoiceQuestion | OutputQuestion, Field(discriminator="kind")]
 QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 PATTERN_ADAPTER: TypeAdapter[PatternFile] = TypeAdapter(PatternFile)
 
@@ -165,15 +236,12 @@ def json_schema() -> dict[str, Any]:
     question = QUESTION_ADAPTER.json_schema(ref_template="#/$defs/{model}")
     pattern = PATTERN_ADAPTER.json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Any] = {**question.pop("$defs", {}), **pattern.pop("$defs", {})}
-    defs[question["title"]] = question
     defs[pattern["title"]] = pattern
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Tracewise question bank file",
-        "description": "A pattern.yaml (PatternFile) or a question file (ChoiceQuestion).",
-        "anyOf": [
-            {"$ref": f"#/$defs/{pattern['title']}"},
-            {"$ref": f"#/$defs/{question['title']}"},
-        ],
+        "description": "A pattern.yaml (PatternFile) or a question file (ChoiceQuestion or "
+        "OutputQuestion, told apart by `kind`).",
+        "anyOf": [{"$ref": f"#/$defs/{pattern['title']}"}, question],
         "$defs": dict(sorted(defs.items())),
     }

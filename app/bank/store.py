@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import difflib
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.bank.files import PatternSource, read_bank, write_bank
+from app.bank.files import BankError, PatternSource, read_bank, write_bank
 from app.bank.schema import (
     PATTERN_ADAPTER,
     QUESTION_ADAPTER,
+    OutputQuestion,
     PatternFile,
     Question,
     content_hash,
 )
+from app.bank.variants import all_variants, count
 from app.db import begin_write
+from app.errors import AppError
+from app.grading import compare_output, expected_output
 from app.models import Pattern, QuestionVersion, utcnow
 from app.models import Question as QuestionRow
+from app.runs import QuestionRuns, Run, store, stored, torch_version
+from app.sandbox.protocol import RunResult, Verdict
 
 
 @dataclass
@@ -57,20 +65,112 @@ class ImportReport:
         )
 
 
-def import_bank(session: Session, root: Path) -> ImportReport:
+def import_bank(session: Session, root: Path, *, runs: QuestionRuns | None = None) -> ImportReport:
     """Validate every file under `root` and bring the database in line, as one transaction.
 
-    A broken file raises BankError before anything is written. Questions whose content
-    changed get a new version; questions missing from an imported pattern are retired (hidden
-    from learners, history kept). Commits on success.
+    Output questions are run, every variant, in the sandbox (`runs`): a run that fails, or an
+    `answer` the real output contradicts, is an error like any other. A broken file raises
+    BankError before anything is written. Questions whose content changed get a new version;
+    questions missing from an imported pattern are retired (hidden from learners, history
+    kept). Commits on success.
     """
     sources = read_bank(root)
+    checked_runs = verify_outputs(session, sources, runs)
     report = ImportReport()
     begin_write(session)
+    for run in checked_runs:
+        store(session, run)
     for position, source in enumerate(sources):
         _import_pattern(session, source, position, report)
     session.commit()
     return report
+
+
+MAX_IN_FLIGHT = 32  # variants sent to the sandbox at once during an import
+
+
+def verify_outputs(
+    session: Session, sources: list[PatternSource], runs: QuestionRuns | None
+) -> list[Run]:
+    """Run every variant of every output question; BankError if any run fails or an
+    author's `answer` disagrees with the real output."""
+    errors: list[str] = []
+    checked: list[Run] = []
+    pending: list[tuple[Path, OutputQuestion, int, str, Future[RunResult]]] = []
+
+    def collect(item: tuple[Path, OutputQuestion, int, str, Future[RunResult]]) -> None:
+        path, question, variant, key, future = item
+        try:
+            result = future.result()
+        except AppError as exc:
+            errors.append(f"{path}: code: the sandbox could not run it: {exc.message}")
+            return
+        problem = _problem(question, variant, result)
+        if problem:
+            errors.append(f"{path}: {problem}")
+        else:
+            checked.append(Run(key, result))
+
+    for pattern in sources:
+        for source in pattern.questions:
+            question = source.question
+            if not isinstance(question, OutputQuestion):
+                continue
+            if runs is None:
+                errors.append(
+                    f"{source.path}: code: output questions are checked by running "
+                    "them, and no sandbox was given"
+                )
+                continue
+            for variant in range(count(question)):
+                if runs.use_cache:
+                    job_key = runs.key_of(question, variant)
+                    if (result := stored(session, job_key)) is not None:
+                        collect((source.path, question, variant, job_key, _done(result)))
+                        continue
+                try:
+                    key, future = runs.submit(question, variant)
+                except AppError as exc:
+                    errors.append(
+                        f"{source.path}: code: the sandbox could not run it: {exc.message}"
+                    )
+                    break
+                pending.append((source.path, question, variant, key, future))
+                if len(pending) >= MAX_IN_FLIGHT:
+                    collect(pending.pop(0))
+    for item in pending:
+        collect(item)
+    if errors:
+        raise BankError(errors)
+    return checked
+
+
+def _done(result: RunResult) -> Future[RunResult]:
+    future: Future[RunResult] = Future()
+    future.set_result(result)
+    return future
+
+
+def _problem(question: OutputQuestion, variant: int, result: RunResult) -> str | None:
+    """What is wrong with a variant's run for a question, if anything."""
+    where = f"variant {all_variants(question)[variant]}: " if question.params else ""
+    if result.status not in (Verdict.OK, Verdict.ERROR):
+        return f"code: {where}{result.sentence} {result.detail}".rstrip()
+    expected = expected_output(question, result)
+    if not expected:
+        return f"code: {where}the code prints nothing; print the answer or set `expression`"
+    if question.answer is not None and compare_output(question.answer, expected) is not None:
+        diff = "\n".join(
+            difflib.unified_diff(
+                question.answer.strip().splitlines(),
+                expected.splitlines(),
+                "answer (in the file)",
+                f"real output (torch {torch_version()})",
+                lineterm="",
+            )
+        )
+        return f"answer: the real run disagrees with the file:\n{diff}"
+    return None
 
 
 def _import_pattern(

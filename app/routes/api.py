@@ -7,18 +7,31 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from app import learning
 from app.bank import service as bank
-from app.bank.schema import Solution
-from app.deps import LearnerDep, OptionalLearnerDep, PatternDep, QuestionDep, SessionDep
-from app.grading import Feedback, choice_label
+from app.bank import variants
+from app.bank.schema import ChoiceQuestion, Explanation, OutputQuestion, Solution
+from app.deps import (
+    LearnerDep,
+    OptionalLearnerDep,
+    PatternDep,
+    QuestionDep,
+    RunsDep,
+    SessionDep,
+)
+from app.errors import NotFound
+from app.grading import Feedback, OutputFeedback, choice_label
+from app.learning import answering
+from app.models import Attempt
+from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
 router = APIRouter()
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "No such pattern, question or attempt."}}
 INVALID: Responses = {422: {"description": "Malformed body or an answer that cannot be one."}}
+BUSY: Responses = {503: {"description": "The code runner is busy or unavailable; see Retry-After."}}
 
 
 class Health(BaseModel):
@@ -67,12 +80,16 @@ class ChoiceOut(BaseModel):
 
 
 class QuestionOut(QuestionSummaryOut):
-    """A question as a learner sees it before answering."""
+    """A question as a learner sees it before answering (for output questions: as their
+    current variant shows it)."""
 
     pattern: str = Field(description="Slug of the pattern it belongs to.")
     prompt: str = Field(description="Markdown.")
     code: str | None = Field(description="Python source shown with the prompt.")
-    choices: list[ChoiceOut]
+    choices: list[ChoiceOut] = Field(description="The options (choice questions; else empty).")
+    variant: int = Field(description="The variant shown (output questions with `params`).")
+    variant_count: int = Field(description="How many variants the question has.")
+    params: dict[str, Any] = Field(description="The shown variant's parameter values.")
     has_hint: bool = Field(description="Whether `POST .../hint` has a hint to give.")
     tags: list[str]
 
@@ -87,12 +104,30 @@ class AttemptIn(BaseModel):
     """An answer to a question."""
 
     answer: JsonValue = Field(
-        description="For a choice question: the 0-based index of the choice, or its letter. "
-        "Checked by the grader, which says what it expected."
+        description="Choice question: the 0-based index of the choice, or its letter. Output "
+        "question: the text the code prints. The grader says what it expected."
+    )
+    variant: int | None = Field(
+        default=None,
+        description="Output questions: the variant answered (default: the learner's current).",
     )
     time_taken_ms: int | None = Field(
         default=None, ge=0, description="How long the learner took, if the client measured it."
     )
+
+
+class OutputSolution(BaseModel):
+    """An output question's worked solution: the real run, step by step."""
+
+    expected: str = Field(description="What the run printed (or raised): the key.")
+    stdout: str = Field(description="Standard output of the run.")
+    value: str | None = Field(description="repr() of the question's expression, if any.")
+    error: ErrorInfo | None = Field(description="The exception the code raised, if any.")
+    trace: list[TraceEvent] = Field(
+        description="The LR of every param group after every optimizer and scheduler step."
+    )
+    warnings: list[WarningRecord] = Field(description="Warnings the code raised.")
+    explanation: Explanation = Field(description="The author's explanation.")
 
 
 class AttemptOut(BaseModel):
@@ -104,7 +139,9 @@ class AttemptOut(BaseModel):
     correct: bool
     score: float = Field(description="0.0 to 1.0.")
     feedback: Feedback
-    solution: Solution = Field(description="The worked solution of the version answered.")
+    solution: Solution | OutputSolution = Field(
+        description="The worked solution of the version (and variant) answered."
+    )
 
 
 def _pattern_out(pattern: bank.PatternView) -> dict[str, Any]:
@@ -130,8 +167,14 @@ def _summary_out(live: bank.LiveQuestion) -> QuestionSummaryOut:
     )
 
 
-def _question_out(live: bank.LiveQuestion) -> QuestionOut:
-    question = live.question
+def _question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
+    question = answering.shown(live.question, variant)
+    params = (
+        variants.variant(question, variant)
+        if isinstance(question, OutputQuestion) and question.params
+        else {}
+    )
+    choices = question.choices if isinstance(question, ChoiceQuestion) else []
     return QuestionOut(
         **_summary_out(live).model_dump(),
         pattern=live.pattern_slug,
@@ -139,10 +182,42 @@ def _question_out(live: bank.LiveQuestion) -> QuestionOut:
         code=question.code,
         choices=[
             ChoiceOut(index=i, label=choice_label(i), text=choice.text)
-            for i, choice in enumerate(question.choices)
+            for i, choice in enumerate(choices)
         ],
+        variant=variant,
+        variant_count=answering.variant_count(question),
+        params=params,
         has_hint=question.hint is not None,
         tags=list(question.tags),
+    )
+
+
+def _attempt_out(session: Session, attempt: Attempt) -> AttemptOut:
+    answered, feedback, run = answering.attempt_details(session, attempt)
+    solution: Solution | OutputSolution
+    if isinstance(answered, OutputQuestion) and isinstance(feedback, OutputFeedback):
+        if run is None:
+            raise NotFound("The run behind this attempt is no longer stored.")
+        solution = OutputSolution(
+            expected=feedback.expected,
+            stdout=run.stdout,
+            value=run.value,
+            error=run.error,
+            trace=run.trace,
+            warnings=run.warnings,
+            explanation=answered.solution,
+        )
+    else:
+        assert isinstance(answered, ChoiceQuestion)
+        solution = answered.solution
+    return AttemptOut(
+        attempt_id=attempt.id,
+        question_id=attempt.question_id,
+        question_version=attempt.question_version,
+        correct=attempt.correct,
+        score=attempt.score,
+        feedback=feedback,
+        solution=solution,
     )
 
 
@@ -171,58 +246,70 @@ def get_pattern(session: SessionDep, pattern: PatternDep) -> PatternDetailOut:
 
 
 @router.get("/api/patterns/{slug}/questions", tags=["patterns"], responses=NOT_FOUND)
-def list_pattern_questions(session: SessionDep, pattern: PatternDep) -> list[QuestionOut]:
-    """A pattern's live questions, as a learner sees them."""
-    return [_question_out(q) for q in bank.list_questions(session, pattern)]
+def list_pattern_questions(
+    session: SessionDep, pattern: PatternDep, learner: OptionalLearnerDep
+) -> list[QuestionOut]:
+    """A pattern's live questions, as this learner sees them."""
+    return [
+        _question_out(q, answering.current_variant(session, learner=learner, question=q))
+        for q in bank.list_questions(session, pattern)
+    ]
 
 
 @router.get("/api/questions/{question_id}", tags=["questions"], responses=NOT_FOUND)
-def get_question(question: QuestionDep) -> QuestionOut:
-    """A question as a learner sees it: no key, no mistakes, no solution."""
-    return _question_out(question)
+def get_question(
+    session: SessionDep, question: QuestionDep, learner: OptionalLearnerDep
+) -> QuestionOut:
+    """A question as this learner sees it: no key, no mistakes, no solution."""
+    variant = answering.current_variant(session, learner=learner, question=question)
+    return _question_out(question, variant)
+
+
+@router.post(
+    "/api/questions/{question_id}/variant",
+    tags=["questions"],
+    responses={**NOT_FOUND, **INVALID},
+)
+def another_variant(session: SessionDep, question: QuestionDep, learner: LearnerDep) -> QuestionOut:
+    """Move to a different variant of an output question; returns the question as it now is."""
+    variant = answering.next_variant(session, learner=learner, question=question)
+    return _question_out(question, variant)
 
 
 @router.post("/api/questions/{question_id}/hint", tags=["questions"], responses=NOT_FOUND)
 def reveal_hint(session: SessionDep, question: QuestionDep, learner: LearnerDep) -> HintOut:
     """The question's hint; later attempts record that it was seen."""
-    return HintOut(hint=learning.reveal_hint(session, learner=learner, question=question))
+    return HintOut(hint=answering.reveal_hint(session, learner=learner, question=question))
 
 
 @router.post(
     "/api/questions/{question_id}/attempts",
     tags=["questions"],
     status_code=201,
-    responses={**NOT_FOUND, **INVALID},
+    responses={**NOT_FOUND, **INVALID, **BUSY},
 )
 def submit_attempt(
-    session: SessionDep, question: QuestionDep, learner: LearnerDep, body: AttemptIn
+    session: SessionDep,
+    question: QuestionDep,
+    learner: LearnerDep,
+    runs: RunsDep,
+    body: AttemptIn,
 ) -> AttemptOut:
     """Grade an answer and store it as an attempt; the result includes the worked solution."""
-    attempt = learning.record_attempt(
+    attempt = answering.record_attempt(
         session,
         learner=learner,
         question=question,
         answer=body.answer,
+        runs=runs,
+        variant=body.variant,
         time_taken_ms=body.time_taken_ms,
     )
-    return _attempt_out(attempt, question.question.solution)
+    return _attempt_out(session, attempt)
 
 
 @router.get("/api/attempts/{attempt_id}", tags=["questions"], responses=NOT_FOUND)
 def get_attempt(session: SessionDep, attempt_id: int, learner: OptionalLearnerDep) -> AttemptOut:
     """One of your own attempts; anyone else's is 404."""
-    attempt = learning.get_attempt_or_raise(session, attempt_id, learner=learner)
-    answered = bank.get_version_or_raise(session, attempt.question_id, attempt.question_version)
-    return _attempt_out(attempt, answered.solution)
-
-
-def _attempt_out(attempt: Any, solution: Solution) -> AttemptOut:
-    return AttemptOut(
-        attempt_id=attempt.id,
-        question_id=attempt.question_id,
-        question_version=attempt.question_version,
-        correct=attempt.correct,
-        score=attempt.score,
-        feedback=attempt.feedback,
-        solution=solution,
-    )
+    attempt = answering.get_attempt_or_raise(session, attempt_id, learner=learner)
+    return _attempt_out(session, attempt)

@@ -8,16 +8,17 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
-from app import learning
 from app.deps import (
     CsrfDep,
     LearnerDep,
     OptionalLearnerDep,
     PatternDep,
     PatternQuestionDep,
+    RunsDep,
     SessionDep,
 )
-from app.errors import Invalid
+from app.errors import Busy, Invalid
+from app.learning import answering, progress
 from app.models import utcnow
 from app.templating import render
 
@@ -31,21 +32,31 @@ def _signer(request: Request) -> TimestampSigner:
     return signer
 
 
-def _time_taken_ms(request: Request, shown_at: str, question_id: str) -> int | None:
-    """Milliseconds since the question page was rendered, from its signed `shown_at` field."""
+def _shown_token(request: Request, page: answering.QuestionPage) -> str:
+    """Signs which question and variant the page showed, and when."""
+    return _signer(request).sign(f"{page.question.id}:{page.variant}").decode()
+
+
+def _read_shown_token(
+    request: Request, token: str, question_id: str
+) -> tuple[int | None, int | None]:
+    """(variant shown, milliseconds since) from a page's `shown_at` field; Nones if invalid."""
     try:
-        _, signed_at = _signer(request).unsign(
-            shown_at, max_age=SHOWN_AT_MAX_AGE_S, return_timestamp=True
+        value, signed_at = _signer(request).unsign(
+            token, max_age=SHOWN_AT_MAX_AGE_S, return_timestamp=True
         )
     except (BadSignature, SignatureExpired):
-        return None
-    return int((utcnow() - signed_at).total_seconds() * 1000)
+        return None, None
+    shown_id, _, variant = value.decode().rpartition(":")
+    if shown_id != question_id or not variant.isdigit():
+        return None, None
+    return int(variant), int((utcnow() - signed_at).total_seconds() * 1000)
 
 
 @router.get("/", name="home")
 def home(request: Request, session: SessionDep, learner: OptionalLearnerDep) -> Response:
     """The patterns, with this learner's progress."""
-    cards = learning.home_cards(session, learner=learner)
+    cards = progress.home_cards(session, learner=learner)
     return render(request, "patterns/index.html", {"cards": cards})
 
 
@@ -54,24 +65,27 @@ def pattern_page(
     request: Request, session: SessionDep, pattern: PatternDep, learner: OptionalLearnerDep
 ) -> Response:
     """A pattern's overview: summary, key insight, modes and questions by difficulty."""
-    overview = learning.pattern_overview(session, pattern=pattern, learner=learner)
+    overview = progress.pattern_overview(session, pattern=pattern, learner=learner)
     return render(request, "patterns/detail.html", {"overview": overview})
 
 
 def _question_response(
     request: Request,
-    page: learning.QuestionPage,
+    page: answering.QuestionPage,
     *,
     error: str | None = None,
+    given: str = "",
     status_code: int = 200,
 ) -> Response:
-    signed = _signer(request).sign(page.question.id).decode()
-    return render(
+    response = render(
         request,
         "questions/detail.html",
-        {"page": page, "shown_at": signed, "error": error},
+        {"page": page, "shown_at": _shown_token(request, page), "error": error, "given": given},
         status_code=status_code,
     )
+    if status_code == 503:
+        response.headers["Retry-After"] = "2"
+    return response
 
 
 @router.get("/patterns/{slug}/questions/{question_id}", name="question")
@@ -81,8 +95,8 @@ def question_page(
     question: PatternQuestionDep,
     learner: OptionalLearnerDep,
 ) -> Response:
-    """A question to answer, with its code, choices and (on request) its hint."""
-    page = learning.question_page(session, question=question, learner=learner)
+    """A question to answer, with its code, choices or answer box, and (on request) its hint."""
+    page = answering.question_page(session, question=question, learner=learner)
     return _question_response(request, page)
 
 
@@ -94,23 +108,39 @@ def answer(
     session: SessionDep,
     question: PatternQuestionDep,
     learner: LearnerDep,
+    runs: RunsDep,
     answer: Annotated[str | None, Form()] = None,
     shown_at: Annotated[str, Form()] = "",
 ) -> Response:
-    """Grade and store an answer, then show its result (post/redirect/get)."""
+    """Grade and store an answer, then show its result (post/redirect/get).
+
+    A wrong-shaped answer, or a busy sandbox, shows the question again with the message and
+    what the learner typed; nothing is stored.
+    """
+    variant, time_taken_ms = _read_shown_token(request, shown_at, question.id)
     try:
         if answer is None:
             raise Invalid("Pick one of the choices before submitting.", field="answer")
-        attempt = learning.record_attempt(
+        attempt = answering.record_attempt(
             session,
             learner=learner,
             question=question,
             answer=answer,
-            time_taken_ms=_time_taken_ms(request, shown_at, question.id),
+            runs=runs,
+            variant=variant,
+            time_taken_ms=time_taken_ms,
         )
-    except Invalid as exc:
-        page = learning.question_page(session, question=question, learner=learner)
-        return _question_response(request, page, error=exc.message, status_code=422)
+    except (Invalid, Busy) as exc:
+        session.rollback()
+        page = answering.question_page(session, question=question, learner=learner)
+        message = (
+            exc.message
+            if isinstance(exc, Invalid)
+            else (f"{exc.message} Your answer was not graded yet: submit it again.")
+        )
+        return _question_response(
+            request, page, error=message, given=answer or "", status_code=exc.status
+        )
     url = request.url_for(
         "attempt", slug=question.pattern_slug, question_id=question.id, attempt_id=attempt.id
     )
@@ -122,9 +152,21 @@ def hint(
     request: Request, session: SessionDep, question: PatternQuestionDep, learner: LearnerDep
 ) -> Response:
     """Record that the learner asked for the hint, and show it on the question page."""
-    learning.reveal_hint(session, learner=learner, question=question)
+    answering.reveal_hint(session, learner=learner, question=question)
     url = request.url_for("question", slug=question.pattern_slug, question_id=question.id)
     return RedirectResponse(f"{url}#hint", status_code=303)
+
+
+@router.post(
+    "/patterns/{slug}/questions/{question_id}/variant", name="variant", dependencies=[CsrfDep]
+)
+def another_variant(
+    request: Request, session: SessionDep, question: PatternQuestionDep, learner: LearnerDep
+) -> Response:
+    """Give the learner a different variant of an output question."""
+    answering.next_variant(session, learner=learner, question=question)
+    url = request.url_for("question", slug=question.pattern_slug, question_id=question.id)
+    return RedirectResponse(url, status_code=303)
 
 
 @router.get("/patterns/{slug}/questions/{question_id}/attempts/{attempt_id}", name="attempt")
@@ -136,7 +178,7 @@ def attempt_page(
     learner: OptionalLearnerDep,
 ) -> Response:
     """The result of one of this learner's attempts, with the worked solution."""
-    result = learning.attempt_result(
+    result = answering.attempt_result(
         session, attempt_id=attempt_id, question=question, learner=learner
     )
     return render(request, "questions/attempt.html", {"result": result})

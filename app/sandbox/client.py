@@ -205,6 +205,8 @@ class Sandbox:
                         future.set_result(RunResult.from_json(message["result"]))
         except (OSError, ValueError) as exc:
             log.error("sandbox result stream broke: %s", exc)
+        finally:
+            process.stdout.close()
         self._on_runner_exit(process)
 
     def _on_runner_exit(self, process: subprocess.Popen[bytes]) -> None:
@@ -231,13 +233,30 @@ class Sandbox:
         )
         for future in stranded.values():
             future.set_exception(SandboxUnavailable(message, retry_after=1))
-        if old is not None and old.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(old.pid, signal.SIGKILL)
-            old.wait()
+        if old is not None:
+            if old.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(old.pid, signal.SIGKILL)
+                old.wait()
+            if old.stdin is not None:
+                with contextlib.suppress(OSError):
+                    old.stdin.close()
 
     def _fail_pending(self, message: str) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
         for future in pending.values():
             future.set_exception(SandboxUnavailable(message, retry_after=1))
+
+
+def from_settings(settings: Any) -> Sandbox:
+    """A (not yet started) sandbox configured by the app's settings."""
+    config = RunnerConfig(
+        slots=settings.sandbox_slots,
+        mode=settings.sandbox_mode,
+        uid_base=settings.sandbox_uid_base,
+        max_timeout_s=settings.sandbox_timeout_s,
+        memory_bytes=settings.sandbox_memory_mb * 1024 * 1024,
+        read_only_paths=read_only_paths(),
+    )
+    return Sandbox(config, queue_limit=settings.sandbox_queue)

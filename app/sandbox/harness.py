@@ -7,7 +7,9 @@ Nothing here is a security boundary — the child is already locked down when it
 from __future__ import annotations
 
 import builtins
+import errno
 import functools
+import linecache
 import random
 import sys
 import time
@@ -140,6 +142,11 @@ def _is_forbidden(exc: BaseException) -> bool:
     return isinstance(exc, PermissionError)
 
 
+def _is_output_limit(exc: BaseException) -> bool:
+    """A file over the size limit (EFBIG; Python ignores SIGXFSZ) or a full scratch space."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT)
+
+
 def run(job: Job) -> RunResult:
     """Run a job's snippet (and expression) and describe what happened.
 
@@ -148,13 +155,35 @@ def run(job: Job) -> RunResult:
     """
     # The CPU generator only: torch.manual_seed also seeds every accelerator backend, which
     # costs ~4 ms in a freshly forked process and means nothing on a CPU-only runner.
+    # Tracebacks quote the snippet's own lines: let linecache find them.
+    linecache.cache[SNIPPET] = (len(job.code), None, job.code.splitlines(True), SNIPPET)
+    if job.expression is not None:
+        linecache.cache[EXPRESSION] = (len(job.expression), None, [job.expression], EXPRESSION)
     torch.default_generator.manual_seed(job.seed)
     random.seed(job.seed)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     status, value, error = Verdict.OK, None, None
     started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
+    caught: list[WarningRecord] = []
+
+    def record_warning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        *_: object,
+        **__: object,
+    ) -> None:
+        # Called where the warning is raised: attribute it to the snippet's line, even when
+        # torch raised it from deep inside a scheduler.
+        line = lineno if filename == SNIPPET else _snippet_line(sys._getframe(1))
+        caught.append(
+            WarningRecord(category=category.__name__, message=str(message)[:MAX_MESSAGE], line=line)
+        )
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = record_warning
         TRACER.active = True
         try:
             exec(compile(job.code, SNIPPET, "exec"), namespace)
@@ -168,6 +197,8 @@ def run(job: Job) -> RunResult:
                 if _is_memory_error(exc)
                 else Verdict.FORBIDDEN
                 if _is_forbidden(exc)
+                else Verdict.OUTPUT_LIMIT
+                if _is_output_limit(exc)
                 else Verdict.ERROR
             )
         finally:
@@ -180,16 +211,8 @@ def run(job: Job) -> RunResult:
         error=error,
         trace=TRACER.events,
         trace_truncated=TRACER.truncated,
-        warnings=[_warning(w) for w in caught],
+        warnings=caught,
         duration_ms=(time.perf_counter() - started) * 1000,
-    )
-
-
-def _warning(record: warnings.WarningMessage) -> WarningRecord:
-    return WarningRecord(
-        category=record.category.__name__,
-        message=str(record.message)[:MAX_MESSAGE],
-        line=record.lineno if record.filename == SNIPPET else None,
     )
 
 

@@ -33,7 +33,8 @@ MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
-MNT_DETACH = 2
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -75,9 +76,47 @@ def mount_tmpfs(
     )
 
 
-def unmount(path: Path) -> None:
-    """Detach the mount at `path`."""
-    _check(_libc.umount2(str(path).encode(), MNT_DETACH), f"umount {path}")
+def _mount(source: Path, target: Path, flags: int) -> None:
+    _check(
+        _libc.mount(str(source).encode(), str(target).encode(), None, flags, None),
+        f"mount {source} on {target}",
+    )
+
+
+def make_reachable(paths: list[Path], staging: Path) -> list[Path]:
+    """Let unprivileged uids reach `paths` (in the runner's mount namespace only).
+
+    An interpreter installed under a private home (/root is mode 0700 for pyenv installs)
+    would be unreadable once a child drops to its slot's uid: every lazy import would fail.
+    For each ancestor that others may not enter, the paths below it are bind-mounted aside, a
+    world-traversable tmpfs is mounted over the ancestor, and the paths are moved back in.
+    The host's directories and permissions are untouched. Returns the ancestors covered.
+    """
+    blocked: dict[Path, set[str]] = {}
+    for path in paths:
+        parts = path.parts
+        for depth in range(1, len(parts)):
+            ancestor = Path(*parts[:depth])
+            if not ancestor.stat().st_mode & 0o001:
+                blocked.setdefault(ancestor, set()).add(parts[depth])
+                break
+    for number, (ancestor, children) in enumerate(sorted(blocked.items())):
+        aside = staging / str(number)
+        for child in sorted(children):
+            (aside / child).mkdir(parents=True)
+            _mount(ancestor / child, aside / child, MS_BIND | MS_REC)
+        mount_tmpfs(ancestor, size_bytes=1024 * 1024, inodes=64, mode=0o755)
+        for child in sorted(children):
+            (ancestor / child).mkdir()
+            _mount(aside / child, ancestor / child, MS_MOVE)
+    for path in paths:
+        for ancestor in path.parents:
+            if not ancestor.stat().st_mode & 0o001:
+                raise SandboxUnsupported(
+                    f"{ancestor} is not reachable by unprivileged users; "
+                    f"make it world-traversable (chmod o+x) to run code"
+                )
+    return sorted(blocked)
 
 
 # --- memory ----------------------------------------------------------------------------------

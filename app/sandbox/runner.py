@@ -41,7 +41,14 @@ MAX_RESULT_BYTES = 4 * 1024 * 1024
 CHILD_SETUP_FAILED = 70  # exit code of a child whose lockdown failed (a runner problem)
 SCRATCH_ROOT = Path("/tmp")  # inside the runner's own mount namespace: a private tmpfs
 MAX_SETUP_FAILURES = 5  # consecutive failed lockdowns before the runner gives up
-CHILD_VERDICTS = {Verdict.OK, Verdict.ERROR, Verdict.MEMORY, Verdict.FORBIDDEN}
+# What a child may report about itself; the rest only the runner decides.
+CHILD_VERDICTS = {
+    Verdict.OK,
+    Verdict.ERROR,
+    Verdict.MEMORY,
+    Verdict.FORBIDDEN,
+    Verdict.OUTPUT_LIMIT,
+}
 
 
 @dataclass(frozen=True)
@@ -165,12 +172,17 @@ class Runner:
         total = self.config.scratch_bytes * (self.config.slots + 1)
         lockdown.mount_tmpfs(SCRATCH_ROOT, size_bytes=total, inodes=4096, mode=0o711)
         read_only = [Path(p) for p in self.config.read_only_paths]
+        covered = lockdown.make_reachable(read_only, SCRATCH_ROOT / ".reachable")
         for slot in self.slots:
             self._mount_scratch(slot)
             slot.ruleset = lockdown.landlock_ruleset(
                 read_only=read_only, read_write=[slot.scratch, Path("/dev/null")]
             )
-        return {"mode": "strict", "landlock_abi": abi}
+        return {
+            "mode": "strict",
+            "landlock_abi": abi,
+            "made_reachable": [str(path) for path in covered],
+        }
 
     def _mount_scratch(self, slot: Slot) -> None:
         lockdown.mount_tmpfs(
@@ -181,17 +193,16 @@ class Runner:
         )
 
     def _reset_scratch(self, slot: Slot) -> None:
-        if not any(slot.scratch.iterdir()):
-            return  # most runs write nothing
+        """Empty a slot's scratch space for its next child (the mount itself stays: Landlock's
+        rule holds on to it). rmtree never follows the symlinks a child may have left."""
         if self.strict:
-            lockdown.unmount(slot.scratch)
-            self._mount_scratch(slot)
-        else:
-            for entry in slot.scratch.iterdir():
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+            os.chmod(slot.scratch, 0o700)
+            os.chown(slot.scratch, slot.uid, slot.uid)
+        for entry in slot.scratch.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
     # --- children -----------------------------------------------------------------------
 

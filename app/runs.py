@@ -1,0 +1,129 @@
+"""Runs of output questions: every key and every worked-solution trace comes from here.
+
+A run is stored under a key made of the code, the expression and the torch version, so the
+same code on the same torch is run once (when caching is on) and a stored run can always be
+shown again — the attempt's feedback points at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+
+from sqlalchemy import Executable, insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.bank import variants
+from app.bank.schema import OutputQuestion
+from app.errors import Busy
+from app.models import SandboxRun
+from app.sandbox.client import Sandbox, SandboxUnavailable
+from app.sandbox.protocol import Job, RunResult, Verdict
+
+CACHEABLE = {Verdict.OK, Verdict.ERROR}  # deterministic outcomes; a timeout may be load
+
+
+@cache
+def torch_version() -> str:
+    """The installed torch version (read from package metadata: the web process never
+    imports torch; the runner imports this same installation)."""
+    return version("torch")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run and the key it is stored under."""
+
+    key: str
+    result: RunResult
+
+
+def run_key(code: str, expression: str | None) -> str:
+    """The storage key of running `code` (and `expression`) on this torch version."""
+    material = json.dumps([code, expression, torch_version()], ensure_ascii=False)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def job_for(question: OutputQuestion, variant: int, *, timeout_s: float) -> Job:
+    """The job that runs variant `variant` of a question."""
+    values = variants.variant(question, variant) if question.params else {}
+    return Job(
+        code=variants.render_code(question.code, values),
+        expression=question.expression,
+        timeout_s=timeout_s,
+    )
+
+
+def stored(session: Session, key: str) -> RunResult | None:
+    """A stored run, if there is one."""
+    row = session.get(SandboxRun, key)
+    return RunResult.from_json(row.result) if row is not None else None
+
+
+def store(session: Session, run: Run) -> None:
+    """Keep a run (once per key; a concurrent duplicate is ignored). Part of the caller's
+    write transaction."""
+    if run.result.status not in CACHEABLE:
+        return
+    values = {"key": run.key, "torch_version": torch_version(), "result": run.result.to_json()}
+    dialect = session.get_bind().dialect.name
+    statement: Executable
+    if dialect == "sqlite":
+        statement = sqlite_insert(SandboxRun).values(values).on_conflict_do_nothing()
+    elif dialect == "postgresql":
+        statement = postgresql_insert(SandboxRun).values(values).on_conflict_do_nothing()
+    else:
+        if session.get(SandboxRun, run.key) is not None:
+            return
+        statement = insert(SandboxRun).values(values)
+    session.execute(statement)
+
+
+class QuestionRuns:
+    """Gets the run behind a question's key: from the store or, when needed, the sandbox."""
+
+    def __init__(self, sandbox: Sandbox | None, *, use_cache: bool, timeout_s: float) -> None:
+        self.sandbox = sandbox
+        self.use_cache = use_cache
+        self.timeout_s = timeout_s
+
+    def key_of(self, question: OutputQuestion, variant: int) -> str:
+        """The storage key of a variant's run."""
+        job = job_for(question, variant, timeout_s=self.timeout_s)
+        return run_key(job.code, job.expression)
+
+    def submit(self, question: OutputQuestion, variant: int) -> tuple[str, Future[RunResult]]:
+        """Start running a variant; its key and a future result."""
+        if self.sandbox is None:
+            raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
+        job = job_for(question, variant, timeout_s=self.timeout_s)
+        return run_key(job.code, job.expression), self.sandbox.submit(job)
+
+    def run(self, session: Session, question: OutputQuestion, variant: int) -> Run:
+        """The run of a variant: stored (when caching is on and it exists) or fresh."""
+        job = job_for(question, variant, timeout_s=self.timeout_s)
+        key = run_key(job.code, job.expression)
+        if self.use_cache or self.sandbox is None:
+            result = stored(session, key)
+            if result is not None:
+                return Run(key, result)
+        if self.sandbox is None:
+            raise SandboxUnavailable(
+                "Running code is switched off on this server, and this variant has no stored run.",
+                retry_after=60,
+            )
+        result = self.sandbox.run(job)
+        if result.status not in CACHEABLE:
+            # The key's own run failed now though it passed at import: load, not the question.
+            raise Busy(
+                f"The code could not be run just now ({result.sentence} {result.detail})"
+                " Try again in a moment.",
+                retry_after=2,
+            )
+        return Run(key, result)
