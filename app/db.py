@@ -7,10 +7,16 @@ transaction that reads and then writes fails at once with "database is locked" w
 connection committed in between (WAL snapshot conflict, which busy_timeout cannot wait out);
 taking the write lock up front makes concurrent writers queue instead. Slow work (running
 code in the sandbox) happens before `begin_write`, so the lock is held for milliseconds.
+
+Writers of one process also queue on a threading.Lock before BEGIN IMMEDIATE. Left to SQLite
+alone, a waiting writer sleeps in its busy handler (1, 2, 5, 10 … 100 ms backoff) and wakes
+long after the lock is free: under 64 concurrent submissions that wasted most of the time.
+Other processes (a second server, the import command) still meet at SQLite's own lock.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 10_000  # a writer waits this long for the lock before giving up
 WRITE_OPTION = "tracewise_write"
+WRITE_LOCK = "tracewise_write_lock"  # Session.info keys
+HOLDS_WRITE_LOCK = "tracewise_holds_write_lock"
+SQLITE_POOL_SIZE = 20  # SQLite connections are cheap: keep about one per request thread
+SQLITE_POOL_OVERFLOW = 40
 
 
 def make_engine(url: str) -> Engine:
@@ -30,7 +40,13 @@ def make_engine(url: str) -> Engine:
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False},
+        # One connection per busy request thread (the server runs up to 40), without waiting.
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_OVERFLOW,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -54,10 +70,24 @@ def begin_write(session: Session) -> None:
     """Start the transaction that writes: on SQLite, take the write lock now.
 
     Whatever the session did before (reads, or a flushed guest learner) is committed first,
-    so that the write transaction starts from the latest state.
+    so that the write transaction starts from the latest state. The lock is let go when the
+    transaction commits or rolls back.
     """
     session.commit()
-    session.connection(execution_options={WRITE_OPTION: True})
+    lock: threading.Lock | None = session.info.get(WRITE_LOCK)
+    if lock is not None:
+        lock.acquire()
+        session.info[HOLDS_WRITE_LOCK] = True
+    try:
+        session.connection(execution_options={WRITE_OPTION: True})
+    except BaseException:
+        _release_write_lock(session)
+        raise
+
+
+def _release_write_lock(session: Session, *_: Any) -> None:
+    if session.info.pop(HOLDS_WRITE_LOCK, False):
+        session.info[WRITE_LOCK].release()
 
 
 class Database:
@@ -65,7 +95,11 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        is_sqlite = self.engine.dialect.name == "sqlite"
+        info = {WRITE_LOCK: threading.Lock()} if is_sqlite else {}
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
+        event.listen(self._sessions, "after_commit", _release_write_lock)
+        event.listen(self._sessions, "after_rollback", _release_write_lock)
 
     def session(self) -> Session:
         """A new session; call `begin_write(session)` before writing."""

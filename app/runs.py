@@ -105,14 +105,19 @@ class QuestionRuns:
         job = job_for(question, variant, timeout_s=self.timeout_s)
         return run_key(job.code, job.expression), self.sandbox.submit(job)
 
-    def run(self, session: Session, question: OutputQuestion, variant: int) -> Run:
-        """The run of a variant: stored (when caching is on and it exists) or fresh."""
+    def lookup(self, session: Session, question: OutputQuestion, variant: int) -> Run | None:
+        """The stored run of a variant, when caching is on (or nothing can run anyway)."""
+        if not self.use_cache and self.sandbox is not None:
+            return None
+        key = self.key_of(question, variant)
+        result = stored(session, key)
+        return Run(key, result) if result is not None else None
+
+    def execute(self, question: OutputQuestion, variant: int) -> Run:
+        """Run a variant now, in the sandbox (no database involved: the caller holds no
+        connection while it waits)."""
         job = job_for(question, variant, timeout_s=self.timeout_s)
         key = run_key(job.code, job.expression)
-        if self.use_cache or self.sandbox is None:
-            result = stored(session, key)
-            if result is not None:
-                return Run(key, result)
         if self.sandbox is None:
             raise SandboxUnavailable(
                 "Running code is switched off on this server, and this variant has no stored run.",

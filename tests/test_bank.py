@@ -200,7 +200,7 @@ def test_a_changed_question_becomes_a_new_version_and_attempts_keep_theirs(
     learner = get_or_create_learner(session, None)
     attempt = record_attempt(
         session, learner=learner, question=get_question_or_raise(session, "q"), answer=0
-    )
+    ).attempt
 
     write_bank(tmp_path, [choice_question("q", prompt="Which one is right, really?")])
     report = import_bank(session, tmp_path)

@@ -390,7 +390,8 @@ def test_a_busy_sandbox_is_503_with_retry_after_and_nothing_is_stored(
     def busy(*_: Any, **__: Any) -> Any:
         raise Busy("The code runner is busy. Try again in a moment.", retry_after=1)
 
-    monkeypatch.setattr(app.state.runs, "run", busy)
+    monkeypatch.setattr(app.state.runs, "lookup", lambda *_: None)
+    monkeypatch.setattr(app.state.runs, "execute", busy)
     response = client.post(f"/api/questions/{STEPLR}/attempts", json={"answer": "0.1"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"

@@ -57,6 +57,8 @@ def current_variant(session: Session, *, learner: Learner | None, question: Live
 
 def _set_variant(session: Session, learner: Learner, question_id: str, index: int) -> None:
     row = session.get(LearnerVariant, (learner.id, question_id))
+    if row is not None and row.variant_index == index:
+        return
     if row is None:
         session.add(
             LearnerVariant(learner_id=learner.id, question_id=question_id, variant_index=index)
@@ -95,11 +97,12 @@ def shown(question: Question, variant: int) -> Question:
 # --- hints and attempts -------------------------------------------------------------------------
 
 
-def _has_reveal(session: Session, learner_id: int, question_id: str, kind: str) -> bool:
-    query = select(Reveal.id).where(
-        Reveal.learner_id == learner_id, Reveal.question_id == question_id, Reveal.kind == kind
+def _reveals(session: Session, learner_id: int, question_id: str) -> set[str]:
+    """What this learner has been shown of a question: "hint", "solution"."""
+    query = select(Reveal.kind).where(
+        Reveal.learner_id == learner_id, Reveal.question_id == question_id
     )
-    return session.scalar(query.limit(1)) is not None
+    return set(session.scalars(query.distinct()))
 
 
 def _reveal(session: Session, learner: Learner, question: LiveQuestion, kind: str) -> None:
@@ -121,7 +124,7 @@ def reveal_hint(session: Session, *, learner: Learner, question: LiveQuestion) -
     if hint is None:
         raise NotFound(f"Question {question.id!r} has no hint.")
     begin_write(session)
-    if not _has_reveal(session, learner.id, question.id, HINT):
+    if HINT not in _reveals(session, learner.id, question.id):
         _reveal(session, learner, question, HINT)
     session.commit()
     return hint
@@ -129,7 +132,7 @@ def reveal_hint(session: Session, *, learner: Learner, question: LiveQuestion) -
 
 def hint_revealed(session: Session, *, learner: Learner | None, question_id: str) -> bool:
     """Whether this learner has asked for the question's hint."""
-    return learner is not None and _has_reveal(session, learner.id, question_id, HINT)
+    return learner is not None and HINT in _reveals(session, learner.id, question_id)
 
 
 def record_attempt(
@@ -141,7 +144,7 @@ def record_attempt(
     runs: QuestionRuns | None = None,
     variant: int | None = None,
     time_taken_ms: int | None = None,
-) -> Attempt:
+) -> Recorded:
     """Grade an answer and store the attempt; the learner is then shown the solution.
 
     An output question is graded against the run of the variant answered (stored, or run
@@ -149,6 +152,7 @@ def record_attempt(
     """
     q = question.question
     run: Run | None = None
+    fresh = False
     if isinstance(q, OutputQuestion):
         if runs is None:
             raise SandboxUnavailable("Output questions cannot be graded here right now.")
@@ -158,7 +162,10 @@ def record_attempt(
             else check_variant(q, variant)
         )
         text = grading.parse_output_answer(answer)
-        run = runs.run(session, q, index)
+        run = runs.lookup(session, q, index)
+        if run is None:
+            session.commit()  # end the read: no connection or snapshot is held while code runs
+            run, fresh = runs.execute(q, index), True
         params = variants.variant(q, index) if q.params else {}
         result = grading.grade_output(
             q, run.result, text, variant=index, params=params, run_key=run.key
@@ -171,9 +178,11 @@ def record_attempt(
         time_taken_ms = max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
 
     begin_write(session)
-    if run is not None:
+    if fresh and run is not None:
         store(session, run)
+    if run is not None:
         _set_variant(session, learner, question.id, index)
+    seen = _reveals(session, learner.id, question.id)
     attempt = Attempt(
         learner_id=learner.id,
         question_id=question.id,
@@ -182,8 +191,8 @@ def record_attempt(
         correct=result.correct,
         score=result.score,
         feedback=result.feedback.model_dump(mode="json"),
-        hint_seen=_has_reveal(session, learner.id, question.id, HINT),
-        solution_seen=_has_reveal(session, learner.id, question.id, SOLUTION),
+        hint_seen=HINT in seen,
+        solution_seen=SOLUTION in seen,
         time_taken_ms=time_taken_ms,
         variant_index=index if run is not None else None,
         variant=params if run is not None else None,
@@ -191,7 +200,12 @@ def record_attempt(
     session.add(attempt)
     _reveal(session, learner, question, SOLUTION)
     session.commit()
-    return attempt
+    return Recorded(
+        attempt=attempt,
+        answered=shown(q, index),
+        feedback=result.feedback,
+        run=run.result if run is not None else None,
+    )
 
 
 def get_attempt_or_raise(
@@ -254,6 +268,17 @@ def question_page(
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A stored attempt with what grading it produced: the question as answered (version and
+    variant), the feedback, and for output questions the run behind the key."""
+
+    attempt: Attempt
+    answered: Question
+    feedback: grading.Feedback
+    run: RunResult | None
+
+
+@dataclass(frozen=True)
 class AttemptResult:
     """An attempt as its result page shows it: the version (and variant) answered, what the
     learner was told, and for output questions the run behind the key."""
@@ -265,15 +290,15 @@ class AttemptResult:
     page: QuestionPage
 
 
-def attempt_details(
-    session: Session, attempt: Attempt
-) -> tuple[Question, grading.Feedback, RunResult | None]:
-    """The question as answered (version and variant), the feedback given, and the run."""
+def attempt_details(session: Session, attempt: Attempt) -> Recorded:
+    """A stored attempt with the question as answered, its feedback and its run."""
     version = bank.get_version_or_raise(session, attempt.question_id, attempt.question_version)
     feedback = FEEDBACK_ADAPTER.validate_python(attempt.feedback)
     if isinstance(feedback, grading.OutputFeedback):
-        return shown(version, feedback.variant), feedback, stored(session, feedback.run_key)
-    return version, feedback, None
+        return Recorded(
+            attempt, shown(version, feedback.variant), feedback, stored(session, feedback.run_key)
+        )
+    return Recorded(attempt, version, feedback, None)
 
 
 def attempt_result(
@@ -281,11 +306,11 @@ def attempt_result(
 ) -> AttemptResult:
     """One of this learner's attempts at `question`, with everything its page shows."""
     attempt = get_attempt_or_raise(session, attempt_id, learner=learner, question_id=question.id)
-    answered, feedback, run = attempt_details(session, attempt)
+    details = attempt_details(session, attempt)
     return AttemptResult(
         attempt=attempt,
-        answered=answered,
-        feedback=feedback,
-        run=run,
+        answered=details.answered,
+        feedback=details.feedback,
+        run=details.run,
         page=question_page(session, question=question, learner=learner),
     )

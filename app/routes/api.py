@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from app.bank import service as bank
 from app.bank import variants
@@ -23,7 +22,6 @@ from app.deps import (
 from app.errors import NotFound
 from app.grading import Feedback, OutputFeedback, choice_label
 from app.learning import answering
-from app.models import Attempt
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
 router = APIRouter()
@@ -192,8 +190,13 @@ def _question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
     )
 
 
-def _attempt_out(session: Session, attempt: Attempt) -> AttemptOut:
-    answered, feedback, run = answering.attempt_details(session, attempt)
+def _attempt_out(recorded: answering.Recorded) -> AttemptOut:
+    attempt, answered, feedback, run = (
+        recorded.attempt,
+        recorded.answered,
+        recorded.feedback,
+        recorded.run,
+    )
     solution: Solution | OutputSolution
     if isinstance(answered, OutputQuestion) and isinstance(feedback, OutputFeedback):
         if run is None:
@@ -296,7 +299,7 @@ def submit_attempt(
     body: AttemptIn,
 ) -> AttemptOut:
     """Grade an answer and store it as an attempt; the result includes the worked solution."""
-    attempt = answering.record_attempt(
+    recorded = answering.record_attempt(
         session,
         learner=learner,
         question=question,
@@ -305,11 +308,11 @@ def submit_attempt(
         variant=body.variant,
         time_taken_ms=body.time_taken_ms,
     )
-    return _attempt_out(session, attempt)
+    return _attempt_out(recorded)
 
 
 @router.get("/api/attempts/{attempt_id}", tags=["questions"], responses=NOT_FOUND)
 def get_attempt(session: SessionDep, attempt_id: int, learner: OptionalLearnerDep) -> AttemptOut:
     """One of your own attempts; anyone else's is 404."""
     attempt = answering.get_attempt_or_raise(session, attempt_id, learner=learner)
-    return _attempt_out(session, attempt)
+    return _attempt_out(answering.attempt_details(session, attempt))

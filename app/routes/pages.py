@@ -121,7 +121,7 @@ def answer(
     try:
         if answer is None:
             raise Invalid("Pick one of the choices before submitting.", field="answer")
-        attempt = answering.record_attempt(
+        recorded = answering.record_attempt(
             session,
             learner=learner,
             question=question,
@@ -142,7 +142,10 @@ def answer(
             request, page, error=message, given=answer or "", status_code=exc.status
         )
     url = request.url_for(
-        "attempt", slug=question.pattern_slug, question_id=question.id, attempt_id=attempt.id
+        "attempt",
+        slug=question.pattern_slug,
+        question_id=question.id,
+        attempt_id=recorded.attempt.id,
     )
     return RedirectResponse(url, status_code=303)
 

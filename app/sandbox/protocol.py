@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -101,8 +101,20 @@ class RunResult:
         return VERDICT_SENTENCES[self.status]
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict (by hand: dataclasses.asdict deep-copies, and this is on every
+        result's path twice)."""
+        return {
+            "status": self.status.value,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "value": self.value,
+            "error": dict(vars(self.error)) if self.error else None,
+            "trace": [dict(vars(event)) for event in self.trace],
+            "trace_truncated": self.trace_truncated,
+            "warnings": [dict(vars(warning)) for warning in self.warnings],
+            "duration_ms": self.duration_ms,
+            "detail": self.detail,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunResult:

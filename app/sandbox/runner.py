@@ -141,7 +141,8 @@ class Runner:
         ]
         self.limits = lockdown.Limits(
             cpu_seconds=math.ceil(config.max_timeout_s) + 1,
-            address_space_bytes=0,  # set per spawn: the runner's size plus memory_bytes
+            # what the runner maps already (torch is large, mostly shared) plus the job's share
+            address_space_bytes=_vm_size() + config.memory_bytes,
             file_size_bytes=config.scratch_bytes,
         )
 
@@ -210,18 +211,13 @@ class Runner:
         """Fork a child for `slot`; it locks itself down and reports ready."""
         job_r, job_w = os.pipe()
         pipes = {name: os.pipe() for name in ("result", "stdout", "stderr")}
-        limits = lockdown.Limits(
-            cpu_seconds=self.limits.cpu_seconds,
-            address_space_bytes=_vm_size() + self.config.memory_bytes,
-            file_size_bytes=self.limits.file_size_bytes,
-        )
         pid = os.fork()
         if pid == 0:  # the child
             try:
                 os.close(job_w)
                 for read_end, _ in pipes.values():
                     os.close(read_end)
-                self._child(slot, limits, job_r, {n: w for n, (_, w) in pipes.items()})
+                self._child(slot, self.limits, job_r, {n: w for n, (_, w) in pipes.items()})
             finally:
                 os._exit(CHILD_SETUP_FAILED)
         os.close(job_r)

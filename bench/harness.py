@@ -1,0 +1,212 @@
+"""What benchmarks share: a real server on a fresh database, a lean HTTP load generator,
+percentiles, and memory (PSS) of a process tree."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running `python -m app serve` on its own database."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    var_dir: Path
+
+
+@contextmanager
+def server(**settings: str) -> Iterator[Server]:
+    """Migrate and import a fresh database, then serve it; settings are TRACEWISE_* values."""
+    with tempfile.TemporaryDirectory(prefix="tracewise-bench-") as tmp:
+        env = {**os.environ, "TRACEWISE_VAR_DIR": tmp}
+        env.update({f"TRACEWISE_{key.upper()}": value for key, value in settings.items()})
+        python = [sys.executable, "-m", "app"]
+        subprocess.run([*python, "migrate"], env=env, cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([*python, "import-questions", "questions"], env=env, cwd=ROOT,
+                       check=True, stdout=subprocess.DEVNULL)
+        port = free_port()
+        process = subprocess.Popen(
+            [*python, "serve", "--port", str(port)], env={**env, "PYTHONWARNINGS": "ignore"},
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_until_up(port)
+            yield Server(process, port, Path(tmp))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_until_up(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection with its cookie: a client that costs little CPU,
+    so the machine's two cores go to the server being measured."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookie = ""
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: object | None = None) -> tuple[int, bytes]:
+        """Send one request; (status, body)."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            + (f"Cookie: {self.cookie}\r\n" if self.cookie else "")
+            + "\r\n"
+        )
+        self.writer.write(head.encode() + payload)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "set-cookie":
+                self.cookie = value.strip().split(";", 1)[0]
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self.writer is not None:
+            self.writer.close()
+
+
+@dataclass
+class LoadResult:
+    """Latencies (ms) of successful requests, errors, and the wall time they took."""
+
+    latencies_ms: list[float]
+    errors: int
+    seconds: float
+
+    @property
+    def throughput(self) -> float:
+        """Successful requests per second."""
+        return len(self.latencies_ms) / self.seconds
+
+    def percentile(self, p: float) -> float:
+        """The p-th percentile latency in ms."""
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, round(p / 100 * (len(data) - 1)))]
+
+    def line(self, label: str) -> str:
+        """One line of the report."""
+        return (f"{label:<28} p50 {self.percentile(50):7.1f} ms  p95 {self.percentile(95):7.1f} ms"
+                f"  p99 {self.percentile(99):7.1f} ms  {self.throughput:7.1f} req/s"
+                f"  errors {self.errors}")
+
+
+async def _load(port: int, clients: int, requests_each: int, make_request: object,
+                warmup: int) -> LoadResult:
+    connections = [Connection(port) for _ in range(clients)]
+    latencies: list[float] = []
+    errors = 0
+
+    async def client(index: int, connection: Connection) -> None:
+        nonlocal errors
+        for n in range(warmup + requests_each):
+            method, path, body = make_request(index, n)  # type: ignore[operator]
+            started = time.perf_counter()
+            status, _ = await connection.request(method, path, body)
+            elapsed = (time.perf_counter() - started) * 1000
+            if n < warmup:
+                continue
+            if 200 <= status < 300:
+                latencies.append(elapsed)
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i, c) for i, c in enumerate(connections)))
+    seconds = time.perf_counter() - started
+    for connection in connections:
+        connection.close()
+    return LoadResult(latencies, errors, seconds)
+
+
+def load(port: int, *, clients: int, requests_each: int, make_request: object,
+         warmup: int = 2) -> LoadResult:
+    """`clients` concurrent keep-alive clients, each sending `requests_each` requests (after
+    `warmup` unmeasured ones); make_request(client, n) -> (method, path, json body)."""
+    return asyncio.run(_load(port, clients, requests_each, make_request, warmup))
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of a process tree in MiB: shared pages counted once in total."""
+    total_kb = 0
+    for process in descendants(pid):
+        try:
+            for line in Path(f"/proc/{process}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kb / 1024
+
+
+def median(values: list[float]) -> float:
+    """The median."""
+    return statistics.median(values)
+
+
+def median_round(rounds: list[LoadResult]) -> LoadResult:
+    """The round with the median throughput (its percentiles come with it)."""
+    return sorted(rounds, key=lambda result: result.throughput)[len(rounds) // 2]
