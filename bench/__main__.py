@@ -5,6 +5,9 @@ import sys
 
 BENCHMARKS = ["bench.grading"]
 
-failed = [name for name in BENCHMARKS
-          if subprocess.run([sys.executable, "-m", name, *sys.argv[1:]]).returncode != 0]
+failed = [
+    name
+    for name in BENCHMARKS
+    if subprocess.run([sys.executable, "-m", name, *sys.argv[1:]]).returncode != 0
+]
 sys.exit(1 if failed else 0)

@@ -41,8 +41,11 @@ def baseline_ms(runs: int) -> list[float]:
 
 def submission(client: int, n: int) -> tuple[str, str, dict[str, object]]:
     """Client `client`'s n-th answer, spread over the 30 variants (so over different code)."""
-    return ("POST", f"/api/questions/{QUESTION}/attempts",
-            {"answer": "0.05", "variant": (client * 7 + n) % 30})
+    return (
+        "POST",
+        f"/api/questions/{QUESTION}/attempts",
+        {"answer": "0.05", "variant": (client * 7 + n) % 30},
+    )
 
 
 def main() -> None:
@@ -51,8 +54,10 @@ def main() -> None:
     scale = 4 if quick else 1
     print(f"Grading {QUESTION} through HTTP, sandbox cache off (every submission runs the code)")
     naive = baseline_ms(3 if quick else 8)
-    print(f"{'baseline: fresh python/run':<28} p50 {median(naive):7.1f} ms  "
-          f"({len(naive)} runs: torch import + first optimizer each time)")
+    print(
+        f"{'baseline: fresh python/run':<28} p50 {median(naive):7.1f} ms  "
+        f"({len(naive)} runs: torch import + first optimizer each time)"
+    )
 
     with server(sandbox_cache="false", sandbox_slots="4") as srv:
         load(srv.port, clients=4, requests_each=20, make_request=submission)  # warm up
@@ -60,8 +65,12 @@ def main() -> None:
         errors = 0
         for clients, each in ((1, 300), (8, 60), (64, 25)):
             rounds = [
-                load(srv.port, clients=clients, requests_each=max(each // scale, 5),
-                     make_request=submission)
+                load(
+                    srv.port,
+                    clients=clients,
+                    requests_each=max(each // scale, 5),
+                    make_request=submission,
+                )
                 for _ in range(ROUNDS)
             ]
             results[clients] = median_round(rounds)

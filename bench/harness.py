@@ -43,14 +43,23 @@ def server(**settings: str) -> Iterator[Server]:
         env = {**os.environ, "TRACEWISE_VAR_DIR": tmp}
         env.update({f"TRACEWISE_{key.upper()}": value for key, value in settings.items()})
         python = [sys.executable, "-m", "app"]
-        subprocess.run([*python, "migrate"], env=env, cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run([*python, "import-questions", "questions"], env=env, cwd=ROOT,
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*python, "migrate"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+        )
+        subprocess.run(
+            [*python, "import-questions", "questions"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         port = free_port()
         process = subprocess.Popen(
-            [*python, "serve", "--port", str(port)], env={**env, "PYTHONWARNINGS": "ignore"},
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [*python, "serve", "--port", str(port)],
+            env={**env, "PYTHONWARNINGS": "ignore"},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             _wait_until_up(port)
@@ -81,7 +90,9 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: object | None = None) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: object | None = None
+    ) -> tuple[int, bytes]:
         """Send one request; (status, body)."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -131,13 +142,16 @@ class LoadResult:
 
     def line(self, label: str) -> str:
         """One line of the report."""
-        return (f"{label:<28} p50 {self.percentile(50):7.1f} ms  p95 {self.percentile(95):7.1f} ms"
-                f"  p99 {self.percentile(99):7.1f} ms  {self.throughput:7.1f} req/s"
-                f"  errors {self.errors}")
+        return (
+            f"{label:<28} p50 {self.percentile(50):7.1f} ms  p95 {self.percentile(95):7.1f} ms"
+            f"  p99 {self.percentile(99):7.1f} ms  {self.throughput:7.1f} req/s"
+            f"  errors {self.errors}"
+        )
 
 
-async def _load(port: int, clients: int, requests_each: int, make_request: object,
-                warmup: int) -> LoadResult:
+async def _load(
+    port: int, clients: int, requests_each: int, make_request: object, warmup: int
+) -> LoadResult:
     connections = [Connection(port) for _ in range(clients)]
     latencies: list[float] = []
     errors = 0
@@ -164,8 +178,9 @@ async def _load(port: int, clients: int, requests_each: int, make_request: objec
     return LoadResult(latencies, errors, seconds)
 
 
-def load(port: int, *, clients: int, requests_each: int, make_request: object,
-         warmup: int = 2) -> LoadResult:
+def load(
+    port: int, *, clients: int, requests_each: int, make_request: object, warmup: int = 2
+) -> LoadResult:
     """`clients` concurrent keep-alive clients, each sending `requests_each` requests (after
     `warmup` unmeasured ones); make_request(client, n) -> (method, path, json body)."""
     return asyncio.run(_load(port, clients, requests_each, make_request, warmup))
