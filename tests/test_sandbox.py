@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import Busy
-from app.sandbox.client import Sandbox, read_only_paths
+from app.sandbox.client import Sandbox, SandboxUnavailable, read_only_paths
 from app.sandbox.protocol import Job, RunResult, Verdict
 from app.sandbox.runner import RunnerConfig
 
@@ -379,3 +379,41 @@ def test_the_runner_holds_no_secrets_in_its_environment(sandbox: Sandbox) -> Non
 
 def test_victims_are_world_writable_so_only_the_sandbox_protects_them(victims: Path) -> None:
     assert stat.S_IMODE((victims / "secret_key").stat().st_mode) == 0o666
+
+
+def test_a_machine_without_what_the_sandbox_needs_is_refused_with_the_reason() -> None:
+    hidden = Path("/var/tmp") / f"tracewise-hidden-{os.getpid()}"
+    (hidden / "inner" / "lib").mkdir(parents=True)
+    hidden.chmod(0o700)
+    (hidden / "inner").chmod(0o700)
+    config = RunnerConfig(
+        slots=1, uid_base=61300, read_only_paths=[*read_only_paths(), str(hidden / "inner" / "lib")]
+    )
+    sandbox = Sandbox(config, queue_limit=2)
+    sandbox.start()
+    try:
+        with pytest.raises(SandboxUnavailable) as caught:
+            sandbox.wait_ready()
+        assert "cannot run code here" in caught.value.message
+        assert "is not reachable by unprivileged users" in caught.value.message
+        with pytest.raises(SandboxUnavailable):
+            sandbox.run(Job(code="print(1)"))
+    finally:
+        sandbox.close()
+        for path in (hidden / "inner" / "lib", hidden / "inner", hidden):
+            path.rmdir()
+
+
+def test_trusted_mode_runs_code_with_limits_but_no_lockdown() -> None:
+    config = RunnerConfig(
+        slots=1, mode="trusted", max_timeout_s=5, read_only_paths=read_only_paths()
+    )
+    sandbox = Sandbox(config, queue_limit=2)
+    sandbox.start()
+    try:
+        assert sandbox.wait_ready()["mode"] == "trusted"
+        assert sandbox.run(Job(code=BENIGN)).stdout == "[0.05]\n"
+        assert sandbox.run(Job(code="while True: pass", timeout_s=0.5)).status is V.TIMEOUT
+        assert sandbox.run(Job(code="x = bytearray(64 * 1024**3)")).status is V.MEMORY
+    finally:
+        sandbox.close()

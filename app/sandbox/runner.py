@@ -531,10 +531,13 @@ class Runner:
             self.dispatch()
 
     def shutdown(self) -> None:
-        """Kill every child."""
+        """Kill every child; in trusted mode, remove the scratch directories (in strict mode
+        they vanish with the runner's mount namespace)."""
         for slot in self.slots:
             if slot.pid:
                 self.kill(slot, Verdict.CRASHED)
+            if not self.strict:
+                shutil.rmtree(slot.scratch, ignore_errors=True)
 
 
 def prepare(config: RunnerConfig) -> dict[str, Any]:
