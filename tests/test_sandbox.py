@@ -7,6 +7,7 @@ runner is healthy) and the victim files — world-readable, outside the sandbox 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import textwrap
 import threading
@@ -235,7 +236,7 @@ def test_the_child_has_its_slot_uid_no_groups_and_no_secrets(sandbox: Sandbox) -
     uid, gid, groups = uid_line.split(" ", 2)
     assert int(uid) >= 61000 and uid == gid and groups == "[]"
     assert env_line == "['HOME', 'LANG', 'OMP_NUM_THREADS', 'TMPDIR']"
-    assert cwd.startswith("/tmp/slot-")
+    assert "/tracewise-sandbox-" in cwd and re.fullmatch(r".*/slot-\d", cwd)
 
 
 def test_scratch_space_is_private_and_emptied_between_runs(sandbox: Sandbox) -> None:

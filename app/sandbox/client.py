@@ -7,14 +7,16 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,7 @@ class Sandbox:
         self._hello: dict[str, Any] = {}
         self._fatal: str | None = None
         self._closed = False
+        self._scratch_roots: list[str] = []  # removed once their runner has exited
         self.restarts = 0
 
     # --- life cycle -----------------------------------------------------------------------
@@ -87,8 +90,12 @@ class Sandbox:
     def _start_locked(self) -> None:
         self._ready.clear()
         self._fatal = None
+        scratch = tempfile.mkdtemp(prefix="tracewise-sandbox-")
+        os.chmod(scratch, 0o711)  # children reach their own slot below it, nothing else
+        self._scratch_roots.append(scratch)
+        config = replace(self.config, scratch_root=scratch)
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.sandbox.runner", json.dumps(asdict(self.config))],
+            [sys.executable, "-m", "app.sandbox.runner", json.dumps(asdict(config))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=RUNNER_ENV,
@@ -110,6 +117,8 @@ class Sandbox:
         if process is not None:
             self._stop(process)
         self._fail_pending("The code runner was shut down.")
+        for scratch in self._scratch_roots:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _stop(self, process: subprocess.Popen[bytes]) -> None:
         if process.stdin:

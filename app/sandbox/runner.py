@@ -39,7 +39,6 @@ from app.sandbox.protocol import (
 READY = b"R"  # a child writes this once it is locked down and waiting for its job
 MAX_RESULT_BYTES = 4 * 1024 * 1024
 CHILD_SETUP_FAILED = 70  # exit code of a child whose lockdown failed (a runner problem)
-SCRATCH_ROOT = Path("/tmp")  # inside the runner's own mount namespace: a private tmpfs
 MAX_SETUP_FAILURES = 5  # consecutive failed lockdowns before the runner gives up
 # What a child may report about itself; the rest only the runner decides.
 CHILD_VERDICTS = {
@@ -61,6 +60,9 @@ class RunnerConfig:
     max_timeout_s: float = 10.0
     memory_bytes: int = 512 * 1024 * 1024  # address space a child may add to the runner's
     output_bytes: int = 64 * 1024  # stdout + stderr
+    scratch_root: str = ""  # an empty directory the web side made; strict mode mounts a tmpfs
+    # on it in the runner's own mount namespace (over nothing else: a repository or venv under
+    # /tmp must stay visible)
     scratch_bytes: int = 8 * 1024 * 1024
     scratch_inodes: int = 256
     read_only_paths: list[str] = field(default_factory=list)
@@ -136,7 +138,7 @@ class Runner:
         self.setup_failures = 0
         self.seccomp: lockdown.SeccompFilter | None = None
         self.slots = [
-            Slot(index=i, uid=config.uid_base + i, scratch=SCRATCH_ROOT / f"slot-{i}")
+            Slot(index=i, uid=config.uid_base + i, scratch=Path(config.scratch_root) / f"slot-{i}")
             for i in range(config.slots)
         ]
         self.limits = lockdown.Limits(
@@ -152,9 +154,6 @@ class Runner:
         """Enter private namespaces, mount the scratch space, build Landlock and seccomp."""
         if not self.strict:
             for slot in self.slots:
-                slot.scratch = Path(os.environ.get("TMPDIR", "/tmp")) / (
-                    f"tracewise-{os.getpid()}-slot-{slot.index}"
-                )
                 slot.scratch.mkdir(mode=0o700, exist_ok=True)
             return {"mode": "trusted"}
         if sys.platform != "linux":
@@ -171,9 +170,10 @@ class Runner:
         self.seccomp = lockdown.SeccompFilter()
         lockdown.enter_private_namespaces()
         total = self.config.scratch_bytes * (self.config.slots + 1)
-        lockdown.mount_tmpfs(SCRATCH_ROOT, size_bytes=total, inodes=4096, mode=0o711)
+        root = Path(self.config.scratch_root)
+        lockdown.mount_tmpfs(root, size_bytes=total, inodes=4096, mode=0o711)
         read_only = [Path(p) for p in self.config.read_only_paths]
-        covered = lockdown.make_reachable(read_only, SCRATCH_ROOT / ".reachable")
+        covered = lockdown.make_reachable(read_only, root / ".reachable")
         for slot in self.slots:
             self._mount_scratch(slot)
             slot.ruleset = lockdown.landlock_ruleset(
@@ -531,13 +531,10 @@ class Runner:
             self.dispatch()
 
     def shutdown(self) -> None:
-        """Kill every child; in trusted mode, remove the scratch directories (in strict mode
-        they vanish with the runner's mount namespace)."""
+        """Kill every child (the web side removes the scratch root once we are gone)."""
         for slot in self.slots:
             if slot.pid:
                 self.kill(slot, Verdict.CRASHED)
-            if not self.strict:
-                shutil.rmtree(slot.scratch, ignore_errors=True)
 
 
 def prepare(config: RunnerConfig) -> dict[str, Any]:
