@@ -1,0 +1,71 @@
+"""A learner in a real browser: answer a choice and an output question, walk the solutions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from playwright.sync_api import Page, expect, sync_playwright
+
+from app.bank.files import read_bank
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, live_server
+from tests.conftest import QUESTIONS
+
+LESSON = "lr-schedulers"
+
+
+@pytest.fixture
+def page(app: FastAPI) -> Iterator[tuple[Page, str]]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with live_server(app) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        yield context.new_page(), base
+        context.close()
+        browser.close()
+
+
+def test_a_learner_answers_questions_and_walks_the_worked_solutions(
+    page: tuple[Page, str],
+) -> None:
+    tab, base = page
+    tab.goto(base + "/")
+    tab.get_by_role("link", name="Learning rate schedulers in PyTorch").click()
+    expect(tab.get_by_role("heading", name="Key insight")).to_be_visible()
+
+    # A choice question: ask for the hint, answer wrongly, read why, step through the solution.
+    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-two-phase-schedule")
+    tab.get_by_role("button", name="Show a hint").click()
+    expect(tab.get_by_role("heading", name="Hint")).to_be_visible()
+    tab.locator("input[name=answer][value='1']").check()  # B: a wrong choice
+    tab.get_by_role("button", name="Submit answer").click()
+    expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
+    expect(tab.locator(".misconception")).to_be_visible()
+    steps = tab.locator(".solution-step")
+    expect(steps.nth(0)).to_be_visible()
+    expect(steps.nth(1)).to_be_hidden()  # revealed one at a time
+    tab.get_by_role("button", name="Next step").click()
+    expect(steps.nth(1)).to_be_visible()
+    tab.get_by_role("button", name="Show all steps").click()
+    expect(tab.get_by_role("heading", name="Final answer")).to_be_visible()
+    tab.screenshot(path=str(ARTIFACTS / "choice-result.png"), full_page=True)
+
+    # An output question: the key and the trace come from the real run.
+    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-output-steplr-calls")
+    tab.get_by_label("What does this code print?").fill("0.123")
+    tab.get_by_role("button", name="Submit answer").click()
+    expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
+    expected = tab.locator(".output-compare dd pre").nth(1).inner_text()
+    tab.get_by_role("button", name="Show all steps").click()
+    expect(tab.locator("table.trace")).to_be_visible()
+    tab.screenshot(path=str(ARTIFACTS / "output-result.png"), full_page=True)
+
+    tab.get_by_role("link", name="Try again").click()
+    tab.get_by_label("What does this code print?").fill(expected)
+    tab.get_by_role("button", name="Submit answer").click()
+    expect(tab.get_by_role("heading", name="Correct")).to_be_visible()
+
+    tab.goto(f"{base}/patterns/{LESSON}")
+    total = sum(len(p.questions) for p in read_bank(QUESTIONS))
+    expect(tab.locator(".progress-label")).to_contain_text(f"1 / {total} solved")
