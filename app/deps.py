@@ -17,6 +17,7 @@ from app.errors import Forbidden
 from app.learning import learners
 from app.models import Learner
 from app.runs import QuestionRuns
+from app.sandbox.client import Sandbox
 
 LEARNER_KEY = "learner"  # key of the learner's token in the signed session cookie
 CSRF_KEY = "csrf"
@@ -42,7 +43,14 @@ def get_runs(request: Request) -> QuestionRuns:
     return runs
 
 
+def get_sandbox(request: Request) -> Sandbox | None:
+    """The app's sandbox runner (None when running code is switched off)."""
+    sandbox: Sandbox | None = request.app.state.sandbox
+    return sandbox
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+SandboxDep = Annotated[Sandbox | None, Depends(get_sandbox)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
 

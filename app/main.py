@@ -16,7 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from app.config import Settings
 from app.db import Database
 from app.errors import AppError
-from app.routes import api, pages
+from app.routes import api, pages, traces
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 from app.sandbox.client import from_settings as sandbox_from_settings
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)
+    app.include_router(traces.router)
     app.include_router(pages.router)
     _add_error_handlers(app)
     return app

@@ -198,3 +198,16 @@ class SandboxRun(Base):
     torch_version: Mapped[str] = mapped_column(String(40))
     result: Mapped[dict[str, Any]] = mapped_column(comment="the RunResult as JSON")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Trace(Base):
+    """A recorded training run or LR-only run, by spec hash (and torch version)."""
+
+    __tablename__ = "traces"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), comment="pipeline | lr-only")
+    torch_version: Mapped[str] = mapped_column(String(40))
+    spec: Mapped[dict[str, Any]] = mapped_column(comment="the validated spec that was run")
+    data: Mapped[dict[str, Any]] = mapped_column(comment="what the run recorded")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -69,3 +69,35 @@ def test_a_learner_answers_questions_and_walks_the_worked_solutions(
     tab.goto(f"{base}/patterns/{LESSON}")
     total = sum(len(p.questions) for p in read_bank(QUESTIONS))
     expect(tab.locator(".progress-label")).to_contain_text(f"1 / {total} solved")
+
+
+def test_the_trace_page_and_the_playground_in_a_browser(page: tuple[Page, str]) -> None:
+    tab, base = page
+    tab.goto(f"{base}/patterns/{LESSON}/trace")
+    expect(tab.get_by_role("heading", name="Model pipeline trace")).to_be_visible()
+    expect(tab.locator("table.epochs tbody tr")).to_have_count(10)
+    expect(tab.locator("figure.chart")).to_have_count(3)
+
+    # The quiz answers in place, without leaving the page.
+    quiz = tab.locator("form.quiz-form").first
+    quiz.locator("input[name=answer][value='0']").check()
+    quiz.get_by_role("button", name="Check").click()
+    expect(quiz.locator(".quiz-feedback")).to_contain_text("Correct")
+    tab.screenshot(path=str(ARTIFACTS / "trace.png"), full_page=True)
+
+    tab.get_by_role("link", name="Change the scheduler in the playground").click()
+    lr_path = tab.locator("path[data-series='learning rate']").last
+    before = lr_path.get_attribute("d")
+    tab.locator("#scheduler").select_option("CosineAnnealingLR")  # the form redraws itself
+    expect(tab.locator("input[name='p.T_max']")).to_be_visible()
+    tab.get_by_role("button", name="Run").click()
+    expect(tab.get_by_role("heading", name="Result: trained for 10 epochs")).to_be_visible()
+    after = tab.locator("path[data-series='learning rate']").last.get_attribute("d")
+    assert before and after and before != after  # the chart changed
+    expect(tab.locator('path[data-series="lesson\'s learning rate"]')).to_have_count(1)
+    tab.screenshot(path=str(ARTIFACTS / "playground-cosine.png"), full_page=True)
+
+    tab.locator("input[name='p.T_max']").fill("")
+    tab.get_by_role("button", name="Run").click()
+    expect(tab.locator("#p\\.T_max-error")).to_contain_text("T_max is required")
+    tab.screenshot(path=str(ARTIFACTS / "playground-error.png"), full_page=True)

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.traces.spec import PipelineSpec
+
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_ID_LENGTH = 80  # matches the String(80) id columns in app.models
 
@@ -68,6 +70,10 @@ class PatternFile(StrictModel):
         default_factory=lambda: list(Mode),
         min_length=1,
         description="Learning modes offered for this pattern.",
+    )
+    pipeline: PipelineSpec | None = Field(
+        default=None,
+        description="The training run the trace page records and the playground varies.",
     )
     notes: str | None = Field(default=None, description="For instructors; never shown to learners.")
 

@@ -6,11 +6,12 @@ import difflib
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.bank.files import BankError, PatternSource, read_bank, write_bank
+from app.bank.files import PATTERN_FILE, BankError, PatternSource, read_bank, write_bank
 from app.bank.schema import (
     PATTERN_ADAPTER,
     QUESTION_ADAPTER,
@@ -23,10 +24,12 @@ from app.bank.variants import all_variants, count
 from app.db import begin_write
 from app.errors import AppError
 from app.grading import compare_output, expected_output
-from app.models import Pattern, QuestionVersion, utcnow
+from app.models import Pattern, QuestionVersion, Trace, utcnow
 from app.models import Question as QuestionRow
 from app.runs import QuestionRuns, Run, store, stored, torch_version
 from app.sandbox.protocol import RunResult, Verdict
+from app.traces import service as traces
+from app.traces.spec import spec_json
 
 
 @dataclass
@@ -76,10 +79,13 @@ def import_bank(session: Session, root: Path, *, runs: QuestionRuns | None = Non
     """
     sources = read_bank(root)
     checked_runs = verify_outputs(session, sources, runs)
+    pipelines = record_pipelines(session, sources, runs)
     report = ImportReport()
     begin_write(session)
     for run in checked_runs:
         store(session, run)
+    for key, spec, data in pipelines:
+        traces.store(session, key=key, kind=traces.PIPELINE, spec=spec, data=data)
     for position, source in enumerate(sources):
         _import_pattern(session, source, position, report)
     session.commit()
@@ -143,6 +149,36 @@ def verify_outputs(
     if errors:
         raise BankError(errors)
     return checked
+
+
+def record_pipelines(
+    session: Session, sources: list[PatternSource], runs: QuestionRuns | None
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Train every pattern's pipeline that has no stored trace yet; BankError if one fails."""
+    recorded, errors = [], []
+    for source in sources:
+        spec = source.pattern.pipeline
+        if spec is None:
+            continue
+        if session.get(Trace, traces.trace_key(traces.PIPELINE, spec_json(spec))) is not None:
+            continue
+        where = f"{source.path / PATTERN_FILE}: pipeline"
+        if runs is None or runs.sandbox is None:
+            errors.append(
+                f"{where}: pipelines are recorded by running them, and no sandbox was given"
+            )
+            continue
+        try:
+            outcome = traces.record_for_import(runs.sandbox, spec, timeout_s=runs.timeout_s)
+        except AppError as exc:
+            outcome = f"the sandbox could not run it: {exc.message}"
+        if isinstance(outcome, str):
+            errors.append(f"{where}: {outcome}")
+        else:
+            recorded.append(outcome)
+    if errors:
+        raise BankError(errors)
+    return recorded
 
 
 def _done(result: RunResult) -> Future[RunResult]:

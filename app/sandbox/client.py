@@ -146,6 +146,13 @@ class Sandbox:
         return str(self.wait_ready()["torch"])
 
     @property
+    def scheduler_catalog(self) -> dict[str, Any]:
+        """The playground's schedulers with their real parameters, as the runner's torch has
+        them (the web process never imports torch)."""
+        catalog: dict[str, Any] = self.wait_ready()["schedulers"]
+        return catalog
+
+    @property
     def runner_pid(self) -> int | None:
         """The runner's process id, for monitoring."""
         return self._process.pid if self._process else None

@@ -24,6 +24,7 @@ from torch.optim import lr_scheduler
 from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
 
 from app.sandbox.protocol import ErrorInfo, Job, RunResult, TraceEvent, Verdict, WarningRecord
+from app.traces import training
 
 SNIPPET = "<snippet>"
 EXPRESSION = "<expression>"
@@ -148,6 +149,43 @@ def _is_output_limit(exc: BaseException) -> bool:
 
 
 def run(job: Job) -> RunResult:
+    """Run a job and describe what happened."""
+    if job.kind == "snippet":
+        return run_snippet(job)
+    return run_spec(job)
+
+
+def run_spec(job: Job) -> RunResult:
+    """Train a pipeline, or step a scheduler alone, from a spec; the numbers go in `data`."""
+    torch.default_generator.manual_seed(job.seed)
+    record = training.record_pipeline if job.kind == "pipeline" else training.record_lr_only
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            data = record(job.spec or {})
+        except Exception as exc:
+            return RunResult(
+                Verdict.MEMORY if _is_memory_error(exc) else Verdict.ERROR,
+                error=ErrorInfo(
+                    type=type(exc).__name__,
+                    message=str(exc)[:MAX_MESSAGE],
+                    line=None,
+                    traceback=f"{type(exc).__name__}: {exc}",
+                ),
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+    return RunResult(
+        Verdict.OK,
+        data=data,
+        warnings=[
+            WarningRecord(w.category.__name__, str(w.message)[:MAX_MESSAGE], None) for w in caught
+        ],
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def run_snippet(job: Job) -> RunResult:
     """Run a job's snippet (and expression) and describe what happened.
 
     The snippet's stdout and stderr go straight to the pipes the runner reads; the runner, not
@@ -235,6 +273,43 @@ def rehearse() -> None:
     TRACER.truncated = False
 
 
+WARM_PIPELINE: dict[str, Any] = {
+    "dataset": {"rows": 64, "features": 4, "classes": 2, "noise": 0.5, "seed": 0},
+    "split": {"train": 48, "test": 16},
+    "model": [
+        {"type": "linear", "inputs": 4, "outputs": 4},
+        {"type": "relu"},
+        {"type": "linear", "inputs": 4, "outputs": 2},
+    ],
+    "optimizer": {"name": "SGD", "lr": 0.1, "momentum": 0.0},
+    "epochs": 2,
+    "batch_size": 16,
+    "seed": 0,
+}
+
+
+def _warm_scheduler(name: str) -> dict[str, Any]:
+    params: dict[str, dict[str, Any]] = {
+        "StepLR": {"step_size": 1},
+        "MultiStepLR": {"milestones": [1]},
+        "ExponentialLR": {"gamma": 0.9},
+        "CosineAnnealingLR": {"T_max": 2},
+        "CosineAnnealingWarmRestarts": {"T_0": 2},
+        "CyclicLR": {"base_lr": 0.01, "max_lr": 0.1},
+        "OneCycleLR": {"max_lr": 0.1, "total_steps": 5},
+        "SequentialLR": {"milestones": [1]},
+    }
+    children = (
+        [
+            {"name": "ConstantLR", "params": {}, "schedulers": []},
+            {"name": "ExponentialLR", "params": {"gamma": 0.9}, "schedulers": []},
+        ]
+        if name == "SequentialLR"
+        else []
+    )
+    return {"name": name, "params": params.get(name, {}), "schedulers": children}
+
+
 def warm_up() -> None:
     """Exercise every optimizer and scheduler once, so children start with nothing to load."""
     model = torch.nn.Sequential(torch.nn.Linear(10, 10), torch.nn.ReLU(), torch.nn.Linear(10, 2))
@@ -284,6 +359,14 @@ def warm_up() -> None:
             plateau.step(1.0)
             opt.state_dict()
     str(torch.tensor([0.5]))  # tensor printing imports its formatting code lazily
+    for name in training.SCHEDULERS:  # the playground's schedulers, in a real (tiny) run
+        spec = WARM_PIPELINE | {"scheduler": _warm_scheduler(name)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            training.record_pipeline(spec)
+            training.record_lr_only(
+                {"lr": 0.1, "scheduler": spec["scheduler"], "steps": 3, "plateau_metric": 1.0}
+            )
     _error_info(ValueError("warm"))
     TRACER.events.clear()
     TRACER.counts.clear()

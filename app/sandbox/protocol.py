@@ -40,14 +40,20 @@ VERDICT_SENTENCES = {
 }
 
 
+JOB_KINDS = ("snippet", "pipeline", "lr-only")
+
+
 @dataclass(frozen=True)
 class Job:
-    """A snippet to run: its code and, optionally, an expression to evaluate afterwards."""
+    """What to run: a snippet (code, and optionally an expression evaluated afterwards), or a
+    training pipeline / a scheduler alone from a validated spec (app.traces.spec)."""
 
-    code: str
+    code: str = ""
     expression: str | None = None
     timeout_s: float = 5.0
     seed: int = 0  # torch.manual_seed and random.seed before the code runs
+    kind: str = "snippet"
+    spec: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class RunResult:
     stdout: str = ""
     stderr: str = ""
     value: str | None = None  # repr() of the expression, when one was asked
+    data: dict[str, Any] | None = None  # what a pipeline or LR-only run recorded
     error: ErrorInfo | None = None
     trace: list[TraceEvent] = field(default_factory=list)
     trace_truncated: bool = False
@@ -108,6 +115,7 @@ class RunResult:
             "stdout": self.stdout,
             "stderr": self.stderr,
             "value": self.value,
+            "data": self.data,
             "error": dict(vars(self.error)) if self.error else None,
             "trace": [dict(vars(event)) for event in self.trace],
             "trace_truncated": self.trace_truncated,
@@ -125,6 +133,7 @@ class RunResult:
             stdout=data.get("stdout", ""),
             stderr=data.get("stderr", ""),
             value=data.get("value"),
+            data=data.get("data"),
             error=ErrorInfo(**error) if error else None,
             trace=[TraceEvent(**event) for event in data.get("trace", [])],
             trace_truncated=bool(data.get("trace_truncated", False)),

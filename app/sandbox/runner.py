@@ -471,6 +471,7 @@ class Runner:
         return RunResult(
             status=child.status,
             value=child.value,
+            data=child.data,
             error=child.error,
             trace=child.trace,
             trace_truncated=child.trace_truncated,
@@ -553,7 +554,10 @@ def prepare(config: RunnerConfig) -> dict[str, Any]:
     gc.collect()
     gc.freeze()  # the collector never walks the warmed objects, so children do not copy them
     huge = lockdown.collapse_to_huge_pages()
+    from app.traces.training import scheduler_catalog
+
     return {
+        "schedulers": scheduler_catalog(),
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "slots": config.slots,

@@ -34,3 +34,48 @@ function stepwise(list) {
 }
 
 document.querySelectorAll("[data-stepwise]").forEach(stepwise);
+
+// Quizzes on the trace page: answer in place through the JSON API (the form still posts to
+// the full result page without JavaScript).
+document.querySelectorAll("form.quiz-form[data-api]").forEach((form) => {
+  form.addEventListener("submit", async (event) => {
+    const picked = form.querySelector("input[name=answer]:checked");
+    if (!picked) return;
+    event.preventDefault();
+    const box = form.querySelector(".quiz-feedback");
+    box.className = "quiz-feedback";
+    box.textContent = "Checking…";
+    try {
+      const response = await fetch(form.dataset.api, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ answer: Number(picked.value) }),
+      });
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.detail || response.statusText);
+      const feedback = body.feedback;
+      box.classList.add(body.correct ? "is-correct" : "is-wrong");
+      const verdict = document.createElement("strong");
+      verdict.textContent = body.correct ? "Correct. " : `Not quite — the answer is ${feedback.correct_label}. `;
+      const explanation = document.createElement("span");
+      explanation.textContent = feedback.mistake || body.solution.final_answer.replace(/\*\*/g, "");
+      const more = document.createElement("a");
+      more.href = `${form.action.replace(/\/answer$/, "")}/attempts/${body.attempt_id}`;
+      more.textContent = " See the worked solution";
+      box.replaceChildren(verdict, explanation, more);
+    } catch (error) {
+      box.classList.add("is-wrong");
+      box.textContent = `Could not check the answer: ${error.message}`;
+    }
+  });
+});
+
+// The playground: picking another scheduler redraws the form with its parameters.
+document.querySelectorAll("select[data-reload]").forEach((select) => {
+  select.addEventListener("change", () => {
+    const form = select.form;
+    const run = form.querySelector("input[name=run]");
+    if (run) run.disabled = true;
+    form.submit();
+  });
+});

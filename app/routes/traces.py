@@ -1,0 +1,155 @@
+"""Trace and playground: the pages and their JSON API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from app.bank import service as bank
+from app.bank.schema import ChoiceQuestion
+from app.deps import PatternDep, SandboxDep, SessionDep, SettingsDep
+from app.errors import NotFound
+from app.templating import render
+from app.traces import charts, playground, service
+from app.traces.playground import PlaygroundRequest
+from app.traces.service import Prediction, Stage
+
+router = APIRouter()
+FIRST, SECOND = "first", "second"  # SequentialLR's two schedulers in the playground form
+
+
+# --- JSON -----------------------------------------------------------------------------------
+
+
+class EpochOut(BaseModel):
+    """One epoch (LR-only: one step)."""
+
+    epoch: int
+    lr: float = Field(description="The learning rate in force during this epoch.")
+    lr_after: float = Field(description="The learning rate after this epoch's scheduler.step().")
+    train_loss: float | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    observations: list[str] = Field(default_factory=list)
+
+
+class TraceOut(BaseModel):
+    """A recorded run."""
+
+    kind: Literal["pipeline", "lr-only"]
+    spec: dict[str, Any] = Field(description="The spec that was run.")
+    stages: list[Stage] = Field(description="Data-flow stages with real shapes and rows.")
+    epochs: list[EpochOut]
+    prediction: Prediction | None = Field(
+        description="One test sample through the layers (pipeline runs)."
+    )
+    lr_changes: list[int] = Field(description="Epochs whose learning rate differs from the last.")
+    lr_after_last: float = Field(description="The LR set after the last epoch (never used).")
+
+
+def _trace_out(trace: service.TraceView) -> TraceOut:
+    return TraceOut(
+        kind=trace.kind,
+        spec=trace.spec,
+        stages=trace.stages,
+        epochs=[EpochOut(**asdict(epoch)) for epoch in trace.epochs],
+        prediction=trace.prediction,
+        lr_changes=trace.lr_changes,
+        lr_after_last=trace.lr_after_last,
+    )
+
+
+def _first_pipeline(session: Session, slug: str | None) -> bank.PatternView:
+    if slug is not None:
+        return bank.get_pattern_or_raise(session, slug)
+    for pattern in bank.list_patterns(session):
+        if pattern.file.pipeline is not None:
+            return pattern
+    raise NotFound("No pattern has a pipeline to play with.")
+
+
+@router.get(
+    "/api/patterns/{slug}/trace",
+    tags=["traces"],
+    responses={404: {"description": "No such pattern, or it has no pipeline."}},
+)
+def get_trace(
+    session: SessionDep, pattern: PatternDep, sandbox: SandboxDep, settings: SettingsDep
+) -> TraceOut:
+    """The pattern's recorded training run; `lr` of an epoch is the LR used during it."""
+    trace = service.pattern_trace(session, sandbox, pattern, timeout_s=settings.sandbox_timeout_s)
+    return _trace_out(trace)
+
+
+@router.post(
+    "/api/playground",
+    tags=["traces"],
+    responses={
+        422: {"description": "A parameter that cannot run; `field` names it."},
+        503: {"description": "The sandbox is busy; see Retry-After."},
+    },
+)
+def playground_api(
+    session: SessionDep, sandbox: SandboxDep, settings: SettingsDep, body: PlaygroundRequest
+) -> TraceOut:
+    """Run (or fetch the stored run of) a scheduler on the pattern's pipeline, or alone."""
+    pattern = _first_pipeline(session, body.pattern)
+    trace = playground.run_playground(
+        session, sandbox, pattern, body, timeout_s=settings.sandbox_timeout_s
+    )
+    return _trace_out(trace)
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+
+@router.get("/patterns/{slug}/trace", name="trace", include_in_schema=False)
+def trace_page(
+    request: Request,
+    session: SessionDep,
+    pattern: PatternDep,
+    sandbox: SandboxDep,
+    settings: SettingsDep,
+) -> Response:
+    """Stages, the epoch table, charts, the prediction trace, the key insight and the quiz."""
+    trace = service.pattern_trace(session, sandbox, pattern, timeout_s=settings.sandbox_timeout_s)
+    quiz = [
+        q.question
+        for q in bank.list_questions(session, pattern)
+        if "quiz" in q.question.modes and isinstance(q.question, ChoiceQuestion)
+    ]
+    return render(
+        request,
+        "traces/trace.html",
+        {
+            "pattern": pattern,
+            "trace": trace,
+            "charts": charts.trace_charts(trace),
+            "quiz": quiz,
+        },
+    )
+
+
+@router.get("/patterns/{slug}/playground", name="playground", include_in_schema=False)
+def playground_page(
+    request: Request,
+    session: SessionDep,
+    pattern: PatternDep,
+    sandbox: SandboxDep,
+    settings: SettingsDep,
+) -> Response:
+    """Pick a scheduler and its parameters; see its real LR, loss and accuracy curves over the
+    lesson's. The form uses GET, so every state is a URL."""
+    page = playground.playground_page(
+        session, sandbox, pattern, request.query_params, timeout_s=settings.sandbox_timeout_s
+    )
+    return render(
+        request,
+        "traces/playground.html",
+        {"page": page, "pattern": pattern},
+        status_code=422 if page.errors else 200,
+    )

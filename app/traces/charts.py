@@ -1,0 +1,211 @@
+"""Line charts as plain geometry; `templates/traces/_chart.html` draws them as SVG.
+
+Server-rendered SVG rather than a JavaScript charting library: the charts then work without
+JavaScript (the pages must), print, scale on a phone, cost no vendored bundle, and a test can
+read the very numbers that were drawn.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from app.traces.service import TraceView
+
+WIDTH, HEIGHT = 640, 260
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 16, 44
+MAX_X_TICKS = 10
+MAX_MARKERS = 12
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line: a name for the legend, (x, y) points, how it is drawn."""
+
+    name: str
+    points: list[tuple[float, float]]
+    style: str = "primary"  # a CSS class: primary | baseline | secondary
+    step: bool = False  # a staircase: the value holds until the next point
+
+
+@dataclass(frozen=True)
+class Tick:
+    """An axis tick: where (in pixels) and what it says."""
+
+    at: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Line:
+    """A series placed on the chart: its SVG path and its legend entry."""
+
+    name: str
+    style: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A vertical line at an x value, e.g. where the learning rate changes."""
+
+    at: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Everything the SVG template needs, in pixels."""
+
+    title: str
+    x_label: str
+    y_label: str
+    lines: list[Line]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    markers: list[Marker] = field(default_factory=list)
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = MARGIN_LEFT
+    right: int = WIDTH - MARGIN_RIGHT
+    top: int = MARGIN_TOP
+    bottom: int = HEIGHT - MARGIN_BOTTOM
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 × a power of ten apart) covering [low, high]."""
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    start = math.floor(low / step) * step
+    ticks = []
+    value = start
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    if ticks[-1] < high:
+        ticks.append(round(value, 12))
+    return ticks
+
+
+def _format(value: float, percent: bool) -> str:
+    if percent:
+        return f"{value:.0%}"
+    return f"{value:.3g}"
+
+
+def line_chart(
+    title: str,
+    series: Sequence[Series],
+    *,
+    x_label: str,
+    y_label: str,
+    percent: bool = False,
+    markers: Sequence[tuple[float, str]] = (),
+    y_from_zero: bool = False,
+) -> Chart:
+    """Scale `series` into a chart with labelled, rounded ticks on both axes."""
+    xs = [x for s in series for x, _ in s.points] or [0.0, 1.0]
+    ys = [y for s in series for _, y in s.points if math.isfinite(y)] or [0.0, 1.0]
+    x_low, x_high = min(xs), max(xs)
+    y_ticks = nice_ticks(0.0 if y_from_zero else min(ys), max(ys))
+    y_low, y_high = y_ticks[0], y_ticks[-1]
+    x_span = (x_high - x_low) or 1.0
+    chart = Chart(title, x_label, y_label, [], [], [])
+
+    def px(x: float) -> float:
+        return chart.left + (x - x_low) / x_span * (chart.right - chart.left)
+
+    def py(y: float) -> float:
+        return chart.bottom - (y - y_low) / ((y_high - y_low) or 1.0) * (chart.bottom - chart.top)
+
+    lines = []
+    for s in series:
+        points = [(x, y) for x, y in s.points if math.isfinite(y)]
+        if s.step:
+            stepped: list[tuple[float, float]] = []
+            for (x, y), (next_x, _) in itertools.pairwise(points):
+                stepped += [(x, y), (next_x, y)]
+            points = [*stepped, points[-1]] if points else points
+        path = " ".join(
+            f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(y):.1f}" for i, (x, y) in enumerate(points)
+        )
+        lines.append(Line(s.name, s.style, path))
+
+    x_step = max(1, math.ceil(x_span / MAX_X_TICKS))
+    x_values = [x_low + i * x_step for i in range(int(x_span // x_step) + 1)]
+    return Chart(
+        title=title,
+        x_label=x_label,
+        y_label=y_label,
+        lines=lines,
+        x_ticks=[Tick(px(x), f"{x:g}") for x in x_values],
+        y_ticks=[Tick(py(y), _format(y, percent)) for y in y_ticks],
+        markers=[Marker(px(x), label) for x, label in markers],
+    )
+
+
+def trace_charts(trace: TraceView, baseline: TraceView | None = None) -> list[Chart]:
+    """The charts of a trace — loss, accuracy, learning rate — with a baseline overlaid."""
+
+    def points(view: TraceView, attr: str) -> list[tuple[float, float]]:
+        return [(e.epoch, getattr(e, attr)) for e in view.epochs if getattr(e, attr) is not None]
+
+    unit = "epoch" if trace.kind == "pipeline" else "step"
+    # Mark where the LR changes — unless it changes nearly every epoch (cosine, exponential):
+    # then the staircase itself says it, and markers would only hide the curves.
+    changes = (
+        [(epoch, "LR changes") for epoch in trace.lr_changes]
+        if len(trace.lr_changes) <= MAX_MARKERS
+        else []
+    )
+    lr_series = [Series("learning rate", points(trace, "lr"), "primary", step=True)]
+    if baseline is not None:
+        lr_series.insert(
+            0, Series("lesson's learning rate", points(baseline, "lr"), "baseline", step=True)
+        )
+    charts = []
+    if trace.kind == "pipeline":
+        loss = [
+            Series("train loss", points(trace, "train_loss"), "secondary"),
+            Series("test loss", points(trace, "test_loss"), "primary"),
+        ]
+        accuracy = [Series("test accuracy", points(trace, "test_accuracy"), "primary")]
+        if baseline is not None:
+            loss.insert(0, Series("lesson's test loss", points(baseline, "test_loss"), "baseline"))
+            accuracy.insert(
+                0, Series("lesson's test accuracy", points(baseline, "test_accuracy"), "baseline")
+            )
+        charts += [
+            line_chart(
+                "Loss per epoch",
+                loss,
+                x_label="epoch",
+                y_label="cross-entropy loss",
+                markers=changes,
+                y_from_zero=True,
+            ),
+            line_chart(
+                "Test accuracy per epoch",
+                accuracy,
+                x_label="epoch",
+                y_label="accuracy",
+                percent=True,
+                markers=changes,
+            ),
+        ]
+    charts.append(
+        line_chart(
+            f"Learning rate in force during each {unit}",
+            lr_series,
+            x_label=unit,
+            y_label="learning rate",
+            markers=changes,
+            y_from_zero=True,
+        )
+    )
+    return charts

@@ -1,0 +1,389 @@
+"""Pipeline traces and the playground: real, deterministic runs; validation; pages and API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.bank.files import read_bank
+from app.models import Trace
+from app.sandbox.client import Sandbox
+from app.sandbox.protocol import Job, Verdict
+from app.traces import charts
+from app.traces.playground import SUGGESTED
+from app.traces.service import observations
+from app.traces.spec import spec_json
+from tests.conftest import QUESTIONS, ROOT
+
+LESSON = "lr-schedulers"
+SPEC = read_bank(QUESTIONS)[0].pattern.pipeline
+assert SPEC is not None
+SCHEDULERS = [
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "PolynomialLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+]
+
+
+def _reference_lrs(
+    sandbox: Sandbox,
+    name: str,
+    params: dict[str, Any],
+    steps: int,
+    metrics: list[float] | None = None,
+) -> list[float]:
+    """torch's own LR sequence, computed by a plain loop — a path independent of ours."""
+    if name == "SequentialLR":
+        build = (
+            f"s = lr_scheduler.SequentialLR(opt, [lr_scheduler.LinearLR(opt), "
+            f"lr_scheduler.ExponentialLR(opt, gamma=0.8)], **{params!r})"
+        )
+    else:
+        build = f"s = lr_scheduler.{name}(opt, **{params!r})"
+    step = "s.step(metrics[i])" if name == "ReduceLROnPlateau" else "s.step()"
+    code = textwrap.dedent(f"""
+        import json, torch
+        from torch.optim import lr_scheduler
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+        {build}
+        metrics = {metrics or [1.0] * steps!r}
+        seen = []
+        for i in range({steps}):
+            seen.append(opt.param_groups[0]["lr"])
+            opt.step()
+            {step}
+        print(json.dumps(seen))
+    """)
+    result = sandbox.run(Job(code=code))
+    assert result.status is Verdict.OK, result
+    return list(json.loads(result.stdout))
+
+
+def _params(name: str, epochs: int) -> dict[str, Any]:
+    return {k: (epochs if v == "epochs" else v) for k, v in SUGGESTED.get(name, {}).items()}
+
+
+def _play(client: TestClient, name: str, **body: Any) -> Any:
+    params = body.pop("params", _params(name, body.get("epochs", 10)))
+    if name == "SequentialLR" and "schedulers" not in params:
+        params["schedulers"] = [
+            {"scheduler": "LinearLR", "params": {}},
+            {"scheduler": "ExponentialLR", "params": {"gamma": 0.8}},
+        ]
+    return client.post("/api/playground", json={"scheduler": name, "params": params, **body})
+
+
+# --- the lesson's trace ---------------------------------------------------------------------
+
+
+def test_the_lesson_trains_at_0_1_then_0_05(client: TestClient) -> None:
+    trace = client.get(f"/api/patterns/{LESSON}/trace").json()
+    assert [e["lr"] for e in trace["epochs"]] == [0.1] * 5 + [0.05] * 5
+    assert trace["lr_changes"] == [6]
+    assert trace["lr_after_last"] == 0.025
+    assert "0.025 — no epoch trains with it" in trace["epochs"][-1]["observations"][-1]
+    assert "cut the learning rate from 0.1 to 0.05" in " ".join(trace["epochs"][5]["observations"])
+    losses = [e["test_loss"] for e in trace["epochs"]]
+    assert losses[-1] < losses[0]  # it really learned
+    assert trace["epochs"][-1]["test_accuracy"] > 0.85
+
+
+def test_the_trace_has_real_shapes_and_a_real_prediction(client: TestClient) -> None:
+    trace = client.get(f"/api/patterns/{LESSON}/trace").json()
+    stages = {stage["name"]: stage for stage in trace["stages"]}
+    assert "1000 rows × 10 features" in stages["Data loading"]["output"]
+    assert stages["Train/test split"]["output"] == "train [800, 10], test [200, 10]"
+    layers = stages["Model"]["layers"]
+    assert [layer["weight"] for layer in layers] == [[10, 10], None, [2, 10]]
+    prediction = trace["prediction"]
+    assert len(prediction["input"]) == 10 and len(prediction["probabilities"]) == 2
+    assert abs(sum(prediction["probabilities"]) - 1) < 1e-3
+    relu = prediction["layers"][1]["values"]
+    assert min(relu) >= 0
+    assert prediction["predicted"] == max(range(2), key=lambda i: prediction["probabilities"][i])
+
+
+def test_the_same_spec_trains_to_the_same_trace_bit_for_bit(sandbox: Sandbox) -> None:
+    job = Job(kind="pipeline", spec=spec_json(SPEC))
+    first, second = sandbox.run(job), sandbox.run(job)
+    assert first.status is Verdict.OK
+    assert first.data == second.data
+
+
+def test_a_page_view_never_retrains(
+    client: TestClient, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_runs(job: Job) -> None:
+        raise AssertionError("the trace page ran the pipeline")
+
+    monkeypatch.setattr(sandbox, "run", no_runs)
+    assert client.get(f"/patterns/{LESSON}/trace").status_code == 200
+    assert client.get(f"/api/patterns/{LESSON}/trace").status_code == 200
+
+
+def test_the_trace_page_shows_stages_table_charts_prediction_and_quiz(
+    client: TestClient,
+) -> None:
+    page = client.get(f"/patterns/{LESSON}/trace")
+    html = page.text
+    for text in (
+        "Data flow — 4 stages",
+        "Training, epoch by epoch",
+        "Prediction trace",
+        "Key insight",
+        "Quiz — 3 questions",
+        "Loss per epoch",
+        "Learning rate in force during each epoch",
+        "torch stores a Linear layer",
+    ):
+        assert text in html, text
+    assert html.count("<svg") == 3
+    assert html.count('class="card quiz-form"') == 3
+    assert html.count('<tr class="lr-changed">') == 1
+
+
+# --- the playground -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_every_scheduler_runs_and_matches_torchs_own_sequence(
+    client: TestClient, sandbox: Sandbox, name: str
+) -> None:
+    lr_only = _play(client, name, mode="lr-only", epochs=30)
+    assert lr_only.status_code == 200, lr_only.text
+    lrs = [e["lr"] for e in lr_only.json()["epochs"]]
+    params = _params(name, 30)
+    assert lrs == pytest.approx(_reference_lrs(sandbox, name, params, 30), rel=1e-12)
+
+    trained = _play(client, name, mode="train", epochs=12)
+    assert trained.status_code == 200, trained.text
+    epochs = trained.json()["epochs"]
+    metrics = [e["test_loss"] for e in epochs] if name == "ReduceLROnPlateau" else None
+    expected = _reference_lrs(sandbox, name, _params(name, 12), 12, metrics)
+    assert [e["lr"] for e in epochs] == pytest.approx(expected, rel=1e-12)
+    assert all(e["test_loss"] is not None for e in epochs)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"scheduler": "ExponentialLR", "params": {}}, "params.gamma", "gamma is required"),
+        (
+            {"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 5}},
+            "params.total_steps",
+            "use at least 10",
+        ),
+        (
+            {"scheduler": "OneCycleLR", "params": {"max_lr": 0.1}},
+            "params.total_steps",
+            "total_steps is required",
+        ),
+        ({"scheduler": "Adam", "params": {}}, "scheduler", "must be one of StepLR"),
+        (
+            {"scheduler": "StepLR", "params": {"step_size": 5, "decay": 0.1}},
+            "params.decay",
+            "StepLR has no parameter 'decay'",
+        ),
+        (
+            {"scheduler": "StepLR", "params": {"step_size": "five"}},
+            "params.step_size",
+            "step_size must be a whole number",
+        ),
+        ({"scheduler": "StepLR", "params": {"step_size": 0}}, "params.step_size", "at least 1"),
+        (
+            {"scheduler": "MultiStepLR", "params": {"milestones": [5, 3]}},
+            "params.milestones",
+            "increasing order",
+        ),
+        (
+            {
+                "scheduler": "CyclicLR",
+                "params": {"base_lr": 0.01, "max_lr": 0.1, "mode": "sawtooth"},
+            },
+            "params.mode",
+            "must be one of triangular",
+        ),
+        (
+            {"scheduler": "StepLR", "params": {"step_size": 5}, "epochs": 500},
+            "epochs",
+            "at most 200",
+        ),
+        (
+            {"scheduler": "StepLR", "params": {"step_size": 5}, "mode": "lr-only", "epochs": 5000},
+            "epochs",
+            "at most 1000",
+        ),
+        (
+            {
+                "scheduler": "SequentialLR",
+                "params": {
+                    "milestones": [3],
+                    "schedulers": [
+                        {"scheduler": "StepLR", "params": {}},
+                        {"scheduler": "ExponentialLR", "params": {}},
+                    ],
+                },
+            },
+            "params.schedulers.0.params.step_size",
+            "step_size is required",
+        ),
+        ({"scheduler": "ConstantLR", "params": {"factor": 2.0}}, "params", "torch refused"),
+    ],
+)
+def test_invalid_parameters_are_422_naming_the_parameter(
+    client: TestClient, body: dict[str, Any], field: str, message: str
+) -> None:
+    response = client.post("/api/playground", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert message in response.json()["detail"]
+
+
+def test_playground_results_are_cached_by_spec(client: TestClient, db: Session) -> None:
+    def count() -> int:
+        db.rollback()
+        return db.scalar(select(func.count()).select_from(Trace)) or 0
+
+    before = count()
+    first = _play(client, "ExponentialLR", params={"gamma": 0.7}).json()
+    assert count() == before + 1
+    assert _play(client, "ExponentialLR", params={"gamma": 0.7}).json() == first
+    assert count() == before + 1
+
+
+def test_the_playground_page_reproduces_a_state_from_its_url(client: TestClient) -> None:
+    url = (
+        f"/patterns/{LESSON}/playground?run=1&scheduler=ExponentialLR&mode=train"
+        "&epochs=8&p.gamma=0.6"
+    )
+    first, second = client.get(url), client.get(url)
+    assert first.status_code == 200
+    assert "Result: trained for 8 epochs" in first.text
+    assert 'value="0.6"' in first.text
+    assert first.text == second.text
+    assert first.text.count("<svg") == 3
+
+
+def test_the_playground_form_comes_from_the_real_signature(client: TestClient) -> None:
+    html = client.get(f"/patterns/{LESSON}/playground?scheduler=CyclicLR").text
+    for param in ("base_lr", "max_lr", "step_size_up", "mode", "cycle_momentum"):
+        assert f'name="p.{param}"' in html, param
+    assert '<option value="triangular2">' in html
+    assert "scale_fn" not in html  # a callable cannot come from a form
+
+
+def test_the_playground_page_shows_errors_beside_the_field(client: TestClient) -> None:
+    page = client.get(f"/patterns/{LESSON}/playground?run=1&scheduler=ExponentialLR&p.gamma=")
+    assert page.status_code == 422
+    assert 'id="p.gamma-error"' in page.text and "gamma is required" in page.text
+
+
+def test_sequential_lr_restarts_the_second_scheduler_in_the_playground(
+    client: TestClient,
+) -> None:
+    body = client.get(
+        f"/patterns/{LESSON}/playground?run=1&scheduler=SequentialLR&p.milestones=3"
+        "&first=ConstantLR&first.factor=0.5&first.total_iters=3&second=StepLR"
+        "&second.step_size=2&second.gamma=0.5&mode=lr-only&epochs=8"
+    )
+    assert body.status_code == 200, body.text
+    api = _play(
+        client,
+        "SequentialLR",
+        mode="lr-only",
+        epochs=8,
+        params={
+            "milestones": [3],
+            "schedulers": [
+                {"scheduler": "ConstantLR", "params": {"factor": 0.5, "total_iters": 3}},
+                {"scheduler": "StepLR", "params": {"step_size": 2, "gamma": 0.5}},
+            ],
+        },
+    ).json()
+    assert [e["lr"] for e in api["epochs"]] == [0.05, 0.05, 0.05, 0.1, 0.1, 0.05, 0.05, 0.025]
+
+
+# --- pure parts -----------------------------------------------------------------------------
+
+
+def test_observations_say_what_happened() -> None:
+    epochs = [
+        {"lr": 0.1, "lr_after": 0.1, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": 0.5},
+        {"lr": 0.1, "lr_after": 0.05, "train_loss": 0.8, "test_loss": 0.9, "test_accuracy": 0.6},
+        {"lr": 0.05, "lr_after": 0.025, "train_loss": 0.7, "test_loss": 0.95, "test_accuracy": 0.6},
+    ]
+    first, second, third = observations(epochs)
+    assert first == ["First epoch, at learning rate 0.1."]
+    assert second == ["Test loss fell 10%.", "Best test accuracy so far: 60.0%."]
+    assert third[0] == (
+        "The scheduler cut the learning rate from 0.1 to 0.05 (×0.5) before this epoch."
+    )
+    assert "while training loss fell" in third[1]
+    assert "0.025 — no epoch trains with it" in third[-1]
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "ticks"),
+    [
+        (0.0, 0.1, [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]),
+        (0.12, 0.64, [0.0, 0.2, 0.4, 0.6, 0.8]),
+        (0.8, 0.935, [0.8, 0.85, 0.9, 0.95]),
+        (4e-7, 0.1, [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]),
+    ],
+)
+def test_nice_ticks(low: float, high: float, ticks: list[float]) -> None:
+    assert charts.nice_ticks(low, high) == pytest.approx(ticks)
+
+
+def test_the_learning_rate_is_drawn_as_a_staircase() -> None:
+    chart = charts.line_chart(
+        "lr",
+        [charts.Series("lr", [(1, 0.1), (2, 0.1), (3, 0.05)], step=True)],
+        x_label="epoch",
+        y_label="learning rate",
+        y_from_zero=True,
+    )
+    (line,) = chart.lines
+    commands = line.path.split()
+    assert len(commands) == 5  # 1→2 flat, 2→3 flat, then down at 3
+    assert commands[3].split(",")[1] == commands[2].split(",")[1]  # flat before the drop
+
+
+def test_the_web_process_never_imports_torch(tmp_path: Path, template_db: Path) -> None:
+    script = textwrap.dedent(f"""
+        import shutil, sys
+        from fastapi.testclient import TestClient
+        from app.config import Settings
+        from app.main import create_app
+        shutil.copyfile({str(template_db)!r}, {str(tmp_path / "db.sqlite3")!r})
+        settings = Settings(var_dir={str(tmp_path)!r}, sandbox_mode="off",
+                            database_url="sqlite:///{tmp_path / "db.sqlite3"}")
+        with TestClient(create_app(settings)) as client:
+            for url in ("/", "/patterns/lr-schedulers", "/patterns/lr-schedulers/trace",
+                        "/api/patterns/lr-schedulers/trace",
+                        "/patterns/lr-schedulers/questions/lr-output-steplr-calls"):
+                assert client.get(url).status_code == 200, url
+        assert "torch" not in sys.modules, "the web process imported torch"
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
