@@ -200,6 +200,39 @@ ATTACKS: list[tuple[str, str, Verdict]] = [
     ),
     ("close the result channel", "import os\nos.close(4)", V.CRASHED),
     ("endless recursion", "def f(): return f()\nf()", V.ERROR),
+    (
+        "System V shared memory outliving the run",
+        """
+        import ctypes
+        libc = ctypes.CDLL(None)
+        segment = libc.shmget(0x7777, 256 * 1024 * 1024, 0o1666)
+     """,
+        V.FORBIDDEN,
+    ),
+    ("a POSIX shared-memory file", "open('/dev/shm/tracewise', 'w')", V.FORBIDDEN),
+    (
+        "a result nested too deep to parse",
+        """
+        import os, struct
+        os.write(4, struct.pack('>I', 200_000) + b'[' * 200_000)
+        os._exit(0)
+     """,
+        V.CRASHED,
+    ),
+    (
+        "a result with the job's token but the wrong types",
+        """
+        import json, os, struct, sys
+        frame = sys._getframe()
+        while 'token' not in frame.f_locals:
+            frame = frame.f_back
+        forged = {'status': 'ok', 'token': frame.f_locals['token'], 'trace': [{'lrs': 'lots'}]}
+        body = json.dumps(forged).encode()
+        os.write(4, struct.pack('>I', len(body)) + body)
+        os._exit(0)
+     """,
+        V.CRASHED,
+    ),
 ]
 
 

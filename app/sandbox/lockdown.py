@@ -55,6 +55,11 @@ class SandboxUnsupported(RuntimeError):
 # --- namespaces and mounts (done once, by the runner) ----------------------------------------
 
 
+def enter_own_ipc_namespace() -> None:
+    """A fresh IPC namespace for one child: whatever IPC objects it makes die with it."""
+    _check(_libc.unshare(CLONE_NEWIPC), "unshare IPC")
+
+
 def enter_private_namespaces() -> None:
     """Give the runner (and so every child) its own network, IPC, UTS and mount namespaces.
 
@@ -349,6 +354,20 @@ FORBIDDEN_SYSCALLS = (
     "move_mount",
     "open_tree",
     "mount_setattr",
+    # System V IPC: its objects outlive the process (memory outside every limit, a channel
+    # between runs); each child also gets its own IPC namespace
+    "shmget",
+    "shmat",
+    "shmdt",
+    "shmctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
     # kernel attack surface nothing here needs
     "keyctl",
     "add_key",
@@ -402,6 +421,7 @@ class SeccompFilter:
         no_thread = _ArgCmp(arg=0, op=SCMP_CMP_MASKED_EQ, datum_a=CLONE_THREAD, datum_b=0)
         self._rule(SCMP_ACT_KILL_PROCESS, "clone", no_thread)
         self._rule(SCMP_ACT_ERRNO(errno.ENOSYS), "clone3")
+        self._program = self._export()
 
     def _rule(self, action: int, syscall: str, *conditions: _ArgCmp) -> None:
         number = self._lib.seccomp_syscall_resolve_name(syscall.encode())
@@ -411,8 +431,6 @@ class SeccompFilter:
         result = self._lib.seccomp_rule_add_array(self._ctx, action, number, len(conditions), array)
         if result < 0:
             raise SandboxUnsupported(f"seccomp rule for {syscall} failed: {os.strerror(-result)}")
-
-        self._program = self._export()
 
     def _export(self) -> bytes:
         """The filter as a BPF program, compiled once here instead of in every child."""

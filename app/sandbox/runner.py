@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from app.sandbox import lockdown
 from app.sandbox.protocol import (
     HEADER,
@@ -36,6 +38,7 @@ from app.sandbox.protocol import (
     write_frame,
 )
 
+RESULT_ADAPTER = TypeAdapter(RunResult)
 READY = b"R"  # a child writes this once it is locked down and waiting for its job
 MAX_RESULT_BYTES = 4 * 1024 * 1024
 CHILD_SETUP_FAILED = 70  # exit code of a child whose lockdown failed (a runner problem)
@@ -108,9 +111,11 @@ def _single_result(data: bytearray, token: str) -> RunResult | None:
         claimed = json.loads(bytes(data[HEADER.size :]))
         if not isinstance(claimed, dict) or claimed.pop("token", None) != token:
             return None
-        return RunResult.from_json(claimed)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
+        # Types checked too: a result's numbers are graded, so a string where a float
+        # belongs is no result at all.
+        return RESULT_ADAPTER.validate_python(claimed)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None  # anything a child can write must not take the runner down
 
 
 def _vm_size() -> int:
@@ -261,6 +266,7 @@ class Runner:
             }
         )
         if self.strict:
+            lockdown.enter_own_ipc_namespace()
             lockdown.apply_limits(limits)
             lockdown.drop_privileges(slot.uid)
             lockdown.forbid_new_privileges()
