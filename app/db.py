@@ -22,7 +22,9 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from app.errors import Busy
 
 BUSY_TIMEOUT_MS = 10_000  # a writer waits this long for the lock before giving up
 WRITE_OPTION = "tracewise_write"
@@ -76,16 +78,24 @@ def begin_write(session: Session) -> None:
     session.commit()
     lock: threading.Lock | None = session.info.get(WRITE_LOCK)
     if lock is not None:
-        lock.acquire()
+        if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise Busy("The database is busy. Try again in a moment.", retry_after=1)
         session.info[HOLDS_WRITE_LOCK] = True
     try:
         session.connection(execution_options={WRITE_OPTION: True})
     except BaseException:
-        _release_write_lock(session)
+        _drop_write_lock(session)
         raise
 
 
-def _release_write_lock(session: Session, *_: Any) -> None:
+def _release_write_lock(session: Session, transaction: SessionTransaction) -> None:
+    """Let the write lock go when the outermost transaction ends — committed, rolled back,
+    or abandoned by close() after a failed COMMIT."""
+    if transaction.parent is None:
+        _drop_write_lock(session)
+
+
+def _drop_write_lock(session: Session) -> None:
     if session.info.pop(HOLDS_WRITE_LOCK, False):
         session.info[WRITE_LOCK].release()
 
@@ -98,8 +108,7 @@ class Database:
         is_sqlite = self.engine.dialect.name == "sqlite"
         info = {WRITE_LOCK: threading.Lock()} if is_sqlite else {}
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
-        event.listen(self._sessions, "after_commit", _release_write_lock)
-        event.listen(self._sessions, "after_rollback", _release_write_lock)
+        event.listen(self._sessions, "after_transaction_end", _release_write_lock)
 
     def session(self) -> Session:
         """A new session; call `begin_write(session)` before writing."""

@@ -7,13 +7,13 @@ import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Form, Request
+from fastapi import Depends, Form, Path, Request
 from sqlalchemy.orm import Session
 
 from app.bank import service as bank
 from app.config import Settings
 from app.db import Database
-from app.errors import Forbidden
+from app.errors import Forbidden, UnsupportedMediaType
 from app.learning import learners
 from app.models import Learner
 from app.runs import QuestionRuns
@@ -103,10 +103,33 @@ def csrf_token(request: Request) -> str:
 def verify_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> None:
     """Reject a form post whose CSRF token does not match the session's."""
     expected = request.session.get(CSRF_KEY)
-    if not isinstance(expected, str) or not hmac.compare_digest(expected, csrf_token):
+    if not isinstance(expected, str) or not hmac.compare_digest(
+        expected.encode(), csrf_token.encode()
+    ):
         raise Forbidden(
             "This form has expired or did not come from Tracewise. Reload the page and try again."
         )
 
 
 CsrfDep = Depends(verify_csrf)
+
+# A row id as a path parameter: anything else is a 422, not a database overflow.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A row id.")]
+
+
+def require_json_request(request: Request) -> None:
+    """API calls that change something must be JSON from our own origin.
+
+    A page on another site can post a form (or a body-less request) with the learner's
+    cookie; it cannot send `Content-Type: application/json` without a CORS preflight, which
+    this app never grants. A browser's Origin header, when sent, must be this host.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType("Send this request as JSON (Content-Type: application/json).")
+    origin = request.headers.get("origin")
+    if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
+        raise Forbidden(f"Requests from {origin} are not accepted.")
+
+
+JsonRequestDep = Depends(require_json_request)

@@ -4,6 +4,7 @@
     ├── NotFound (404)      no such pattern, question or attempt
     ├── Forbidden (403)     it exists, but is not yours to see or do
     ├── Invalid (422)       the input cannot be right; `field` names which part
+    ├── UnsupportedMediaType (415)  not JSON where JSON is required
     └── Busy (503)          try again in `retry_after` seconds
 
 Domain code raises these; one handler in app.main renders them as JSON for API clients and
@@ -44,6 +45,13 @@ class Invalid(AppError):
 
     status = 422
     title = "Invalid input"
+
+
+class UnsupportedMediaType(AppError):
+    """The body is not in a format this endpoint takes."""
+
+    status = 415
+    title = "Unsupported media type"
 
 
 class Busy(AppError):

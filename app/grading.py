@@ -26,7 +26,15 @@ RELATIVE_TOLERANCE = 1e-6  # float noise such as 0.07290000000000002 vs 0.0729
 MIN_ROUNDED_DIGITS = 3  # a rounded answer must keep at least this many significant digits
 MAX_ANSWER_LENGTH = 2000
 _TOKEN = re.compile(
-    r"(?P<number>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?P<number>[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|inf(?![A-Za-z0-9_])|"
+    r"nan(?![A-Za-z0-9_])))|(?P<word>[A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE,
+)
+# "ValueError", "raises ValueError", "it raises a ValueError: Tried to step …" — the exception's
+# name first (after an optional "(it) raise(s) (a|an)"), then at most a ": message".
+_RAISES = re.compile(
+    r"^\s*(?:it\s+)?(?:raises?\s+)?(?:an?\s+)?(?P<name>[A-Za-z_][\w.]*)\s*(?::.*)?$",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -87,7 +95,7 @@ def parse_choice(question: ChoiceQuestion, raw: Any) -> int:
         else:
             raise Invalid(
                 f"answer must be a choice index 0–{count - 1} or a letter "
-                f"A–{choice_label(count - 1)}, got {raw!r}",
+                f"A–{choice_label(count - 1)}, got {_shorten(raw)}",
                 field="answer",
             )
     if not isinstance(raw, int):
@@ -95,6 +103,12 @@ def parse_choice(question: ChoiceQuestion, raw: Any) -> int:
     if not 0 <= raw < count:
         raise Invalid(f"answer must be a choice index 0–{count - 1}, got {raw}", field="answer")
     return raw
+
+
+def _shorten(value: object, limit: int = 40) -> str:
+    """A value as it may be echoed back in a message: never the whole of a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def grade_choice(question: ChoiceQuestion, raw_answer: Any) -> Grade:
@@ -155,6 +169,8 @@ def _significant_digits(text: str) -> int:
 def numbers_match(given: str, expected: str) -> bool:
     """Equal up to float noise, or the key correctly rounded to the learner's precision."""
     a, b = float(given), float(expected)
+    if math.isinf(a) or math.isinf(b) or math.isnan(a) or math.isnan(b):
+        return str(a) == str(b)  # inf only matches inf of the same sign; nan matches nan
     if math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12):
         return True
     if _significant_digits(given) < MIN_ROUNDED_DIGITS:
@@ -174,7 +190,8 @@ def compare_output(given: str, expected: str) -> str | None:
     """None when `given` matches `expected`; otherwise, where it differs."""
     if expected.startswith("raises "):
         exception = expected.split()[1].rstrip(":")
-        if re.search(rf"\b{re.escape(exception)}\b", given, flags=re.IGNORECASE):
+        named = _RAISES.match(given)
+        if named and named.group("name").rsplit(".", 1)[-1].lower() == exception.lower():
             return None
         return f"the code raises {exception}"
     want, got = _tokens(expected), _tokens(given)

@@ -16,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from app.config import Settings
 from app.db import Database
 from app.errors import AppError
+from app.middleware import BodySizeLimit
 from app.routes import api, pages, traces
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         same_site="lax",
         https_only=settings.https_only_cookies,
     )
+    app.add_middleware(BodySizeLimit)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)
     app.include_router(traces.router)
@@ -109,8 +111,12 @@ def _error_response(
 
 
 def _field_name(loc: tuple[object, ...]) -> str:
-    """`("body", "answer")` → `answer`: where in the request the problem is."""
-    return ".".join(str(part) for part in loc if part not in ("body", "query", "path")) or "body"
+    """`("body", "answer")` → `answer`: where in the request the problem is (a JSON syntax
+    error's location is a character offset, not a field: that is `body`)."""
+    parts = [str(part) for part in loc if part not in ("body", "query", "path")]
+    if loc[:1] == ("body",) and len(loc) == 2 and isinstance(loc[1], int):
+        return "body"
+    return ".".join(parts) or "body"
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -74,6 +74,9 @@ class Pattern(Base):
     content: Mapped[dict[str, Any]] = mapped_column(comment="the validated pattern file")
     content_hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(
+        default=None, comment="set when its folder left the bank: hidden, history kept"
+    )
 
     questions: Mapped[list[Question]] = relationship(
         back_populates="pattern", order_by="Question.position"

@@ -53,9 +53,10 @@ def run_key(code: str, expression: str | None) -> str:
 def job_for(question: OutputQuestion, variant: int, *, timeout_s: float) -> Job:
     """The job that runs variant `variant` of a question."""
     values = variants.variant(question, variant) if question.params else {}
+    expression = question.expression
     return Job(
         code=variants.render_code(question.code, values),
-        expression=question.expression,
+        expression=expression and variants.render_code(expression, values),
         timeout_s=timeout_s,
     )
 

@@ -85,7 +85,7 @@ def test_wrong_attempt_carries_the_misconception(client: TestClient) -> None:
 
 
 def test_hint_is_recorded_on_later_attempts(client: TestClient, db: Session) -> None:
-    assert client.post("/api/questions/lr-purpose/hint").json()["hint"]
+    assert client.post("/api/questions/lr-purpose/hint", json={}).json()["hint"]
     attempt_id = client.post("/api/questions/lr-purpose/attempts", json={"answer": 3}).json()[
         "attempt_id"
     ]
@@ -136,7 +136,7 @@ def test_unknown_ids_are_404_with_a_message(client: TestClient, method: str, url
         ({"answer": 0, "extra": 1}, None, None),  # unknown keys are ignored, not an error
     ],
 )
-def test_bad_answers_are_422_with_a_message_and_store_nothing(
+def test_bad_answers_are_422_with_a_message_and_store_nothing_unknown_keys_are_ignored(
     client: TestClient,
     db: Session,
     body: dict[str, object],
@@ -154,20 +154,73 @@ def test_bad_answers_are_422_with_a_message_and_store_nothing(
 
 
 @pytest.mark.parametrize(
-    ("content", "content_type"),
+    ("content", "content_type", "status"),
     [
-        ("{not json", "application/json"),
-        ("answer=1", "application/x-www-form-urlencoded"),
-        (json.dumps([1, 2]), "application/json"),
+        ("{not json", "application/json", 422),
+        ("answer=1", "application/x-www-form-urlencoded", 415),
+        (json.dumps([1, 2]), "application/json", 422),
+        ('{"answer": ' + "9" * 5000 + "}", "application/json", 400),
     ],
 )
-def test_malformed_bodies_are_422_never_500(
-    client: TestClient, content: str, content_type: str
+def test_malformed_bodies_are_4xx_with_a_message_never_500(
+    client: TestClient, content: str, content_type: str, status: int
 ) -> None:
     response = client.post(
         "/api/questions/lr-purpose/attempts",
         content=content,
         headers={"content-type": content_type},
     )
-    assert response.status_code == 422
+    assert response.status_code == status
     assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/questions/lr-purpose/hint",
+        "/api/questions/lr-purpose/attempts",
+        "/api/questions/lr-output-steplr-calls/variant",
+        "/api/playground",
+    ],
+)
+def test_api_writes_must_be_json_from_our_own_origin(client: TestClient, url: str) -> None:
+    form = client.post(url, data={"answer": "3"})
+    assert form.status_code == 415
+    assert "Content-Type: application/json" in form.json()["detail"]
+    foreign = client.post(url, json={"answer": 3}, headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403
+
+
+def test_huge_bodies_are_refused_with_413_not_echoed(client: TestClient) -> None:
+    big = client.post("/api/questions/lr-purpose/attempts", json={"answer": "A" * 400_000})
+    assert big.status_code == 413
+    assert len(big.content) < 200
+    medium = client.post("/api/questions/lr-purpose/attempts", json={"answer": "B" * 100_000})
+    assert medium.status_code == 422
+    assert len(medium.content) < 500  # the message quotes a few characters, not the input
+
+
+@pytest.mark.parametrize("attempt_id", ["99999999999999999999", "0", "-1"])
+def test_out_of_range_ids_are_422_not_500(client: TestClient, attempt_id: str) -> None:
+    assert client.get(f"/api/attempts/{attempt_id}").status_code == 422
+    page = client.get(f"/patterns/lr-schedulers/questions/lr-purpose/attempts/{attempt_id}")
+    assert page.status_code == 422
+
+
+def test_a_non_ascii_csrf_token_is_403_not_500(client: TestClient) -> None:
+    client.get("/patterns/lr-schedulers/questions/lr-purpose")
+    response = client.post(
+        "/patterns/lr-schedulers/questions/lr-purpose/answer",
+        data={"csrf_token": "é", "answer": "1"},
+    )
+    assert response.status_code == 403
+
+
+def test_malformed_json_names_the_body_not_an_offset(client: TestClient) -> None:
+    response = client.post(
+        "/api/questions/lr-purpose/attempts",
+        content="{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "body"

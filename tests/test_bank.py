@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.bank import schema
 from app.bank.files import BankError, read_bank
-from app.bank.service import get_question_or_raise
+from app.bank.service import get_question_or_raise, list_patterns
 from app.bank.store import export_bank, import_bank
 from app.db import Database
 from app.errors import NotFound
@@ -226,6 +227,37 @@ def test_a_question_removed_from_its_pattern_is_retired_then_restored(
     write_bank(tmp_path, [choice_question("keep"), choice_question("drop")])
     assert import_bank(session, tmp_path).restored == ["drop"]
     assert get_question_or_raise(session, "drop").version == 1
+
+
+def test_a_pattern_folder_removed_from_the_bank_is_retired_then_restored(
+    tmp_path: Path, session: Session
+) -> None:
+    bank = tmp_path / "bank"
+    write_bank(bank, [choice_question("a1")], slug="alpha")
+    write_bank(bank, [choice_question("b1")], slug="beta")
+    import_bank(session, bank)
+    shutil.rmtree(bank / "beta")
+    report = import_bank(session, bank)
+    assert (report.patterns_retired, report.retired) == (["beta"], ["b1"])
+    with pytest.raises(NotFound):
+        get_question_or_raise(session, "b1")
+    assert [p.slug for p in list_patterns(session)] == ["alpha"]
+
+    write_bank(bank, [choice_question("b1")], slug="beta")
+    report = import_bank(session, bank)
+    assert report.restored == ["b1"]
+    assert [p.slug for p in list_patterns(session)] == ["alpha", "beta"]
+
+
+def test_importing_one_pattern_folder_leaves_the_others_alone(
+    tmp_path: Path, session: Session
+) -> None:
+    bank = tmp_path / "bank"
+    write_bank(bank, [choice_question("a1")], slug="alpha")
+    write_bank(bank, [choice_question("b1")], slug="beta")
+    import_bank(session, bank)
+    assert not import_bank(session, bank / "alpha").retired
+    assert get_question_or_raise(session, "b1").id == "b1"
 
 
 def test_export_then_import_is_lossless(

@@ -64,6 +64,11 @@ RIGHT = [
     ("true", "True"),
     ("ValueError", "raises ValueError: Tried to step 13 times"),
     ("it raises a valueerror", "raises ValueError: Tried to step 13 times"),
+    ("raises ValueError: Tried to step 13 times", "raises ValueError: Tried to step 13 times"),
+    ("builtins.ValueError", "raises ValueError: x"),
+    ("inf", "inf"),
+    ("[-inf, 0.5]", "[-inf, 0.5]"),
+    ("nan", "tensor(nan)"),
     ("10 0.05", "10 0.05"),
 ]
 WRONG = [
@@ -76,6 +81,11 @@ WRONG = [
     ("TypeError", "raises ValueError: x"),
     ("0.05", "raises ValueError: x"),
     ("ValueError", "0.05"),
+    ("no ValueError is raised, it prints 0.1", "raises ValueError: x"),
+    ("TypeError KeyError ValueError RuntimeError", "raises ValueError: x"),
+    ("ValueError or TypeError", "raises ValueError: x"),
+    ("-inf", "inf"),
+    ("inf", "1e308"),
 ]
 
 

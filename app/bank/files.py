@@ -106,8 +106,13 @@ def _validate_file(path: Path, adapter: Any, errors: list[str]) -> Any:
         return None
 
 
+def is_pattern_folder(root: Path) -> bool:
+    """Whether `root` is one pattern's folder (rather than a bank of pattern folders)."""
+    return (root / PATTERN_FILE).is_file()
+
+
 def _pattern_dirs(root: Path) -> list[Path]:
-    if (root / PATTERN_FILE).is_file():
+    if is_pattern_folder(root):
         return [root]
     return sorted(path.parent for path in root.glob(f"*/{PATTERN_FILE}"))
 

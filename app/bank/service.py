@@ -93,7 +93,9 @@ def list_patterns(session: Session) -> list[PatternView]:
     )
     for pattern_id, difficulty, count in session.execute(query):
         counts.setdefault(pattern_id, Counter())[Difficulty(difficulty)] = count
-    patterns = session.scalars(select(Pattern).order_by(Pattern.position, Pattern.slug))
+    patterns = session.scalars(
+        select(Pattern).where(Pattern.retired_at.is_(None)).order_by(Pattern.position, Pattern.slug)
+    )
     return [_view(pattern, counts.get(pattern.id, Counter())) for pattern in patterns]
 
 
@@ -109,7 +111,9 @@ def _view(pattern: Pattern, counts: Counter[Difficulty]) -> PatternView:
 
 def get_pattern_or_raise(session: Session, slug: str) -> PatternView:
     """The pattern with this slug, or NotFound."""
-    pattern = session.scalar(select(Pattern).where(Pattern.slug == slug))
+    pattern = session.scalar(
+        select(Pattern).where(Pattern.slug == slug, Pattern.retired_at.is_(None))
+    )
     if pattern is None:
         raise NotFound(f"There is no pattern {slug!r}.")
     rows = _live_rows(session, pattern.id)

@@ -11,7 +11,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.bank.files import PATTERN_FILE, BankError, PatternSource, read_bank, write_bank
+from app.bank.files import (
+    PATTERN_FILE,
+    BankError,
+    PatternSource,
+    is_pattern_folder,
+    read_bank,
+    write_bank,
+)
 from app.bank.schema import (
     PATTERN_ADAPTER,
     QUESTION_ADAPTER,
@@ -38,6 +45,7 @@ class ImportReport:
 
     patterns_created: list[str] = field(default_factory=list)
     patterns_updated: list[str] = field(default_factory=list)
+    patterns_retired: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     new_versions: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -64,7 +72,7 @@ class ImportReport:
             f"{len(self.created)} new, {len(self.new_versions)} new versions, "
             f"{len(self.unchanged)} unchanged, {len(self.retired)} retired, "
             f"{len(self.restored)} restored; patterns: {len(self.patterns_created)} new, "
-            f"{len(self.patterns_updated)} updated"
+            f"{len(self.patterns_updated)} updated, {len(self.patterns_retired)} retired"
         )
 
 
@@ -88,6 +96,8 @@ def import_bank(session: Session, root: Path, *, runs: QuestionRuns | None = Non
         traces.store(session, key=key, kind=traces.PIPELINE, spec=spec, data=data)
     for position, source in enumerate(sources):
         _import_pattern(session, source, position, report)
+    if not is_pattern_folder(root):  # a whole bank: patterns no longer in it are retired
+        _retire_missing_patterns(session, {source.slug for source in sources}, report)
     session.commit()
     return report
 
@@ -209,6 +219,19 @@ def _problem(question: OutputQuestion, variant: int, result: RunResult) -> str |
     return None
 
 
+def _retire_missing_patterns(session: Session, present: set[str], report: ImportReport) -> None:
+    now = utcnow()
+    for pattern in session.scalars(select(Pattern).where(Pattern.retired_at.is_(None))):
+        if pattern.slug in present:
+            continue
+        pattern.retired_at = now
+        report.patterns_retired.append(pattern.slug)
+        for row in pattern.questions:
+            if row.retired_at is None:
+                row.retired_at = now
+                report.retired.append(row.id)
+
+
 def _import_pattern(
     session: Session, source: PatternSource, position: int, report: ImportReport
 ) -> None:
@@ -224,6 +247,7 @@ def _import_pattern(
         pattern.content = source.pattern.model_dump(mode="json")
         pattern.content_hash = digest
         pattern.updated_at = utcnow()
+    pattern.retired_at = None
     session.flush()
 
     seen: set[str] = set()
@@ -279,7 +303,9 @@ def _version(question: Question, version: int, digest: str) -> QuestionVersion:
 
 def export_bank(session: Session, root: Path, *, slug: str | None = None) -> int:
     """Write the current version of every live question (of one pattern, if given) to `root`."""
-    query = select(Pattern).order_by(Pattern.position, Pattern.slug)
+    query = (
+        select(Pattern).where(Pattern.retired_at.is_(None)).order_by(Pattern.position, Pattern.slug)
+    )
     if slug is not None:
         query = query.where(Pattern.slug == slug)
     exported = []

@@ -30,11 +30,19 @@ def values_of(spec: list[Value] | str) -> list[Value]:
     return list(spec)
 
 
+def size_of(spec: list[Value] | str) -> int:
+    """How many values a parameter has, without listing a range."""
+    if isinstance(spec, str):
+        low, high = (int(part) for part in spec.split(".."))
+        return max(0, high - low + 1)
+    return len(spec)
+
+
 def count(question: OutputQuestion) -> int:
     """How many variants the question has (1 without parameters)."""
     total = 1
     for spec in question.params.values():
-        total *= len(values_of(spec))
+        total *= size_of(spec)
     return total
 
 
@@ -88,6 +96,7 @@ def render(question: OutputQuestion, index: int) -> OutputQuestion:
     return question.model_copy(
         update={
             "code": render_code(question.code, values),
+            "expression": question.expression and render_code(question.expression, values),
             "prompt": render_text(question.prompt, values),
             "hint": question.hint and render_text(question.hint, values),
             "mistakes": [render_text(mistake, values) for mistake in question.mistakes],
@@ -120,20 +129,20 @@ def check(question: OutputQuestion) -> None:
     """Every placeholder names a parameter, every parameter is used in the code, ranges and
     value lists make sense, and there are not too many variants."""
     declared = set(question.params)
-    used_in_code = set(PLACEHOLDER.findall(question.code))
+    used_in_code = set(PLACEHOLDER.findall(question.code + "\n" + (question.expression or "")))
     used = used_in_code.union(*(PLACEHOLDER.findall(text) for text in _texts(question)))
     if unknown := sorted(used - declared):
         raise ValueError(f"placeholders without a parameter: {', '.join(unknown)}")
     if unused := sorted(declared - used_in_code):
-        raise ValueError(f"parameters not used in `code`: {', '.join(unused)}")
-    for name, spec in question.params.items():
-        values = values_of(spec)
-        if not values:
-            raise ValueError(f"parameter {name!r} has no values")
-        if len({repr(v) for v in values}) != len(values):
-            raise ValueError(f"parameter {name!r} repeats a value")
+        raise ValueError(f"parameters not used in `code` or `expression`: {', '.join(unused)}")
     if (total := count(question)) > MAX_VARIANTS:
         raise ValueError(f"{total} variants is more than {MAX_VARIANTS}")
+    for name, spec in question.params.items():
+        if size_of(spec) == 0:
+            raise ValueError(f"parameter {name!r} has no values")
+        values = values_of(spec)  # small now: the count is checked above
+        if len({repr(v) for v in values}) != len(values):
+            raise ValueError(f"parameter {name!r} repeats a value")
     if question.answer is not None and question.params:
         raise ValueError(
             "`answer` can only be checked without `params` (each variant has its "

@@ -12,10 +12,12 @@ from app.bank import service as bank
 from app.bank import variants
 from app.bank.schema import ChoiceQuestion, Explanation, OutputQuestion, Solution
 from app.deps import (
+    JsonRequestDep,
     LearnerDep,
     OptionalLearnerDep,
     PatternDep,
     QuestionDep,
+    RowId,
     RunsDep,
     SessionDep,
 )
@@ -272,6 +274,7 @@ def get_question(
     "/api/questions/{question_id}/variant",
     tags=["questions"],
     responses={**NOT_FOUND, **INVALID},
+    dependencies=[JsonRequestDep],
 )
 def another_variant(session: SessionDep, question: QuestionDep, learner: LearnerDep) -> QuestionOut:
     """Move to a different variant of an output question; returns the question as it now is."""
@@ -279,7 +282,12 @@ def another_variant(session: SessionDep, question: QuestionDep, learner: Learner
     return _question_out(question, variant)
 
 
-@router.post("/api/questions/{question_id}/hint", tags=["questions"], responses=NOT_FOUND)
+@router.post(
+    "/api/questions/{question_id}/hint",
+    tags=["questions"],
+    responses=NOT_FOUND,
+    dependencies=[JsonRequestDep],
+)
 def reveal_hint(session: SessionDep, question: QuestionDep, learner: LearnerDep) -> HintOut:
     """The question's hint; later attempts record that it was seen."""
     return HintOut(hint=answering.reveal_hint(session, learner=learner, question=question))
@@ -290,6 +298,7 @@ def reveal_hint(session: SessionDep, question: QuestionDep, learner: LearnerDep)
     tags=["questions"],
     status_code=201,
     responses={**NOT_FOUND, **INVALID, **BUSY},
+    dependencies=[JsonRequestDep],
 )
 def submit_attempt(
     session: SessionDep,
@@ -312,7 +321,7 @@ def submit_attempt(
 
 
 @router.get("/api/attempts/{attempt_id}", tags=["questions"], responses=NOT_FOUND)
-def get_attempt(session: SessionDep, attempt_id: int, learner: OptionalLearnerDep) -> AttemptOut:
+def get_attempt(session: SessionDep, attempt_id: RowId, learner: OptionalLearnerDep) -> AttemptOut:
     """One of your own attempts; anyone else's is 404."""
     attempt = answering.get_attempt_or_raise(session, attempt_id, learner=learner)
     return _attempt_out(answering.attempt_details(session, attempt))

@@ -14,6 +14,7 @@ from app.deps import (
     OptionalLearnerDep,
     PatternDep,
     PatternQuestionDep,
+    RowId,
     RunsDep,
     SessionDep,
 )
@@ -177,7 +178,7 @@ def attempt_page(
     request: Request,
     session: SessionDep,
     question: PatternQuestionDep,
-    attempt_id: int,
+    attempt_id: RowId,
     learner: OptionalLearnerDep,
 ) -> Response:
     """The result of one of this learner's attempts, with the worked solution."""

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.bank import service as bank
 from app.bank.schema import ChoiceQuestion
-from app.deps import PatternDep, SandboxDep, SessionDep, SettingsDep
+from app.deps import JsonRequestDep, PatternDep, SandboxDep, SessionDep, SettingsDep
 from app.errors import NotFound
 from app.templating import render
 from app.traces import charts, playground, service
@@ -92,6 +92,7 @@ def get_trace(
         422: {"description": "A parameter that cannot run; `field` names it."},
         503: {"description": "The sandbox is busy; see Retry-After."},
     },
+    dependencies=[JsonRequestDep],
 )
 def playground_api(
     session: SessionDep, sandbox: SandboxDep, settings: SettingsDep, body: PlaygroundRequest
