@@ -35,9 +35,6 @@ class Settings(BaseSettings):
         description="Key that signs cookies and form tokens. When unset, one is generated once "
         "and kept in var_dir/secret_key (mode 0600).",
     )
-    questions_dir: Path = Field(
-        default=Path("questions"), description="Question bank that `make run` imports."
-    )
     https_only_cookies: bool = Field(
         default=False,
         description="Mark cookies Secure; turn on when the app is served over HTTPS.",

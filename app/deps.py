@@ -15,7 +15,6 @@ from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden, UnsupportedMediaType
 from app.learning import learners
-from app.models import Learner
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 
@@ -55,20 +54,17 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
 
 
-def get_optional_learner(request: Request, session: SessionDep) -> Learner | None:
-    """The learner named by the session cookie, if any; never creates one."""
-    return learners.get_learner(session, request.session.get(LEARNER_KEY))
+def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
+    """The visitor behind the cookie: their token (given now, in the cookie only, on a first
+    visit) and their learner row if they have one. Nothing is written to the database here."""
+    token = request.session.get(LEARNER_KEY)
+    if not isinstance(token, str):
+        token = learners.new_token()
+        request.session[LEARNER_KEY] = token
+    return learners.Visitor(token=token, learner=learners.get_learner(session, token))
 
 
-def get_learner(request: Request, session: SessionDep) -> Learner:
-    """The learner named by the cookie, creating a guest learner on first use."""
-    learner = learners.get_or_create_learner(session, request.session.get(LEARNER_KEY))
-    request.session[LEARNER_KEY] = learner.token
-    return learner
-
-
-OptionalLearnerDep = Annotated[Learner | None, Depends(get_optional_learner)]
-LearnerDep = Annotated[Learner, Depends(get_learner)]
+VisitorDep = Annotated[learners.Visitor, Depends(get_visitor)]
 
 
 def get_pattern(slug: str, session: SessionDep) -> bank.PatternView:

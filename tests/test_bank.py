@@ -18,7 +18,7 @@ from app.bank.store import export_bank, import_bank
 from app.db import Database
 from app.errors import NotFound
 from app.learning.answering import record_attempt
-from app.learning.learners import get_or_create_learner
+from app.learning.learners import Visitor
 from app.models import Attempt, Pattern, Question, QuestionVersion
 from app.runs import QuestionRuns
 from tests.conftest import QUESTIONS
@@ -198,9 +198,9 @@ def test_a_changed_question_becomes_a_new_version_and_attempts_keep_theirs(
 ) -> None:
     write_bank(tmp_path, [choice_question("q")])
     import_bank(session, tmp_path)
-    learner = get_or_create_learner(session, None)
+    visitor = Visitor(token="a-learner", learner=None)
     attempt = record_attempt(
-        session, learner=learner, question=get_question_or_raise(session, "q"), answer=0
+        session, visitor=visitor, question=get_question_or_raise(session, "q"), answer=0
     ).attempt
 
     write_bank(tmp_path, [choice_question("q", prompt="Which one is right, really?")])

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.bank.service import get_question_or_raise
 from app.db import Database
 from app.learning.answering import record_attempt
-from app.learning.learners import get_or_create_learner
+from app.learning.learners import Visitor, get_learner, new_token
 from app.models import Attempt, Learner, Reveal
 
 THREADS = 16
@@ -20,17 +20,15 @@ ATTEMPTS_EACH = 25
 
 def test_many_threads_hammering_one_sqlite_file_lose_no_attempt(database: Database) -> None:
     def learner_session(index: int) -> int:
-        with database.session() as session:
-            learner = get_or_create_learner(session, None)
-            session.commit()
+        token = new_token()
         for attempt in range(ATTEMPTS_EACH):
             with database.session() as session:
                 question = get_question_or_raise(session, "lr-purpose")
-                learner = session.get_one(Learner, learner.id)
-                record_attempt(
-                    session, learner=learner, question=question, answer=(index + attempt) % 4
+                visitor = Visitor(token, get_learner(session, token))
+                recorded = record_attempt(
+                    session, visitor=visitor, question=question, answer=(index + attempt) % 4
                 )
-        return learner.id
+        return recorded.attempt.learner_id
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         learner_ids = list(pool.map(learner_session, range(THREADS)))

@@ -22,6 +22,7 @@ from app.errors import Busy
 from app.grading import compare_output, expected_output
 from app.main import create_app
 from app.models import Attempt, SandboxRun
+from app.models import Learner as LearnerRow
 from app.runs import QuestionRuns, job_for, run_key, stored
 from app.sandbox.client import Sandbox
 from app.sandbox.protocol import RunResult, Verdict
@@ -434,3 +435,18 @@ def _csrf(learner: Learner, qid: str) -> str:
 
 def _shown_at(learner: Learner, qid: str) -> str:
     return _find_shown_at(learner.open_question(LESSON, qid))
+
+
+def test_the_variant_shown_before_any_answer_is_the_one_graded(client: TestClient) -> None:
+    shown = client.get(f"/api/questions/{STEPLR}").json()
+    client.post(f"/api/questions/{STEPLR}/hint", json={})  # the learner row is born here
+    assert client.get(f"/api/questions/{STEPLR}").json()["variant"] == shown["variant"]
+    graded = client.post(f"/api/questions/{STEPLR}/attempts", json={"answer": "0"}).json()
+    assert graded["feedback"]["variant"] == shown["variant"]
+
+
+def test_rejected_requests_create_no_learner(client: TestClient, db: Session) -> None:
+    for body in ({"answer": ""}, {"answer": "1", "variant": 99}, {}):
+        assert client.post(f"/api/questions/{STEPLR}/attempts", json=body).status_code == 422
+    db.rollback()
+    assert db.scalars(select(LearnerRow)).all() == []

@@ -178,9 +178,9 @@ def test_a_malformed_attempt_id_is_a_422_page(client: TestClient) -> None:
     assert "attempt_id" in response.text
 
 
-def test_the_session_cookie_is_signed_httponly_and_samesite(learner: Learner) -> None:
-    response = learner.answer(LESSON, "lr-purpose", 3)
-    cookie = response.headers["set-cookie"].lower()  # type: ignore[attr-defined]
+def test_the_session_cookie_is_signed_httponly_and_samesite(client: TestClient) -> None:
+    response = client.get(f"/patterns/{LESSON}/questions/lr-purpose")
+    cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
 
 

@@ -105,14 +105,10 @@ def render(question: OutputQuestion, index: int) -> OutputQuestion:
     )
 
 
-def pick(learner_key: str, question_id: str, total: int, *, avoid: int | None = None) -> int:
-    """A variant index seeded by learner and question; `avoid` asks for a different one."""
-    for attempt in range(total + 1):
-        digest = hashlib.sha256(f"{learner_key}:{question_id}:{attempt}".encode()).digest()
-        index = int.from_bytes(digest[:8], "big") % total
-        if index != avoid or total == 1:
-            return index
-    return (avoid + 1) % total if avoid is not None else 0
+def pick(learner_key: str, question_id: str, total: int) -> int:
+    """A variant index seeded by learner and question: the same one every time."""
+    digest = hashlib.sha256(f"{learner_key}:{question_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % total
 
 
 def _texts(question: OutputQuestion) -> list[str]:

@@ -17,6 +17,7 @@ from app.bank.schema import OutputQuestion, Question
 from app.bank.service import LiveQuestion
 from app.db import begin_write
 from app.errors import Invalid, NotFound
+from app.learning.learners import Visitor, ensure_learner
 from app.learning.progress import QuestionState, question_states
 from app.models import Attempt, Learner, LearnerVariant, Reveal, utcnow
 from app.runs import QuestionRuns, Run, store, stored
@@ -26,7 +27,6 @@ from app.sandbox.protocol import RunResult
 HINT = "hint"
 SOLUTION = "solution"
 MAX_TIME_TAKEN_MS = 24 * 3600 * 1000  # longer than a day is not "time taken", it is a tab left open
-GUEST_KEY = "guest"  # seeds the variant shown before a visitor has a learner row
 
 FEEDBACK_ADAPTER: TypeAdapter[grading.Feedback] = TypeAdapter(
     Annotated[grading.Feedback, Field(discriminator="kind")]
@@ -41,9 +41,10 @@ def variant_count(question: Question) -> int:
     return variants.count(question) if isinstance(question, OutputQuestion) else 1
 
 
-def current_variant(session: Session, *, learner: Learner | None, question: LiveQuestion) -> int:
-    """The variant this learner is on: the one they last answered or asked for, else one
-    seeded by learner and question."""
+def current_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
+    """The variant this visitor is on: the one they last answered or asked for, else one
+    seeded by their token and the question."""
+    learner = visitor.learner
     total = variant_count(question.question)
     if total == 1:
         return 0
@@ -51,8 +52,7 @@ def current_variant(session: Session, *, learner: Learner | None, question: Live
         row = session.get(LearnerVariant, (learner.id, question.id))
         if row is not None and row.variant_index < total:
             return row.variant_index
-    key = str(learner.id) if learner is not None else GUEST_KEY
-    return variants.pick(key, question.id, total)
+    return variants.pick(visitor.token, question.id, total)
 
 
 def _set_variant(session: Session, learner: Learner, question_id: str, index: int) -> None:
@@ -68,15 +68,15 @@ def _set_variant(session: Session, learner: Learner, question_id: str, index: in
         row.updated_at = utcnow()
 
 
-def next_variant(session: Session, *, learner: Learner, question: LiveQuestion) -> int:
-    """Move the learner to a different, randomly chosen variant ("try another variant")."""
+def next_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
+    """Move the visitor to a different, randomly chosen variant ("try another variant")."""
     total = variant_count(question.question)
     if total == 1:
         raise Invalid("This question has only one variant.", field="variant")
-    current = current_variant(session, learner=learner, question=question)
+    current = current_variant(session, visitor=visitor, question=question)
     index = (current + 1 + secrets.randbelow(total - 1)) % total
     begin_write(session)
-    _set_variant(session, learner, question.id, index)
+    _set_variant(session, ensure_learner(session, visitor), question.id, index)
     session.commit()
     return index
 
@@ -116,14 +116,15 @@ def _reveal(session: Session, learner: Learner, question: LiveQuestion, kind: st
     )
 
 
-def reveal_hint(session: Session, *, learner: Learner, question: LiveQuestion) -> str:
+def reveal_hint(session: Session, *, visitor: Visitor, question: LiveQuestion) -> str:
     """Record that the learner asked for the hint, and return it (for their variant)."""
     hint = shown(
-        question.question, current_variant(session, learner=learner, question=question)
+        question.question, current_variant(session, visitor=visitor, question=question)
     ).hint
     if hint is None:
         raise NotFound(f"Question {question.id!r} has no hint.")
     begin_write(session)
+    learner = ensure_learner(session, visitor)
     if HINT not in _reveals(session, learner.id, question.id):
         _reveal(session, learner, question, HINT)
     session.commit()
@@ -138,7 +139,7 @@ def hint_revealed(session: Session, *, learner: Learner | None, question_id: str
 def record_attempt(
     session: Session,
     *,
-    learner: Learner,
+    visitor: Visitor,
     question: LiveQuestion,
     answer: object,
     runs: QuestionRuns | None = None,
@@ -157,7 +158,7 @@ def record_attempt(
         if runs is None:
             raise SandboxUnavailable("Output questions cannot be graded here right now.")
         index = (
-            current_variant(session, learner=learner, question=question)
+            current_variant(session, visitor=visitor, question=question)
             if variant is None
             else check_variant(q, variant)
         )
@@ -178,6 +179,7 @@ def record_attempt(
         time_taken_ms = max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
 
     begin_write(session)
+    learner = ensure_learner(session, visitor)
     if fresh and run is not None:
         store(session, run)
     if run is not None:
@@ -243,14 +245,13 @@ class QuestionPage:
     total: int
 
 
-def question_page(
-    session: Session, *, question: LiveQuestion, learner: Learner | None
-) -> QuestionPage:
-    """The question page for this learner."""
+def question_page(session: Session, *, question: LiveQuestion, visitor: Visitor) -> QuestionPage:
+    """The question page for this visitor."""
+    learner = visitor.learner
     pattern = bank.get_pattern_or_raise(session, question.pattern_slug)
     siblings = bank.list_questions(session, pattern)
     index = next(i for i, sibling in enumerate(siblings) if sibling.id == question.id)
-    variant = current_variant(session, learner=learner, question=question)
+    variant = current_variant(session, visitor=visitor, question=question)
     displayed = shown(question.question, variant)
     revealed = hint_revealed(session, learner=learner, question_id=question.id)
     return QuestionPage(
@@ -295,22 +296,25 @@ def attempt_details(session: Session, attempt: Attempt) -> Recorded:
     version = bank.get_version_or_raise(session, attempt.question_id, attempt.question_version)
     feedback = FEEDBACK_ADAPTER.validate_python(attempt.feedback)
     if isinstance(feedback, grading.OutputFeedback):
-        return Recorded(
-            attempt, shown(version, feedback.variant), feedback, stored(session, feedback.run_key)
-        )
+        run = stored(session, feedback.run_key)
+        if run is None:
+            raise NotFound("The run behind this attempt is no longer stored.")
+        return Recorded(attempt, shown(version, feedback.variant), feedback, run)
     return Recorded(attempt, version, feedback, None)
 
 
 def attempt_result(
-    session: Session, *, attempt_id: int, question: LiveQuestion, learner: Learner | None
+    session: Session, *, attempt_id: int, question: LiveQuestion, visitor: Visitor
 ) -> AttemptResult:
     """One of this learner's attempts at `question`, with everything its page shows."""
-    attempt = get_attempt_or_raise(session, attempt_id, learner=learner, question_id=question.id)
+    attempt = get_attempt_or_raise(
+        session, attempt_id, learner=visitor.learner, question_id=question.id
+    )
     details = attempt_details(session, attempt)
     return AttemptResult(
         attempt=attempt,
         answered=details.answered,
         feedback=details.feedback,
         run=details.run,
-        page=question_page(session, question=question, learner=learner),
+        page=question_page(session, question=question, visitor=visitor),
     )

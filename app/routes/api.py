@@ -13,15 +13,13 @@ from app.bank import variants
 from app.bank.schema import ChoiceQuestion, Explanation, OutputQuestion, Solution
 from app.deps import (
     JsonRequestDep,
-    LearnerDep,
-    OptionalLearnerDep,
     PatternDep,
     QuestionDep,
     RowId,
     RunsDep,
     SessionDep,
+    VisitorDep,
 )
-from app.errors import NotFound
 from app.grading import Feedback, OutputFeedback, choice_label
 from app.learning import answering
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
@@ -144,16 +142,16 @@ class AttemptOut(BaseModel):
     )
 
 
-def _pattern_out(pattern: bank.PatternView) -> dict[str, Any]:
-    return {
-        "slug": pattern.slug,
-        "title": pattern.file.title,
-        "category": pattern.file.category,
-        "estimated_minutes": pattern.file.estimated_minutes,
-        "summary": pattern.file.summary,
-        "question_count": pattern.question_count,
-        "by_difficulty": {d.value: n for d, n in pattern.by_difficulty.items()},
-    }
+def _pattern_out(pattern: bank.PatternView) -> PatternOut:
+    return PatternOut(
+        slug=pattern.slug,
+        title=pattern.file.title,
+        category=pattern.file.category,
+        estimated_minutes=pattern.file.estimated_minutes,
+        summary=pattern.file.summary,
+        question_count=pattern.question_count,
+        by_difficulty={d.value: n for d, n in pattern.by_difficulty.items()},
+    )
 
 
 def _summary_out(live: bank.LiveQuestion) -> QuestionSummaryOut:
@@ -200,9 +198,9 @@ def _attempt_out(recorded: answering.Recorded) -> AttemptOut:
         recorded.run,
     )
     solution: Solution | OutputSolution
-    if isinstance(answered, OutputQuestion) and isinstance(feedback, OutputFeedback):
-        if run is None:
-            raise NotFound("The run behind this attempt is no longer stored.")
+    if isinstance(answered, ChoiceQuestion):
+        solution = answered.solution
+    elif isinstance(feedback, OutputFeedback) and run is not None:
         solution = OutputSolution(
             expected=feedback.expected,
             stdout=run.stdout,
@@ -212,9 +210,8 @@ def _attempt_out(recorded: answering.Recorded) -> AttemptOut:
             warnings=run.warnings,
             explanation=answered.solution,
         )
-    else:
-        assert isinstance(answered, ChoiceQuestion)
-        solution = answered.solution
+    else:  # attempt_details refuses an output attempt whose run is gone
+        raise TypeError(f"an attempt at a {answered.kind} question without its run")
     return AttemptOut(
         attempt_id=attempt.id,
         question_id=attempt.question_id,
@@ -236,14 +233,14 @@ def healthz(session: SessionDep) -> Health:
 @router.get("/api/patterns", tags=["patterns"])
 def list_patterns(session: SessionDep) -> list[PatternOut]:
     """Every pattern with its question counts."""
-    return [PatternOut(**_pattern_out(pattern)) for pattern in bank.list_patterns(session)]
+    return [_pattern_out(pattern) for pattern in bank.list_patterns(session)]
 
 
 @router.get("/api/patterns/{slug}", tags=["patterns"], responses=NOT_FOUND)
 def get_pattern(session: SessionDep, pattern: PatternDep) -> PatternDetailOut:
     """A pattern with its lesson text and its questions."""
     return PatternDetailOut(
-        **_pattern_out(pattern),
+        **_pattern_out(pattern).model_dump(),
         key_insight=pattern.file.key_insight,
         modes=[mode.value for mode in pattern.file.modes],
         questions=[_summary_out(q) for q in bank.list_questions(session, pattern)],
@@ -252,21 +249,19 @@ def get_pattern(session: SessionDep, pattern: PatternDep) -> PatternDetailOut:
 
 @router.get("/api/patterns/{slug}/questions", tags=["patterns"], responses=NOT_FOUND)
 def list_pattern_questions(
-    session: SessionDep, pattern: PatternDep, learner: OptionalLearnerDep
+    session: SessionDep, pattern: PatternDep, visitor: VisitorDep
 ) -> list[QuestionOut]:
     """A pattern's live questions, as this learner sees them."""
     return [
-        _question_out(q, answering.current_variant(session, learner=learner, question=q))
+        _question_out(q, answering.current_variant(session, visitor=visitor, question=q))
         for q in bank.list_questions(session, pattern)
     ]
 
 
 @router.get("/api/questions/{question_id}", tags=["questions"], responses=NOT_FOUND)
-def get_question(
-    session: SessionDep, question: QuestionDep, learner: OptionalLearnerDep
-) -> QuestionOut:
+def get_question(session: SessionDep, question: QuestionDep, visitor: VisitorDep) -> QuestionOut:
     """A question as this learner sees it: no key, no mistakes, no solution."""
-    variant = answering.current_variant(session, learner=learner, question=question)
+    variant = answering.current_variant(session, visitor=visitor, question=question)
     return _question_out(question, variant)
 
 
@@ -276,9 +271,9 @@ def get_question(
     responses={**NOT_FOUND, **INVALID},
     dependencies=[JsonRequestDep],
 )
-def another_variant(session: SessionDep, question: QuestionDep, learner: LearnerDep) -> QuestionOut:
+def another_variant(session: SessionDep, question: QuestionDep, visitor: VisitorDep) -> QuestionOut:
     """Move to a different variant of an output question; returns the question as it now is."""
-    variant = answering.next_variant(session, learner=learner, question=question)
+    variant = answering.next_variant(session, visitor=visitor, question=question)
     return _question_out(question, variant)
 
 
@@ -288,9 +283,9 @@ def another_variant(session: SessionDep, question: QuestionDep, learner: Learner
     responses=NOT_FOUND,
     dependencies=[JsonRequestDep],
 )
-def reveal_hint(session: SessionDep, question: QuestionDep, learner: LearnerDep) -> HintOut:
+def reveal_hint(session: SessionDep, question: QuestionDep, visitor: VisitorDep) -> HintOut:
     """The question's hint; later attempts record that it was seen."""
-    return HintOut(hint=answering.reveal_hint(session, learner=learner, question=question))
+    return HintOut(hint=answering.reveal_hint(session, visitor=visitor, question=question))
 
 
 @router.post(
@@ -303,14 +298,14 @@ def reveal_hint(session: SessionDep, question: QuestionDep, learner: LearnerDep)
 def submit_attempt(
     session: SessionDep,
     question: QuestionDep,
-    learner: LearnerDep,
+    visitor: VisitorDep,
     runs: RunsDep,
     body: AttemptIn,
 ) -> AttemptOut:
     """Grade an answer and store it as an attempt; the result includes the worked solution."""
     recorded = answering.record_attempt(
         session,
-        learner=learner,
+        visitor=visitor,
         question=question,
         answer=body.answer,
         runs=runs,
@@ -321,7 +316,7 @@ def submit_attempt(
 
 
 @router.get("/api/attempts/{attempt_id}", tags=["questions"], responses=NOT_FOUND)
-def get_attempt(session: SessionDep, attempt_id: RowId, learner: OptionalLearnerDep) -> AttemptOut:
+def get_attempt(session: SessionDep, attempt_id: RowId, visitor: VisitorDep) -> AttemptOut:
     """One of your own attempts; anyone else's is 404."""
-    attempt = answering.get_attempt_or_raise(session, attempt_id, learner=learner)
+    attempt = answering.get_attempt_or_raise(session, attempt_id, learner=visitor.learner)
     return _attempt_out(answering.attempt_details(session, attempt))

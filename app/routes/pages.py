@@ -10,13 +10,12 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from app.deps import (
     CsrfDep,
-    LearnerDep,
-    OptionalLearnerDep,
     PatternDep,
     PatternQuestionDep,
     RowId,
     RunsDep,
     SessionDep,
+    VisitorDep,
 )
 from app.errors import Busy, Invalid
 from app.learning import answering, progress
@@ -55,18 +54,18 @@ def _read_shown_token(
 
 
 @router.get("/", name="home")
-def home(request: Request, session: SessionDep, learner: OptionalLearnerDep) -> Response:
+def home(request: Request, session: SessionDep, visitor: VisitorDep) -> Response:
     """The patterns, with this learner's progress."""
-    cards = progress.home_cards(session, learner=learner)
+    cards = progress.home_cards(session, learner=visitor.learner)
     return render(request, "patterns/index.html", {"cards": cards})
 
 
 @router.get("/patterns/{slug}", name="pattern")
 def pattern_page(
-    request: Request, session: SessionDep, pattern: PatternDep, learner: OptionalLearnerDep
+    request: Request, session: SessionDep, pattern: PatternDep, visitor: VisitorDep
 ) -> Response:
     """A pattern's overview: summary, key insight, modes and questions by difficulty."""
-    overview = progress.pattern_overview(session, pattern=pattern, learner=learner)
+    overview = progress.pattern_overview(session, pattern=pattern, learner=visitor.learner)
     return render(request, "patterns/detail.html", {"overview": overview})
 
 
@@ -77,6 +76,7 @@ def _question_response(
     error: str | None = None,
     given: str = "",
     status_code: int = 200,
+    retry_after: int | None = None,
 ) -> Response:
     response = render(
         request,
@@ -84,8 +84,8 @@ def _question_response(
         {"page": page, "shown_at": _shown_token(request, page), "error": error, "given": given},
         status_code=status_code,
     )
-    if status_code == 503:
-        response.headers["Retry-After"] = "2"
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -94,10 +94,10 @@ def question_page(
     request: Request,
     session: SessionDep,
     question: PatternQuestionDep,
-    learner: OptionalLearnerDep,
+    visitor: VisitorDep,
 ) -> Response:
     """A question to answer, with its code, choices or answer box, and (on request) its hint."""
-    page = answering.question_page(session, question=question, learner=learner)
+    page = answering.question_page(session, question=question, visitor=visitor)
     return _question_response(request, page)
 
 
@@ -108,7 +108,7 @@ def answer(
     request: Request,
     session: SessionDep,
     question: PatternQuestionDep,
-    learner: LearnerDep,
+    visitor: VisitorDep,
     runs: RunsDep,
     answer: Annotated[str | None, Form()] = None,
     shown_at: Annotated[str, Form()] = "",
@@ -124,7 +124,7 @@ def answer(
             raise Invalid("Pick one of the choices before submitting.", field="answer")
         recorded = answering.record_attempt(
             session,
-            learner=learner,
+            visitor=visitor,
             question=question,
             answer=answer,
             runs=runs,
@@ -133,14 +133,21 @@ def answer(
         )
     except (Invalid, Busy) as exc:
         session.rollback()
-        page = answering.question_page(session, question=question, learner=learner)
-        message = (
-            exc.message
-            if isinstance(exc, Invalid)
-            else (f"{exc.message} Your answer was not graded yet: submit it again.")
-        )
+        page = answering.question_page(session, question=question, visitor=visitor)
+        if isinstance(exc, Busy):
+            message, retry = (
+                f"{exc.message} Your answer was not graded yet: submit it again.",
+                (exc.retry_after),
+            )
+        else:
+            message, retry = exc.message, None
         return _question_response(
-            request, page, error=message, given=answer or "", status_code=exc.status
+            request,
+            page,
+            error=message,
+            given=answer or "",
+            status_code=exc.status,
+            retry_after=retry,
         )
     url = request.url_for(
         "attempt",
@@ -153,10 +160,10 @@ def answer(
 
 @router.post("/patterns/{slug}/questions/{question_id}/hint", name="hint", dependencies=[CsrfDep])
 def hint(
-    request: Request, session: SessionDep, question: PatternQuestionDep, learner: LearnerDep
+    request: Request, session: SessionDep, question: PatternQuestionDep, visitor: VisitorDep
 ) -> Response:
     """Record that the learner asked for the hint, and show it on the question page."""
-    answering.reveal_hint(session, learner=learner, question=question)
+    answering.reveal_hint(session, visitor=visitor, question=question)
     url = request.url_for("question", slug=question.pattern_slug, question_id=question.id)
     return RedirectResponse(f"{url}#hint", status_code=303)
 
@@ -165,10 +172,10 @@ def hint(
     "/patterns/{slug}/questions/{question_id}/variant", name="variant", dependencies=[CsrfDep]
 )
 def another_variant(
-    request: Request, session: SessionDep, question: PatternQuestionDep, learner: LearnerDep
+    request: Request, session: SessionDep, question: PatternQuestionDep, visitor: VisitorDep
 ) -> Response:
     """Give the learner a different variant of an output question."""
-    answering.next_variant(session, learner=learner, question=question)
+    answering.next_variant(session, visitor=visitor, question=question)
     url = request.url_for("question", slug=question.pattern_slug, question_id=question.id)
     return RedirectResponse(url, status_code=303)
 
@@ -179,10 +186,10 @@ def attempt_page(
     session: SessionDep,
     question: PatternQuestionDep,
     attempt_id: RowId,
-    learner: OptionalLearnerDep,
+    visitor: VisitorDep,
 ) -> Response:
     """The result of one of this learner's attempts, with the worked solution."""
     result = answering.attempt_result(
-        session, attempt_id=attempt_id, question=question, learner=learner
+        session, attempt_id=attempt_id, question=question, visitor=visitor
     )
     return render(request, "questions/attempt.html", {"result": result})
