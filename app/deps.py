@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Form, Path, Request
@@ -23,26 +23,36 @@ CSRF_KEY = "csrf"
 CSRF_TOKEN_BYTES = 24
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O, or only read (SQLite readers in WAL mode never wait for a
+# lock), are `async def`: FastAPI runs a plain `def` dependency in the thread pool, and each
+# such hop cost more than the lookup itself (measured: bench/traces.py). Anything that may
+# write — and wait for the write lock — stays a plain `def`, off the event loop.
+
+
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One database session per request."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One database session per request. Creating it does no I/O (it connects on first use,
+    in the thread that queries); closing returns its connection to the pool."""
     database: Database = request.app.state.db
-    with database.session() as session:
+    session = database.session()
+    try:
         yield session
+    finally:
+        session.close()
 
 
-def get_runs(request: Request) -> QuestionRuns:
+async def get_runs(request: Request) -> QuestionRuns:
     """Where output questions' runs come from (the store, or the sandbox)."""
     runs: QuestionRuns = request.app.state.runs
     return runs
 
 
-def get_sandbox(request: Request) -> Sandbox | None:
+async def get_sandbox(request: Request) -> Sandbox | None:
     """The app's sandbox runner (None when running code is switched off)."""
     sandbox: Sandbox | None = request.app.state.sandbox
     return sandbox
@@ -54,7 +64,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
 
 
-def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
+async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
     """The visitor behind the cookie: their token (given now, in the cookie only, on a first
     visit) and their learner row if they have one. Nothing is written to the database here."""
     token = request.session.get(LEARNER_KEY)
@@ -67,17 +77,19 @@ def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
 VisitorDep = Annotated[learners.Visitor, Depends(get_visitor)]
 
 
-def get_pattern(slug: str, session: SessionDep) -> bank.PatternView:
+async def get_pattern(slug: str, session: SessionDep) -> bank.PatternView:
     """The pattern named in the path, or 404."""
     return bank.get_pattern_or_raise(session, slug)
 
 
-def get_question(question_id: str, session: SessionDep) -> bank.LiveQuestion:
+async def get_question(question_id: str, session: SessionDep) -> bank.LiveQuestion:
     """The live question named in the path, or 404."""
     return bank.get_question_or_raise(session, question_id)
 
 
-def get_pattern_question(slug: str, question_id: str, session: SessionDep) -> bank.LiveQuestion:
+async def get_pattern_question(
+    slug: str, question_id: str, session: SessionDep
+) -> bank.LiveQuestion:
     """The live question named in the path, which must belong to the pattern in the path."""
     return bank.get_question_or_raise(session, question_id, pattern_slug=slug)
 
@@ -113,7 +125,7 @@ CsrfDep = Depends(verify_csrf)
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A row id.")]
 
 
-def require_json_request(request: Request) -> None:
+async def require_json_request(request: Request) -> None:
     """API calls that change something must be JSON from our own origin.
 
     A page on another site can post a form (or a body-less request) with the learner's

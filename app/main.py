@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
     )
     app.state.templates = make_templates()
+    app.state.url_paths = {}  # route lookups for templates' url_for, see app.templating
     signing_key = settings.signing_key()
     app.state.shown_at_signer = TimestampSigner(signing_key, salt="tracewise.question-shown-at")
 

@@ -8,6 +8,7 @@ from typing import Any
 import jinja2
 from fastapi import Request, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from app import markup
 from app.bank.variants import PLACEHOLDER
@@ -17,6 +18,25 @@ from app.grading import choice_label
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
+
+
+URL_CACHE_SIZE = 4096  # distinct (route, parameters) pairs; a page links to a few dozen
+
+
+@jinja2.pass_context
+def url_for(context: Any, name: str, /, **path_params: Any) -> str:
+    """Starlette's url_for, with the route lookup cached per app: finding a route by name
+    walks every route, and a page asks for dozens of links."""
+    request: Request = context["request"]
+    cache: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = request.app.state.url_paths
+    key = (name, tuple(sorted((k, str(v)) for k, v in path_params.items())))
+    path = cache.get(key)
+    if path is None:
+        path = request.scope["router"].url_path_for(name, **path_params)
+        if len(cache) >= URL_CACHE_SIZE:
+            cache.clear()
+        cache[key] = path
+    return str(path.make_absolute_url(base_url=request.base_url))
 
 
 def make_templates() -> Jinja2Templates:
@@ -29,6 +49,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["markdown_inline"] = markup.markdown_inline
     env.filters["python"] = markup.python_code
     env.filters["without_placeholders"] = lambda text: PLACEHOLDER.sub("…", text)
+    env.globals["url_for"] = url_for
     env.globals["choice_label"] = choice_label
     env.globals["csrf_token"] = csrf_token
     return templates
@@ -40,3 +61,10 @@ def render(
     """Render `templates/<name>` with `context`; the page title comes from the template."""
     templates: Jinja2Templates = request.app.state.templates
     return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def render_fragment(request: Request, name: str, context: dict[str, Any]) -> Markup:
+    """Render a partial to HTML (autoescaped like every page) for embedding in a page."""
+    templates: Jinja2Templates = request.app.state.templates
+    html = templates.get_template(name).render({"request": request, **context})
+    return Markup(html)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.bank.files import read_bank
@@ -387,3 +387,18 @@ def test_the_web_process_never_imports_torch(tmp_path: Path, template_db: Path) 
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_trace_missing_from_the_store_is_recorded_on_first_view(
+    client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.routes import traces as routes
+    from app.traces import service
+
+    db.execute(delete(Trace))
+    db.commit()
+    monkeypatch.setattr(service, "_views", {})
+    monkeypatch.setattr(routes, "_PAGES", {})
+    assert client.get(f"/patterns/{LESSON}/trace").status_code == 200
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Trace)) == 1

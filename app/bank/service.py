@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,7 @@ class PatternView:
     id: int
     slug: str
     file: PatternFile
-    question_count: int
-    by_difficulty: dict[Difficulty, int]
+    content_hash: str
 
 
 @dataclass(frozen=True)
@@ -47,107 +47,128 @@ class LiveQuestion:
 
 def parse_version(row: QuestionVersion) -> Question:
     """The validated question of a stored version (cached: versions never change)."""
-    return _parse_cached(row.question_id, row.version, row.content_hash, row.content)
+    return _parse_cached(row.question_id, row.version, row.content_hash, lambda: row.content)
 
 
 _parse_cache: dict[tuple[str, int, str], Question] = {}
+_pattern_cache: dict[str, PatternFile] = {}
 
 
-def _parse_cached(qid: str, version: int, digest: str, content: dict[str, Any]) -> Question:
+def _parse_cached(
+    qid: str, version: int, digest: str, content: Callable[[], dict[str, Any]]
+) -> Question:
     key = (qid, version, digest)
     question = _parse_cache.get(key)
     if question is None:
-        question = QUESTION_ADAPTER.validate_python(content)
+        question = QUESTION_ADAPTER.validate_python(content())
         if len(_parse_cache) >= PARSED_CACHE_SIZE:
             _parse_cache.clear()
         _parse_cache[key] = question
     return question
 
 
-def _live_rows(session: Session, pattern_id: int) -> list[tuple[QuestionRow, QuestionVersion]]:
-    query = (
-        select(QuestionRow, QuestionVersion)
-        .join(
-            QuestionVersion,
-            (QuestionVersion.question_id == QuestionRow.id)
-            & (QuestionVersion.version == QuestionRow.current_version),
+def _pattern_view(session: Session, pattern_id: int, slug: str, digest: str) -> PatternView:
+    """A pattern with its parsed file; the file's JSON is read only when not parsed already."""
+    file = _pattern_cache.get(digest)
+    if file is None:
+        content = session.scalar(select(Pattern.content).where(Pattern.id == pattern_id))
+        file = PATTERN_ADAPTER.validate_python(content)
+        if len(_pattern_cache) >= PARSED_CACHE_SIZE:
+            _pattern_cache.clear()
+        _pattern_cache[digest] = file
+    return PatternView(id=pattern_id, slug=slug, file=file, content_hash=digest)
+
+
+# The current version of each question; its content is read only when not parsed already.
+_CURRENT = (QuestionVersion.question_id == QuestionRow.id) & (
+    QuestionVersion.version == QuestionRow.current_version
+)
+_LIVE_COLUMNS = (
+    QuestionRow.id,
+    QuestionRow.position,
+    QuestionVersion.version,
+    QuestionVersion.content_hash,
+    Pattern.slug,
+)
+
+
+def _live(session: Session, row: Any) -> LiveQuestion:
+    qid, position, version, digest, slug = row
+
+    def content() -> dict[str, Any]:
+        query = select(QuestionVersion.content).where(
+            QuestionVersion.question_id == qid, QuestionVersion.version == version
         )
-        .where(QuestionRow.pattern_id == pattern_id, QuestionRow.retired_at.is_(None))
-        .order_by(QuestionRow.position, QuestionRow.id)
+        loaded = session.scalar(query)
+        assert isinstance(loaded, dict)
+        return loaded
+
+    return LiveQuestion(qid, version, slug, position, _parse_cached(qid, version, digest, content))
+
+
+def _live_query() -> Any:
+    return (
+        select(*_LIVE_COLUMNS)
+        .join(QuestionVersion, _CURRENT)
+        .join(Pattern, Pattern.id == QuestionRow.pattern_id)
+        .where(QuestionRow.retired_at.is_(None))
     )
-    return [(row, version) for row, version in session.execute(query)]
 
 
-def list_patterns(session: Session) -> list[PatternView]:
-    """Every pattern, in order, with its live question counts."""
-    counts: dict[int, Counter[Difficulty]] = {}
+def count_live_questions(session: Session) -> dict[int, Counter[Difficulty]]:
+    """Live questions per difficulty, for every pattern id."""
     query = (
         select(QuestionRow.pattern_id, QuestionVersion.difficulty, func.count())
-        .join(
-            QuestionVersion,
-            (QuestionVersion.question_id == QuestionRow.id)
-            & (QuestionVersion.version == QuestionRow.current_version),
-        )
+        .join(QuestionVersion, _CURRENT)
         .where(QuestionRow.retired_at.is_(None))
         .group_by(QuestionRow.pattern_id, QuestionVersion.difficulty)
     )
-    for pattern_id, difficulty, count in session.execute(query):
-        counts.setdefault(pattern_id, Counter())[Difficulty(difficulty)] = count
-    patterns = session.scalars(
-        select(Pattern).where(Pattern.retired_at.is_(None)).order_by(Pattern.position, Pattern.slug)
-    )
-    return [_view(pattern, counts.get(pattern.id, Counter())) for pattern in patterns]
+    counts: dict[int, Counter[Difficulty]] = {}
+    for pid, difficulty, count in session.execute(query):
+        counts.setdefault(pid, Counter())[Difficulty(difficulty)] = count
+    return counts
 
 
-def _view(pattern: Pattern, counts: Counter[Difficulty]) -> PatternView:
-    return PatternView(
-        id=pattern.id,
-        slug=pattern.slug,
-        file=PATTERN_ADAPTER.validate_python(pattern.content),
-        question_count=sum(counts.values()),
-        by_difficulty={difficulty: counts[difficulty] for difficulty in Difficulty},
+_PATTERN_COLUMNS = (Pattern.id, Pattern.slug, Pattern.content_hash)
+
+
+def list_patterns(session: Session) -> list[PatternView]:
+    """Every live pattern, in order."""
+    query = (
+        select(*_PATTERN_COLUMNS)
+        .where(Pattern.retired_at.is_(None))
+        .order_by(Pattern.position, Pattern.slug)
     )
+    return [_pattern_view(session, *row) for row in session.execute(query).all()]
 
 
 def get_pattern_or_raise(session: Session, slug: str) -> PatternView:
-    """The pattern with this slug, or NotFound."""
-    pattern = session.scalar(
-        select(Pattern).where(Pattern.slug == slug, Pattern.retired_at.is_(None))
-    )
-    if pattern is None:
+    """The live pattern with this slug, or NotFound."""
+    query = select(*_PATTERN_COLUMNS).where(Pattern.slug == slug, Pattern.retired_at.is_(None))
+    row = session.execute(query).first()
+    if row is None:
         raise NotFound(f"There is no pattern {slug!r}.")
-    rows = _live_rows(session, pattern.id)
-    counts = Counter(Difficulty(version.difficulty) for _, version in rows)
-    return _view(pattern, counts)
+    return _pattern_view(session, *row)
 
 
 def list_questions(session: Session, pattern: PatternView) -> list[LiveQuestion]:
     """The live questions of a pattern, in order."""
-    return [
-        LiveQuestion(row.id, version.version, pattern.slug, row.position, parse_version(version))
-        for row, version in _live_rows(session, pattern.id)
-    ]
+    query = (
+        _live_query()
+        .where(QuestionRow.pattern_id == pattern.id)
+        .order_by(QuestionRow.position, QuestionRow.id)
+    )
+    return [_live(session, row) for row in session.execute(query).all()]
 
 
 def get_question_or_raise(
     session: Session, question_id: str, *, pattern_slug: str | None = None
 ) -> LiveQuestion:
     """The current version of a live question (in the given pattern, if any), or NotFound."""
-    query = (
-        select(QuestionRow, QuestionVersion, Pattern.slug)
-        .join(
-            QuestionVersion,
-            (QuestionVersion.question_id == QuestionRow.id)
-            & (QuestionVersion.version == QuestionRow.current_version),
-        )
-        .join(Pattern, Pattern.id == QuestionRow.pattern_id)
-        .where(QuestionRow.id == question_id, QuestionRow.retired_at.is_(None))
-    )
-    found = session.execute(query).first()
-    if found is None or (pattern_slug is not None and found[2] != pattern_slug):
+    found = session.execute(_live_query().where(QuestionRow.id == question_id)).first()
+    if found is None or (pattern_slug is not None and found[4] != pattern_slug):
         raise NotFound(f"There is no question {question_id!r}.")
-    row, version, slug = found
-    return LiveQuestion(row.id, version.version, slug, row.position, parse_version(version))
+    return _live(session, found)
 
 
 def get_version_or_raise(session: Session, question_id: str, version: int) -> Question:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,7 +11,7 @@ from sqlalchemy import text
 
 from app.bank import service as bank
 from app.bank import variants
-from app.bank.schema import ChoiceQuestion, Explanation, OutputQuestion, Solution
+from app.bank.schema import ChoiceQuestion, Difficulty, Explanation, OutputQuestion, Solution
 from app.deps import (
     JsonRequestDep,
     PatternDep,
@@ -142,15 +143,15 @@ class AttemptOut(BaseModel):
     )
 
 
-def _pattern_out(pattern: bank.PatternView) -> PatternOut:
+def _pattern_out(pattern: bank.PatternView, counts: Counter[Difficulty]) -> PatternOut:
     return PatternOut(
         slug=pattern.slug,
         title=pattern.file.title,
         category=pattern.file.category,
         estimated_minutes=pattern.file.estimated_minutes,
         summary=pattern.file.summary,
-        question_count=pattern.question_count,
-        by_difficulty={d.value: n for d, n in pattern.by_difficulty.items()},
+        question_count=sum(counts.values()),
+        by_difficulty={d.value: counts[d] for d in Difficulty},
     )
 
 
@@ -233,14 +234,20 @@ def healthz(session: SessionDep) -> Health:
 @router.get("/api/patterns", tags=["patterns"])
 def list_patterns(session: SessionDep) -> list[PatternOut]:
     """Every pattern with its question counts."""
-    return [_pattern_out(pattern) for pattern in bank.list_patterns(session)]
+    counts = bank.count_live_questions(session)
+    return [
+        _pattern_out(pattern, counts.get(pattern.id, Counter()))
+        for pattern in bank.list_patterns(session)
+    ]
 
 
 @router.get("/api/patterns/{slug}", tags=["patterns"], responses=NOT_FOUND)
 def get_pattern(session: SessionDep, pattern: PatternDep) -> PatternDetailOut:
     """A pattern with its lesson text and its questions."""
     return PatternDetailOut(
-        **_pattern_out(pattern).model_dump(),
+        **_pattern_out(
+            pattern, bank.count_live_questions(session).get(pattern.id, Counter())
+        ).model_dump(),
         key_insight=pattern.file.key_insight,
         modes=[mode.value for mode in pattern.file.modes],
         questions=[_summary_out(q) for q in bank.list_questions(session, pattern)],

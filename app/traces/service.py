@@ -208,6 +208,17 @@ def _view(kind: str, key: str, spec: dict[str, Any], data: dict[str, Any]) -> Tr
 # --- recording ---------------------------------------------------------------------------------
 
 
+MAX_CACHED_VIEWS = 256  # a stored trace never changes: its parsed view can be kept
+_views: dict[str, TraceView] = {}
+
+
+def _remember(view: TraceView) -> TraceView:
+    if len(_views) >= MAX_CACHED_VIEWS:
+        _views.clear()
+    _views[view.key] = view
+    return view
+
+
 def trace_key(kind: str, spec: dict[str, Any]) -> str:
     """Where a run of `spec` is stored."""
     material = json.dumps([kind, spec, torch_version()], sort_keys=True)
@@ -218,15 +229,23 @@ def _job(kind: str, spec: dict[str, Any], timeout_s: float) -> Job:
     return Job(kind=kind, spec=spec, timeout_s=timeout_s)
 
 
+def stored_trace(session: Session, *, kind: str, spec: BaseModel) -> TraceView | None:
+    """The stored run of `spec`, if there is one (reads only: never runs anything)."""
+    key = trace_key(kind, spec_json(spec))
+    if (cached := _views.get(key)) is not None:
+        return cached
+    row = session.get(Trace, key)
+    return _remember(_view(kind, key, row.spec, row.data)) if row is not None else None
+
+
 def record(
     session: Session, sandbox: Sandbox | None, *, kind: str, spec: BaseModel, timeout_s: float
 ) -> TraceView:
     """The stored run of `spec`, or a fresh one from the sandbox (then stored)."""
+    if (found := stored_trace(session, kind=kind, spec=spec)) is not None:
+        return found
     data_spec = spec_json(spec)
     key = trace_key(kind, data_spec)
-    row = session.get(Trace, key)
-    if row is not None:
-        return _view(kind, key, row.spec, row.data)
     if sandbox is None:
         raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
     session.commit()  # hold no connection while the run trains
@@ -242,7 +261,7 @@ def record(
     begin_write(session)
     store(session, key=key, kind=kind, spec=data_spec, data=result.data)
     session.commit()
-    return _view(kind, key, data_spec, result.data)
+    return _remember(_view(kind, key, data_spec, result.data))
 
 
 def store(
@@ -282,3 +301,10 @@ def pattern_trace(
     if pattern.file.pipeline is None:
         raise NotFound(f"The pattern {pattern.slug!r} has no pipeline trace.")
     return record(session, sandbox, kind=PIPELINE, spec=pattern.file.pipeline, timeout_s=timeout_s)
+
+
+def stored_pattern_trace(session: Session, pattern: PatternView) -> TraceView | None:
+    """A pattern's recorded run if it is stored (reads only); NotFound without a pipeline."""
+    if pattern.file.pipeline is None:
+        raise NotFound(f"The pattern {pattern.slug!r} has no pipeline trace.")
+    return stored_trace(session, kind=PIPELINE, spec=pattern.file.pipeline)
