@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Form, Path, Request
@@ -64,6 +65,17 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
 
 
+@contextmanager
+def read_only(session: Session) -> Iterator[None]:
+    """A lookup on the event loop: its read transaction ends (and its connection goes back to
+    the pool) before the request awaits anything — else requests queued for a worker thread
+    would each hold a connection, and the pool would run dry."""
+    try:
+        yield
+    finally:
+        session.commit()
+
+
 async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
     """The visitor behind the cookie: their token (given now, in the cookie only, on a first
     visit) and their learner row if they have one. Nothing is written to the database here."""
@@ -71,7 +83,8 @@ async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor
     if not isinstance(token, str):
         token = learners.new_token()
         request.session[LEARNER_KEY] = token
-    return learners.Visitor(token=token, learner=learners.get_learner(session, token))
+    with read_only(session):
+        return learners.Visitor(token=token, learner=learners.get_learner(session, token))
 
 
 VisitorDep = Annotated[learners.Visitor, Depends(get_visitor)]
@@ -79,19 +92,22 @@ VisitorDep = Annotated[learners.Visitor, Depends(get_visitor)]
 
 async def get_pattern(slug: str, session: SessionDep) -> bank.PatternView:
     """The pattern named in the path, or 404."""
-    return bank.get_pattern_or_raise(session, slug)
+    with read_only(session):
+        return bank.get_pattern_or_raise(session, slug)
 
 
 async def get_question(question_id: str, session: SessionDep) -> bank.LiveQuestion:
     """The live question named in the path, or 404."""
-    return bank.get_question_or_raise(session, question_id)
+    with read_only(session):
+        return bank.get_question_or_raise(session, question_id)
 
 
 async def get_pattern_question(
     slug: str, question_id: str, session: SessionDep
 ) -> bank.LiveQuestion:
     """The live question named in the path, which must belong to the pattern in the path."""
-    return bank.get_question_or_raise(session, question_id, pattern_slug=slug)
+    with read_only(session):
+        return bank.get_question_or_raise(session, question_id, pattern_slug=slug)
 
 
 PatternDep = Annotated[bank.PatternView, Depends(get_pattern)]

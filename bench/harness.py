@@ -54,12 +54,14 @@ def server(**settings: str) -> Iterator[Server]:
             stdout=subprocess.DEVNULL,
         )
         port = free_port()
+        # the server's log, for when a run goes wrong: BENCH_SERVER_LOG=/tmp/server.log
+        log = open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w")  # noqa: SIM115
         process = subprocess.Popen(
             [*python, "serve", "--port", str(port)],
             env={**env, "PYTHONWARNINGS": "ignore"},
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
         )
         try:
             _wait_until_up(port)
@@ -67,6 +69,7 @@ def server(**settings: str) -> Iterator[Server]:
         finally:
             process.terminate()
             process.wait(timeout=30)
+            log.close()
 
 
 def _wait_until_up(port: int, timeout: float = 60.0) -> None:
@@ -179,11 +182,19 @@ async def _load(
 
 
 def load(
-    port: int, *, clients: int, requests_each: int, make_request: object, warmup: int = 2
+    port: int,
+    *,
+    clients: int,
+    requests_each: int,
+    make_request: object,
+    warmup: int = 2,
+    timeout_s: float | None = None,
 ) -> LoadResult:
     """`clients` concurrent keep-alive clients, each sending `requests_each` requests (after
-    `warmup` unmeasured ones); make_request(client, n) -> (method, path, json body)."""
-    return asyncio.run(_load(port, clients, requests_each, make_request, warmup))
+    `warmup` unmeasured ones); make_request(client, n) -> (method, path, json body). With
+    `timeout_s`, a run that takes longer raises TimeoutError instead of hanging."""
+    run = _load(port, clients, requests_each, make_request, warmup)
+    return asyncio.run(asyncio.wait_for(run, timeout_s) if timeout_s else run)
 
 
 def descendants(pid: int) -> list[int]:

@@ -31,8 +31,12 @@ def playground(mode: str):  # type: ignore[no-untyped-def]
 
     def make(client: int, n: int) -> tuple[str, str, dict[str, object]]:
         gamma = round(0.3 + next(counter) * 1e-6, 6)  # distinct for every request of the run
-        body = {"scheduler": "StepLR", "params": {"step_size": 3, "gamma": gamma},
-                "mode": mode, "epochs": 10 if mode == "train" else 200}
+        body = {
+            "scheduler": "StepLR",
+            "params": {"step_size": 3, "gamma": gamma},
+            "mode": mode,
+            "epochs": 10 if mode == "train" else 200,
+        }
         return "POST", "/api/playground", body
 
     return make
@@ -40,8 +44,9 @@ def playground(mode: str):  # type: ignore[no-untyped-def]
 
 def rounds(port: int, clients: int, each: int, make) -> LoadResult:  # type: ignore[no-untyped-def]
     """The median of a few rounds."""
-    return median_round([load(port, clients=clients, requests_each=each, make_request=make)
-                         for _ in range(ROUNDS)])
+    return median_round(
+        [load(port, clients=clients, requests_each=each, make_request=make) for _ in range(ROUNDS)]
+    )
 
 
 def main() -> None:
@@ -59,8 +64,10 @@ def main() -> None:
         print(train.line("playground, train, 1 client"))
         lr_only = rounds(port, 1, 100 // scale, playground("lr-only"))
         print(lr_only.line("playground, LR only, 1 client"))
-    print(f"{'trace page vs static file':<28} {page.throughput / static.throughput:7.2f}x "
-          "the throughput of serving a file")
+    print(
+        f"{'trace page vs static file':<28} {page.throughput / static.throughput:7.2f}x "
+        "the throughput of serving a file"
+    )
     checks = [
         ("trace page throughput", page.throughput, ">=", TARGETS["trace_rps"], "req/s"),
         ("playground training p50", train.percentile(50), "<=", TARGETS["train_p50"], "ms"),

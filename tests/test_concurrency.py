@@ -9,10 +9,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.bank.service import get_question_or_raise
+from app.config import Settings
 from app.db import Database
 from app.learning.answering import record_attempt
 from app.learning.learners import Visitor, get_learner, new_token
+from app.main import create_app
 from app.models import Attempt, Learner, Reveal
+from app.sandbox.client import Sandbox
+from bench.harness import load
+from tests.browser import live_server
 
 THREADS = 16
 ATTEMPTS_EACH = 25
@@ -65,3 +70,26 @@ def test_concurrent_http_submissions_are_all_stored(app: FastAPI, database: Data
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(Attempt)) == clients * per_client
         assert session.scalar(select(func.count()).select_from(Learner)) == clients
+
+
+def test_many_concurrent_clients_waiting_on_the_sandbox_get_answers_not_errors(
+    settings: Settings, sandbox: Sandbox
+) -> None:
+    """More clients than the server has threads or pooled connections, each waiting for a real
+    run: every one is graded (a request must not hold a connection while it waits)."""
+    app = create_app(settings.model_copy(update={"sandbox_cache": False}), sandbox=sandbox)
+
+    def submit(client: int, n: int) -> tuple[str, str, dict[str, object]]:
+        return (
+            "POST",
+            "/api/questions/lr-output-steplr-calls/attempts",
+            {"answer": "0.05", "variant": (client + n) % 30},
+        )
+
+    with live_server(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        result = load(
+            port, clients=80, requests_each=2, make_request=submit, warmup=0, timeout_s=60
+        )
+    assert result.errors == 0
+    assert len(result.latencies_ms) == 160
