@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.bank.schema import ChoiceQuestion, OutputQuestion, Question
+from app import codecheck
+from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question
 from app.errors import Invalid
-from app.sandbox.protocol import RunResult, Verdict
+from app.sandbox.protocol import ErrorInfo, RunResult, Verdict, WarningRecord
 
 CHOICE_LABELS = string.ascii_uppercase
 RELATIVE_TOLERANCE = 1e-6  # float noise such as 0.07290000000000002 vs 0.0729
@@ -63,7 +64,33 @@ class OutputFeedback(BaseModel):
     run_key: str = Field(description="The stored run the key and the trace come from.")
 
 
-Feedback = ChoiceFeedback | OutputFeedback
+class CodeFeedback(BaseModel):
+    """What a learner is told after submitting code."""
+
+    kind: Literal["code"] = "code"
+    message: str = Field(description="The verdict in a sentence.")
+    verdict: str = Field(description="How the learner's run ended: ok, error, timeout, …")
+    divergence: int | None = Field(
+        default=None, description="The first step (epoch, from 0) whose LR differs."
+    )
+    expected: list[float] | None = Field(default=None, description="The target's LRs there.")
+    got: list[float] | None = Field(default=None, description="The learner's LRs there.")
+    mistake: str | None = Field(default=None, description="The known mistake behind it.")
+    explanation: str | None = Field(default=None, description="What that mistake is.")
+    error: ErrorInfo | None = Field(
+        default=None, description="The exception the code raised, at the learner's line."
+    )
+    warnings: list[WarningRecord] = Field(default_factory=list, description="Warnings raised.")
+    learner_lrs: list[float] = Field(
+        default_factory=list, description="The learner's LR (first param group) at each step."
+    )
+    target_lrs: list[float] = Field(
+        default_factory=list, description="The target's LR (first param group) at each step."
+    )
+    reference_key: str = Field(description="The stored run of the reference solution.")
+
+
+Feedback = ChoiceFeedback | OutputFeedback | CodeFeedback
 
 
 @dataclass(frozen=True)
@@ -241,3 +268,52 @@ def grade(question: Question, raw_answer: Any) -> Grade:
     if not isinstance(question, ChoiceQuestion):
         raise TypeError("output questions are graded with grade_output()")
     return grade_choice(question, raw_answer)
+
+
+# --- code questions -----------------------------------------------------------------------------
+
+
+def parse_code_answer(raw: Any, *, limit: int) -> str:
+    """A code answer is the text of the code, not empty and not huge."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise Invalid("Write some code before submitting.", field="answer")
+    if len(raw) > limit:
+        raise Invalid(f"Your code is longer than {limit} characters.", field="answer")
+    return raw.replace("\r\n", "\n")
+
+
+def _first_group(run: RunResult) -> list[float]:
+    trajectory = (run.data or {}).get("trajectory") or []
+    return [float(step[0]) for step in trajectory if step]
+
+
+def grade_code(
+    question: CodeQuestion,
+    reference: RunResult,
+    learner: RunResult,
+    code: str,
+    *,
+    reference_key: str,
+) -> Grade:
+    """Grade code by comparing its run with the reference's, as the question's check says."""
+    verdict = codecheck.judge(question.check, reference, learner)
+    feedback = CodeFeedback(
+        message=verdict.message,
+        verdict=learner.status.value,
+        divergence=verdict.divergence,
+        expected=verdict.expected,
+        got=verdict.got,
+        mistake=verdict.mistake.name if verdict.mistake else None,
+        explanation=verdict.mistake.explanation if verdict.mistake else None,
+        error=learner.error,
+        warnings=learner.warnings,
+        learner_lrs=_first_group(learner),
+        target_lrs=_first_group(reference),
+        reference_key=reference_key,
+    )
+    return Grade(
+        answer=code,
+        correct=verdict.correct,
+        score=1.0 if verdict.correct else 0.0,
+        feedback=feedback,
+    )

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.bank import variants
-from app.bank.schema import OutputQuestion
+from app.bank.schema import CodeQuestion, OutputQuestion
 from app.errors import Busy
 from app.models import SandboxRun
 from app.sandbox.client import Sandbox, SandboxUnavailable
@@ -59,6 +59,25 @@ def job_for(question: OutputQuestion, variant: int, *, timeout_s: float) -> Job:
         expression=expression and variants.render_code(expression, values),
         timeout_s=timeout_s,
     )
+
+
+MAX_CODE_CHARS = 20_000  # a learner's answer; the sandbox takes 64 KiB of code at most
+
+
+def code_job(question: CodeQuestion, code: str, *, timeout_s: float) -> Job:
+    """The job that runs `code` (the learner's, or the reference) for a code question."""
+    return Job(
+        kind="code",
+        code=code,
+        timeout_s=timeout_s,
+        spec={"setup": question.setup, "check": question.check.model_dump(mode="json")},
+    )
+
+
+def code_key(job: Job) -> str:
+    """The storage key of a code question's run (the reference's: learners' are not kept)."""
+    material = json.dumps([job.kind, job.code, job.spec, torch_version()], sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def stored(session: Session, key: str) -> RunResult | None:
@@ -133,3 +152,28 @@ class QuestionRuns:
                 retry_after=2,
             )
         return Run(key, result)
+
+    def reference(self, session: Session, question: CodeQuestion) -> tuple[Run, bool]:
+        """The reference solution's run — stored, or run now; (run, whether it is new).
+        A fresh run is made with no database connection held (the caller's read ends)."""
+        job = code_job(question, question.reference, timeout_s=self.timeout_s)
+        key = code_key(job)
+        if (result := stored(session, key)) is not None:
+            return Run(key, result), False
+        if self.sandbox is None:
+            raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
+        session.commit()
+        result = self.sandbox.run(job)
+        if result.status not in CACHEABLE:
+            raise Busy(
+                f"The reference solution could not be run just now ({result.sentence}) "
+                "Try again in a moment.",
+                retry_after=2,
+            )
+        return Run(key, result), True
+
+    def learner(self, question: CodeQuestion, code: str) -> RunResult:
+        """Run a learner's code for a code question (never stored: answers vary)."""
+        if self.sandbox is None:
+            raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
+        return self.sandbox.run(code_job(question, code, timeout_s=self.timeout_s))

@@ -101,3 +101,33 @@ def test_the_trace_page_and_the_playground_in_a_browser(page: tuple[Page, str]) 
     tab.get_by_role("button", name="Run").click()
     expect(tab.locator("#p\\.T_max-error")).to_contain_text("T_max is required")
     tab.screenshot(path=str(ARTIFACTS / "playground-error.png"), full_page=True)
+
+
+def test_a_learner_writes_a_wrong_scheduler_sees_where_it_diverges_and_fixes_it(
+    page: tuple[Page, str],
+) -> None:
+    tab, base = page
+    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-code-steplr")
+    editor = tab.locator(".CodeMirror")
+    expect(editor).to_be_visible()  # the vendored editor replaced the textarea
+    expect(tab.locator(".CodeMirror-linenumber").first).to_be_visible()
+    editor.click()
+    tab.keyboard.press("Control+A")
+    tab.keyboard.type("scheduler = lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)")
+    tab.get_by_role("button", name="Run and check").click()
+
+    expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
+    expect(tab.locator(".divergence")).to_contain_text("first differs from the target at epoch 2")
+    expect(tab.locator(".misconception")).to_contain_text("Off by one epoch")
+    expect(tab.locator("path[data-series='yours']")).to_have_count(1)
+    tab.screenshot(path=str(ARTIFACTS / "code-wrong.png"), full_page=True)
+
+    tab.get_by_role("link", name="Edit your code").click()
+    expect(tab.locator(".CodeMirror")).to_contain_text("step_size=2")
+    tab.locator(".CodeMirror").click()
+    tab.keyboard.press("Control+A")
+    tab.keyboard.type("scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)")
+    tab.get_by_role("button", name="Run and check").click()
+    expect(tab.get_by_role("heading", name="Correct")).to_be_visible()
+    expect(tab.locator(".divergence")).to_contain_text("matches the target at every step")
+    tab.screenshot(path=str(ARTIFACTS / "code-right.png"), full_page=True)

@@ -224,9 +224,117 @@ class OutputQuestion(QuestionBase):
         return self
 
 
+MAX_CHECK_STEPS = 5000  # a trajectory longer than this tells a learner nothing more
+
+
+class CodeCheck(StrictModel):
+    """How a learner's code is checked against the reference, both run in the sandbox."""
+
+    kind: Literal["trajectory", "final-lr", "exception", "object"] = Field(
+        default="trajectory",
+        description="`trajectory`: the LR of every param group at every step must match the "
+        "reference's; `final-lr`: only the last one; `exception`: the code must raise "
+        "`exception`; `object`: `scheduler` must be of the reference's type with the same "
+        "`compare` parameters.",
+    )
+    drive: Literal["scheduler", "loop"] = Field(
+        default="scheduler",
+        description="`scheduler`: the code builds `scheduler`, and the checker steps it "
+        "(`optimizer.step()` first, as in training) for `epochs` × `steps_per_epoch` steps; "
+        "`loop`: the code is the training loop itself, and the LR every `optimizer.step()` "
+        "used is the trajectory.",
+    )
+    epochs: int = Field(default=10, ge=1, le=1000, description="Epochs the checker runs.")
+    steps_per_epoch: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="scheduler.step() calls per epoch the checker makes (drive: scheduler).",
+    )
+    metrics: list[float] = Field(
+        default_factory=list,
+        description="What ReduceLROnPlateau is fed, one value per epoch (repeats the last).",
+    )
+    from_epoch: int = Field(
+        default=0, ge=0, description="Compare the trajectory from this step on (0-based)."
+    )
+    tolerance: float = Field(
+        default=1e-9, gt=0, lt=1, description="Relative tolerance of each LR comparison."
+    )
+    exception: str | None = Field(
+        default=None, description="For `exception`: the class name the code must raise."
+    )
+    compare: list[str] = Field(
+        default_factory=list,
+        description="For `object`: the scheduler attributes that must equal the reference's.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> CodeCheck:
+        if self.kind == "exception" and not self.exception:
+            raise ValueError("an `exception` check names the `exception` to expect")
+        if self.epochs * self.steps_per_epoch > MAX_CHECK_STEPS:
+            raise ValueError(f"epochs × steps_per_epoch is more than {MAX_CHECK_STEPS}")
+        if self.from_epoch >= self.epochs * self.steps_per_epoch:
+            raise ValueError("`from_epoch` is past the last step")
+        return self
+
+
+MistakeName = Literal[
+    "step-order",
+    "per-batch",
+    "per-epoch",
+    "sequential-restart",
+    "cosine-past-tmax",
+    "off-by-one",
+]
+
+
+class SelfTest(StrictModel):
+    """An answer the import runs and judges, to prove the check says what the author means:
+    other correct ways are accepted, known-wrong ways fail where and why they should."""
+
+    code: str = Field(min_length=1, description="An answer, as a learner would write it.")
+    correct: bool = Field(default=False, description="Whether it must be accepted.")
+    divergence: int | None = Field(
+        default=None, description="Wrong answers: the epoch (from 0) where it must first differ."
+    )
+    mistake: MistakeName | None = Field(
+        default=None, description="Wrong answers: the known mistake it must be diagnosed as."
+    )
+    why: str | None = Field(default=None, description="For instructors: what this answer shows.")
+
+
+class CodeQuestion(QuestionBase):
+    """Write the code: the learner builds a scheduler (or writes the loop); the server runs it
+    and the reference side by side and compares what they do, step by step."""
+
+    kind: Literal["code"] = Field(
+        description="`code`: the learner writes code, graded by running it against `reference`."
+    )
+    setup: str = Field(
+        min_length=1,
+        description="Code run before the learner's (shown, read-only): imports, the model, "
+        "`optimizer`… Whatever the learner should use.",
+    )
+    starter: str = Field(default="", description="What the editor starts with.")
+    reference: str = Field(
+        min_length=1, description="The instructor's solution, run exactly like the learner's."
+    )
+    check: CodeCheck = Field(default_factory=CodeCheck, description="How the two are compared.")
+    self_tests: list[SelfTest] = Field(
+        default_factory=list,
+        description="Answers the import runs and judges: accepted ones and known-wrong ones.",
+    )
+    solution: Explanation = Field(
+        default_factory=Explanation,
+        description="The author's explanation, shown with the reference solution.",
+    )
+
+
 # Question kinds are told apart by `kind`.
-QUESTION_KINDS = ("choice", "output")
-Question = Annotated[ChoiceQuestion | OutputQuestion, Field(discriminator="kind")]
+QUESTION_KINDS = ("choice", "output", "code")
+Question = Annotated[ChoiceQuestion | OutputQuestion | CodeQuestion, Field(discriminator="kind")]
 QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 PATTERN_ADAPTER: TypeAdapter[PatternFile] = TypeAdapter(PatternFile)
 

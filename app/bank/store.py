@@ -22,12 +22,14 @@ from app.bank.files import (
 from app.bank.schema import (
     PATTERN_ADAPTER,
     QUESTION_ADAPTER,
+    CodeQuestion,
     OutputQuestion,
     PatternFile,
     Question,
     content_hash,
 )
 from app.bank.variants import all_variants, count
+from app.codecheck import MISTAKES, judge
 from app.db import begin_write
 from app.errors import AppError
 from app.grading import compare_output, expected_output
@@ -87,6 +89,7 @@ def import_bank(session: Session, root: Path, *, runs: QuestionRuns | None = Non
     """
     sources = read_bank(root)
     checked_runs = verify_outputs(session, sources, runs)
+    checked_runs += verify_references(session, sources, runs)
     pipelines = record_pipelines(session, sources, runs)
     report = ImportReport()
     begin_write(session)
@@ -159,6 +162,88 @@ def verify_outputs(
     if errors:
         raise BankError(errors)
     return checked
+
+
+def verify_references(
+    session: Session, sources: list[PatternSource], runs: QuestionRuns | None
+) -> list[Run]:
+    """Run every code question's reference solution; BankError if one fails its own check."""
+    errors: list[str] = []
+    checked: list[Run] = []
+    for pattern in sources:
+        for source in pattern.questions:
+            question = source.question
+            if not isinstance(question, CodeQuestion):
+                continue
+            if runs is None or runs.sandbox is None:
+                errors.append(
+                    f"{source.path}: reference: code questions are checked by "
+                    "running their reference, and no sandbox was given"
+                )
+                continue
+            try:
+                run, _ = runs.reference(session, question)
+            except AppError as exc:
+                errors.append(f"{source.path}: reference: could not run it: {exc.message}")
+                continue
+            verdict = judge(question.check, run.result, run.result)
+            errors += [
+                f"{source.path}: self_tests.{i}: {problem}"
+                for i, problem in _self_test_problems(question, run, runs)
+            ]
+            if not verdict.correct:
+                errors.append(f"{source.path}: reference: fails its own check: {verdict.message}")
+            elif question.check.kind in ("trajectory", "final-lr") and not (
+                run.result.data or {}
+            ).get("trajectory"):
+                errors.append(
+                    f"{source.path}: reference: gives no learning rates to compare "
+                    "(does it create `scheduler`, or step the optimizer?)"
+                )
+            elif question.check.kind != "exception" and run.result.status is not Verdict.OK:
+                error = run.result.error
+                errors.append(
+                    f"{source.path}: reference: raises "
+                    f"{error.type if error else run.result.status}: "
+                    f"{error.message if error else run.result.detail}"
+                )
+            else:
+                checked.append(run)
+    if errors:
+        raise BankError(errors)
+    return checked
+
+
+def _self_test_problems(
+    question: CodeQuestion, reference: Run, runs: QuestionRuns
+) -> list[tuple[int, str]]:
+    """Each self-test answer run and judged: where it does not come out as the file says."""
+    problems = []
+    for index, test in enumerate(question.self_tests):
+        verdict = judge(question.check, reference.result, runs.learner(question, test.code))
+        mistake = next((k for k, m in MISTAKES.items() if m is verdict.mistake), None)
+        if verdict.correct != test.correct:
+            said = "accepted" if verdict.correct else f"refused ({verdict.message})"
+            problems.append(
+                (
+                    index,
+                    f"the check {said}; the file says it is "
+                    f"{'correct' if test.correct else 'wrong'}",
+                )
+            )
+        elif (
+            not test.correct
+            and test.divergence is not None
+            and (verdict.divergence != test.divergence)
+        ):
+            problems.append(
+                (index, f"it first differs at epoch {verdict.divergence}, not {test.divergence}")
+            )
+        elif not test.correct and test.mistake is not None and mistake != test.mistake:
+            problems.append(
+                (index, f"it is diagnosed as {mistake or 'no known mistake'}, not {test.mistake}")
+            )
+    return problems
 
 
 def record_pipelines(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 from sqlalchemy import select
@@ -13,16 +13,17 @@ from sqlalchemy.orm import Session
 from app import grading
 from app.bank import service as bank
 from app.bank import variants
-from app.bank.schema import OutputQuestion, Question
+from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question
 from app.bank.service import LiveQuestion
 from app.db import begin_write
 from app.errors import Invalid, NotFound
 from app.learning.learners import Visitor, ensure_learner
 from app.learning.progress import QuestionState, question_states
 from app.models import Attempt, Learner, LearnerVariant, Reveal, utcnow
-from app.runs import QuestionRuns, Run, store, stored
+from app.runs import MAX_CODE_CHARS, QuestionRuns, Run, store, stored
 from app.sandbox.client import SandboxUnavailable
 from app.sandbox.protocol import RunResult
+from app.traces.charts import Chart, comparison_chart
 
 HINT = "hint"
 SOLUTION = "solution"
@@ -136,6 +137,51 @@ def hint_revealed(session: Session, *, learner: Learner | None, question_id: str
     return learner is not None and HINT in _reveals(session, learner.id, question_id)
 
 
+@dataclass(frozen=True)
+class _Graded:
+    """A grade and what came with it: the variant answered, the run behind the key (shown
+    with the solution), and a run made just now (to store)."""
+
+    grade: grading.Grade
+    variant: int | None = None
+    params: dict[str, Any] | None = None
+    run: RunResult | None = None
+    new_run: Run | None = None
+
+
+def _grade_output(
+    session: Session,
+    visitor: Visitor,
+    question: LiveQuestion,
+    q: OutputQuestion,
+    answer: object,
+    runs: QuestionRuns,
+    variant: int | None,
+) -> _Graded:
+    index = (
+        current_variant(session, visitor=visitor, question=question)
+        if variant is None
+        else check_variant(q, variant)
+    )
+    text = grading.parse_output_answer(answer)
+    run, fresh = runs.lookup(session, q, index), False
+    if run is None:
+        session.commit()  # end the read: no connection or snapshot is held while code runs
+        run, fresh = runs.execute(q, index), True
+    params = variants.variant(q, index) if q.params else {}
+    grade = grading.grade_output(q, run.result, text, variant=index, params=params, run_key=run.key)
+    return _Graded(grade, index, params, run.result, run if fresh else None)
+
+
+def _grade_code(session: Session, q: CodeQuestion, answer: object, runs: QuestionRuns) -> _Graded:
+    code = grading.parse_code_answer(answer, limit=MAX_CODE_CHARS)
+    reference, fresh = runs.reference(session, q)
+    session.commit()  # end the read: no connection or snapshot is held while code runs
+    learner_run = runs.learner(q, code)
+    grade = grading.grade_code(q, reference.result, learner_run, code, reference_key=reference.key)
+    return _Graded(grade, run=reference.result, new_run=reference if fresh else None)
+
+
 def record_attempt(
     session: Session,
     *,
@@ -148,65 +194,50 @@ def record_attempt(
 ) -> Recorded:
     """Grade an answer and store the attempt; the learner is then shown the solution.
 
-    An output question is graded against the run of the variant answered (stored, or run
-    now in the sandbox — before the write transaction, so the lock is never held for it).
+    Output and code questions are graded by runs in the sandbox (stored, or made now —
+    before the write transaction, so the lock is never held while code runs).
     """
     q = question.question
-    run: Run | None = None
-    fresh = False
-    if isinstance(q, OutputQuestion):
-        if runs is None:
-            raise SandboxUnavailable("Output questions cannot be graded here right now.")
-        index = (
-            current_variant(session, visitor=visitor, question=question)
-            if variant is None
-            else check_variant(q, variant)
-        )
-        text = grading.parse_output_answer(answer)
-        run = runs.lookup(session, q, index)
-        if run is None:
-            session.commit()  # end the read: no connection or snapshot is held while code runs
-            run, fresh = runs.execute(q, index), True
-        params = variants.variant(q, index) if q.params else {}
-        result = grading.grade_output(
-            q, run.result, text, variant=index, params=params, run_key=run.key
-        )
+    if isinstance(q, ChoiceQuestion):
+        graded = _Graded(grading.grade(q, answer), variant=check_variant(q, variant or 0))
+    elif runs is None:
+        raise SandboxUnavailable("This question cannot be graded here right now.")
+    elif isinstance(q, OutputQuestion):
+        graded = _grade_output(session, visitor, question, q, answer, runs, variant)
     else:
-        index = check_variant(q, variant or 0)
-        params = {}
-        result = grading.grade(q, answer)
+        graded = _grade_code(session, q, answer, runs)
     if time_taken_ms is not None:
         time_taken_ms = max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
 
     begin_write(session)
     learner = ensure_learner(session, visitor)
-    if fresh and run is not None:
-        store(session, run)
-    if run is not None:
-        _set_variant(session, learner, question.id, index)
+    if graded.new_run is not None:
+        store(session, graded.new_run)
+    if isinstance(q, OutputQuestion) and graded.variant is not None:
+        _set_variant(session, learner, question.id, graded.variant)
     seen = _reveals(session, learner.id, question.id)
     attempt = Attempt(
         learner_id=learner.id,
         question_id=question.id,
         question_version=question.version,
-        answer=result.answer,
-        correct=result.correct,
-        score=result.score,
-        feedback=result.feedback.model_dump(mode="json"),
+        answer=graded.grade.answer,
+        correct=graded.grade.correct,
+        score=graded.grade.score,
+        feedback=graded.grade.feedback.model_dump(mode="json"),
         hint_seen=HINT in seen,
         solution_seen=SOLUTION in seen,
         time_taken_ms=time_taken_ms,
-        variant_index=index if run is not None else None,
-        variant=params if run is not None else None,
+        variant_index=graded.variant if isinstance(q, OutputQuestion) else None,
+        variant=graded.params,
     )
     session.add(attempt)
     _reveal(session, learner, question, SOLUTION)
     session.commit()
     return Recorded(
         attempt=attempt,
-        answered=shown(q, index),
-        feedback=result.feedback,
-        run=run.result if run is not None else None,
+        answered=shown(q, graded.variant or 0),
+        feedback=graded.grade.feedback,
+        run=graded.run,
     )
 
 
@@ -243,11 +274,21 @@ class QuestionPage:
     next_question: LiveQuestion | None
     position: int
     total: int
+    prefill: str = ""  # code questions: the answer to start from (a previous attempt's)
 
 
-def question_page(session: Session, *, question: LiveQuestion, visitor: Visitor) -> QuestionPage:
-    """The question page for this visitor."""
+def question_page(
+    session: Session, *, question: LiveQuestion, visitor: Visitor, from_attempt: int | None = None
+) -> QuestionPage:
+    """The question page for this visitor (a code question's editor may start from one of
+    their own earlier attempts: `from_attempt`)."""
     learner = visitor.learner
+    prefill = ""
+    if from_attempt is not None and isinstance(question.question, CodeQuestion):
+        earlier = get_attempt_or_raise(
+            session, from_attempt, learner=learner, question_id=question.id
+        )
+        prefill = earlier.answer if isinstance(earlier.answer, str) else ""
     pattern = bank.get_pattern_or_raise(session, question.pattern_slug)
     siblings = bank.list_questions(session, pattern)
     index = next(i for i, sibling in enumerate(siblings) if sibling.id == question.id)
@@ -265,6 +306,7 @@ def question_page(session: Session, *, question: LiveQuestion, visitor: Visitor)
         next_question=siblings[index + 1] if index + 1 < len(siblings) else None,
         position=index + 1,
         total=len(siblings),
+        prefill=prefill,
     )
 
 
@@ -289,17 +331,24 @@ class AttemptResult:
     feedback: grading.Feedback
     run: RunResult | None
     page: QuestionPage
+    chart: Chart | None = None  # code questions: the learner's LR over the target's
 
 
 def attempt_details(session: Session, attempt: Attempt) -> Recorded:
     """A stored attempt with the question as answered, its feedback and its run."""
     version = bank.get_version_or_raise(session, attempt.question_id, attempt.question_version)
     feedback = FEEDBACK_ADAPTER.validate_python(attempt.feedback)
-    if isinstance(feedback, grading.OutputFeedback):
-        run = stored(session, feedback.run_key)
+    if isinstance(feedback, grading.OutputFeedback | grading.CodeFeedback):
+        key = (
+            feedback.run_key
+            if isinstance(feedback, grading.OutputFeedback)
+            else feedback.reference_key
+        )
+        run = stored(session, key)
         if run is None:
             raise NotFound("The run behind this attempt is no longer stored.")
-        return Recorded(attempt, shown(version, feedback.variant), feedback, run)
+        variant = feedback.variant if isinstance(feedback, grading.OutputFeedback) else 0
+        return Recorded(attempt, shown(version, variant), feedback, run)
     return Recorded(attempt, version, feedback, None)
 
 
@@ -311,10 +360,15 @@ def attempt_result(
         session, attempt_id, learner=visitor.learner, question_id=question.id
     )
     details = attempt_details(session, attempt)
+    feedback = details.feedback
+    chart = None
+    if isinstance(feedback, grading.CodeFeedback) and feedback.learner_lrs:
+        chart = comparison_chart(feedback.target_lrs, feedback.learner_lrs, feedback.divergence)
     return AttemptResult(
         attempt=attempt,
         answered=details.answered,
-        feedback=details.feedback,
+        feedback=feedback,
         run=details.run,
         page=question_page(session, question=question, visitor=visitor),
+        chart=chart,
     )

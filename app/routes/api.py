@@ -11,7 +11,14 @@ from sqlalchemy import text
 
 from app.bank import service as bank
 from app.bank import variants
-from app.bank.schema import ChoiceQuestion, Difficulty, Explanation, OutputQuestion, Solution
+from app.bank.schema import (
+    ChoiceQuestion,
+    CodeQuestion,
+    Difficulty,
+    Explanation,
+    OutputQuestion,
+    Solution,
+)
 from app.deps import (
     JsonRequestDep,
     PatternDep,
@@ -85,6 +92,12 @@ class QuestionOut(QuestionSummaryOut):
     pattern: str = Field(description="Slug of the pattern it belongs to.")
     prompt: str = Field(description="Markdown.")
     code: str | None = Field(description="Python source shown with the prompt.")
+    setup: str | None = Field(
+        default=None, description="Code questions: the given code, run before the answer."
+    )
+    starter: str | None = Field(
+        default=None, description="Code questions: what the answer starts from."
+    )
     choices: list[ChoiceOut] = Field(description="The options (choice questions; else empty).")
     variant: int = Field(description="The variant shown (output questions with `params`).")
     variant_count: int = Field(description="How many variants the question has.")
@@ -129,6 +142,13 @@ class OutputSolution(BaseModel):
     explanation: Explanation = Field(description="The author's explanation.")
 
 
+class CodeSolution(BaseModel):
+    """A code question's worked solution: the reference and the author's explanation."""
+
+    reference: str = Field(description="The reference solution's code.")
+    explanation: Explanation = Field(description="The author's explanation.")
+
+
 class AttemptOut(BaseModel):
     """A graded, stored attempt."""
 
@@ -138,7 +158,7 @@ class AttemptOut(BaseModel):
     correct: bool
     score: float = Field(description="0.0 to 1.0.")
     feedback: Feedback
-    solution: Solution | OutputSolution = Field(
+    solution: Solution | OutputSolution | CodeSolution = Field(
         description="The worked solution of the version (and variant) answered."
     )
 
@@ -179,6 +199,8 @@ def _question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
         pattern=live.pattern_slug,
         prompt=question.prompt,
         code=question.code,
+        setup=question.setup if isinstance(question, CodeQuestion) else None,
+        starter=question.starter if isinstance(question, CodeQuestion) else None,
         choices=[
             ChoiceOut(index=i, label=choice_label(i), text=choice.text)
             for i, choice in enumerate(choices)
@@ -198,9 +220,11 @@ def _attempt_out(recorded: answering.Recorded) -> AttemptOut:
         recorded.feedback,
         recorded.run,
     )
-    solution: Solution | OutputSolution
+    solution: Solution | OutputSolution | CodeSolution
     if isinstance(answered, ChoiceQuestion):
         solution = answered.solution
+    elif isinstance(answered, CodeQuestion):
+        solution = CodeSolution(reference=answered.reference, explanation=answered.solution)
     elif isinstance(feedback, OutputFeedback) and run is not None:
         solution = OutputSolution(
             expected=feedback.expected,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
@@ -95,10 +95,14 @@ def question_page(
     session: SessionDep,
     question: PatternQuestionDep,
     visitor: VisitorDep,
+    from_attempt: Annotated[int | None, Query(alias="from", ge=1, le=2**63 - 1)] = None,
 ) -> Response:
-    """A question to answer, with its code, choices or answer box, and (on request) its hint."""
-    page = answering.question_page(session, question=question, visitor=visitor)
-    return _question_response(request, page)
+    """A question to answer, with its code, choices, answer box or editor, and (on request)
+    its hint. `?from=<attempt id>` starts a code question's editor from that earlier answer."""
+    page = answering.question_page(
+        session, question=question, visitor=visitor, from_attempt=from_attempt
+    )
+    return _question_response(request, page, given=page.prefill)
 
 
 @router.post(

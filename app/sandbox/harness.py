@@ -26,8 +26,9 @@ from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
 from app.sandbox.protocol import ErrorInfo, Job, RunResult, TraceEvent, Verdict, WarningRecord
 from app.traces import training
 
-SNIPPET = "<snippet>"
+SNIPPET = "<snippet>"  # the code under test: a snippet, or a learner's answer
 EXPRESSION = "<expression>"
+SETUP = "<setup>"  # a code question's given code, run before the learner's
 MAX_TRACE_EVENTS = 5000  # a 1000-epoch scheduler run is 2000 events
 MAX_MESSAGE = 2000  # characters of an exception or warning message kept
 
@@ -114,14 +115,12 @@ def install_tracing() -> None:
                 value.__init__ = _untraced(value.__dict__["__init__"])  # type: ignore[method-assign]
 
 
+_WHERE = {SNIPPET: "line {}", EXPRESSION: "in the expression", SETUP: "in the given code, line {}"}
+
+
 def _error_info(exc: BaseException) -> ErrorInfo:
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if f.filename in (SNIPPET, EXPRESSION)
-    ]
-    lines = [
-        f"line {f.lineno}: {f.line}" if f.filename == SNIPPET else f"in the expression: {f.line}"
-        for f in frames
-    ]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in _WHERE]
+    lines = [f"{_WHERE[f.filename].format(f.lineno)}: {f.line}" for f in frames]
     line = frames[-1].lineno if frames and frames[-1].filename == SNIPPET else None
     if isinstance(exc, SyntaxError) and exc.filename == SNIPPET:
         line = exc.lineno
@@ -152,6 +151,8 @@ def run(job: Job) -> RunResult:
     """Run a job and describe what happened."""
     if job.kind == "snippet":
         return run_snippet(job)
+    if job.kind == "code":
+        return run_code(job)
     return run_spec(job)
 
 
@@ -185,22 +186,33 @@ def run_spec(job: Job) -> RunResult:
     )
 
 
-def run_snippet(job: Job) -> RunResult:
-    """Run a job's snippet (and expression) and describe what happened.
+def _verdict_of(exc: BaseException) -> Verdict:
+    if _is_memory_error(exc):
+        return Verdict.MEMORY
+    if _is_forbidden(exc):
+        return Verdict.FORBIDDEN
+    if _is_output_limit(exc):
+        return Verdict.OUTPUT_LIMIT
+    return Verdict.ERROR
 
-    The snippet's stdout and stderr go straight to the pipes the runner reads; the runner, not
-    this function, decides what they contain.
-    """
+
+def _execute(job: Job, body: Callable[[dict[str, Any]], Any]) -> RunResult:
+    """Run `body(namespace)` as the snippet's run: seeded, its warnings attributed to the
+    snippet's lines, every optimizer and scheduler step traced, any exception a result.
+    `body` returns the run's `value` (a repr) or `data` (a dict)."""
+    for name, text in (
+        (SNIPPET, job.code),
+        (EXPRESSION, job.expression or ""),
+        (SETUP, (job.spec or {}).get("setup", "")),
+    ):
+        # Tracebacks quote the code's own lines: let linecache find them.
+        linecache.cache[name] = (len(text), None, text.splitlines(True), name)
     # The CPU generator only: torch.manual_seed also seeds every accelerator backend, which
     # costs ~4 ms in a freshly forked process and means nothing on a CPU-only runner.
-    # Tracebacks quote the snippet's own lines: let linecache find them.
-    linecache.cache[SNIPPET] = (len(job.code), None, job.code.splitlines(True), SNIPPET)
-    if job.expression is not None:
-        linecache.cache[EXPRESSION] = (len(job.expression), None, [job.expression], EXPRESSION)
     torch.default_generator.manual_seed(job.seed)
     random.seed(job.seed)
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    status, value, error = Verdict.OK, None, None
+    status, outcome, error = Verdict.OK, None, None
     started = time.perf_counter()
     caught: list[WarningRecord] = []
 
@@ -224,34 +236,105 @@ def run_snippet(job: Job) -> RunResult:
         warnings.showwarning = record_warning
         TRACER.active = True
         try:
-            exec(compile(job.code, SNIPPET, "exec"), namespace)
-            if job.expression is not None:
-                expression = compile(job.expression, EXPRESSION, "eval")
-                value = repr(eval(expression, namespace))
+            outcome = body(namespace)
         except BaseException as exc:
             error = _error_info(exc)
-            status = (
-                Verdict.MEMORY
-                if _is_memory_error(exc)
-                else Verdict.FORBIDDEN
-                if _is_forbidden(exc)
-                else Verdict.OUTPUT_LIMIT
-                if _is_output_limit(exc)
-                else Verdict.ERROR
-            )
+            status = _verdict_of(exc)
         finally:
             TRACER.active = False
             sys.stdout.flush()
             sys.stderr.flush()
     return RunResult(
         status=status,
-        value=value,
+        value=outcome if isinstance(outcome, str) else None,
+        data=outcome if isinstance(outcome, dict) else None,
         error=error,
         trace=TRACER.events,
         trace_truncated=TRACER.truncated,
         warnings=caught,
         duration_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+def run_snippet(job: Job) -> RunResult:
+    """Run a job's snippet (and expression) and describe what happened.
+
+    The snippet's stdout and stderr go straight to the pipes the runner reads; the runner, not
+    this function, decides what they contain.
+    """
+
+    def body(namespace: dict[str, Any]) -> str | None:
+        exec(compile(job.code, SNIPPET, "exec"), namespace)
+        if job.expression is None:
+            return None
+        return repr(eval(compile(job.expression, EXPRESSION, "eval"), namespace))
+
+    return _execute(job, body)
+
+
+def run_code(job: Job) -> RunResult:
+    """A code question's run: the setup, then the learner's (or reference) code, then, unless
+    the code is the loop itself, the checker stepping `scheduler` as training would.
+
+    The result's `data` has the `trajectory` — the LR of every param group at every step —
+    and what `scheduler` is (type and simple attributes). Line numbers in errors and warnings
+    are those of the code the learner wrote.
+    """
+    spec = job.spec or {}
+    check = spec["check"]
+
+    def body(namespace: dict[str, Any]) -> dict[str, Any]:
+        exec(compile(spec["setup"], SETUP, "exec"), namespace)
+        exec(compile(job.code, SNIPPET, "exec"), namespace)
+        scheduler = namespace.get("scheduler")
+        if check["drive"] == "loop":
+            trajectory = [event.lrs for event in TRACER.events if event.kind == "optimizer"]
+        else:
+            if scheduler is None:
+                raise NameError("your code must create `scheduler`")
+            trajectory = _drive(scheduler, namespace.get("optimizer"), check)
+        return {"trajectory": trajectory, "scheduler": _describe(scheduler)}
+
+    return _execute(job, body)
+
+
+def _drive(scheduler: Any, optimizer: Any, check: dict[str, Any]) -> list[list[float]]:
+    """Step `scheduler` as a training loop would: for every step, the LRs in force, then
+    optimizer.step(), then scheduler.step() (ReduceLROnPlateau: once an epoch, fed the
+    check's metric)."""
+    optimizer = optimizer if optimizer is not None else scheduler.optimizer
+    plateau = isinstance(scheduler, lr_scheduler.ReduceLROnPlateau)
+    metrics = check.get("metrics") or [1.0]
+    trajectory = []
+    for epoch in range(check["epochs"]):
+        for _ in range(check["steps_per_epoch"]):
+            trajectory.append([float(group["lr"]) for group in optimizer.param_groups])
+            optimizer.step()
+            if not plateau:
+                scheduler.step()
+        if plateau:
+            scheduler.step(metrics[min(epoch, len(metrics) - 1)])
+    return trajectory
+
+
+def _describe(scheduler: Any) -> dict[str, Any] | None:
+    """A scheduler's type and its plain attributes (numbers, strings, lists of numbers)."""
+    if scheduler is None:
+        return None
+    plain = (bool, int, float, str)
+    params = {
+        key: value
+        for key, value in vars(scheduler).items()
+        if not key.startswith("_")
+        and (
+            isinstance(value, plain)
+            or (isinstance(value, list | tuple) and all(isinstance(v, plain) for v in value))
+        )
+    }
+    children = getattr(scheduler, "_schedulers", None)
+    if isinstance(children, list):  # SequentialLR, ChainedScheduler
+        params["child_types"] = [type(child).__name__ for child in children]
+    return {"type": type(scheduler).__name__, "params": params}
 
 
 REHEARSAL = """\

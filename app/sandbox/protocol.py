@@ -40,13 +40,14 @@ VERDICT_SENTENCES = {
 }
 
 
-JOB_KINDS = ("snippet", "pipeline", "lr-only")
+JOB_KINDS = ("snippet", "pipeline", "lr-only", "code")
 
 
 @dataclass(frozen=True)
 class Job:
-    """What to run: a snippet (code, and optionally an expression evaluated afterwards), or a
-    training pipeline / a scheduler alone from a validated spec (app.traces.spec)."""
+    """What to run: a snippet (code, and optionally an expression evaluated afterwards); a
+    code question's answer (`code`, with `spec` holding its setup and check); or a training
+    pipeline / a scheduler alone from a validated spec (app.traces.spec)."""
 
     code: str = ""
     expression: str | None = None

@@ -159,7 +159,7 @@ def trace_charts(trace: TraceView, baseline: TraceView | None = None) -> list[Ch
     # Mark where the LR changes — unless it changes nearly every epoch (cosine, exponential):
     # then the staircase itself says it, and markers would only hide the curves.
     changes = (
-        [(epoch, "LR changes") for epoch in trace.lr_changes]
+        [(epoch, "learning rate changes") for epoch in trace.lr_changes]
         if len(trace.lr_changes) <= MAX_MARKERS
         else []
     )
@@ -209,3 +209,21 @@ def trace_charts(trace: TraceView, baseline: TraceView | None = None) -> list[Ch
         )
     )
     return charts
+
+
+def comparison_chart(target: list[float], mine: list[float], divergence: int | None) -> Chart:
+    """A code answer's learning rate over the target's, the first difference marked."""
+    markers = [(float(divergence), "first difference")] if divergence is not None else []
+    return line_chart(
+        "Your learning rate and the target's",
+        [
+            Series(
+                "target", [(float(i), lr) for i, lr in enumerate(target)], "baseline", step=True
+            ),
+            Series("yours", [(float(i), lr) for i, lr in enumerate(mine)], "primary", step=True),
+        ],
+        x_label="epoch (from 0)",
+        y_label="learning rate",
+        markers=markers,
+        y_from_zero=True,
+    )

@@ -79,3 +79,20 @@ document.querySelectorAll("select[data-reload]").forEach((select) => {
     form.submit();
   });
 });
+
+// Code questions: CodeMirror (vendored) with Python highlighting and line numbers. The
+// textarea stays the form field; CodeMirror writes back into it on submit.
+document.querySelectorAll("textarea[data-code-editor]").forEach((textarea) => {
+  if (typeof CodeMirror === "undefined") return;
+  const editor = CodeMirror.fromTextArea(textarea, {
+    mode: "python",
+    lineNumbers: true,
+    indentUnit: 4,
+    tabSize: 4,
+    extraKeys: { Tab: (cm) => cm.replaceSelection("    ") },
+    viewportMargin: Infinity,
+  });
+  textarea.codeMirror = editor;  // for tests and scripts
+  const errorLine = document.querySelector("[data-error-line]");
+  if (errorLine) editor.addLineClass(Number(errorLine.dataset.errorLine) - 1, "background", "cm-error-line");
+});

@@ -1,0 +1,237 @@
+"""Judging a code question's answer: its run against the reference's, step by step.
+
+Pure: it compares two finished runs (from the sandbox) and says what went wrong, naming the
+known mistake behind a divergence when the numbers give it away.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.bank.schema import CodeCheck
+from app.sandbox.protocol import RunResult, Verdict
+
+STEP_ORDER_WARNING = "before `optimizer.step()`"
+
+
+@dataclass(frozen=True)
+class KnownMistake:
+    """A mistake that explains a divergence, with what to do about it."""
+
+    name: str
+    explanation: str
+
+
+MISTAKES = {
+    "step-order": KnownMistake(
+        "scheduler.step() before optimizer.step()",
+        "Since PyTorch 1.1 each step is `optimizer.step()` first, then `scheduler.step()`. "
+        "Called the other way round, the schedule moves on before the rate it set was ever "
+        "used: the first value is skipped and everything after comes one step early.",
+    ),
+    "per-batch": KnownMistake(
+        "Stepping the scheduler every batch",
+        "This schedule is meant to move once per epoch, but the rate changes between batches "
+        "of the same epoch: `scheduler.step()` sits in the batch loop. Move it after the loop "
+        "over batches (or give the scheduler a length counted in batches).",
+    ),
+    "per-epoch": KnownMistake(
+        "Stepping the scheduler once per epoch",
+        "This scheduler counts batches (OneCycleLR, CyclicLR: `total_steps` = epochs × "
+        "batches per epoch), but it only moved once per epoch, so it never got far into its "
+        "cycle. Call `scheduler.step()` after every `optimizer.step()`, inside the batch loop.",
+    ),
+    "sequential-restart": KnownMistake(
+        "SequentialLR restarts the next scheduler from the initial rate",
+        "At a milestone, SequentialLR starts the next scheduler afresh from the optimizer's "
+        "*initial* learning rate, not from where the previous one stopped — so the rate jumps "
+        "back up. To continue from the current rate, build the second phase into one "
+        "schedule (e.g. a LambdaLR with the whole formula), or account for the restart.",
+    ),
+    "cosine-past-tmax": KnownMistake(
+        "CosineAnnealingLR rises again past T_max",
+        "CosineAnnealingLR follows a cosine with period 2·T_max: after T_max steps it has "
+        "reached eta_min, and then it climbs back up. Make T_max the length of the decay, and "
+        "hold the minimum afterwards with another scheduler if the run is longer.",
+    ),
+    "off-by-one": KnownMistake(
+        "Off by one epoch",
+        "The rate changes one epoch too early or too late: a milestone, `step_size` or "
+        "`total_iters` is one off. Count epochs from 0, as `for epoch in range(...)` does — "
+        "a scheduler stepped at the end of each epoch changes the rate *after* the epoch "
+        "whose count reaches the milestone.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the learner is told about their code."""
+
+    correct: bool
+    message: str
+    divergence: int | None = None  # the first step (0-based) whose LR differs
+    expected: list[float] | None = None  # the reference's LRs at that step
+    got: list[float] | None = None  # the learner's
+    mistake: KnownMistake | None = None
+
+
+def _close(a: Sequence[float], b: Sequence[float], tolerance: float) -> bool:
+    return len(a) == len(b) and all(
+        math.isclose(x, y, rel_tol=tolerance, abs_tol=1e-15) for x, y in zip(a, b, strict=True)
+    )
+
+
+def _first_difference(
+    want: list[list[float]], got: list[list[float]], start: int, tolerance: float
+) -> int | None:
+    for step in range(start, max(len(want), len(got))):
+        if step >= len(want) or step >= len(got) or not _close(want[step], got[step], tolerance):
+            return step
+    return None
+
+
+def _trajectory(run: RunResult) -> list[list[float]]:
+    return list((run.data or {}).get("trajectory") or [])
+
+
+def _scheduler_type(run: RunResult) -> str | None:
+    described = (run.data or {}).get("scheduler") or {}
+    kind = described.get("type")
+    return kind if isinstance(kind, str) else None
+
+
+def judge(check: CodeCheck, reference: RunResult, learner: RunResult) -> Judgement:
+    """Compare the learner's run with the reference's as the question's check says."""
+    if learner.status not in (Verdict.OK, Verdict.ERROR):
+        detail = f" ({learner.detail})" if learner.detail else ""
+        return Judgement(False, f"{learner.sentence}{detail}")
+    if check.kind == "exception":
+        raised = learner.error.type if learner.error else None
+        if raised == check.exception:
+            return Judgement(True, f"Your code raises {raised}, as it should.")
+        said = f"raises {raised}" if raised else "runs without raising"
+        return Judgement(False, f"Your code {said}; it should raise {check.exception}.")
+    if learner.status is Verdict.ERROR and learner.error is not None:
+        where = f" on line {learner.error.line}" if learner.error.line else ""
+        return Judgement(
+            False, f"Your code raised {learner.error.type}{where}: {learner.error.message}"
+        )
+    if check.kind == "object":
+        return _judge_object(check, reference, learner)
+    want, got = _trajectory(reference), _trajectory(learner)
+    if check.kind == "final-lr":
+        if want and got and _close(want[-1], got[-1], check.tolerance):
+            return Judgement(True, "The final learning rate matches the target's.")
+        return Judgement(
+            False,
+            "The final learning rate differs from the target's.",
+            len(want) - 1,
+            want[-1] if want else None,
+            got[-1] if got else None,
+        )
+    step = _first_difference(want, got, check.from_epoch, check.tolerance)
+    if step is None:
+        return Judgement(True, "Your schedule matches the target at every step.")
+    if step >= len(got) or step >= len(want):
+        return Judgement(False, f"Your run has {len(got)} steps; the target has {len(want)}.", step)
+    return Judgement(
+        False,
+        f"Your schedule first differs from the target at epoch {step}: "
+        f"the target uses {_show(want[step])}, yours {_show(got[step])}.",
+        step,
+        want[step],
+        got[step],
+        detect_mistake(check, reference, learner, step),
+    )
+
+
+def _show(lrs: list[float]) -> str:
+    return ", ".join(f"{lr:.6g}" for lr in lrs)
+
+
+def _judge_object(check: CodeCheck, reference: RunResult, learner: RunResult) -> Judgement:
+    want = (reference.data or {}).get("scheduler") or {}
+    got = (learner.data or {}).get("scheduler") or {}
+    if got.get("type") != want.get("type"):
+        return Judgement(
+            False,
+            f"`scheduler` is a {got.get('type') or 'missing object'}; it "
+            f"should be a {want.get('type')}.",
+        )
+    for name in check.compare:
+        mine, theirs = got.get("params", {}).get(name), want.get("params", {}).get(name)
+        if mine != theirs:
+            return Judgement(False, f"`{name}` is {mine!r}; it should be {theirs!r}.")
+    return Judgement(True, f"`scheduler` is the {want.get('type')} the question asks for.")
+
+
+# --- known mistakes ---------------------------------------------------------------------------
+
+
+def _varies_within_epochs(trajectory: list[list[float]], steps_per_epoch: int) -> bool:
+    return any(
+        len({tuple(step) for step in trajectory[start : start + steps_per_epoch]}) > 1
+        for start in range(0, len(trajectory), steps_per_epoch)
+    )
+
+
+def _shifted(want: list[list[float]], got: list[list[float]], step: int, tolerance: float) -> bool:
+    """Does `got` change one step before or after the target does, at `step` and the step
+    after (the first change is where a one-off milestone or period shows)?"""
+    window = range(step, min(len(got), step + 2))
+    for shift in (1, -1):
+        if all(
+            0 <= i + shift < len(want) and _close(want[i + shift], got[i], tolerance)
+            for i in window
+        ):
+            return True
+    return False
+
+
+def detect_mistake(
+    check: CodeCheck, reference: RunResult, learner: RunResult, step: int
+) -> KnownMistake | None:
+    """The known mistake that explains a divergence at `step`, if the numbers show one."""
+    want, got = _trajectory(reference), _trajectory(learner)
+    if any(STEP_ORDER_WARNING in w.message for w in learner.warnings) and not any(
+        STEP_ORDER_WARNING in w.message for w in reference.warnings
+    ):
+        return MISTAKES["step-order"]
+    per = check.steps_per_epoch
+    if per > 1 and check.drive == "loop":
+        if _varies_within_epochs(got, per) and not _varies_within_epochs(want, per):
+            return MISTAKES["per-batch"]
+        if _varies_within_epochs(want, per) and not _varies_within_epochs(got, per):
+            return MISTAKES["per-epoch"]
+    first, before = got[step][0], got[step - 1][0] if step else None
+    if (
+        _scheduler_type(learner) == "SequentialLR"
+        and before is not None
+        and first > before
+        and math.isclose(first, got[0][0], rel_tol=1e-9)
+        and want[step][0] < first
+    ):
+        return MISTAKES["sequential-restart"]
+    if (
+        before is not None
+        and first > before
+        and want[step][0] <= want[step - 1][0]
+        and (
+            "Cosine" in (_scheduler_type(learner) or "")
+            or any("CosineAnnealingLR" in (c or "") for c in _children(learner))
+        )
+    ):
+        return MISTAKES["cosine-past-tmax"]
+    if _shifted(want, got, step, check.tolerance):
+        return MISTAKES["off-by-one"]
+    return None
+
+
+def _children(run: RunResult) -> list[str | None]:
+    """Type names of the schedulers inside a SequentialLR or ChainedScheduler, if any."""
+    params = ((run.data or {}).get("scheduler") or {}).get("params") or {}
+    names = params.get("child_types")
+    return list(names) if isinstance(names, list) else []

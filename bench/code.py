@@ -1,0 +1,75 @@
+"""Grading a code question: the learner's code runs in the sandbox every time, the reference's
+run comes from the store (recorded at import). Baseline, in the same run: grading a choice
+question through the same API, which runs nothing.
+
+    python -m bench.code [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.harness import LoadResult, load, median_round, server
+
+QUESTION = "lr-code-two-phase"  # 30 epochs side by side, a LambdaLR answer
+ANSWER = """\
+def two_phase(epoch):
+    if epoch < 20:
+        return 0.5 ** (epoch // 5)
+    return 0.5 ** 3 * 0.9 ** (epoch - 19)
+
+scheduler = lr_scheduler.LambdaLR(optimizer, two_phase)
+"""
+ROUNDS = 3
+TARGETS = {"p50_1": 25.0}
+
+
+def code_answer(client: int, n: int) -> tuple[str, str, dict[str, object]]:
+    """A correct answer, made distinct per request so nothing could be reused."""
+    return (
+        "POST",
+        f"/api/questions/{QUESTION}/attempts",
+        {"answer": ANSWER + f"# request {client}-{n}\n"},
+    )
+
+
+def choice_answer(client: int, n: int) -> tuple[str, str, dict[str, object]]:
+    """The baseline: an answer graded without running anything."""
+    return "POST", "/api/questions/lr-purpose/attempts", {"answer": 3}
+
+
+def rounds(port: int, clients: int, each: int, make) -> LoadResult:  # type: ignore[no-untyped-def]
+    """The median of a few rounds."""
+    return median_round(
+        [load(port, clients=clients, requests_each=each, make_request=make) for _ in range(ROUNDS)]
+    )
+
+
+def main() -> None:
+    """Measure and print the report."""
+    scale = 4 if "--quick" in sys.argv else 1
+    with server() as srv:
+        baseline = rounds(srv.port, 1, 200 // scale, choice_answer)
+        print(baseline.line("choice question, 1 client"))
+        one = rounds(srv.port, 1, 200 // scale, code_answer)
+        print(one.line("code question, 1 client"))
+        many = rounds(srv.port, 32, 20 // scale, code_answer)
+        print(many.line("code question, 32 clients"))
+    print(
+        f"{'code vs choice (p50)':<28} {one.percentile(50) / baseline.percentile(50):7.2f}x "
+        "the time of grading without running code"
+    )
+    checks = [
+        ("code question p50, 1 client", one.percentile(50), "<=", TARGETS["p50_1"], "ms"),
+        ("errors", one.errors + many.errors, "<=", 0, ""),
+    ]
+    failed = 0
+    for name, value, op, target, unit in checks:
+        ok = value <= target
+        failed += not ok
+        print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.1f} {unit} (target {op} {target})")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

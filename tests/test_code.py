@@ -1,0 +1,276 @@
+"""Code questions: the learner's code and the reference run side by side, judged step by step."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import codecheck
+from app.bank.files import read_bank
+from app.bank.schema import CodeCheck, CodeQuestion
+from app.config import Settings
+from app.main import create_app
+from app.models import Attempt
+from app.runs import QuestionRuns
+from app.sandbox.client import Sandbox
+from app.sandbox.protocol import RunResult, Verdict, WarningRecord
+from tests.conftest import QUESTIONS
+from tests.test_sandbox import ATTACKS, victims
+
+LESSON = "lr-schedulers"
+__all__ = ["victims"]  # the attack suite's victim files, as a fixture here too
+CODE_QUESTIONS = [
+    s.question
+    for p in read_bank(QUESTIONS)
+    for s in p.questions
+    if isinstance(s.question, CodeQuestion)
+]
+STEPLR = "lr-code-steplr"
+TWO_PHASE = "lr-code-two-phase"
+
+
+def _attempt(client: TestClient, qid: str, code: str) -> dict[str, Any]:
+    response = client.post(
+        f"/api/questions/{qid}/attempts", json={"answer": textwrap.dedent(code).lstrip("\n")}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+# --- the content ------------------------------------------------------------------------------
+
+
+def test_there_are_enough_code_questions_with_known_wrong_answers() -> None:
+    assert len(CODE_QUESTIONS) >= 8
+    assert {q.difficulty for q in CODE_QUESTIONS} == {"easy", "medium", "hard"}
+    for question in CODE_QUESTIONS:
+        wrong = [t for t in question.self_tests if not t.correct and t.divergence is not None]
+        assert len(wrong) >= 2, question.id
+        assert any(t.mistake for t in wrong), question.id
+
+
+@pytest.mark.parametrize("question", CODE_QUESTIONS, ids=lambda q: q.id)
+def test_the_reference_passes_and_every_self_test_is_judged_as_written(
+    question: CodeQuestion, runs: QuestionRuns, db: Session
+) -> None:
+    reference, _ = runs.reference(db, question)
+    assert codecheck.judge(question.check, reference.result, reference.result).correct
+    for test in question.self_tests:
+        verdict = codecheck.judge(
+            question.check, reference.result, runs.learner(question, test.code)
+        )
+        assert verdict.correct is test.correct, (test.why, verdict.message)
+        if not test.correct:
+            assert verdict.divergence == test.divergence, (test.why, verdict.message)
+            if test.mistake:
+                assert verdict.mistake is codecheck.MISTAKES[test.mistake], test.why
+
+
+# --- grading through the API ----------------------------------------------------------------
+
+
+def test_a_correct_answer_written_differently_is_accepted(client: TestClient) -> None:
+    body = _attempt(
+        client,
+        STEPLR,
+        """
+        scheduler = lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5 ** (epoch // 3))
+    """,
+    )
+    assert body["correct"] is True
+    assert body["feedback"]["divergence"] is None
+    assert body["solution"]["reference"].startswith("scheduler = lr_scheduler.StepLR")
+
+
+def test_a_wrong_answer_is_told_where_and_why(client: TestClient) -> None:
+    body = _attempt(
+        client,
+        TWO_PHASE,
+        """
+        scheduler = lr_scheduler.SequentialLR(
+            optimizer,
+            [lr_scheduler.StepLR(optimizer, 5, 0.5), lr_scheduler.ExponentialLR(optimizer, 0.9)],
+            milestones=[20],
+        )
+    """,
+    )
+    feedback = body["feedback"]
+    assert body["correct"] is False
+    assert feedback["divergence"] == 20
+    assert feedback["expected"] == pytest.approx([0.01125])
+    assert feedback["got"] == pytest.approx([0.1])
+    assert feedback["mistake"] == codecheck.MISTAKES["sequential-restart"].name
+    assert "epoch 20" in feedback["message"]
+    assert len(feedback["learner_lrs"]) == len(feedback["target_lrs"]) == 30
+
+
+def test_an_exception_points_at_the_learners_own_line(client: TestClient) -> None:
+    body = _attempt(
+        client,
+        STEPLR,
+        """
+        gamma = 0.5
+
+        scheduler = lr_scheduler.StepLR(optimizer, step_sise=3, gamma=gamma)
+    """,
+    )
+    error = body["feedback"]["error"]
+    assert body["correct"] is False and body["feedback"]["verdict"] == "error"
+    assert (error["type"], error["line"]) == ("TypeError", 3)
+    assert "line 3: scheduler = lr_scheduler.StepLR(optimizer, step_sise=3" in error["traceback"]
+    assert "given code" not in error["traceback"]
+    assert "on line 3" in body["feedback"]["message"]
+
+
+def test_a_syntax_error_names_its_line(client: TestClient) -> None:
+    body = _attempt(client, STEPLR, "x = 1\nscheduler = lr_scheduler.StepLR(optimizer,\n")
+    assert body["feedback"]["error"]["type"] == "SyntaxError"
+    assert body["feedback"]["error"]["line"] in (2, 3)
+
+
+def test_forgetting_the_scheduler_is_said_plainly(client: TestClient) -> None:
+    body = _attempt(client, STEPLR, "sched = lr_scheduler.StepLR(optimizer, 3, 0.5)")
+    assert "must create `scheduler`" in body["feedback"]["message"]
+
+
+def test_warnings_of_the_learners_code_are_shown(client: TestClient) -> None:
+    body = _attempt(
+        client,
+        STEPLR,
+        """
+        import warnings
+        warnings.warn("careful now")
+        scheduler = lr_scheduler.StepLR(optimizer, 3, 0.5)
+    """,
+    )
+    assert body["correct"] is True
+    assert [(w["message"], w["line"]) for w in body["feedback"]["warnings"]] == [("careful now", 2)]
+
+
+@pytest.mark.parametrize("answer", ["", "   ", None, 42, "x" * 20_001])
+def test_an_answer_that_is_not_code_is_422(client: TestClient, db: Session, answer: Any) -> None:
+    response = client.post(f"/api/questions/{STEPLR}/attempts", json={"answer": answer})
+    assert response.status_code == 422
+    assert response.json()["field"] == "answer"
+    db.rollback()
+    assert db.scalars(select(Attempt)).all() == []
+
+
+# --- hostile code through the learner's path -------------------------------------------------
+
+
+@pytest.fixture
+def quick_client(settings: Settings, sandbox: Sandbox) -> Iterator[TestClient]:
+    """The app with a one-second limit per run, so attacks on time finish quickly."""
+    app = create_app(settings.model_copy(update={"sandbox_timeout_s": 1.0}), sandbox=sandbox)
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("name", "code", "verdict"), ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_attacks_through_the_code_box_get_the_same_verdicts(
+    quick_client: TestClient, victims: Path, name: str, code: str, verdict: Verdict
+) -> None:
+    body = _attempt(quick_client, STEPLR, code)
+    # Code that runs to the end without harm still creates no `scheduler`: an error, said so.
+    expected = Verdict.ERROR if verdict is Verdict.OK else verdict
+    assert body["feedback"]["verdict"] == expected.value, (name, body["feedback"]["message"])
+    assert body["correct"] is False
+    assert body["feedback"]["message"]
+    healthy = _attempt(quick_client, STEPLR, "scheduler = lr_scheduler.StepLR(optimizer, 3, 0.5)")
+    assert healthy["correct"] is True
+    assert (victims / "secret_key").read_text() != "x"
+
+
+def test_a_hostile_learner_never_affects_another_learners_grading(
+    quick_client: TestClient, client: TestClient
+) -> None:
+    hostile = [
+        "while True: pass",
+        "x = bytearray(64 * 1024**3)",
+        "import os\nos.kill(-1, 9)",
+        "while True: print('x' * 1000)",
+        "import ctypes\nctypes.string_at(0)",
+    ] * 2
+    right = "scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        attacks = [pool.submit(_attempt, quick_client, STEPLR, code) for code in hostile]
+        honest = [pool.submit(_attempt, client, STEPLR, right) for _ in range(12)]
+        results = [future.result()["correct"] for future in honest]
+        for future in attacks:
+            assert future.result()["correct"] is False
+    assert results == [True] * 12
+
+
+# --- the judge and its diagnoses ------------------------------------------------------------
+
+
+def _run(lrs: list[float], *, kind: str = "LambdaLR", warnings: list[str] = ()) -> RunResult:
+    return RunResult(
+        Verdict.OK,
+        data={"trajectory": [[lr] for lr in lrs], "scheduler": {"type": kind, "params": {}}},
+        warnings=[WarningRecord("UserWarning", message, None) for message in warnings],
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "got", "kwargs", "mistake"),
+    [
+        (
+            [1, 1, 0.5, 0.5],
+            [1, 0.5, 0.5, 0.25],
+            {"warnings": ["Detected call of `lr_scheduler.step()` before `optimizer.step()`."]},
+            "step-order",
+        ),
+        ([1, 0.5, 0.25, 0.125], [1, 0.5, 1, 0.9], {"kind": "SequentialLR"}, "sequential-restart"),
+        ([1, 0.5, 0, 0], [1, 0.5, 0, 0.5], {"kind": "CosineAnnealingLR"}, "cosine-past-tmax"),
+        ([1, 1, 1, 0.1, 0.1, 0.1], [1, 1, 0.1, 0.1, 0.1, 0.1], {}, "off-by-one"),
+        ([1, 1, 1, 0.1, 0.1, 0.1], [1, 1, 1, 1, 0.1, 0.1], {}, "off-by-one"),
+        ([1, 1, 1, 0.1, 0.1, 0.1], [1, 1, 1, 0.5, 0.5, 0.5], {}, None),
+    ],
+)
+def test_known_mistakes_are_recognised_from_the_numbers(
+    target: list[float], got: list[float], kwargs: dict[str, Any], mistake: str | None
+) -> None:
+    verdict = codecheck.judge(CodeCheck(epochs=len(target)), _run(target), _run(got, **kwargs))
+    assert not verdict.correct
+    assert verdict.mistake is (codecheck.MISTAKES[mistake] if mistake else None)
+
+
+def test_per_batch_and_per_epoch_stepping_in_a_loop_are_told_apart() -> None:
+    check = CodeCheck(drive="loop", epochs=2, steps_per_epoch=3)
+    epochwise, batchwise = [1, 1, 1, 0.5, 0.5, 0.5], [1, 0.9, 0.8, 0.7, 0.6, 0.5]
+    per_batch = codecheck.judge(check, _run(epochwise), _run(batchwise))
+    per_epoch = codecheck.judge(check, _run(batchwise), _run(epochwise))
+    assert per_batch.mistake is codecheck.MISTAKES["per-batch"]
+    assert per_epoch.mistake is codecheck.MISTAKES["per-epoch"]
+
+
+def test_other_checks() -> None:
+    final = CodeCheck(kind="final-lr", epochs=3)
+    assert codecheck.judge(final, _run([1, 0.5, 0.2]), _run([1, 0.9, 0.2])).correct
+    assert not codecheck.judge(final, _run([1, 0.5, 0.2]), _run([1, 0.5, 0.3])).correct
+    late = CodeCheck(epochs=4, from_epoch=2)
+    assert codecheck.judge(late, _run([1, 1, 0.5, 0.5]), _run([9, 9, 0.5, 0.5])).correct
+    raises = CodeCheck(kind="exception", exception="ValueError")
+    error = RunResult(Verdict.ERROR, error=None)
+    assert not codecheck.judge(raises, error, _run([1])).correct
+    obj = CodeCheck(kind="object", compare=["step_size"])
+    want = RunResult(Verdict.OK, data={"scheduler": {"type": "StepLR", "params": {"step_size": 3}}})
+    same = RunResult(
+        Verdict.OK, data={"scheduler": {"type": "StepLR", "params": {"step_size": 3, "gamma": 0.1}}}
+    )
+    other = RunResult(
+        Verdict.OK, data={"scheduler": {"type": "StepLR", "params": {"step_size": 4}}}
+    )
+    assert codecheck.judge(obj, want, same).correct
+    assert "should be 3" in codecheck.judge(obj, want, other).message
