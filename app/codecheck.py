@@ -139,13 +139,21 @@ def judge(check: CodeCheck, reference: RunResult, learner: RunResult) -> Judgeme
         return Judgement(False, f"Your run has {len(got)} steps; the target has {len(want)}.", step)
     return Judgement(
         False,
-        f"Your schedule first differs from the target at epoch {step}: "
+        f"Your schedule first differs from the target at {_where(check, step)}: "
         f"the target uses {_show(want[step])}, yours {_show(got[step])}.",
         step,
         want[step],
         got[step],
         detect_mistake(check, reference, learner, step),
     )
+
+
+def _where(check: CodeCheck, step: int) -> str:
+    """A step as the learner counts it: an epoch, or a batch of an epoch (both from 0)."""
+    per = check.steps_per_epoch
+    if per == 1:
+        return f"epoch {step}"
+    return f"step {step} (epoch {step // per}, batch {step % per})"
 
 
 def _show(lrs: list[float]) -> str:
@@ -206,12 +214,17 @@ def detect_mistake(
             return MISTAKES["per-batch"]
         if _varies_within_epochs(want, per) and not _varies_within_epochs(got, per):
             return MISTAKES["per-epoch"]
+    # A schedule one epoch off is the likelier reading of a jump at a (wrong) milestone.
+    if _shifted(want, got, step, check.tolerance):
+        return MISTAKES["off-by-one"]
     first, before = got[step][0], got[step - 1][0] if step else None
+    milestones = _params(learner).get("milestones") or []
     if (
         _scheduler_type(learner) == "SequentialLR"
         and before is not None
+        and isinstance(milestones, list)
+        and step in milestones  # the jump happens where the next scheduler takes over
         and first > before
-        and math.isclose(first, got[0][0], rel_tol=1e-9)
         and want[step][0] < first
     ):
         return MISTAKES["sequential-restart"]
@@ -225,13 +238,16 @@ def detect_mistake(
         )
     ):
         return MISTAKES["cosine-past-tmax"]
-    if _shifted(want, got, step, check.tolerance):
-        return MISTAKES["off-by-one"]
+
     return None
+
+
+def _params(run: RunResult) -> dict[str, object]:
+    params = ((run.data or {}).get("scheduler") or {}).get("params") or {}
+    return params if isinstance(params, dict) else {}
 
 
 def _children(run: RunResult) -> list[str | None]:
     """Type names of the schedulers inside a SequentialLR or ChainedScheduler, if any."""
-    params = ((run.data or {}).get("scheduler") or {}).get("params") or {}
-    names = params.get("child_types")
+    names = _params(run).get("child_types")
     return list(names) if isinstance(names, list) else []

@@ -43,7 +43,8 @@ def test_every_question_page_renders_and_every_answer_gets_a_solution(
     client: TestClient, learner: Learner, question_id: str
 ) -> None:
     html = learner.open_question(LESSON, question_id)
-    if QUESTIONS_BY_ID[question_id].kind == "choice":
+    kind = QUESTIONS_BY_ID[question_id].kind
+    if kind == "choice":
         assert 'type="radio" name="answer"' in html
     else:
         assert '<textarea id="answer" name="answer"' in html
@@ -52,7 +53,10 @@ def test_every_question_page_renders_and_every_answer_gets_a_solution(
     assert response.status_code == 303  # type: ignore[attr-defined]
     result = client.get(response.headers["location"])  # type: ignore[attr-defined]
     assert result.status_code == 200
-    assert "Worked solution" in result.text and "Final answer" in result.text
+    if kind == "code":
+        assert "The reference solution" in result.text and "Your code" in result.text
+    else:
+        assert "Worked solution" in result.text and "Final answer" in result.text
 
 
 def test_answering_stores_the_attempt_and_shows_the_verdict(

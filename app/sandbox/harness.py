@@ -334,6 +334,9 @@ def _describe(scheduler: Any) -> dict[str, Any] | None:
     children = getattr(scheduler, "_schedulers", None)
     if isinstance(children, list):  # SequentialLR, ChainedScheduler
         params["child_types"] = [type(child).__name__ for child in children]
+    milestones = getattr(scheduler, "_milestones", None)
+    if isinstance(milestones, list):  # SequentialLR keeps them private
+        params["milestones"] = [int(m) for m in milestones]
     return {"type": type(scheduler).__name__, "params": params}
 
 
