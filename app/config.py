@@ -40,7 +40,20 @@ class Settings(BaseSettings):
         description="Mark cookies Secure; turn on when the app is served over HTTPS.",
     )
     session_max_age_days: int = Field(
-        default=365, ge=1, description="How long a guest learner's cookie lasts."
+        default=365, ge=1, description="How long the session cookie (guest or account) lasts."
+    )
+    auth_window_minutes: int = Field(
+        default=15, ge=1, description="The window the two limits below count over."
+    )
+    auth_attempts_per_ip: int = Field(
+        default=20,
+        ge=1,
+        description="Log-in and sign-up attempts one client address may make per window.",
+    )
+    login_failures_per_account: int = Field(
+        default=5,
+        ge=1,
+        description="Failed log-ins one account may take per window before it must wait.",
     )
     sandbox_mode: Literal["strict", "trusted", "off"] = Field(
         default="strict",

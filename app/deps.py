@@ -6,20 +6,26 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Form, Path, Request
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from sqlalchemy.orm import Session
 
+from app.accounts import AuthLimits
 from app.bank import service as bank
 from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden, UnsupportedMediaType
 from app.learning import learners
+from app.models import User
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 
-LEARNER_KEY = "learner"  # key of the learner's token in the signed session cookie
+LEARNER_KEY = "learner"  # key of a guest's learner token in the signed session cookie
+USER_KEY = "user"  # key of the logged-in user's id
+EMAIL_KEY = "email"  # the logged-in user's email, for the page header
 CSRF_KEY = "csrf"
 CSRF_TOKEN_BYTES = 24
 
@@ -59,7 +65,20 @@ async def get_sandbox(request: Request) -> Sandbox | None:
     return sandbox
 
 
+async def get_auth_limits(request: Request) -> AuthLimits:
+    """How often log-in and sign-up may be tried (per client address, per account)."""
+    limits: AuthLimits = request.app.state.auth_limits
+    return limits
+
+
+def client_address(request: Request) -> str:
+    """The client's address, as the server sees it (behind a proxy: run uvicorn with
+    --proxy-headers so that this is the real client's)."""
+    return request.client.host if request.client else "unknown"
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+AuthLimitsDep = Annotated[AuthLimits, Depends(get_auth_limits)]
 SandboxDep = Annotated[Sandbox | None, Depends(get_sandbox)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
@@ -77,14 +96,36 @@ def read_only(session: Session) -> Iterator[None]:
 
 
 async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
-    """The visitor behind the cookie: their token (given now, in the cookie only, on a first
-    visit) and their learner row if they have one. Nothing is written to the database here."""
+    """The visitor behind the cookie: the account logged in, or a guest's token (given now,
+    in the cookie only, on a first visit) and learner row if they have one. Nothing is
+    written to the database here."""
+    user_id = request.session.get(USER_KEY)
+    if isinstance(user_id, int):
+        with read_only(session):
+            visitor = learners.account_visitor(session, user_id)
+        if visitor is not None:
+            return visitor
+        request.session.clear()  # the account is gone: this is a new guest
     token = request.session.get(LEARNER_KEY)
     if not isinstance(token, str):
         token = learners.new_token()
-        request.session[LEARNER_KEY] = token
     with read_only(session):
-        return learners.Visitor(token=token, learner=learners.get_learner(session, token))
+        visitor = learners.guest_visitor(session, token)
+    request.session[LEARNER_KEY] = visitor.token
+    return visitor
+
+
+def log_visitor_in(request: Request, user: User) -> None:
+    """Make this browser session the user's: a fresh session (new CSRF token, no guest
+    token), so that a session planted before the log-in never becomes the account's."""
+    request.session.clear()
+    request.session[USER_KEY] = user.id
+    request.session[EMAIL_KEY] = user.email
+
+
+def log_visitor_out(request: Request) -> None:
+    """End the session; the browser is a new guest from the next request."""
+    request.session.clear()
 
 
 VisitorDep = Annotated[learners.Visitor, Depends(get_visitor)]
@@ -136,6 +177,28 @@ def verify_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> No
 
 
 CsrfDep = Depends(verify_csrf)
+
+SHOWN_AT_MAX_AGE_S = 24 * 3600  # an older page still takes answers; it just records no time
+
+
+def sign_shown(request: Request, subject: str) -> str:
+    """A token for a form saying what the page showed (`subject`) and when: the answer that
+    comes back with it can tell how long the learner took, and what they were shown."""
+    signer: TimestampSigner = request.app.state.shown_at_signer
+    return signer.sign(subject).decode()
+
+
+def read_shown(request: Request, token: str) -> tuple[str, int] | None:
+    """(subject, milliseconds since the page was shown) from a `sign_shown` token; None if
+    it is forged, garbled or older than a day."""
+    signer: TimestampSigner = request.app.state.shown_at_signer
+    try:
+        value, signed_at = signer.unsign(token, max_age=SHOWN_AT_MAX_AGE_S, return_timestamp=True)
+    except (BadSignature, SignatureExpired):
+        return None
+    elapsed = datetime.now(UTC) - signed_at
+    return value.decode(), max(0, int(elapsed.total_seconds() * 1000))
+
 
 # A row id as a path parameter: anything else is a 422, not a database overflow.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A row id.")]

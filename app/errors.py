@@ -3,8 +3,10 @@
     AppError (400)
     ├── NotFound (404)      no such pattern, question or attempt
     ├── Forbidden (403)     it exists, but is not yours to see or do
+    ├── Conflict (409)      the thing is not in a state that allows this (a finished test)
     ├── Invalid (422)       the input cannot be right; `field` names which part
     ├── UnsupportedMediaType (415)  not JSON where JSON is required
+    ├── TooManyRequests (429)  slow down: try again in `retry_after` seconds
     └── Busy (503)          try again in `retry_after` seconds
 
 Domain code raises these; one handler in app.main renders them as JSON for API clients and
@@ -40,6 +42,13 @@ class Forbidden(AppError):
     title = "Forbidden"
 
 
+class Conflict(AppError):
+    """The request clashes with the thing's current state."""
+
+    status = 409
+    title = "Conflict"
+
+
 class Invalid(AppError):
     """The input is malformed or cannot be a valid answer."""
 
@@ -52,6 +61,17 @@ class UnsupportedMediaType(AppError):
 
     status = 415
     title = "Unsupported media type"
+
+
+class TooManyRequests(AppError):
+    """This client (or account) has made too many attempts; it may retry later."""
+
+    status = 429
+    title = "Too many attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Busy(AppError):

@@ -13,11 +13,12 @@ from itsdangerous import TimestampSigner
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from app.accounts import AuthLimits
 from app.config import Settings
 from app.db import Database
 from app.errors import AppError
 from app.middleware import BodySizeLimit
-from app.routes import api, pages, traces
+from app.routes import accounts, api, exams, modes, pages, traces
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 from app.sandbox.client import from_settings as sandbox_from_settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     app.state.runs = QuestionRuns(
         sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
     )
+    app.state.auth_limits = AuthLimits.from_settings(settings)
     app.state.templates = make_templates()
     app.state.url_paths = {}  # route lookups for templates' url_for, see app.templating
     signing_key = settings.signing_key()
@@ -77,6 +79,9 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router)
     app.include_router(traces.router)
+    app.include_router(exams.router)
+    app.include_router(modes.router)
+    app.include_router(accounts.router)
     app.include_router(pages.router)
     _add_error_handlers(app)
     return app

@@ -118,7 +118,7 @@ class QuestionVersion(Base):
 
 
 class Learner(Base):
-    """Someone answering questions; for now a guest named by a signed cookie."""
+    """Someone answering questions: a guest named by a signed cookie, or an account's."""
 
     __tablename__ = "learners"
 
@@ -126,6 +126,12 @@ class Learner(Base):
     # The cookie names a learner by this random token, never by id: SQLite may hand a
     # rolled-back id to the next learner, and a cookie must never come to mean someone else.
     token: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"),
+        unique=True,
+        default=None,
+        comment="set once the learner has an account",
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -156,6 +162,9 @@ class Attempt(Base):
     variant_index: Mapped[int | None] = mapped_column(Integer, default=None)
     variant: Mapped[dict[str, Any] | None] = mapped_column(
         default=None, comment="parameter values of the variant answered (output questions)"
+    )
+    rating: Mapped[int | None] = mapped_column(
+        Integer, default=None, comment="the FSRS rating it gave: 1 again, 2 hard, 3 good, 4 easy"
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -214,3 +223,75 @@ class Trace(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(comment="the validated spec that was run")
     data: Mapped[dict[str, Any]] = mapped_column(comment="what the run recorded")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """An account: an email, an argon2 password hash, a role. Its progress is its learner's."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, comment="stored lowercased")
+    password_hash: Mapped[str] = mapped_column(String(255), comment="argon2id")
+    role: Mapped[str] = mapped_column(String(20), default="learner")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Exam(Base):
+    """A 10-question test: drawn once, answered in any order, graded only when finished."""
+
+    __tablename__ = "exams"
+    __table_args__ = (Index("ix_exams_learner_pattern", "learner_id", "pattern_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"))
+    pattern_id: Mapped[int] = mapped_column(ForeignKey("patterns.id"))
+    position: Mapped[int] = mapped_column(Integer, default=0, comment="where the learner is")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    score: Mapped[float | None] = mapped_column(Float, default=None, comment="0–1, once finished")
+
+    items: Mapped[list[ExamItem]] = relationship(order_by="ExamItem.position")
+
+
+class ExamItem(Base):
+    """One question of a test, the variant drawn for it, and the answer given so far."""
+
+    __tablename__ = "exam_items"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["question_id", "question_version"],
+            ["question_versions.question_id", "question_versions.version"],
+            name="fk_exam_items_question_version",
+        ),
+    )
+
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question_id: Mapped[str] = mapped_column(String(80))
+    question_version: Mapped[int] = mapped_column(Integer)
+    variant_index: Mapped[int] = mapped_column(Integer, default=0)
+    answer: Mapped[Any] = mapped_column(
+        JSON, nullable=True, default=None, comment="saved, not graded until the test is finished"
+    )
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    time_taken_ms: Mapped[int | None] = mapped_column(
+        Integer, default=None, comment="time spent on this page, summed over visits"
+    )
+    attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("attempts.id"), default=None, comment="the graded attempt, once finished"
+    )
+
+
+class ReviewCard(Base):
+    """A learner's FSRS card for a question: when to see it again."""
+
+    __tablename__ = "review_cards"
+    __table_args__ = (Index("ix_review_cards_learner_due", "learner_id", "due"),)
+
+    learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id"), primary_key=True)
+    question_id: Mapped[str] = mapped_column(ForeignKey("questions.id"), primary_key=True)
+    card: Mapped[dict[str, Any]] = mapped_column(comment="fsrs.Card.to_dict()")
+    due: Mapped[datetime] = mapped_column()
+    reviews: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

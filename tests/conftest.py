@@ -12,9 +12,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app import grading
+from app.bank import service as bank
+from app.bank.schema import ChoiceQuestion, OutputQuestion
 from app.bank.store import import_bank
 from app.config import Settings
 from app.db import Database, migrate
+from app.learning.answering import shown
 from app.main import create_app
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox, read_only_paths
@@ -162,3 +166,28 @@ def _find(pattern: re.Pattern[str], html: str) -> str:
 def learner(client: TestClient) -> Learner:
     """A learner in a browser."""
     return Learner(client)
+
+
+def right_answer(app: FastAPI, question_id: str, version: int, variant: int) -> str:
+    """The answer that grades right for this version and variant of a question (choice: its
+    index; output: what the stored run gave; code: the reference)."""
+    with app.state.db.session() as session:
+        question = bank.get_version_or_raise(session, question_id, version)
+        if isinstance(question, ChoiceQuestion):
+            return str(question.correct_index)
+        if isinstance(question, OutputQuestion):
+            run = app.state.runs.lookup(session, question, variant)
+            assert run is not None, "keys are stored at import"
+            return grading.expected_output(shown(question, variant), run.result)
+        return question.reference
+
+
+def wrong_answer(app: FastAPI, question_id: str, version: int) -> str:
+    """An answer that grades wrong (and is well-formed) for any variant of a question."""
+    with app.state.db.session() as session:
+        question = bank.get_version_or_raise(session, question_id, version)
+    if isinstance(question, ChoiceQuestion):
+        return str(next(i for i, c in enumerate(question.choices) if not c.correct))
+    if isinstance(question, OutputQuestion):
+        return "not what it prints"
+    return "scheduler = None"

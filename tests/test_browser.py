@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from app.bank.files import read_bank
 from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, live_server
-from tests.conftest import QUESTIONS
+from tests.conftest import QUESTIONS, right_answer, wrong_answer
 
 LESSON = "lr-schedulers"
 
@@ -68,7 +68,7 @@ def test_a_learner_answers_questions_and_walks_the_worked_solutions(
 
     tab.goto(f"{base}/patterns/{LESSON}")
     total = sum(len(p.questions) for p in read_bank(QUESTIONS))
-    expect(tab.locator(".progress-label")).to_contain_text(f"1 / {total} solved")
+    expect(tab.locator(".progress-label")).to_contain_text(f"2 / {total} seen · 1 solved")
 
 
 def test_the_trace_page_and_the_playground_in_a_browser(page: tuple[Page, str]) -> None:
@@ -131,3 +131,66 @@ def test_a_learner_writes_a_wrong_scheduler_sees_where_it_diverges_and_fixes_it(
     expect(tab.get_by_role("heading", name="Correct")).to_be_visible()
     expect(tab.locator(".divergence")).to_contain_text("matches the target at every step")
     tab.screenshot(path=str(ARTIFACTS / "code-right.png"), full_page=True)
+
+
+def _answer_in_browser(tab: Page, kind: str, answer: str) -> None:
+    if kind == "choice":
+        tab.locator(f"input[name=answer][value='{answer}']").check()
+    elif kind == "output":
+        tab.locator("textarea[name=answer]").fill(answer)
+    else:  # the CodeMirror editor stands in for the textarea
+        expect(tab.locator(".CodeMirror")).to_be_visible()
+        tab.evaluate(
+            "code => document.querySelector('.CodeMirror').CodeMirror.setValue(code)", answer
+        )
+
+
+def test_a_new_learner_signs_up_takes_the_test_and_sees_the_result(
+    page: tuple[Page, str], app: FastAPI
+) -> None:
+    tab, base = page
+    tab.goto(base + "/")
+    tab.get_by_role("link", name="Sign up").click()
+    tab.get_by_label("Email").fill("grace@example.com")
+    tab.get_by_label("Password").fill("a long enough passphrase")
+    tab.get_by_role("button", name="Sign up").click()
+    expect(tab.locator(".account-email")).to_have_text("grace@example.com")
+
+    tab.get_by_role("link", name="Learning rate schedulers in PyTorch").click()
+    tab.get_by_role("link", name="Test this pattern").click()
+    tab.get_by_role("button", name="Start the test").click()
+    expect(tab.locator(".test-position")).to_contain_text("1 / 10")
+    exam_id = tab.url.split("/tests/")[1].split("/")[0]
+    questions = tab.request.get(f"{base}/api/tests/{exam_id}").json()["questions"]
+
+    for question in questions:  # eight right, the last two wrong
+        q = question["question"]
+        number = question["number"]
+        expect(tab.locator(".test-position")).to_contain_text(f"{number} / 10")
+        if number == 5:  # close the tab halfway and come back: the test resumes
+            tab.goto(f"{base}/patterns/{LESSON}/test")
+            expect(tab.get_by_text("answered 4 of 10")).to_be_visible()
+            tab.get_by_role("link", name="Resume at question 4").click()
+            tab.get_by_role("button", name="Save and next →").click()
+        expect(tab.get_by_role("heading", name="Correct")).to_have_count(0)  # no feedback yet
+        if number <= 8:
+            answer = right_answer(app, q["id"], q["version"], q["variant"])
+        else:
+            answer = wrong_answer(app, q["id"], q["version"])
+        _answer_in_browser(tab, q["kind"], answer)
+        name = "Save and next →" if number < 10 else "Save and review your answers"
+        tab.get_by_role("button", name=name).click()
+
+    expect(tab.get_by_text("You have answered 10 of 10 questions.")).to_be_visible()
+    tab.get_by_role("button", name="Finish and see my result").click()
+    expect(tab.get_by_role("heading", name="You scored 8 / 10")).to_be_visible()
+    expect(tab.locator(".test-verdict")).to_contain_text("Getting there")
+    expect(tab.locator(".breakdown")).to_contain_text("1 / 3")
+    expect(tab.locator("details.item-wrong")).to_have_count(2)
+    tab.screenshot(path=str(ARTIFACTS / "test-result.png"), full_page=True)
+
+    tab.get_by_role("link", name="Practise what you missed").click()
+    missed = {question["question"]["id"] for question in questions[8:]}
+    assert tab.url.rsplit("/", 1)[1] in missed
+    tab.goto(f"{base}/")
+    expect(tab.locator(".progress-label")).to_contain_text("10 / ")

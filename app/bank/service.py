@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +169,29 @@ def get_question_or_raise(
     if found is None or (pattern_slug is not None and found[4] != pattern_slug):
         raise NotFound(f"There is no question {question_id!r}.")
     return _live(session, found)
+
+
+def live_questions(session: Session, question_ids: Collection[str]) -> dict[str, LiveQuestion]:
+    """The live ones among these questions, by id (retired ones are left out)."""
+    if not question_ids:
+        return {}
+    query = _live_query().where(QuestionRow.id.in_(list(question_ids)))
+    return {row[0]: _live(session, row) for row in session.execute(query).all()}
+
+
+def get_pinned_or_raise(session: Session, question_id: str, version: int) -> LiveQuestion:
+    """A question as it was at `version` — live or not — with its pattern and position; for
+    answers that must be graded against the version the learner was shown."""
+    query = (
+        select(*_LIVE_COLUMNS)
+        .join(QuestionVersion, QuestionVersion.question_id == QuestionRow.id)
+        .join(Pattern, Pattern.id == QuestionRow.pattern_id)
+        .where(QuestionRow.id == question_id, QuestionVersion.version == version)
+    )
+    row = session.execute(query).first()
+    if row is None:
+        raise NotFound(f"There is no version {version} of question {question_id!r}.")
+    return _live(session, row)
 
 
 def get_version_or_raise(session: Session, question_id: str, version: int) -> Question:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
@@ -17,6 +18,7 @@ from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Questi
 from app.bank.service import LiveQuestion
 from app.db import begin_write
 from app.errors import Invalid, NotFound
+from app.learning import review
 from app.learning.learners import Visitor, ensure_learner
 from app.learning.progress import QuestionState, question_states
 from app.models import Attempt, Learner, LearnerVariant, Reveal, utcnow
@@ -82,6 +84,13 @@ def next_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) 
     return index
 
 
+def review_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
+    """The variant a review asks: a fresh one where the question has others."""
+    if variant_count(question.question) == 1:
+        return 0
+    return next_variant(session, visitor=visitor, question=question)
+
+
 def check_variant(question: Question, variant: int) -> int:
     """A variant index the question has, or Invalid."""
     total = variant_count(question)
@@ -98,11 +107,15 @@ def shown(question: Question, variant: int) -> Question:
 # --- hints and attempts -------------------------------------------------------------------------
 
 
-def _reveals(session: Session, learner_id: int, question_id: str) -> set[str]:
-    """What this learner has been shown of a question: "hint", "solution"."""
+def _reveals(
+    session: Session, learner_id: int, question_id: str, *, since: datetime | None = None
+) -> set[str]:
+    """What this learner has been shown of a question ("hint", "solution"), ever or since."""
     query = select(Reveal.kind).where(
         Reveal.learner_id == learner_id, Reveal.question_id == question_id
     )
+    if since is not None:
+        query = query.where(Reveal.created_at >= since)
     return set(session.scalars(query.distinct()))
 
 
@@ -138,7 +151,7 @@ def hint_revealed(session: Session, *, learner: Learner | None, question_id: str
 
 
 @dataclass(frozen=True)
-class _Graded:
+class Graded:
     """A grade and what came with it: the variant answered, the run behind the key (shown
     with the solution), and a run made just now (to store)."""
 
@@ -157,7 +170,7 @@ def _grade_output(
     answer: object,
     runs: QuestionRuns,
     variant: int | None,
-) -> _Graded:
+) -> Graded:
     index = (
         current_variant(session, visitor=visitor, question=question)
         if variant is None
@@ -170,52 +183,62 @@ def _grade_output(
         run, fresh = runs.execute(q, index), True
     params = variants.variant(q, index) if q.params else {}
     grade = grading.grade_output(q, run.result, text, variant=index, params=params, run_key=run.key)
-    return _Graded(grade, index, params, run.result, run if fresh else None)
+    return Graded(grade, index, params, run.result, run if fresh else None)
 
 
-def _grade_code(session: Session, q: CodeQuestion, answer: object, runs: QuestionRuns) -> _Graded:
+def _grade_code(session: Session, q: CodeQuestion, answer: object, runs: QuestionRuns) -> Graded:
     code = grading.parse_code_answer(answer, limit=MAX_CODE_CHARS)
     reference, fresh = runs.reference(session, q)
     session.commit()  # end the read: no connection or snapshot is held while code runs
     learner_run = runs.learner(q, code)
     grade = grading.grade_code(q, reference.result, learner_run, code, reference_key=reference.key)
-    return _Graded(grade, run=reference.result, new_run=reference if fresh else None)
+    return Graded(grade, run=reference.result, new_run=reference if fresh else None)
 
 
-def record_attempt(
+def grade_answer(
     session: Session,
     *,
     visitor: Visitor,
     question: LiveQuestion,
     answer: object,
-    runs: QuestionRuns | None = None,
+    runs: QuestionRuns | None,
     variant: int | None = None,
-    time_taken_ms: int | None = None,
-) -> Recorded:
-    """Grade an answer and store the attempt; the learner is then shown the solution.
-
-    Output and code questions are graded by runs in the sandbox (stored, or made now —
-    before the write transaction, so the lock is never held while code runs).
-    """
+) -> Graded:
+    """Grade an answer without storing anything. Output and code questions are graded by
+    runs in the sandbox (stored, or made now: call this before a write transaction, so that
+    the write lock is never held while code runs)."""
     q = question.question
     if isinstance(q, ChoiceQuestion):
-        graded = _Graded(grading.grade(q, answer), variant=check_variant(q, variant or 0))
-    elif runs is None:
+        return Graded(grading.grade(q, answer), variant=check_variant(q, variant or 0))
+    if runs is None:
         raise SandboxUnavailable("This question cannot be graded here right now.")
-    elif isinstance(q, OutputQuestion):
-        graded = _grade_output(session, visitor, question, q, answer, runs, variant)
-    else:
-        graded = _grade_code(session, q, answer, runs)
+    if isinstance(q, OutputQuestion):
+        return _grade_output(session, visitor, question, q, answer, runs, variant)
+    return _grade_code(session, q, answer, runs)
+
+
+def store_attempt(
+    session: Session,
+    *,
+    learner: Learner,
+    question: LiveQuestion,
+    graded: Graded,
+    time_taken_ms: int | None,
+) -> Attempt:
+    """Store a graded attempt, review the question's card with what happened, and mark the
+    solution as shown — inside a write transaction."""
+    q, now = question.question, utcnow()
     if time_taken_ms is not None:
         time_taken_ms = max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
-
-    begin_write(session)
-    learner = ensure_learner(session, visitor)
     if graded.new_run is not None:
         store(session, graded.new_run)
     if isinstance(q, OutputQuestion) and graded.variant is not None:
         _set_variant(session, learner, question.id, graded.variant)
     seen = _reveals(session, learner.id, question.id)
+    recent = _reveals(session, learner.id, question.id, since=now - review.ASSIST_WINDOW)
+    rating = review.rate(
+        question=q, correct=graded.grade.correct, assisted=bool(recent), time_taken_ms=time_taken_ms
+    )
     attempt = Attempt(
         learner_id=learner.id,
         question_id=question.id,
@@ -229,13 +252,39 @@ def record_attempt(
         time_taken_ms=time_taken_ms,
         variant_index=graded.variant if isinstance(q, OutputQuestion) else None,
         variant=graded.params,
+        rating=int(rating),
+        created_at=now,
     )
     session.add(attempt)
+    review.schedule(session, learner=learner, question_id=question.id, rating=rating, at=now)
     _reveal(session, learner, question, SOLUTION)
+    session.flush()
+    return attempt
+
+
+def record_attempt(
+    session: Session,
+    *,
+    visitor: Visitor,
+    question: LiveQuestion,
+    answer: object,
+    runs: QuestionRuns | None = None,
+    variant: int | None = None,
+    time_taken_ms: int | None = None,
+) -> Recorded:
+    """Grade an answer and store the attempt; the learner is then shown the solution."""
+    graded = grade_answer(
+        session, visitor=visitor, question=question, answer=answer, runs=runs, variant=variant
+    )
+    begin_write(session)
+    learner = ensure_learner(session, visitor)
+    attempt = store_attempt(
+        session, learner=learner, question=question, graded=graded, time_taken_ms=time_taken_ms
+    )
     session.commit()
     return Recorded(
         attempt=attempt,
-        answered=shown(q, graded.variant or 0),
+        answered=shown(question.question, graded.variant or 0),
         feedback=graded.grade.feedback,
         run=graded.run,
     )
@@ -313,43 +362,48 @@ def question_page(
 @dataclass(frozen=True)
 class Recorded:
     """A stored attempt with what grading it produced: the question as answered (version and
-    variant), the feedback, and for output questions the run behind the key."""
+    variant), the feedback, for output questions the run behind the key, and for code
+    questions the chart of the learner's LR over the target's."""
 
     attempt: Attempt
     answered: Question
     feedback: grading.Feedback
     run: RunResult | None
+    chart: Chart | None = None
 
 
 @dataclass(frozen=True)
 class AttemptResult:
-    """An attempt as its result page shows it: the version (and variant) answered, what the
-    learner was told, and for output questions the run behind the key."""
+    """An attempt as its result page shows it: the attempt with its grading, the question
+    page around it, and how many reviews are due (to offer the next one)."""
 
     attempt: Attempt
     answered: Question
     feedback: grading.Feedback
     run: RunResult | None
+    chart: Chart | None
     page: QuestionPage
-    chart: Chart | None = None  # code questions: the learner's LR over the target's
+    due: list[review.DueReview]
 
 
 def attempt_details(session: Session, attempt: Attempt) -> Recorded:
     """A stored attempt with the question as answered, its feedback and its run."""
     version = bank.get_version_or_raise(session, attempt.question_id, attempt.question_version)
     feedback = FEEDBACK_ADAPTER.validate_python(attempt.feedback)
-    if isinstance(feedback, grading.OutputFeedback | grading.CodeFeedback):
-        key = (
-            feedback.run_key
-            if isinstance(feedback, grading.OutputFeedback)
-            else feedback.reference_key
-        )
-        run = stored(session, key)
-        if run is None:
-            raise NotFound("The run behind this attempt is no longer stored.")
-        variant = feedback.variant if isinstance(feedback, grading.OutputFeedback) else 0
-        return Recorded(attempt, shown(version, variant), feedback, run)
-    return Recorded(attempt, version, feedback, None)
+    if isinstance(feedback, grading.ChoiceFeedback):
+        return Recorded(attempt, version, feedback, None)
+    key = (
+        feedback.run_key if isinstance(feedback, grading.OutputFeedback) else feedback.reference_key
+    )
+    run = stored(session, key)
+    if run is None:
+        raise NotFound("The run behind this attempt is no longer stored.")
+    if isinstance(feedback, grading.OutputFeedback):
+        return Recorded(attempt, shown(version, feedback.variant), feedback, run)
+    chart = None
+    if feedback.learner_lrs:
+        chart = comparison_chart(feedback.target_lrs, feedback.learner_lrs, feedback.divergence)
+    return Recorded(attempt, version, feedback, run, chart)
 
 
 def attempt_result(
@@ -360,15 +414,12 @@ def attempt_result(
         session, attempt_id, learner=visitor.learner, question_id=question.id
     )
     details = attempt_details(session, attempt)
-    feedback = details.feedback
-    chart = None
-    if isinstance(feedback, grading.CodeFeedback) and feedback.learner_lrs:
-        chart = comparison_chart(feedback.target_lrs, feedback.learner_lrs, feedback.divergence)
     return AttemptResult(
         attempt=attempt,
         answered=details.answered,
-        feedback=feedback,
+        feedback=details.feedback,
         run=details.run,
+        chart=details.chart,
         page=question_page(session, question=question, visitor=visitor),
-        chart=chart,
+        due=review.due_reviews(session, learner=visitor.learner),
     )

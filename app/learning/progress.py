@@ -1,84 +1,182 @@
-"""Where a learner stands: per question, per pattern, on the home page."""
+"""Where a learner stands: per question, per pattern, on the home page; and their history.
+
+Mastery of a question is the credit of its attempts, newest weighing most (each older attempt
+half as much as the one after it); an attempt's credit follows the rating it gave the review
+schedule (app.learning.review): wrong 0, right but helped or slow ½, right 1. Mastery of a
+pattern is its questions' mastery weighted by difficulty (easy 1, medium 2, hard 3), unseen
+questions counting 0.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.bank import service as bank
-from app.bank.schema import Difficulty, Mode
+from app.bank.schema import Difficulty, Mode, Question
 from app.bank.service import LiveQuestion
-from app.models import Attempt, Learner
+from app.learning import review
+from app.models import Attempt, Learner, QuestionVersion, utcnow
 from app.models import Question as QuestionRow
 
+RECENCY = 0.5  # weight of an attempt relative to the next newer one
+CREDIT = {
+    review.Rating.Again: 0.0,
+    review.Rating.Hard: 0.5,
+    review.Rating.Good: 1.0,
+    review.Rating.Easy: 1.0,
+}
+DIFFICULTY_WEIGHT = {Difficulty.EASY: 1, Difficulty.MEDIUM: 2, Difficulty.HARD: 3}
+HISTORY_PAGE_SIZE = 50
 
-@dataclass(frozen=True)
+
+@dataclass
 class QuestionState:
     """Where a learner stands on one question."""
 
-    attempts: int
-    solved: bool
-    last_attempt_id: int | None
+    attempts: int = 0
+    correct: int = 0
+    last_attempt_id: int | None = None
+    last_correct: bool = False
+    last_at: datetime | None = None
+    mastery: float = 0.0  # 0–1
+    _weight: float = field(default=0.0, repr=False)
+
+    @property
+    def solved(self) -> bool:
+        """Whether any attempt was right."""
+        return self.correct > 0
+
+    @property
+    def wrong(self) -> int:
+        """How many attempts were wrong."""
+        return self.attempts - self.correct
+
+
+def _credit(correct: bool, rating: int | None) -> float:
+    if rating is None:  # an attempt from before ratings were kept
+        return 1.0 if correct else 0.0
+    return CREDIT[review.Rating(rating)]
+
+
+def question_states(session: Session, *, learner: Learner | None) -> dict[str, QuestionState]:
+    """For each question this learner has answered: attempts, right ones, the last, mastery."""
+    if learner is None:
+        return {}
+    query = (
+        select(Attempt.question_id, Attempt.id, Attempt.correct, Attempt.rating, Attempt.created_at)
+        .where(Attempt.learner_id == learner.id)
+        .order_by(Attempt.id.desc())
+    )
+    states: dict[str, QuestionState] = {}
+    for qid, attempt_id, correct, rating, created_at in session.execute(query):
+        state = states.get(qid)
+        if state is None:  # the newest attempt comes first
+            state = states[qid] = QuestionState(
+                last_attempt_id=attempt_id, last_correct=correct, last_at=created_at
+            )
+        weight = RECENCY**state.attempts
+        state.attempts += 1
+        state.correct += int(correct)
+        state.mastery += weight * _credit(correct, rating)
+        state._weight += weight
+    for state in states.values():
+        state.mastery /= state._weight
+    return states
 
 
 @dataclass(frozen=True)
 class PatternProgress:
     """A learner's progress on a pattern."""
 
-    answered: int
-    solved: int
     total: int
+    answered: int = 0  # questions seen (answered at least once)
+    solved: int = 0
+    mastery: float = 0.0  # 0–1, see the module docstring
+    streak_days: int = 0  # consecutive days, up to today, with an answer in this pattern
+    due: int = 0  # review questions due now
 
     @property
     def percent(self) -> int:
-        """Share of the pattern's questions solved, 0–100."""
-        return round(100 * self.solved / self.total) if self.total else 0
+        """Mastery, 0–100 (1 at least, once there is any: a start is not nothing)."""
+        return max(1, round(100 * self.mastery)) if self.mastery > 0 else 0
 
 
-def question_states(session: Session, *, learner: Learner | None) -> dict[str, QuestionState]:
-    """For each question this learner has answered: attempts, solved, the last attempt."""
-    if learner is None:
-        return {}
+def _mastery(questions: list[tuple[str, Difficulty]], states: dict[str, QuestionState]) -> float:
+    weights = [(DIFFICULTY_WEIGHT[difficulty], qid) for qid, difficulty in questions]
+    total = sum(weight for weight, _ in weights)
+    earned = sum(weight * states[qid].mastery for weight, qid in weights if qid in states)
+    return earned / total if total else 0.0
+
+
+def _streak(days: set[date], today: date) -> int:
+    """Consecutive days with activity ending today (or yesterday: today is not over yet)."""
+    day = today if today in days else today - timedelta(days=1)
+    streak = 0
+    while day in days:
+        streak += 1
+        day -= timedelta(days=1)
+    return streak
+
+
+def _active_days(session: Session, learner: Learner) -> dict[int, set[date]]:
+    """The (UTC) days on which the learner answered something, per pattern id."""
+    day = func.date(Attempt.created_at)
     query = (
-        select(
-            Attempt.question_id,
-            func.count(),
-            func.max(case((Attempt.correct, 1), else_=0)),
-            func.max(Attempt.id),
-        )
+        select(QuestionRow.pattern_id, day)
+        .join(QuestionRow, QuestionRow.id == Attempt.question_id)
         .where(Attempt.learner_id == learner.id)
-        .group_by(Attempt.question_id)
+        .group_by(QuestionRow.pattern_id, day)
     )
-    return {
-        qid: QuestionState(attempts=count, solved=bool(solved), last_attempt_id=last)
-        for qid, count, solved, last in session.execute(query)
-    }
+    days: dict[int, set[date]] = {}
+    for pattern_id, value in session.execute(query):
+        parsed = value if isinstance(value, date) else date.fromisoformat(str(value))
+        days.setdefault(pattern_id, set()).add(parsed)
+    return days
+
+
+def live_questions_by_pattern(session: Session) -> dict[int, list[tuple[str, Difficulty]]]:
+    """The live questions of every pattern, with their difficulty."""
+    query = (
+        select(QuestionRow.pattern_id, QuestionRow.id, QuestionVersion.difficulty)
+        .join(
+            QuestionVersion,
+            (QuestionVersion.question_id == QuestionRow.id)
+            & (QuestionVersion.version == QuestionRow.current_version),
+        )
+        .where(QuestionRow.retired_at.is_(None))
+    )
+    result: dict[int, list[tuple[str, Difficulty]]] = {}
+    for pattern_id, qid, difficulty in session.execute(query):
+        result.setdefault(pattern_id, []).append((qid, Difficulty(difficulty)))
+    return result
 
 
 def pattern_progress(
-    session: Session, *, learner: Learner | None, question_ids_by_pattern: dict[int, list[str]]
+    session: Session, *, learner: Learner | None, now: datetime | None = None
 ) -> dict[int, PatternProgress]:
-    """Progress per pattern id, counting only the given (live) questions."""
+    """Progress on every pattern (by id), counting only live questions."""
+    by_pattern = live_questions_by_pattern(session)
+    if learner is None:
+        return {pid: PatternProgress(total=len(qs)) for pid, qs in by_pattern.items()}
+    now = now or utcnow()
     states = question_states(session, learner=learner)
+    days = _active_days(session, learner)
+    due = review.due_counts(session, learner=learner, now=now)
     return {
-        pattern_id: PatternProgress(
-            answered=sum(1 for qid in qids if qid in states),
-            solved=sum(1 for qid in qids if qid in states and states[qid].solved),
-            total=len(qids),
+        pid: PatternProgress(
+            total=len(questions),
+            answered=sum(1 for qid, _ in questions if qid in states),
+            solved=sum(1 for qid, _ in questions if qid in states and states[qid].solved),
+            mastery=_mastery(questions, states),
+            streak_days=_streak(days.get(pid, set()), now.date()),
+            due=due.get(pid, 0),
         )
-        for pattern_id, qids in question_ids_by_pattern.items()
+        for pid, questions in by_pattern.items()
     }
-
-
-def live_question_ids_by_pattern(session: Session) -> dict[int, list[str]]:
-    """Ids of the live questions of every pattern."""
-    query = select(QuestionRow.pattern_id, QuestionRow.id).where(QuestionRow.retired_at.is_(None))
-    result: dict[int, list[str]] = {}
-    for pattern_id, qid in session.execute(query):
-        result.setdefault(pattern_id, []).append(qid)
-    return result
 
 
 @dataclass(frozen=True)
@@ -87,6 +185,30 @@ class PatternCard:
 
     pattern: bank.PatternView
     progress: PatternProgress
+
+
+@dataclass(frozen=True)
+class Home:
+    """The home page: every pattern with progress, and the reviews due across them."""
+
+    cards: list[PatternCard]
+    due: list[review.DueReview]
+    next_due: datetime | None
+
+
+def home(session: Session, *, learner: Learner | None) -> Home:
+    """Every pattern with this learner's progress on it, and their due reviews."""
+    now = utcnow()
+    progress = pattern_progress(session, learner=learner, now=now)
+    cards = [
+        PatternCard(pattern, progress.get(pattern.id, PatternProgress(total=0)))
+        for pattern in bank.list_patterns(session)
+    ]
+    return Home(
+        cards=cards,
+        due=review.due_reviews(session, learner=learner, now=now),
+        next_due=review.next_due(session, learner=learner),
+    )
 
 
 @dataclass(frozen=True)
@@ -119,27 +241,109 @@ class PatternOverview:
         return candidates[0][0] if candidates else None
 
 
-def home_cards(session: Session, *, learner: Learner | None) -> list[PatternCard]:
-    """Every pattern with this learner's progress on it."""
-    progress = pattern_progress(
-        session, learner=learner, question_ids_by_pattern=live_question_ids_by_pattern(session)
-    )
-    empty = PatternProgress(answered=0, solved=0, total=0)
-    return [
-        PatternCard(pattern, progress.get(pattern.id, empty))
-        for pattern in bank.list_patterns(session)
-    ]
-
-
 def pattern_overview(
     session: Session, *, pattern: bank.PatternView, learner: Learner | None
 ) -> PatternOverview:
     """A pattern's questions with this learner's state on each, and the progress they add up to."""
     states = question_states(session, learner=learner)
     questions = [(q, states.get(q.id)) for q in bank.list_questions(session, pattern)]
-    progress = PatternProgress(
-        answered=sum(1 for _, state in questions if state),
-        solved=sum(1 for _, state in questions if state and state.solved),
-        total=len(questions),
+    progress = pattern_progress(session, learner=learner).get(
+        pattern.id, PatternProgress(total=len(questions))
     )
     return PatternOverview(pattern, questions, progress)
+
+
+# --- practice -----------------------------------------------------------------------------------
+
+
+def practice_order(
+    questions: list[LiveQuestion], states: dict[str, QuestionState]
+) -> list[LiveQuestion]:
+    """Practice questions, the one to practise next first: those answered wrong last time
+    (most-missed first), then unseen ones (easiest first), then the rest by mastery (lowest
+    first, least recently answered first)."""
+    order = list(Difficulty)
+
+    def weakness(question: LiveQuestion) -> tuple[int, float, float, int]:
+        state = states.get(question.id)
+        difficulty = order.index(question.question.difficulty)
+        if state is None:
+            return (1, 0.0, 0.0, difficulty)
+        last = state.last_at.timestamp() if state.last_at else 0.0
+        if not state.last_correct:
+            return (0, -state.wrong, last, difficulty)
+        return (2, state.mastery, last, difficulty)
+
+    practice = [q for q in questions if Mode.PRACTICE in q.question.modes]
+    return sorted(practice, key=weakness)
+
+
+def next_practice(
+    session: Session,
+    *,
+    pattern: bank.PatternView,
+    learner: Learner | None,
+    after: str | None = None,
+) -> LiveQuestion | None:
+    """The practice question this learner should do next (not `after`, the one just done,
+    unless it is the only one)."""
+    ordered = practice_order(
+        bank.list_questions(session, pattern), question_states(session, learner=learner)
+    )
+    for question in ordered:
+        if question.id != after:
+            return question
+    return ordered[0] if ordered else None
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One attempt in a learner's history."""
+
+    attempt: Attempt
+    answered: Question  # the version answered
+    pattern_slug: str | None  # where its page is; None once the question is retired
+
+
+@dataclass(frozen=True)
+class History:
+    """A page of a learner's attempts, newest first."""
+
+    entries: list[HistoryEntry]
+    page: int
+    pages: int
+    total: int
+
+
+def history(session: Session, *, learner: Learner | None, page: int = 1) -> History:
+    """A page of every attempt this learner has made, newest first."""
+    if learner is None:
+        return History([], 1, 1, 0)
+    total = (
+        session.scalar(
+            select(func.count()).select_from(Attempt).where(Attempt.learner_id == learner.id)
+        )
+        or 0
+    )
+    pages = max(1, -(-total // HISTORY_PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    attempts = session.scalars(
+        select(Attempt)
+        .where(Attempt.learner_id == learner.id)
+        .order_by(Attempt.id.desc())
+        .offset((page - 1) * HISTORY_PAGE_SIZE)
+        .limit(HISTORY_PAGE_SIZE)
+    ).all()
+    live = bank.live_questions(session, {a.question_id for a in attempts})
+    entries = [
+        HistoryEntry(
+            attempt,
+            bank.get_version_or_raise(session, attempt.question_id, attempt.question_version),
+            live[attempt.question_id].pattern_slug if attempt.question_id in live else None,
+        )
+        for attempt in attempts
+    ]
+    return History(entries, page, pages, total)

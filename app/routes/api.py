@@ -186,7 +186,8 @@ def _summary_out(live: bank.LiveQuestion) -> QuestionSummaryOut:
     )
 
 
-def _question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
+def question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
+    """A question as a learner sees this variant of it."""
     question = answering.shown(live.question, variant)
     params = (
         variants.variant(question, variant)
@@ -213,7 +214,8 @@ def _question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
     )
 
 
-def _attempt_out(recorded: answering.Recorded) -> AttemptOut:
+def attempt_out(recorded: answering.Recorded) -> AttemptOut:
+    """A stored attempt with its feedback and the worked solution of what was answered."""
     attempt, answered, feedback, run = (
         recorded.attempt,
         recorded.answered,
@@ -284,7 +286,7 @@ def list_pattern_questions(
 ) -> list[QuestionOut]:
     """A pattern's live questions, as this learner sees them."""
     return [
-        _question_out(q, answering.current_variant(session, visitor=visitor, question=q))
+        question_out(q, answering.current_variant(session, visitor=visitor, question=q))
         for q in bank.list_questions(session, pattern)
     ]
 
@@ -293,7 +295,7 @@ def list_pattern_questions(
 def get_question(session: SessionDep, question: QuestionDep, visitor: VisitorDep) -> QuestionOut:
     """A question as this learner sees it: no key, no mistakes, no solution."""
     variant = answering.current_variant(session, visitor=visitor, question=question)
-    return _question_out(question, variant)
+    return question_out(question, variant)
 
 
 @router.post(
@@ -305,7 +307,7 @@ def get_question(session: SessionDep, question: QuestionDep, visitor: VisitorDep
 def another_variant(session: SessionDep, question: QuestionDep, visitor: VisitorDep) -> QuestionOut:
     """Move to a different variant of an output question; returns the question as it now is."""
     variant = answering.next_variant(session, visitor=visitor, question=question)
-    return _question_out(question, variant)
+    return question_out(question, variant)
 
 
 @router.post(
@@ -343,11 +345,11 @@ def submit_attempt(
         variant=body.variant,
         time_taken_ms=body.time_taken_ms,
     )
-    return _attempt_out(recorded)
+    return attempt_out(recorded)
 
 
 @router.get("/api/attempts/{attempt_id}", tags=["questions"], responses=NOT_FOUND)
 def get_attempt(session: SessionDep, attempt_id: RowId, visitor: VisitorDep) -> AttemptOut:
     """One of your own attempts; anyone else's is 404."""
     attempt = answering.get_attempt_or_raise(session, attempt_id, learner=visitor.learner)
-    return _attempt_out(answering.attempt_details(session, attempt))
+    return attempt_out(answering.attempt_details(session, attempt))

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from app.deps import (
     CsrfDep,
@@ -16,48 +15,40 @@ from app.deps import (
     RunsDep,
     SessionDep,
     VisitorDep,
+    read_shown,
+    sign_shown,
 )
 from app.errors import Busy, Invalid
 from app.learning import answering, progress
-from app.models import utcnow
 from app.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-SHOWN_AT_MAX_AGE_S = 24 * 3600  # an older page still takes answers; it just records no time
-
-
-def _signer(request: Request) -> TimestampSigner:
-    signer: TimestampSigner = request.app.state.shown_at_signer
-    return signer
-
 
 def _shown_token(request: Request, page: answering.QuestionPage) -> str:
     """Signs which question and variant the page showed, and when."""
-    return _signer(request).sign(f"{page.question.id}:{page.variant}").decode()
+    return sign_shown(request, f"{page.question.id}:{page.variant}")
 
 
 def _read_shown_token(
     request: Request, token: str, question_id: str
 ) -> tuple[int | None, int | None]:
     """(variant shown, milliseconds since) from a page's `shown_at` field; Nones if invalid."""
-    try:
-        value, signed_at = _signer(request).unsign(
-            token, max_age=SHOWN_AT_MAX_AGE_S, return_timestamp=True
-        )
-    except (BadSignature, SignatureExpired):
+    shown = read_shown(request, token)
+    if shown is None:
         return None, None
-    shown_id, _, variant = value.decode().rpartition(":")
+    subject, elapsed_ms = shown
+    shown_id, _, variant = subject.rpartition(":")
     if shown_id != question_id or not variant.isdigit():
         return None, None
-    return int(variant), int((utcnow() - signed_at).total_seconds() * 1000)
+    return int(variant), elapsed_ms
 
 
 @router.get("/", name="home")
 def home(request: Request, session: SessionDep, visitor: VisitorDep) -> Response:
-    """The patterns, with this learner's progress."""
-    cards = progress.home_cards(session, learner=visitor.learner)
-    return render(request, "patterns/index.html", {"cards": cards})
+    """The patterns with this learner's progress, and the reviews due across them."""
+    home = progress.home(session, learner=visitor.learner)
+    return render(request, "patterns/index.html", {"home": home})
 
 
 @router.get("/patterns/{slug}", name="pattern")

@@ -24,6 +24,7 @@ from app.traces.service import Prediction, Stage
 router = APIRouter()
 MAX_CACHED_PAGES = 256  # rendered trace pages kept (one per pattern and host), ~20 KiB each
 CSRF_HOLE = secrets.token_hex(16)  # stands for the visitor's CSRF token in a cached page
+ACCOUNT_HOLE = secrets.token_hex(16)  # stands for the header's "logged in as" in a cached page
 _PAGES: dict[tuple[Any, ...], str] = {}
 FIRST, SECOND = "first", "second"  # SequentialLR's two schedulers in the playground form
 
@@ -138,7 +139,7 @@ async def trace_page(
         if "quiz" in q.question.modes and isinstance(q.question, ChoiceQuestion)
     ]
     # The page is a function of the trace, the pattern, the quiz's versions and the host; only
-    # the visitor's CSRF token differs, so it is rendered once and the token filled in.
+    # the visitor's CSRF token and account differ, so it is rendered once and those filled in.
     key = (
         trace.key,
         pattern.content_hash,
@@ -156,12 +157,16 @@ async def trace_page(
                 "charts": charts.trace_charts(trace),
                 "quiz": [q.question for q in quiz],
                 "csrf": CSRF_HOLE,
+                "account_nav": ACCOUNT_HOLE,
             },
         )
         if len(_PAGES) >= MAX_CACHED_PAGES:
             _PAGES.clear()
         _PAGES[key] = html
-    return HTMLResponse(html.replace(CSRF_HOLE, csrf_token(request)))
+    account_nav = render_fragment(request, "_account_nav.html", {})
+    return HTMLResponse(
+        html.replace(ACCOUNT_HOLE, account_nav).replace(CSRF_HOLE, csrf_token(request))
+    )
 
 
 @router.get("/patterns/{slug}/playground", name="playground", include_in_schema=False)

@@ -1,0 +1,199 @@
+"""Accounts: sign up, log in, and the guest progress that comes along.
+
+A visitor starts as a guest learner (see app.learning.learners). Signing up gives that guest
+learner an account; logging in moves the guest's progress into the account's learner. Either
+way nothing the guest did is lost. Passwords are hashed with argon2id; attempts are limited
+per client address and failed log-ins per account.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import begin_write
+from app.errors import Invalid, TooManyRequests
+from app.learning import learners
+from app.models import Learner, User
+from app.ratelimit import RateLimiter
+
+EMAIL_MAX_CHARS = 254  # the longest address SMTP can carry (RFC 5321)
+EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+PASSWORD_MIN_CHARS = 8  # NIST SP 800-63B's floor for a chosen password
+PASSWORD_MAX_CHARS = 1024  # long passphrases are welcome; megabytes to hash are not
+LEARNER, INSTRUCTOR = "learner", "instructor"
+
+_hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 "low memory") parameters
+# Checked against when no account has the email, so that "no such account" costs as long
+# as "wrong password" and the timing does not tell which emails have accounts.
+_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+@dataclass(frozen=True)
+class AuthLimits:
+    """How often one client address may try, and how often one account may fail."""
+
+    per_client: RateLimiter
+    failures_per_account: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuthLimits:
+        """The limits the settings describe."""
+        window_s = settings.auth_window_minutes * 60
+        return cls(
+            per_client=RateLimiter(settings.auth_attempts_per_ip, window_s),
+            failures_per_account=RateLimiter(settings.login_failures_per_account, window_s),
+        )
+
+    def count_client(self, client: str) -> None:
+        """Count an attempt from `client`, or refuse it if it has made too many."""
+        wait = self.per_client.retry_after(client)
+        if wait is not None:
+            raise TooManyRequests(
+                f"Too many log-in and sign-up attempts from your address. "
+                f"Try again in {_minutes(wait)}.",
+                retry_after=wait,
+            )
+        self.per_client.hit(client)
+
+    def check_account(self, email: str) -> None:
+        """Refuse a log-in to an account that has failed too often lately."""
+        wait = self.failures_per_account.retry_after(email)
+        if wait is not None:
+            raise TooManyRequests(
+                f"Too many failed log-ins to this account. Try again in {_minutes(wait)}.",
+                retry_after=wait,
+            )
+
+
+def _minutes(seconds: int) -> str:
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def normalise_email(email: str) -> str:
+    """An email as stored and compared: trimmed, lowercased."""
+    return email.strip().lower()
+
+
+def _checked_email(email: str) -> str:
+    email = normalise_email(email)
+    if not email:
+        raise Invalid("Enter your email address.", field="email")
+    if len(email) > EMAIL_MAX_CHARS or not EMAIL_SHAPE.fullmatch(email):
+        raise Invalid("That does not look like an email address.", field="email")
+    return email
+
+
+def _checked_password(password: str) -> str:
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise Invalid(
+            f"Choose a password of at least {PASSWORD_MIN_CHARS} characters.", field="password"
+        )
+    if len(password) > PASSWORD_MAX_CHARS:
+        raise Invalid(
+            f"Passwords are limited to {PASSWORD_MAX_CHARS} characters.", field="password"
+        )
+    return password
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    """The user with this id, if any."""
+    return session.get(User, user_id)
+
+
+def account_learner(session: Session, user: User) -> Learner | None:
+    """The learner that holds an account's progress."""
+    return session.scalar(select(Learner).where(Learner.user_id == user.id))
+
+
+def sign_up(
+    session: Session,
+    *,
+    visitor: learners.Visitor,
+    email: str,
+    password: str,
+    limits: AuthLimits,
+    client: str,
+) -> User:
+    """Create an account; the visitor's guest progress becomes the account's."""
+    limits.count_client(client)
+    email = _checked_email(email)
+    password_hash = _hasher.hash(_checked_password(password))  # slow: before the write lock
+
+    begin_write(session)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        session.rollback()
+        raise Invalid("An account with this email already exists: log in instead.", field="email")
+    user = User(email=email, password_hash=password_hash, role=LEARNER)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError:  # another server process took the email just now
+        session.rollback()
+        raise Invalid(
+            "An account with this email already exists: log in instead.", field="email"
+        ) from None
+    guest = visitor.learner if visitor.user is None else None
+    if guest is not None:
+        # A new token too: a cookie holding the guest's old one must not become this account.
+        guest.user_id, guest.token = user.id, learners.new_token()
+    else:
+        session.add(Learner(token=learners.new_token(), user_id=user.id))
+    session.commit()
+    return user
+
+
+def log_in(
+    session: Session,
+    *,
+    visitor: learners.Visitor,
+    email: str,
+    password: str,
+    limits: AuthLimits,
+    client: str,
+) -> User:
+    """Check the password and return the account; the visitor's guest progress moves into it."""
+    limits.count_client(client)
+    email = normalise_email(email)
+    if not email:
+        raise Invalid("Enter your email address.", field="email")
+    limits.check_account(email)
+    user = session.scalar(select(User).where(User.email == email))
+    session.commit()  # end the read: argon2 takes a while, and holds no connection meanwhile
+    if not _password_matches(user.password_hash if user else _DUMMY_HASH, password) or not user:
+        limits.failures_per_account.hit(email)
+        raise Invalid("Wrong email or password.", field="password")
+    limits.failures_per_account.reset(email)
+
+    begin_write(session)
+    user = session.get(User, user.id)
+    if user is None:  # deleted while the password was checked
+        session.rollback()
+        raise Invalid("Wrong email or password.", field="password")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    target = account_learner(session, user)
+    if target is None:
+        target = Learner(token=learners.new_token(), user_id=user.id)
+        session.add(target)
+        session.flush()
+    guest = visitor.learner if visitor.user is None else None
+    if guest is not None and guest.user_id is None and guest.id != target.id:
+        learners.merge(session, guest=guest, into=target)
+    session.commit()
+    return user
+
+
+def _password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password[: PASSWORD_MAX_CHARS + 1])
+    except (VerificationError, InvalidHashError):
+        return False

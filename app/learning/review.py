@@ -1,0 +1,152 @@
+"""Spaced review: every question a learner answers is scheduled with FSRS.
+
+The rating is never the learner's opinion of themselves; it is read off what happened:
+
+    wrong                                         → Again
+    right, with a hint or the solution seen
+      in the last ASSIST_WINDOW                   → Hard
+    right, but slower than SLOW × expected time   → Hard
+    right within FAST × expected time             → Easy
+    right otherwise (or time not measured)        → Good
+
+Every attempt — practice, quiz, test, review — is a review of its question's card. A card
+falls due when FSRS expects the learner's recall to have dropped to 90%; a wrong answer
+comes back the next day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import fsrs
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.bank import service as bank
+from app.bank.schema import Difficulty, Question
+from app.bank.service import LiveQuestion
+from app.models import Learner, ReviewCard, utcnow
+from app.models import Question as QuestionRow
+
+# No same-day learning steps: these are questions, not flash cards, and being asked the one
+# just answered again in ten minutes teaches little. Fuzzing off: the same history gives the
+# same schedule (tests, and explaining a due date to a learner, rely on it).
+SCHEDULER = fsrs.Scheduler(learning_steps=(), relearning_steps=(), enable_fuzzing=False)
+
+ASSIST_WINDOW = timedelta(hours=12)  # help seen this long before still helped this attempt
+FAST, SLOW = 0.5, 3.0  # fractions of the expected time that make a right answer Easy / Hard
+# How long a right answer takes someone who knows it, in seconds, by kind and difficulty.
+EXPECTED_SECONDS: dict[str, dict[Difficulty, int]] = {
+    "choice": {Difficulty.EASY: 20, Difficulty.MEDIUM: 40, Difficulty.HARD: 60},
+    "output": {Difficulty.EASY: 30, Difficulty.MEDIUM: 60, Difficulty.HARD: 90},
+    "code": {Difficulty.EASY: 120, Difficulty.MEDIUM: 240, Difficulty.HARD: 480},
+}
+QUEUE_LIMIT = 50  # due reviews listed at once; the rest follow as these are done
+
+Rating = fsrs.Rating
+
+
+def expected_ms(question: Question) -> int:
+    """How long a right answer to `question` takes someone who knows it."""
+    return EXPECTED_SECONDS[question.kind][question.difficulty] * 1000
+
+
+def rate(*, question: Question, correct: bool, assisted: bool, time_taken_ms: int | None) -> Rating:
+    """The FSRS rating of an attempt, from its outcome, the help seen and the time taken."""
+    if not correct:
+        return Rating.Again
+    if assisted:
+        return Rating.Hard
+    if time_taken_ms is None:
+        return Rating.Good
+    expected = expected_ms(question)
+    if time_taken_ms > SLOW * expected:
+        return Rating.Hard
+    if time_taken_ms <= FAST * expected:
+        return Rating.Easy
+    return Rating.Good
+
+
+def schedule(
+    session: Session, *, learner: Learner, question_id: str, rating: Rating, at: datetime
+) -> ReviewCard:
+    """Review the learner's card for a question (created on first answer) — inside a write
+    transaction."""
+    row = session.get(ReviewCard, (learner.id, question_id))
+    card = fsrs.Card.from_dict(row.card) if row is not None else fsrs.Card()  # type: ignore[arg-type]
+    card, _ = SCHEDULER.review_card(card, rating, review_datetime=at)
+    if row is None:
+        row = ReviewCard(learner_id=learner.id, question_id=question_id, reviews=0)
+        session.add(row)
+    row.card = dict(card.to_dict())
+    row.due = card.due
+    row.reviews = (row.reviews or 0) + 1
+    row.updated_at = at
+    return row
+
+
+@dataclass(frozen=True)
+class DueReview:
+    """A question due for review."""
+
+    question: LiveQuestion
+    due: datetime
+    reviews: int
+
+
+def _due_query(learner: Learner, now: datetime):  # type: ignore[no-untyped-def]
+    return (
+        select(ReviewCard.question_id, ReviewCard.due, ReviewCard.reviews)
+        .join(QuestionRow, QuestionRow.id == ReviewCard.question_id)
+        .where(
+            ReviewCard.learner_id == learner.id,
+            ReviewCard.due <= now,
+            QuestionRow.retired_at.is_(None),
+        )
+    )
+
+
+def due_reviews(
+    session: Session, *, learner: Learner | None, now: datetime | None = None
+) -> list[DueReview]:
+    """The learner's questions due now, most overdue first (at most QUEUE_LIMIT)."""
+    if learner is None:
+        return []
+    query = _due_query(learner, now or utcnow()).order_by(ReviewCard.due).limit(QUEUE_LIMIT)
+    rows = session.execute(query).all()
+    live = bank.live_questions(session, [row.question_id for row in rows])
+    return [
+        DueReview(live[row.question_id], row.due, row.reviews)
+        for row in rows
+        if row.question_id in live
+    ]
+
+
+def due_counts(
+    session: Session, *, learner: Learner | None, now: datetime | None = None
+) -> dict[int, int]:
+    """How many of the learner's questions are due now, per pattern id."""
+    if learner is None:
+        return {}
+    query = (
+        _due_query(learner, now or utcnow())
+        .with_only_columns(QuestionRow.pattern_id, func.count())
+        .group_by(QuestionRow.pattern_id)
+    )
+    return {pattern_id: count for pattern_id, count in session.execute(query)}
+
+
+def next_due(
+    session: Session, *, learner: Learner | None, now: datetime | None = None
+) -> datetime | None:
+    """When the learner's next review falls due (None if they have no cards)."""
+    if learner is None:
+        return None
+    query = (
+        select(func.min(ReviewCard.due))
+        .join(QuestionRow, QuestionRow.id == ReviewCard.question_id)
+        .where(ReviewCard.learner_id == learner.id, QuestionRow.retired_at.is_(None))
+    )
+    due: datetime | None = session.scalar(query)
+    return due

@@ -1,0 +1,263 @@
+"""Accounts: sign up, log in, log out, rate limits, and the guest's progress coming along."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.main import create_app
+from app.models import Attempt, Exam, Learner, ReviewCard, User
+from app.ratelimit import RateLimiter
+from app.sandbox.client import Sandbox
+from tests.conftest import CSRF_RE
+from tests.conftest import Learner as Browser
+
+LESSON = "lr-schedulers"
+PASSWORD = "correct horse battery"
+
+
+def _csrf(client: TestClient, url: str = "/login") -> str:
+    match = CSRF_RE.search(client.get(url).text)
+    assert match
+    return match.group(1)
+
+
+def sign_up(client: TestClient, email: str = "ada@example.com", password: str = PASSWORD) -> object:
+    """Submit the sign-up form."""
+    return client.post(
+        "/signup",
+        data={"csrf_token": _csrf(client, "/signup"), "email": email, "password": password},
+        follow_redirects=False,
+    )
+
+
+def log_in(client: TestClient, email: str = "ada@example.com", password: str = PASSWORD) -> object:
+    """Submit the log-in form."""
+    return client.post(
+        "/login",
+        data={"csrf_token": _csrf(client), "email": email, "password": password},
+        follow_redirects=False,
+    )
+
+
+def log_out(client: TestClient) -> None:
+    """Press "Log out"."""
+    response = client.post("/logout", data={"csrf_token": _csrf(client, "/")})
+    assert response.status_code == 200
+
+
+def _count(db: Session, model: type) -> int:
+    db.rollback()
+    return db.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_sign_up_hashes_the_password_and_logs_in(client: TestClient, db: Session) -> None:
+    response = sign_up(client, email="  Ada@Example.COM ")
+    assert response.status_code == 303 and response.headers["location"] == "/"  # type: ignore[attr-defined]
+    cookie = response.headers["set-cookie"].lower()  # type: ignore[attr-defined]
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    db.rollback()
+    user = db.scalars(select(User)).one()
+    assert user.email == "ada@example.com"
+    assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+    assert "ada@example.com" in client.get("/").text and "Log out" in client.get("/").text
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "field", "message"),
+    [
+        ("", PASSWORD, "email", "Enter your email address."),
+        ("not-an-email", PASSWORD, "email", "does not look like an email"),
+        ("ada@example.com", "short", "password", "at least 8 characters"),
+        ("ada@example.com", "x" * 1025, "password", "limited to 1024"),
+    ],
+)
+def test_sign_up_says_which_field_is_wrong(
+    client: TestClient, db: Session, email: str, password: str, field: str, message: str
+) -> None:
+    response = sign_up(client, email=email, password=password)
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert f'id="{field}-error"' in response.text and message in response.text  # type: ignore[attr-defined]
+    assert _count(db, User) == 0
+
+
+def test_an_email_has_one_account(client: TestClient, other_client: TestClient) -> None:
+    sign_up(client)
+    again = sign_up(other_client, email="ADA@example.com")
+    assert again.status_code == 422 and "already exists" in again.text  # type: ignore[attr-defined]
+
+
+def test_log_in_and_out(client: TestClient, other_client: TestClient) -> None:
+    sign_up(client)
+    wrong = log_in(other_client, password="not the password")
+    unknown = log_in(other_client, email="nobody@example.com")
+    for response in (wrong, unknown):  # the same answer: no telling which emails exist
+        assert response.status_code == 422  # type: ignore[attr-defined]
+        assert "Wrong email or password." in response.text  # type: ignore[attr-defined]
+    assert log_in(other_client).status_code == 303  # type: ignore[attr-defined]
+    assert "ada@example.com" in other_client.get("/").text
+    log_out(other_client)
+    home = other_client.get("/").text
+    assert "ada@example.com" not in home and "Log in" in home
+
+
+def test_forms_need_the_csrf_token(client: TestClient, db: Session) -> None:
+    client.get("/signup")
+    response = client.post("/signup", data={"email": "a@example.com", "password": PASSWORD})
+    assert response.status_code == 403
+    assert client.post("/login", data={"email": "a@example.com"}).status_code == 403
+    assert client.post("/logout").status_code == 403
+    assert _count(db, User) == 0
+
+
+def test_after_log_in_you_go_back_where_you_were_but_never_off_site(client: TestClient) -> None:
+    sign_up(client)
+    log_out(client)
+    for target, expected in (
+        (f"/patterns/{LESSON}/test", f"/patterns/{LESSON}/test"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ):
+        response = client.post(
+            "/login",
+            data={
+                "csrf_token": _csrf(client),
+                "email": "ada@example.com",
+                "password": PASSWORD,
+                "next": target,
+            },
+            follow_redirects=False,
+        )
+        assert response.headers["location"] == expected, target
+        log_out(client)
+
+
+# --- rate limits ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def strict_client(settings: Settings, sandbox: Sandbox) -> Iterator[TestClient]:
+    """A browser on an app that allows 4 attempts per address and 2 failures per account."""
+    limited = settings.model_copy(
+        update={"auth_attempts_per_ip": 4, "login_failures_per_account": 2}
+    )
+    with TestClient(create_app(limited, sandbox=sandbox)) as client:
+        yield client
+
+
+def test_failed_log_ins_lock_the_account_for_a_while(strict_client: TestClient) -> None:
+    sign_up(strict_client)
+    log_out(strict_client)
+    assert log_in(strict_client, password="guess one").status_code == 422  # type: ignore[attr-defined]
+    assert log_in(strict_client, password="guess two").status_code == 422  # type: ignore[attr-defined]
+    locked = log_in(strict_client)  # even the right password waits
+    assert locked.status_code == 429  # type: ignore[attr-defined]
+    assert "Too many failed log-ins to this account" in locked.text  # type: ignore[attr-defined]
+    assert 1 <= int(locked.headers["retry-after"]) <= 15 * 60  # type: ignore[attr-defined]
+
+
+def test_one_address_cannot_keep_trying(strict_client: TestClient) -> None:
+    for i in range(4):
+        response = log_in(strict_client, email=f"user{i}@example.com")
+        assert response.status_code == 422  # type: ignore[attr-defined]
+    refused = sign_up(strict_client, email="new@example.com")
+    assert refused.status_code == 429  # type: ignore[attr-defined]
+    assert "Too many log-in and sign-up attempts from your address" in refused.text  # type: ignore[attr-defined]
+
+
+def test_the_rate_limiter_forgets_after_the_window() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, 60, clock=lambda: now[0])
+    limiter.hit("a")
+    limiter.hit("a")
+    assert limiter.retry_after("a") == 60 and limiter.retry_after("b") is None
+    now[0] = 30
+    assert limiter.retry_after("a") == 30
+    now[0] = 60.5
+    assert limiter.retry_after("a") is None
+    limiter.hit("a")
+    limiter.reset("a")
+    assert limiter.retry_after("a") is None
+
+
+# --- the guest's progress -------------------------------------------------------------------------
+
+
+def test_signing_up_keeps_what_the_guest_did(
+    client: TestClient, learner: Browser, other_client: TestClient, db: Session
+) -> None:
+    learner.answer(LESSON, "lr-purpose", 3)
+    learner.answer(LESSON, "lr-steplr-syntax", 1)
+    before = dict(client.cookies)
+    db.rollback()
+    guest = db.scalars(select(Learner)).one()
+    old_token = guest.token
+
+    sign_up(client)
+    history = client.get("/api/attempts").json()
+    assert history["total"] == 2
+    db.rollback()
+    account = db.scalars(select(Learner)).one()  # the guest became the account's learner
+    assert account.id == guest.id and account.user_id is not None
+    assert account.token != old_token  # a cookie from before cannot name the account
+
+    stale = TestClient(client.app, cookies=before)  # someone holding the pre-sign-up cookie
+    assert stale.get("/api/attempts").json()["total"] == 0
+    assert "ada@example.com" not in stale.get("/").text
+
+
+def test_logging_in_merges_the_guest_into_the_account(
+    app: FastAPI, client: TestClient, other_client: TestClient, db: Session
+) -> None:
+    laptop, phone = Browser(client), Browser(other_client)
+    laptop.answer(LESSON, "lr-purpose", 3)
+    sign_up(client)
+    # on the phone, as a guest: an answer, the same question answered later, an open test
+    phone.answer(LESSON, "lr-steplr-syntax", 1)
+    phone.answer(LESSON, "lr-purpose", 0)
+    phone_test = other_client.post(f"/api/patterns/{LESSON}/tests", json={}).json()
+    assert _count(db, Learner) == 2
+
+    assert log_in(other_client).status_code == 303  # type: ignore[attr-defined]
+    assert _count(db, Learner) == 1  # the guest learner is gone, its rows moved
+    assert _count(db, Attempt) == 3
+    history = other_client.get("/api/attempts").json()
+    assert history["total"] == 3
+    assert client.get("/api/attempts").json()["total"] == 3  # the laptop sees it all too
+    assert other_client.get(f"/api/tests/{phone_test['id']}").status_code == 200
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Exam)) == 1
+    cards = db.scalars(select(ReviewCard)).all()
+    assert sorted(card.question_id for card in cards) == ["lr-purpose", "lr-steplr-syntax"]
+    purpose = next(card for card in cards if card.question_id == "lr-purpose")
+    assert purpose.reviews == 1  # the phone's answer was the newer: its card is kept
+
+
+def test_a_cookie_planted_before_log_in_does_not_become_the_account(
+    client: TestClient, db: Session
+) -> None:
+    sign_up(client)
+    log_out(client)
+    client.get("/")
+    planted = dict(client.cookies)  # an attacker's own guest session, planted in the victim's
+    log_in(client)
+    attacker = TestClient(client.app, cookies=planted)
+    assert "ada@example.com" not in attacker.get("/").text
+    assert attacker.get("/api/attempts").json()["total"] == 0
+
+
+def test_logging_out_leaves_a_new_guest_with_nothing(client: TestClient, learner: Browser) -> None:
+    sign_up(client)
+    learner.answer(LESSON, "lr-purpose", 3)
+    log_out(client)
+    assert client.get("/api/attempts").json()["total"] == 0
+    assert "Nothing yet" in client.get("/history").text
+    log_in(client)
+    assert client.get("/api/attempts").json()["total"] == 1

@@ -1,0 +1,261 @@
+"""Practice, spaced review, progress and history — scheduled from what really happened."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.bank.files import read_bank
+from app.bank.schema import ChoiceQuestion, Difficulty, Mode
+from app.learning import review
+from app.models import Attempt, LearnerVariant, Reveal, ReviewCard, utcnow
+from tests.conftest import CSRF_RE, QUESTIONS, Learner, right_answer
+
+LESSON = "lr-schedulers"
+BANK = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
+EASY_CHOICE = "lr-purpose"  # right answer: 3
+WRONG = {"lr-purpose": 0, "lr-steplr-syntax": 1}
+VARIED_OUTPUT = "lr-output-steplr-calls"
+
+
+def _card(db: Session, question_id: str) -> ReviewCard:
+    db.rollback()
+    card = db.scalars(select(ReviewCard).where(ReviewCard.question_id == question_id)).one()
+    return card
+
+
+def _last_attempt(db: Session) -> Attempt:
+    db.rollback()
+    return db.scalars(select(Attempt).order_by(Attempt.id.desc())).first()  # type: ignore[return-value]
+
+
+def _let_days_pass(db: Session, days: int) -> None:
+    """Move everything the learner did `days` into the past: cards fall due, help seen
+    becomes old."""
+    day = timedelta(days=days)
+    for card in db.scalars(select(ReviewCard)):
+        card.due -= day
+        card.card = {
+            **card.card,
+            "due": card.due.isoformat(),
+            "last_review": (datetime.fromisoformat(card.card["last_review"]) - day).isoformat(),
+        }
+    for row in [*db.scalars(select(Attempt)), *db.scalars(select(Reveal))]:
+        row.created_at -= day
+    db.commit()
+
+
+# --- the rating -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("correct", "assisted", "seconds", "rating"),
+    [
+        (False, False, 5, review.Rating.Again),
+        (False, True, 5, review.Rating.Again),
+        (True, True, 5, review.Rating.Hard),
+        (True, False, None, review.Rating.Good),
+        (True, False, 5, review.Rating.Easy),  # under half the 20 s an easy choice takes
+        (True, False, 15, review.Rating.Good),
+        (True, False, 61, review.Rating.Hard),  # over three times as long
+    ],
+)
+def test_the_rating_comes_from_what_happened(
+    correct: bool, assisted: bool, seconds: int | None, rating: review.Rating
+) -> None:
+    question = BANK[EASY_CHOICE]
+    assert question.difficulty is Difficulty.EASY and isinstance(question, ChoiceQuestion)
+    got = review.rate(
+        question=question,
+        correct=correct,
+        assisted=assisted,
+        time_taken_ms=None if seconds is None else seconds * 1000,
+    )
+    assert got is rating
+
+
+def test_a_wrong_answer_comes_back_tomorrow_a_right_one_later(
+    learner: Learner, db: Session
+) -> None:
+    learner.answer(LESSON, "lr-steplr-syntax", WRONG["lr-steplr-syntax"])
+    wrong = _card(db, "lr-steplr-syntax")
+    assert _last_attempt(db).rating == review.Rating.Again
+    assert timedelta(hours=23) < wrong.due - utcnow() <= timedelta(days=1)
+
+    learner.answer(LESSON, EASY_CHOICE, 3)  # quickly, no help
+    right = _card(db, EASY_CHOICE)
+    assert _last_attempt(db).rating == review.Rating.Easy
+    assert right.due - utcnow() > timedelta(days=7)
+
+
+def test_a_hint_makes_a_right_answer_hard_and_it_comes_back_sooner(
+    learner: Learner, db: Session
+) -> None:
+    learner.ask_hint(LESSON, EASY_CHOICE)
+    learner.answer(LESSON, EASY_CHOICE, 3)
+    attempt = _last_attempt(db)
+    assert attempt.correct and attempt.hint_seen and attempt.rating == review.Rating.Hard
+    assert _card(db, EASY_CHOICE).due - utcnow() <= timedelta(days=1)
+
+
+def test_answering_again_after_seeing_the_solution_is_hard(learner: Learner, db: Session) -> None:
+    learner.answer(LESSON, EASY_CHOICE, WRONG[EASY_CHOICE])
+    learner.answer(LESSON, EASY_CHOICE, 3)  # right — but the solution was just on screen
+    assert _last_attempt(db).rating == review.Rating.Hard
+    assert _card(db, EASY_CHOICE).reviews == 2
+
+
+def test_the_due_queue_asks_a_fresh_variant(
+    client: TestClient, learner: Learner, app: FastAPI, db: Session
+) -> None:
+    learner.answer(LESSON, EASY_CHOICE, 3)
+    html = learner.open_question(LESSON, VARIED_OUTPUT)
+    csrf = CSRF_RE.search(html).group(1)  # type: ignore[union-attr]
+    client.post(
+        f"/patterns/{LESSON}/questions/{VARIED_OUTPUT}/answer",
+        data={"csrf_token": csrf, "answer": "1.0"},
+    )
+    assert "Nothing due now" in client.get("/").text
+
+    _let_days_pass(db, 9)  # the right answer was easy: due in 8 days; the wrong one tomorrow
+    home = client.get("/").text
+    assert "Start reviewing" in home and "2 due for review" in home
+    queue = client.get("/api/review").json()
+    assert {item["question_id"] for item in queue} == {EASY_CHOICE, VARIED_OUTPUT}
+
+    db.rollback()
+    before = db.scalars(select(LearnerVariant.variant_index)).one()
+    page = client.post(f"/review/{VARIED_OUTPUT}", data={"csrf_token": csrf})
+    assert page.url.path == f"/patterns/{LESSON}/questions/{VARIED_OUTPUT}"
+    db.rollback()
+    after = db.scalars(select(LearnerVariant.variant_index)).one()
+    assert after != before
+
+    # answering it right takes it off the queue, for longer than a day
+    question = client.get(f"/api/questions/{VARIED_OUTPUT}").json()
+    key = right_answer(app, VARIED_OUTPUT, question["version"], question["variant"])
+    answered = client.post(
+        f"/api/questions/{VARIED_OUTPUT}/attempts", json={"answer": key, "time_taken_ms": 20_000}
+    )
+    assert answered.json()["correct"] is True
+    assert [item["question_id"] for item in client.get("/api/review").json()] == [EASY_CHOICE]
+    assert _card(db, VARIED_OUTPUT).due - utcnow() > timedelta(days=1)
+
+
+def test_the_review_api_moves_to_a_fresh_variant(client: TestClient) -> None:
+    first = client.get(f"/api/questions/{VARIED_OUTPUT}").json()["variant"]
+    reviewed = client.post(f"/api/review/{VARIED_OUTPUT}", json={})
+    assert reviewed.status_code == 200 and reviewed.json()["variant"] != first
+
+
+# --- practice ---------------------------------------------------------------------------------
+
+
+def test_practice_brings_back_what_you_get_wrong_most(client: TestClient, learner: Learner) -> None:
+    learner.answer(LESSON, "lr-steplr-syntax", WRONG["lr-steplr-syntax"])
+    learner.answer(LESSON, EASY_CHOICE, WRONG[EASY_CHOICE])
+    learner.answer(LESSON, EASY_CHOICE, WRONG[EASY_CHOICE])
+    nxt = client.get(f"/patterns/{LESSON}/practice")
+    assert nxt.url.path.endswith(f"/questions/{EASY_CHOICE}")  # missed twice
+    after = client.get(f"/patterns/{LESSON}/practice?after={EASY_CHOICE}")
+    assert after.url.path.endswith("/questions/lr-steplr-syntax")
+    api = client.get(f"/api/patterns/{LESSON}/practice/next?after={EASY_CHOICE}").json()
+    assert api["id"] == "lr-steplr-syntax" and "correct" not in api
+
+
+def test_practising_right_walks_every_practice_question_easy_first(
+    client: TestClient, app: FastAPI
+) -> None:
+    practice = [q for q in BANK.values() if Mode.PRACTICE in q.modes]
+    seen: list[str] = []
+    after = None
+    for _ in practice:
+        question = client.get(
+            f"/api/patterns/{LESSON}/practice/next", params={"after": after} if after else {}
+        ).json()
+        key = right_answer(app, question["id"], question["version"], question["variant"])
+        response = client.post(f"/api/questions/{question['id']}/attempts", json={"answer": key})
+        assert response.json()["correct"], question["id"]
+        seen.append(question["id"])
+        after = question["id"]
+    assert sorted(seen) == sorted(q.id for q in practice)
+    order = [BANK[qid].difficulty for qid in seen]
+    assert order == sorted(order, key=list(Difficulty).index)
+
+
+def test_the_attempt_page_offers_practise_next(client: TestClient, learner: Learner) -> None:
+    location = learner.answer(LESSON, EASY_CHOICE, 3).headers["location"]  # type: ignore[attr-defined]
+    page = client.get(location).text
+    assert f"/patterns/{LESSON}/practice?after={EASY_CHOICE}" in page
+
+
+# --- progress and history ---------------------------------------------------------------------
+
+
+def test_mastery_grows_with_right_answers_and_weighs_hard_ones_more(
+    client: TestClient, app: FastAPI
+) -> None:
+    def mastery() -> float:
+        (progress,) = client.get("/api/progress").json()
+        return float(progress["mastery"])
+
+    assert mastery() == 0
+    easy = next(q for q in BANK.values() if q.difficulty is Difficulty.EASY and q.kind == "choice")
+    hard = next(q for q in BANK.values() if q.difficulty is Difficulty.HARD and q.kind == "choice")
+    client.post(
+        f"/api/questions/{easy.id}/attempts", json={"answer": right_answer(app, easy.id, 1, 0)}
+    )
+    after_easy = mastery()
+    client.post(
+        f"/api/questions/{hard.id}/attempts", json={"answer": right_answer(app, hard.id, 1, 0)}
+    )
+    after_hard = mastery()
+    assert 0 < after_easy < after_hard
+    assert after_hard - after_easy == pytest.approx(3 * after_easy, rel=0.01)
+    (progress,) = client.get("/api/progress").json()
+    assert (progress["seen"], progress["solved"], progress["streak_days"]) == (2, 2, 1)
+
+
+def test_a_newer_wrong_answer_lowers_mastery(client: TestClient, learner: Learner) -> None:
+    learner.answer(LESSON, EASY_CHOICE, 3)
+    high = client.get("/api/progress").json()[0]["mastery"]
+    learner.answer(LESSON, EASY_CHOICE, WRONG[EASY_CHOICE])
+    assert client.get("/api/progress").json()[0]["mastery"] < high
+
+
+def test_history_lists_every_attempt_with_its_feedback(
+    client: TestClient, learner: Learner
+) -> None:
+    learner.answer(LESSON, EASY_CHOICE, WRONG[EASY_CHOICE])
+    learner.answer(LESSON, EASY_CHOICE, 3)
+    page = client.get("/history").text
+    assert "2 answers, newest first." in page
+    assert "You chose A; the answer was D." in page and "You chose D." in page
+    api = client.get("/api/attempts").json()
+    assert [a["correct"] for a in api["attempts"]] == [True, False]
+    assert api["attempts"][1]["rating"] == review.Rating.Again
+
+
+def test_a_learner_sees_only_their_own_history(
+    learner: Learner, other_client: TestClient, client: TestClient
+) -> None:
+    location = learner.answer(LESSON, EASY_CHOICE, 3).headers["location"]  # type: ignore[attr-defined]
+    attempt_id = int(location.rsplit("/", 1)[1])
+    assert other_client.get("/api/attempts").json()["total"] == 0
+    assert "Nothing yet" in other_client.get("/history").text
+    assert other_client.get(f"/api/attempts/{attempt_id}").status_code == 404
+    assert other_client.get(location).status_code == 404
+    assert other_client.get("/api/review").json() == []
+    assert other_client.get("/api/progress").json()[0]["seen"] == 0
+    assert client.get("/api/progress").json()[0]["seen"] == 1
+
+
+def test_history_pages_are_bounded(client: TestClient) -> None:
+    assert client.get("/history?page=0").status_code == 422
+    assert client.get("/history?page=999").status_code == 200
+    assert client.get("/api/attempts?page=abc").status_code == 422
