@@ -217,6 +217,8 @@ def detect_mistake(
     # A schedule one epoch off is the likelier reading of a jump at a (wrong) milestone.
     if _shifted(want, got, step, check.tolerance):
         return MISTAKES["off-by-one"]
+    if not got[step] or not want[step] or (step and (not got[step - 1] or not want[step - 1])):
+        return None  # no param groups to read a learning rate from
     first, before = got[step][0], got[step - 1][0] if step else None
     milestones = _params(learner).get("milestones") or []
     if (
@@ -232,14 +234,28 @@ def detect_mistake(
         before is not None
         and first > before
         and want[step][0] <= want[step - 1][0]
-        and (
-            "Cosine" in (_scheduler_type(learner) or "")
-            or any("CosineAnnealingLR" in (c or "") for c in _children(learner))
-        )
+        and _cosine_in_force(learner, step)
     ):
         return MISTAKES["cosine-past-tmax"]
-
     return None
+
+
+def _cosine_in_force(run: RunResult, step: int) -> bool:
+    """Whether the LR at `step` comes from a CosineAnnealingLR past its T_max — the only way
+    a cosine rises (warm restarts rise by design, and are not this mistake)."""
+    kind, params = _scheduler_type(run), _params(run)
+    if kind == "CosineAnnealingLR":
+        t_max = params.get("T_max")
+        return isinstance(t_max, int) and step > t_max
+    if kind == "SequentialLR":
+        milestones, children = params.get("milestones"), _children(run)
+        if not isinstance(milestones, list):
+            return False
+        active = sum(
+            1 for milestone in milestones if isinstance(milestone, int) and milestone <= step
+        )
+        return active < len(children) and children[active] == "CosineAnnealingLR"
+    return False
 
 
 def _params(run: RunResult) -> dict[str, object]:

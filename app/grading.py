@@ -167,11 +167,22 @@ def expected_output(question: OutputQuestion, run: RunResult) -> str:
     return (text or "").strip()
 
 
+def _valid_text(text: str) -> str:
+    """`text`, if it is text that can be stored and shown (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(
+            "answer contains characters that are not valid text", field="answer"
+        ) from None
+    return text
+
+
 def parse_output_answer(raw: Any) -> str:
     """An output answer is text (a bare number is accepted too)."""
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise Invalid("answer must be the text the code prints", field="answer")
-    text = str(raw).strip()
+    text = _valid_text(str(raw)).strip()
     if not text:
         raise Invalid("Type what the code prints before submitting.", field="answer")
     if len(text) > MAX_ANSWER_LENGTH:
@@ -273,12 +284,19 @@ def grade(question: Question, raw_answer: Any) -> Grade:
 # --- code questions -----------------------------------------------------------------------------
 
 
-def parse_code_answer(raw: Any, *, limit: int) -> str:
+MAX_CODE_CHARS = 20_000  # a learner's code, in characters
+MAX_CODE_BYTES = 60_000  # …and in UTF-8 bytes, under the sandbox's 64 KiB job limit
+
+
+def parse_code_answer(raw: Any) -> str:
     """A code answer is the text of the code, not empty and not huge."""
     if not isinstance(raw, str) or not raw.strip():
         raise Invalid("Write some code before submitting.", field="answer")
-    if len(raw) > limit:
-        raise Invalid(f"Your code is longer than {limit} characters.", field="answer")
+    if len(raw) > MAX_CODE_CHARS or len(_valid_text(raw).encode()) > MAX_CODE_BYTES:
+        raise Invalid(
+            f"Your code is longer than {MAX_CODE_CHARS} characters ({MAX_CODE_BYTES // 1000} kB).",
+            field="answer",
+        )
     return raw.replace("\r\n", "\n")
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib.metadata import version
+from typing import Annotated
 
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Executable, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -59,9 +61,6 @@ def job_for(question: OutputQuestion, variant: int, *, timeout_s: float) -> Job:
         expression=expression and variants.render_code(expression, values),
         timeout_s=timeout_s,
     )
-
-
-MAX_CODE_CHARS = 20_000  # a learner's answer; the sandbox takes 64 KiB of code at most
 
 
 def code_job(question: CodeQuestion, code: str, *, timeout_s: float) -> Job:
@@ -121,7 +120,7 @@ class QuestionRuns:
     def submit(self, question: OutputQuestion, variant: int) -> tuple[str, Future[RunResult]]:
         """Start running a variant; its key and a future result."""
         if self.sandbox is None:
-            raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
+            raise SandboxUnavailable.switched_off()
         job = job_for(question, variant, timeout_s=self.timeout_s)
         return run_key(job.code, job.expression), self.sandbox.submit(job)
 
@@ -161,7 +160,7 @@ class QuestionRuns:
         if (result := stored(session, key)) is not None:
             return Run(key, result), False
         if self.sandbox is None:
-            raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
+            raise SandboxUnavailable.switched_off()
         session.commit()
         result = self.sandbox.run(job)
         if result.status not in CACHEABLE:
@@ -175,5 +174,68 @@ class QuestionRuns:
     def learner(self, question: CodeQuestion, code: str) -> RunResult:
         """Run a learner's code for a code question (never stored: answers vary)."""
         if self.sandbox is None:
-            raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
-        return self.sandbox.run(code_job(question, code, timeout_s=self.timeout_s))
+            raise SandboxUnavailable.switched_off()
+        result = self.sandbox.run(code_job(question, code, timeout_s=self.timeout_s))
+        return trusted_code_run(result, question.check.epochs * question.check.steps_per_epoch)
+
+
+# --- what a learner's code run may claim --------------------------------------------------------
+#
+# The learner's code runs in the same process as the harness that reports on it, so it can
+# forge the report: its shape is checked, and everything that is stored or shown is bounded.
+
+MAX_PARAM_GROUPS = 64
+MAX_WARNINGS = 20
+MAX_MESSAGE_CHARS = 2000
+Plain = bool | int | float | str
+
+
+class SchedulerInfo(BaseModel):
+    """What the harness says `scheduler` is."""
+
+    type: str = Field(max_length=200)
+    params: dict[str, Plain | list[Plain]] = Field(default_factory=dict, max_length=200)
+
+
+class CodeRunData(BaseModel):
+    """What a code question's run recorded: the LRs at every step, and the scheduler."""
+
+    trajectory: list[Annotated[list[float], Field(max_length=MAX_PARAM_GROUPS)]]
+    scheduler: SchedulerInfo | None = None
+
+
+def trusted_code_run(result: RunResult, steps: int) -> RunResult:
+    """A learner's code run as grading may use it: its data in the expected shape (else the
+    run counts as crashed), at most one step more than the check takes, a bounded number of
+    bounded warnings and messages."""
+    warnings = [
+        replace(w, message=w.message[:MAX_MESSAGE_CHARS]) for w in result.warnings[:MAX_WARNINGS]
+    ]
+    error = result.error and replace(
+        result.error,
+        message=result.error.message[:MAX_MESSAGE_CHARS],
+        traceback=result.error.traceback[-MAX_MESSAGE_CHARS:],
+    )
+    data = result.data
+    if data is not None:
+        trajectory = data.get("trajectory")
+        try:
+            parsed = CodeRunData.model_validate(
+                {
+                    **data,
+                    "trajectory": trajectory[: steps + 1]
+                    if isinstance(trajectory, list)
+                    else trajectory,
+                }
+            )
+        except ValidationError:
+            return replace(
+                result,
+                status=Verdict.CRASHED,
+                data=None,
+                error=error,
+                warnings=warnings,
+                detail="its report of what happened was malformed",
+            )
+        data = parsed.model_dump()
+    return replace(result, data=data, error=error, warnings=warnings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,8 +72,8 @@ def test_the_reference_passes_and_every_self_test_is_judged_as_written(
         assert verdict.correct is test.correct, (test.why, verdict.message)
         if not test.correct:
             assert verdict.divergence == test.divergence, (test.why, verdict.message)
-            if test.mistake:
-                assert verdict.mistake is codecheck.MISTAKES[test.mistake], test.why
+            named = next((k for k, m in codecheck.MISTAKES.items() if m is verdict.mistake), None)
+            assert named == test.mistake, (test.why, named)
 
 
 # --- grading through the API ----------------------------------------------------------------
@@ -227,8 +228,10 @@ def _run(
     kind: str = "LambdaLR",
     warnings: Sequence[str] = (),
     milestones: Sequence[int] = (),
+    **more: Any,
 ) -> RunResult:
     params = {"milestones": list(milestones)} if milestones else {}
+    params.update(more)
     return RunResult(
         Verdict.OK,
         data={"trajectory": [[lr] for lr in lrs], "scheduler": {"type": kind, "params": params}},
@@ -257,7 +260,38 @@ def _run(
             {"kind": "SequentialLR", "milestones": [3]},
             None,
         ),
-        ([1, 0.5, 0, 0], [1, 0.5, 0, 0.5], {"kind": "CosineAnnealingLR"}, "cosine-past-tmax"),
+        (
+            [1, 0.5, 0, 0],
+            [1, 0.5, 0, 0.5],
+            {"kind": "CosineAnnealingLR", "T_max": 2},
+            "cosine-past-tmax",
+        ),
+        (  # a rise, but not from a cosine: warm restarts rise by design
+            [1, 0.5, 0, 0],
+            [1, 0.5, 0, 0.5],
+            {"kind": "CosineAnnealingWarmRestarts", "T_0": 2},
+            None,
+        ),
+        (  # a rise in a SequentialLR while its ConstantLR runs, not its cosine
+            [1, 0.5, 0, 0, 0],
+            [1, 0.5, 0, 0, 1],
+            {
+                "kind": "SequentialLR",
+                "milestones": [3],
+                "child_types": ["CosineAnnealingLR", "ConstantLR"],
+            },
+            None,
+        ),
+        (
+            [1, 0.5, 0, 0, 0],
+            [1, 0.5, 0, 0.5, 0],
+            {
+                "kind": "SequentialLR",
+                "milestones": [4],
+                "child_types": ["CosineAnnealingLR", "ConstantLR"],
+            },
+            "cosine-past-tmax",
+        ),
         ([1, 1, 1, 0.1, 0.1, 0.1], [1, 1, 0.1, 0.1, 0.1, 0.1], {}, "off-by-one"),
         ([1, 1, 1, 0.1, 0.1, 0.1], [1, 1, 1, 1, 0.1, 0.1], {}, "off-by-one"),
         ([1, 1, 1, 0.1, 0.1, 0.1], [1, 1, 1, 0.5, 0.5, 0.5], {}, None),
@@ -299,3 +333,90 @@ def test_other_checks() -> None:
     )
     assert codecheck.judge(obj, want, same).correct
     assert "should be 3" in codecheck.judge(obj, want, other).message
+
+
+# --- what the review of the first version found -------------------------------------------------
+
+
+def test_a_scheduler_on_the_learners_own_optimizer_is_driven_through_it(
+    client: TestClient,
+) -> None:
+    body = _attempt(
+        client,
+        STEPLR,
+        """
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    """,
+    )
+    assert body["correct"] is True, body["feedback"]["message"]
+    assert body["feedback"]["mistake"] is None
+
+
+FORGE = """
+import json, os, struct, sys
+frame = sys._getframe()
+while 'token' not in frame.f_locals:
+    frame = frame.f_back
+token = frame.f_locals['token']
+result = {{'status': 'ok', 'token': token, 'data': {data}, 'warnings': {warnings}}}
+body = json.dumps(result).encode()
+os.write(4, struct.pack('>I', len(body)) + body)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "{'trajectory': [['x']]}",
+        "{'trajectory': [0.1] * 30}",
+        "{'trajectory': 'lots'}",
+        "{'trajectory': [[0.1]], 'scheduler': {'type': 5}}",
+        "{'trajectory': [[0.1] * 1000]}",
+    ],
+)
+def test_a_forged_report_counts_as_a_crash(client: TestClient, data: str) -> None:
+    body = _attempt(client, STEPLR, FORGE.format(data=data, warnings="[]"))
+    assert body["correct"] is False
+    assert body["feedback"]["verdict"] == "crashed"
+
+
+def test_what_a_forged_report_may_store_is_bounded(client: TestClient, db: Session) -> None:
+    warnings = "[{'category': 'UserWarning', 'message': 'w' * 5000, 'line': None}] * 200"
+    data = "{'trajectory': [[0.1]] * 400_000}"
+    body = _attempt(client, STEPLR, FORGE.format(data=data, warnings=warnings))
+    assert body["correct"] is False
+    feedback = body["feedback"]
+    assert len(feedback["learner_lrs"]) == 13  # the check's 12 steps, and one too many
+    assert len(feedback["warnings"]) == 20
+    assert all(len(w["message"]) <= 2000 for w in feedback["warnings"])
+    db.rollback()
+    (stored,) = db.scalars(select(Attempt.feedback)).all()
+    assert len(json.dumps(stored)) < 100_000
+
+
+def test_clearing_the_param_groups_is_a_wrong_answer_not_a_500(client: TestClient) -> None:
+    body = _attempt(
+        client,
+        STEPLR,
+        """
+        scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+        optimizer.param_groups.clear()
+    """,
+    )
+    assert body["correct"] is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [json.dumps({"answer": "😀" * 19_990}), '{"answer": "x = \'\\ud800\'"}'],
+    ids=["over 60 kB of UTF-8", "a lone surrogate"],
+)
+def test_answers_that_cannot_be_run_are_422(client: TestClient, body: str) -> None:
+    response = client.post(
+        f"/api/questions/{STEPLR}/attempts",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422 and response.json()["field"] == "answer"

@@ -233,6 +233,21 @@ ATTACKS: list[tuple[str, str, Verdict]] = [
      """,
         V.CRASHED,
     ),
+    (
+        "a tokened result that parses but nests too deep to send on",
+        """
+        import json, os, struct, sys
+        frame = sys._getframe()
+        while 'token' not in frame.f_locals:
+            frame = frame.f_back
+        deep = '[' * 980 + ']' * 980
+        token = json.dumps(frame.f_locals['token'])
+        body = ('{"status": "ok", "token": %s, "data": {"x": %s}}' % (token, deep)).encode()
+        os.write(4, struct.pack('>I', len(body)) + body)
+        os._exit(0)
+     """,
+        V.CRASHED,
+    ),
 ]
 
 

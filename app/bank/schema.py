@@ -300,7 +300,9 @@ class SelfTest(StrictModel):
         default=None, description="Wrong answers: the epoch (from 0) where it must first differ."
     )
     mistake: MistakeName | None = Field(
-        default=None, description="Wrong answers: the known mistake it must be diagnosed as."
+        default=None,
+        description="Wrong answers: the known mistake it must be diagnosed as (none: it "
+        "must not be diagnosed as any).",
     )
     why: str | None = Field(default=None, description="For instructors: what this answer shows.")
 

@@ -239,7 +239,7 @@ def _self_test_problems(
             problems.append(
                 (index, f"it first differs at epoch {verdict.divergence}, not {test.divergence}")
             )
-        elif not test.correct and test.mistake is not None and mistake != test.mistake:
+        elif not test.correct and mistake != test.mistake:
             problems.append(
                 (index, f"it is diagnosed as {mistake or 'no known mistake'}, not {test.mistake}")
             )

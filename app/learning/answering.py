@@ -22,7 +22,7 @@ from app.learning import review
 from app.learning.learners import Visitor, ensure_learner
 from app.learning.progress import QuestionState, question_states
 from app.models import Attempt, Learner, LearnerVariant, Reveal, utcnow
-from app.runs import MAX_CODE_CHARS, QuestionRuns, Run, store, stored
+from app.runs import QuestionRuns, Run, store, stored
 from app.sandbox.client import SandboxUnavailable
 from app.sandbox.protocol import RunResult
 from app.traces.charts import Chart, comparison_chart
@@ -187,7 +187,7 @@ def _grade_output(
 
 
 def _grade_code(session: Session, q: CodeQuestion, answer: object, runs: QuestionRuns) -> Graded:
-    code = grading.parse_code_answer(answer, limit=MAX_CODE_CHARS)
+    code = grading.parse_code_answer(answer)
     reference, fresh = runs.reference(session, q)
     session.commit()  # end the read: no connection or snapshot is held while code runs
     learner_run = runs.learner(q, code)
@@ -401,8 +401,11 @@ def attempt_details(session: Session, attempt: Attempt) -> Recorded:
     if isinstance(feedback, grading.OutputFeedback):
         return Recorded(attempt, shown(version, feedback.variant), feedback, run)
     chart = None
-    if feedback.learner_lrs:
-        chart = comparison_chart(feedback.target_lrs, feedback.learner_lrs, feedback.divergence)
+    if feedback.learner_lrs and isinstance(version, CodeQuestion):
+        unit = "epoch" if version.check.steps_per_epoch == 1 else "step"
+        chart = comparison_chart(
+            feedback.target_lrs, feedback.learner_lrs, feedback.divergence, unit=unit
+        )
     return Recorded(attempt, version, feedback, run, chart)
 
 

@@ -35,7 +35,7 @@ from app.learning import answering
 from app.learning.answering import Recorded
 from app.learning.learners import Visitor, ensure_learner
 from app.models import Attempt, Exam, ExamItem, Learner, Pattern, utcnow
-from app.runs import MAX_CODE_CHARS, QuestionRuns, stored
+from app.runs import QuestionRuns, stored
 from app.sandbox.protocol import RunResult
 
 # How many questions of each difficulty a test draws; a pattern with fewer of one difficulty
@@ -227,7 +227,7 @@ def _checked_answer(question: Question, answer: object) -> object:
     if isinstance(question, ChoiceQuestion):
         return grading.parse_choice(question, answer)
     if isinstance(question, CodeQuestion):
-        return grading.parse_code_answer(answer, limit=MAX_CODE_CHARS)
+        return grading.parse_code_answer(answer)
     return grading.parse_output_answer(answer)
 
 

@@ -24,6 +24,12 @@ from app.templating import render
 
 router = APIRouter(include_in_schema=False)
 
+NOTHING_GIVEN = {
+    "choice": "Pick one of the choices before submitting.",
+    "output": "Type what the code prints before submitting.",
+    "code": "Write some code before submitting.",
+}
+
 
 def _shown_token(request: Request, page: answering.QuestionPage) -> str:
     """Signs which question and variant the page showed, and when."""
@@ -116,7 +122,7 @@ def answer(
     variant, time_taken_ms = _read_shown_token(request, shown_at, question.id)
     try:
         if answer is None:
-            raise Invalid("Pick one of the choices before submitting.", field="answer")
+            raise Invalid(NOTHING_GIVEN[question.question.kind], field="answer")
         recorded = answering.record_attempt(
             session,
             visitor=visitor,

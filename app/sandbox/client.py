@@ -44,6 +44,11 @@ RUNNER_ENV = {
 class SandboxUnavailable(Busy):
     """The runner cannot run code on this machine, or could not start."""
 
+    @classmethod
+    def switched_off(cls) -> SandboxUnavailable:
+        """The error for a server that runs no code (sandbox_mode = off)."""
+        return cls("Running code is switched off on this server.", retry_after=60)
+
 
 def read_only_paths() -> list[str]:
     """What a child may read: the interpreter, its packages and the system libraries."""

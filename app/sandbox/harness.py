@@ -29,7 +29,7 @@ from app.traces import training
 SNIPPET = "<snippet>"  # the code under test: a snippet, or a learner's answer
 EXPRESSION = "<expression>"
 SETUP = "<setup>"  # a code question's given code, run before the learner's
-MAX_TRACE_EVENTS = 5000  # a 1000-epoch scheduler run is 2000 events
+MAX_TRACE_EVENTS = 10_100  # a 5000-step loop check is 10,000 events; a little more
 MAX_MESSAGE = 2000  # characters of an exception or warning message kept
 
 
@@ -302,7 +302,10 @@ def _drive(scheduler: Any, optimizer: Any, check: dict[str, Any]) -> list[list[f
     """Step `scheduler` as a training loop would: for every step, the LRs in force, then
     optimizer.step(), then scheduler.step() (ReduceLROnPlateau: once an epoch, fed the
     check's metric)."""
-    optimizer = optimizer if optimizer is not None else scheduler.optimizer
+    # The optimizer the scheduler drives — the learner may have made their own.
+    optimizer = getattr(scheduler, "optimizer", None) or optimizer
+    if optimizer is None:
+        raise TypeError("`scheduler` has no optimizer: create it with one")
     plateau = isinstance(scheduler, lr_scheduler.ReduceLROnPlateau)
     metrics = check.get("metrics") or [1.0]
     trajectory = []

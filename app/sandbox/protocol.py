@@ -152,7 +152,12 @@ def encode(message: Any) -> bytes:
 
 def write_frame(fd: int, message: Any) -> None:
     """Write one whole frame to a blocking file descriptor."""
-    data = memoryview(encode(message))
+    write_all(fd, encode(message))
+
+
+def write_all(fd: int, frame: bytes) -> None:
+    """Write all of `frame` to a blocking file descriptor."""
+    data = memoryview(frame)
     while data:
         written = os.write(fd, data)
         data = data[written:]

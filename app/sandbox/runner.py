@@ -35,12 +35,14 @@ from app.sandbox.protocol import (
     Verdict,
     encode,
     read_frame,
+    write_all,
     write_frame,
 )
 
 RESULT_ADAPTER = TypeAdapter(RunResult)
 READY = b"R"  # a child writes this once it is locked down and waiting for its job
 MAX_RESULT_BYTES = 4 * 1024 * 1024
+MAX_RESULT_DEPTH = 32  # nesting of a result's JSON; ours is at most 6 deep
 CHILD_SETUP_FAILED = 70  # exit code of a child whose lockdown failed (a runner problem)
 MAX_SETUP_FAILURES = 5  # consecutive failed lockdowns before the runner gives up
 # What a child may report about itself; the rest only the runner decides.
@@ -111,11 +113,27 @@ def _single_result(data: bytearray, token: str) -> RunResult | None:
         claimed = json.loads(bytes(data[HEADER.size :]))
         if not isinstance(claimed, dict) or claimed.pop("token", None) != token:
             return None
+        if _too_deep(claimed, MAX_RESULT_DEPTH):
+            return None  # it would not survive being encoded again for the web app
         # Types checked too: a result's numbers are graded, so a string where a float
         # belongs is no result at all.
         return RESULT_ADAPTER.validate_python(claimed)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None  # anything a child can write must not take the runner down
+
+
+def _too_deep(value: object, limit: int) -> bool:
+    """Whether JSON-like `value` nests deeper than `limit` (walked without recursion)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _vm_size() -> int:
@@ -369,7 +387,12 @@ class Runner:
     def respond(self, slot: Slot, result: RunResult) -> None:
         """Send a job's result to the web app; the slot's child is done with it."""
         assert slot.job_id is not None
-        write_frame(self.results_fd, {"id": slot.job_id, "result": result.to_json()})
+        try:
+            frame = encode({"id": slot.job_id, "result": result.to_json()})
+        except (ValueError, TypeError, RecursionError):  # a child's result we cannot send
+            unsent = RunResult(Verdict.CRASHED, detail="its result could not be read")
+            frame = encode({"id": slot.job_id, "result": unsent.to_json()})
+        write_all(self.results_fd, frame)
         slot.job_id = None
         slot.answered = True
         slot.ready = False  # this child is spent; its successor reports ready itself
