@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -62,7 +64,10 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
     )
     app.state.auth_limits = AuthLimits.from_settings(settings)
+    # Playground runs may use half the sandbox's slots at most: the rest stay for grading.
+    app.state.playground_gate = threading.BoundedSemaphore(max(1, settings.sandbox_slots // 2))
     app.state.templates = make_templates()
+    app.state.trace_pages = OrderedDict()  # rendered trace pages, see app.routes.traces
     app.state.url_paths = {}  # route lookups for templates' url_for, see app.templating
     signing_key = settings.signing_key()
     app.state.shown_at_signer = TimestampSigner(signing_key, salt="tracewise.question-shown-at")

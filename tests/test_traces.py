@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -246,6 +247,31 @@ def test_every_scheduler_runs_and_matches_torchs_own_sequence(
             "step_size is required",
         ),
         ({"scheduler": "ConstantLR", "params": {"factor": 2.0}}, "params", "torch refused"),
+        (
+            {"scheduler": "MultiStepLR", "params": {"milestones": [1.5, 2]}},
+            "params.milestones",
+            "whole numbers",
+        ),
+        (
+            {"scheduler": "MultiStepLR", "params": {"milestones": [True, 2]}},
+            "params.milestones",
+            "whole numbers",
+        ),
+        ({"scheduler": "ExponentialLR", "params": {"gamma": [0.5]}}, "params.gamma", "number"),
+        (
+            {
+                "scheduler": "SequentialLR",
+                "params": {
+                    "milestones": [3],
+                    "schedulers": [
+                        {"scheduler": "StepLR", "params": {"step_size": 2}},
+                        {"scheduler": "ExponentialLR", "params": [1]},
+                    ],
+                },
+            },
+            "params.schedulers.1.params",
+            "must be an object",
+        ),
     ],
 )
 def test_invalid_parameters_are_422_naming_the_parameter(
@@ -321,6 +347,38 @@ def test_sequential_lr_restarts_the_second_scheduler_in_the_playground(
     assert [e["lr"] for e in api["epochs"]] == [0.05, 0.05, 0.05, 0.1, 0.1, 0.05, 0.05, 0.025]
 
 
+def test_a_playground_epoch_count_that_is_not_a_number_is_a_form_error(
+    client: TestClient,
+) -> None:
+    page = client.get(f"/patterns/{LESSON}/playground?run=1&scheduler=StepLR&epochs=%C2%B2")
+    assert page.status_code == 422 and "must be a whole number" in page.text
+
+
+def test_cyclic_schedulers_leave_the_lessons_momentum_alone(client: TestClient) -> None:
+    for scheduler in ("OneCycleLR", "CyclicLR"):
+        html = client.get(f"/patterns/{LESSON}/playground?scheduler={scheduler}").text
+        select = html.split('name="p.cycle_momentum"')[1].split("</select>")[0]
+        assert '<option value="false" selected>' in select, scheduler
+
+
+def test_a_playground_flood_gets_503_before_it_can_starve_grading(
+    client: TestClient, app: FastAPI
+) -> None:
+    gate = app.state.playground_gate
+    taken = 0
+    while gate.acquire(blocking=False):  # every playground place busy with someone's run
+        taken += 1
+    try:
+        refused = _play(client, "ExponentialLR", params={"gamma": 0.123})
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        assert "playground is busy" in refused.json()["detail"]
+        assert taken >= 1
+    finally:
+        for _ in range(taken):
+            gate.release()
+    assert _play(client, "ExponentialLR", params={"gamma": 0.123}).status_code == 200
+
+
 # --- pure parts -----------------------------------------------------------------------------
 
 
@@ -362,9 +420,11 @@ def test_the_learning_rate_is_drawn_as_a_staircase() -> None:
         y_from_zero=True,
     )
     (line,) = chart.lines
-    commands = line.path.split()
-    assert len(commands) == 5  # 1→2 flat, 2→3 flat, then down at 3
-    assert commands[3].split(",")[1] == commands[2].split(",")[1]  # flat before the drop
+    points = [tuple(float(v) for v in c[1:].split(",")) for c in line.path.split()]
+    assert len(points) == 6  # 1→2 flat, 2→3 flat, down at 3, and epoch 3 held to 4
+    assert points[3][1] == points[2][1]  # flat before the drop
+    widths = [points[i + 1][0] - points[i][0] for i in (0, 2, 4)]
+    assert max(widths) - min(widths) < 0.5  # every epoch as wide, the last one too
 
 
 def test_the_web_process_never_imports_torch(tmp_path: Path, template_db: Path) -> None:
@@ -392,13 +452,12 @@ def test_the_web_process_never_imports_torch(tmp_path: Path, template_db: Path) 
 def test_a_trace_missing_from_the_store_is_recorded_on_first_view(
     client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.routes import traces as routes
     from app.traces import service
 
     db.execute(delete(Trace))
     db.commit()
     monkeypatch.setattr(service, "_views", {})
-    monkeypatch.setattr(routes, "_PAGES", {})
+    client.app.state.trace_pages.clear()  # type: ignore[attr-defined]
     assert client.get(f"/patterns/{LESSON}/trace").status_code == 200
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Trace)) == 1

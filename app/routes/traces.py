@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -25,8 +26,6 @@ router = APIRouter()
 MAX_CACHED_PAGES = 256  # rendered trace pages kept (one per pattern and host), ~20 KiB each
 CSRF_HOLE = secrets.token_hex(16)  # stands for the visitor's CSRF token in a cached page
 ACCOUNT_HOLE = secrets.token_hex(16)  # stands for the header's "logged in as" in a cached page
-_PAGES: dict[tuple[Any, ...], str] = {}
-FIRST, SECOND = "first", "second"  # SequentialLR's two schedulers in the playground form
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -36,8 +35,12 @@ class EpochOut(BaseModel):
     """One epoch (LR-only: one step)."""
 
     epoch: int
-    lr: float = Field(description="The learning rate in force during this epoch.")
-    lr_after: float = Field(description="The learning rate after this epoch's scheduler.step().")
+    lr: float | None = Field(
+        description="The learning rate in force during this epoch (null if not finite)."
+    )
+    lr_after: float | None = Field(
+        description="The learning rate after this epoch's scheduler.step() (null if not finite)."
+    )
     train_loss: float | None = None
     test_loss: float | None = None
     test_accuracy: float | None = None
@@ -102,12 +105,21 @@ def get_trace(
     dependencies=[JsonRequestDep],
 )
 def playground_api(
-    session: SessionDep, sandbox: SandboxDep, settings: SettingsDep, body: PlaygroundRequest
+    request: Request,
+    session: SessionDep,
+    sandbox: SandboxDep,
+    settings: SettingsDep,
+    body: PlaygroundRequest,
 ) -> TraceOut:
     """Run (or fetch the stored run of) a scheduler on the pattern's pipeline, or alone."""
     pattern = _first_pipeline(session, body.pattern)
     trace = playground.run_playground(
-        session, sandbox, pattern, body, timeout_s=settings.sandbox_timeout_s
+        session,
+        sandbox,
+        pattern,
+        body,
+        timeout_s=settings.sandbox_timeout_s,
+        gate=request.app.state.playground_gate,
     )
     return _trace_out(trace)
 
@@ -146,7 +158,8 @@ async def trace_page(
         tuple((q.id, q.version) for q in quiz),
         str(request.base_url),
     )
-    html = _PAGES.get(key)
+    pages: OrderedDict[tuple[Any, ...], str] = request.app.state.trace_pages
+    html = pages.get(key)
     if html is None:
         html = render_fragment(
             request,
@@ -160,9 +173,11 @@ async def trace_page(
                 "account_nav": ACCOUNT_HOLE,
             },
         )
-        if len(_PAGES) >= MAX_CACHED_PAGES:
-            _PAGES.clear()
-        _PAGES[key] = html
+        pages[key] = html
+        if len(pages) > MAX_CACHED_PAGES:  # the least recently used goes (a page per Host
+            pages.popitem(last=False)  # header: a client inventing hosts evicts only its own)
+    else:
+        pages.move_to_end(key)
     account_nav = render_fragment(request, "_account_nav.html", {})
     return HTMLResponse(
         html.replace(ACCOUNT_HOLE, account_nav).replace(CSRF_HOLE, csrf_token(request))
@@ -180,7 +195,12 @@ def playground_page(
     """Pick a scheduler and its parameters; see its real LR, loss and accuracy curves over the
     lesson's. The form uses GET, so every state is a URL."""
     page = playground.playground_page(
-        session, sandbox, pattern, request.query_params, timeout_s=settings.sandbox_timeout_s
+        session,
+        sandbox,
+        pattern,
+        request.query_params,
+        timeout_s=settings.sandbox_timeout_s,
+        gate=request.app.state.playground_gate,
     )
     return render(
         request,

@@ -109,7 +109,10 @@ def line_chart(
     y_from_zero: bool = False,
 ) -> Chart:
     """Scale `series` into a chart with labelled, rounded ticks on both axes."""
-    xs = [x for s in series for x, _ in s.points] or [0.0, 1.0]
+    # A step series holds its last value for one more unit: the last epoch has a width too.
+    xs = [x for s in series for x, _ in s.points]
+    xs += [s.points[-1][0] + 1 for s in series if s.step and s.points]
+    xs = xs or [0.0, 1.0]
     ys = [y for s in series for _, y in s.points if math.isfinite(y)] or [0.0, 1.0]
     x_low, x_high = min(xs), max(xs)
     y_ticks = nice_ticks(0.0 if y_from_zero else min(ys), max(ys))
@@ -130,7 +133,9 @@ def line_chart(
             stepped: list[tuple[float, float]] = []
             for (x, y), (next_x, _) in itertools.pairwise(points):
                 stepped += [(x, y), (next_x, y)]
-            points = [*stepped, points[-1]] if points else points
+            if points:
+                last_x, last_y = points[-1]
+                points = [*stepped, (last_x, last_y), (last_x + 1, last_y)]
         path = " ".join(
             f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(y):.1f}" for i, (x, y) in enumerate(points)
         )
@@ -211,8 +216,11 @@ def trace_charts(trace: TraceView, baseline: TraceView | None = None) -> list[Ch
     return charts
 
 
-def comparison_chart(target: list[float], mine: list[float], divergence: int | None) -> Chart:
-    """A code answer's learning rate over the target's, the first difference marked."""
+def comparison_chart(
+    target: list[float], mine: list[float], divergence: int | None, *, unit: str = "epoch"
+) -> Chart:
+    """A code answer's learning rate over the target's, the first difference marked; `unit`
+    is what one point is (an epoch, or a step of a loop that steps per batch)."""
     markers = [(float(divergence), "first difference")] if divergence is not None else []
     return line_chart(
         "Your learning rate and the target's",
@@ -222,7 +230,7 @@ def comparison_chart(target: list[float], mine: list[float], divergence: int | N
             ),
             Series("yours", [(float(i), lr) for i, lr in enumerate(mine)], "primary", step=True),
         ],
-        x_label="epoch (from 0)",
+        x_label=f"{unit} (from 0)",
         y_label="learning rate",
         markers=markers,
         y_from_zero=True,

@@ -5,6 +5,7 @@ pipeline or stepped alone, and cached like every trace.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,8 +46,10 @@ SUGGESTED: dict[str, dict[str, Any]] = {
     "ExponentialLR": {"gamma": 0.8},
     "CosineAnnealingLR": {"T_max": "epochs"},
     "CosineAnnealingWarmRestarts": {"T_0": 3},
-    "CyclicLR": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2},
-    "OneCycleLR": {"max_lr": 0.1, "total_steps": "epochs"},
+    # Both would otherwise cycle the momentum too (to 0.8–0.95, of the lesson's momentum-free
+    # SGD), and the comparison with the lesson would no longer be of the learning rate alone.
+    "CyclicLR": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2, "cycle_momentum": False},
+    "OneCycleLR": {"max_lr": 0.1, "total_steps": "epochs", "cycle_momentum": False},
     "PolynomialLR": {"total_iters": "epochs"},
     "SequentialLR": {"milestones": [3]},
 }
@@ -108,18 +111,23 @@ def _coerce(param: dict[str, Any], raw: Any) -> Any:
         return raw
     if kind == "int-list":
         items = raw if isinstance(raw, list) else str(raw).replace(",", " ").split()
-        try:
-            values = [int(item) for item in items]
-        except (TypeError, ValueError):
-            raise ValueError("must be whole numbers, e.g. 3, 7") from None
+        if not all(
+            (isinstance(item, int) and not isinstance(item, bool))
+            or (isinstance(item, str) and item.isdecimal())
+            for item in items
+        ):
+            raise ValueError("must be whole numbers, e.g. 3, 7")
+        values = [int(item) for item in items]
         if not values or values != sorted(values) or min(values) < 1:
             raise ValueError("must be positive whole numbers in increasing order, e.g. 3, 7")
         return values
     if isinstance(raw, bool):
         raise ValueError("must be a number")
+    if not isinstance(raw, int | float | str):
+        raise ValueError("must be a number")
     try:
         number = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(
             "must be a whole number" if kind == "int" else "must be a number"
         ) from None
@@ -194,6 +202,9 @@ def scheduler_spec(
                 if not isinstance(child, str) or child == SEQUENTIAL:
                     errors[f"{where}.scheduler"] = "must name a scheduler other than SequentialLR"
                     continue
+                if not isinstance(item.get("params", {}), dict):
+                    errors[f"{where}.params"] = "must be an object of parameter values"
+                    continue
                 try:
                     children.append(
                         scheduler_spec(
@@ -219,12 +230,14 @@ def run_playground(
     request: PlaygroundRequest,
     *,
     timeout_s: float,
+    gate: threading.Semaphore,
 ) -> TraceView:
-    """Validate and run (or fetch the stored run of) a playground request."""
+    """Validate and run (or fetch the stored run of) a playground request; fresh runs take
+    one of the `gate`'s places (so that the playground never starves grading)."""
     if pattern.file.pipeline is None:
         raise NotFound(f"The pattern {pattern.slug!r} has no pipeline to play with.")
     if sandbox is None:
-        raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
+        raise SandboxUnavailable.switched_off()
     base = pattern.file.pipeline
     train = request.mode == "train"
     limit = MAX_EPOCHS if train else MAX_LR_ONLY_STEPS
@@ -244,9 +257,8 @@ def run_playground(
             spec = LrOnlySpec(lr=base.optimizer.lr, scheduler=scheduler, steps=epochs)
     except ValidationError as exc:
         raise PlaygroundInvalid({"params": str(exc)}) from None
-    return record(
-        session, sandbox, kind=PIPELINE if train else LR_ONLY, spec=spec, timeout_s=timeout_s
-    )
+    kind = PIPELINE if train else LR_ONLY
+    return record(session, sandbox, kind=kind, spec=spec, timeout_s=timeout_s, gate=gate)
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -310,12 +322,13 @@ def playground_page(
     query: Mapping[str, str],
     *,
     timeout_s: float,
+    gate: threading.Semaphore,
 ) -> PlaygroundPage:
     """The playground for a query string (the form submits with GET, so a URL is a state)."""
     if pattern.file.pipeline is None:
         raise NotFound(f"The pattern {pattern.slug!r} has no pipeline to play with.")
     if sandbox is None:
-        raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
+        raise SandboxUnavailable.switched_off()
     catalog = sandbox.scheduler_catalog
     errors: dict[str, str] = {}
     name = query.get("scheduler", DEFAULT_SCHEDULER)
@@ -328,7 +341,7 @@ def playground_page(
         mode = "train"
     epochs = pattern.file.pipeline.epochs if mode == "train" else DEFAULT_LR_ONLY_STEPS
     if text := query.get("epochs", ""):
-        if text.isdigit() and int(text) >= 1:
+        if text.isdecimal() and int(text) >= 1:
             epochs = int(text)
         else:
             errors["epochs"] = "must be a whole number, at least 1"
@@ -355,7 +368,9 @@ def playground_page(
     trace = None
     if "run" in query and not errors:
         try:
-            trace = run_playground(session, sandbox, pattern, request, timeout_s=timeout_s)
+            trace = run_playground(
+                session, sandbox, pattern, request, timeout_s=timeout_s, gate=gate
+            )
         except RunRefused as exc:
             errors.update({_field_name(key): message for key, message in exc.errors.items()})
     baseline = pattern_trace(session, sandbox, pattern, timeout_s=timeout_s)

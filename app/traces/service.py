@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -238,18 +240,35 @@ def stored_trace(session: Session, *, kind: str, spec: BaseModel) -> TraceView |
     return _remember(_view(kind, key, row.spec, row.data)) if row is not None else None
 
 
+# Playground runs stored at most (~45 KB each for 200 epochs): anyone can ask for new ones.
+MAX_STORED_PLAYGROUND_TRACES = 10_000
+
+
 def record(
-    session: Session, sandbox: Sandbox | None, *, kind: str, spec: BaseModel, timeout_s: float
+    session: Session,
+    sandbox: Sandbox | None,
+    *,
+    kind: str,
+    spec: BaseModel,
+    timeout_s: float,
+    gate: threading.Semaphore | None = None,
 ) -> TraceView:
-    """The stored run of `spec`, or a fresh one from the sandbox (then stored)."""
+    """The stored run of `spec`, or a fresh one from the sandbox (then stored). With a
+    `gate`, a fresh run needs one of its places, and is Busy at once if none is free."""
     if (found := stored_trace(session, kind=kind, spec=spec)) is not None:
         return found
     data_spec = spec_json(spec)
     key = trace_key(kind, data_spec)
     if sandbox is None:
-        raise SandboxUnavailable("Running code is switched off on this server.", retry_after=60)
+        raise SandboxUnavailable.switched_off()
     session.commit()  # hold no connection while the run trains
-    result = sandbox.run(_job(kind, data_spec, timeout_s))
+    if gate is not None and not gate.acquire(blocking=False):
+        raise Busy("The playground is busy with other runs: try again in a moment.", retry_after=2)
+    try:
+        result = sandbox.run(_job(kind, data_spec, timeout_s))
+    finally:
+        if gate is not None:
+            gate.release()
     if result.status is Verdict.ERROR and result.error is not None:
         raise RunRefused({"params": f"torch refused: {result.error.message}"})
     if result.status is not Verdict.OK or result.data is None:
@@ -258,10 +277,15 @@ def record(
             "epochs, or again in a moment.",
             retry_after=2,
         )
+    view = _remember(_view(kind, key, data_spec, result.data))
+    stored_count = session.scalar(select(func.count()).select_from(Trace)) or 0
+    if gate is not None and stored_count >= MAX_STORED_PLAYGROUND_TRACES:
+        session.commit()
+        return view  # the store is full of playground runs: this one is kept in memory only
     begin_write(session)
     store(session, key=key, kind=kind, spec=data_spec, data=result.data)
     session.commit()
-    return _remember(_view(kind, key, data_spec, result.data))
+    return view
 
 
 def store(
