@@ -9,6 +9,8 @@ per client address and failed log-ins per account.
 from __future__ import annotations
 
 import re
+import secrets
+import unicodedata
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -29,6 +31,7 @@ EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 PASSWORD_MIN_CHARS = 8  # NIST SP 800-63B's floor for a chosen password
 PASSWORD_MAX_CHARS = 1024  # long passphrases are welcome; megabytes to hash are not
 LEARNER, INSTRUCTOR = "learner", "instructor"
+SESSION_TOKEN_BYTES = 32
 
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 "low memory") parameters
 # Checked against when no account has the email, so that "no such account" costs as long
@@ -52,20 +55,20 @@ class AuthLimits:
             failures_per_account=RateLimiter(settings.login_failures_per_account, window_s),
         )
 
-    def count_client(self, client: str) -> None:
+    def take_client(self, client: str) -> None:
         """Count an attempt from `client`, or refuse it if it has made too many."""
-        wait = self.per_client.retry_after(client)
+        wait = self.per_client.take(client)
         if wait is not None:
             raise TooManyRequests(
                 f"Too many log-in and sign-up attempts from your address. "
                 f"Try again in {_minutes(wait)}.",
                 retry_after=wait,
             )
-        self.per_client.hit(client)
 
-    def check_account(self, email: str) -> None:
-        """Refuse a log-in to an account that has failed too often lately."""
-        wait = self.failures_per_account.retry_after(email)
+    def take_account(self, email: str) -> None:
+        """Count a log-in attempt on an account (given back if the password is right), or
+        refuse it if the account has failed too often lately."""
+        wait = self.failures_per_account.take(email)
         if wait is not None:
             raise TooManyRequests(
                 f"Too many failed log-ins to this account. Try again in {_minutes(wait)}.",
@@ -79,8 +82,8 @@ def _minutes(seconds: int) -> str:
 
 
 def normalise_email(email: str) -> str:
-    """An email as stored and compared: trimmed, lowercased."""
-    return email.strip().lower()
+    """An email as stored and compared: trimmed, Unicode-normalised (NFKC), lowercased."""
+    return unicodedata.normalize("NFKC", email.strip()).lower()
 
 
 def _checked_email(email: str) -> str:
@@ -104,14 +107,14 @@ def _checked_password(password: str) -> str:
     return password
 
 
-def get_user(session: Session, user_id: int) -> User | None:
-    """The user with this id, if any."""
-    return session.get(User, user_id)
-
-
 def account_learner(session: Session, user: User) -> Learner | None:
     """The learner that holds an account's progress."""
     return session.scalar(select(Learner).where(Learner.user_id == user.id))
+
+
+def new_session_token() -> str:
+    """A fresh token naming an account's sessions."""
+    return secrets.token_urlsafe(SESSION_TOKEN_BYTES)
 
 
 def sign_up(
@@ -124,7 +127,7 @@ def sign_up(
     client: str,
 ) -> User:
     """Create an account; the visitor's guest progress becomes the account's."""
-    limits.count_client(client)
+    limits.take_client(client)
     email = _checked_email(email)
     password_hash = _hasher.hash(_checked_password(password))  # slow: before the write lock
 
@@ -132,7 +135,9 @@ def sign_up(
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         session.rollback()
         raise Invalid("An account with this email already exists: log in instead.", field="email")
-    user = User(email=email, password_hash=password_hash, role=LEARNER)
+    user = User(
+        email=email, password_hash=password_hash, role=LEARNER, session_token=new_session_token()
+    )
     session.add(user)
     try:
         session.flush()
@@ -141,10 +146,11 @@ def sign_up(
         raise Invalid(
             "An account with this email already exists: log in instead.", field="email"
         ) from None
-    guest = visitor.learner if visitor.user is None else None
-    if guest is not None:
-        # A new token too: a cookie holding the guest's old one must not become this account.
-        guest.user_id, guest.token = user.id, learners.new_token()
+    guest = learners.get_learner(session, visitor.token) if visitor.user is None else None
+    if guest is not None and guest.user_id is None and guest.merged_into_id is None:
+        # The guest's own learner becomes the account's: what it did, and anything a request
+        # still running for it does, is the account's. Its token names no guest any more.
+        guest.user_id = user.id
     else:
         session.add(Learner(token=learners.new_token(), user_id=user.id))
     session.commit()
@@ -161,20 +167,20 @@ def log_in(
     client: str,
 ) -> User:
     """Check the password and return the account; the visitor's guest progress moves into it."""
-    limits.count_client(client)
     email = normalise_email(email)
     if not email:
         raise Invalid("Enter your email address.", field="email")
-    limits.check_account(email)
+    limits.take_client(client)
+    limits.take_account(email)
     user = session.scalar(select(User).where(User.email == email))
     session.commit()  # end the read: argon2 takes a while, and holds no connection meanwhile
     if not _password_matches(user.password_hash if user else _DUMMY_HASH, password) or not user:
-        limits.failures_per_account.hit(email)
         raise Invalid("Wrong email or password.", field="password")
-    limits.failures_per_account.reset(email)
+    limits.failures_per_account.reset(email)  # a right password clears the failures
+    limits.per_client.give_back(client)  # …and is not held against the address
 
     begin_write(session)
-    user = session.get(User, user.id)
+    user = session.get(User, user.id, populate_existing=True)
     if user is None:  # deleted while the password was checked
         session.rollback()
         raise Invalid("Wrong email or password.", field="password")
@@ -185,11 +191,25 @@ def log_in(
         target = Learner(token=learners.new_token(), user_id=user.id)
         session.add(target)
         session.flush()
-    guest = visitor.learner if visitor.user is None else None
-    if guest is not None and guest.user_id is None and guest.id != target.id:
+    guest = learners.get_learner(session, visitor.token) if visitor.user is None else None
+    if (
+        guest is not None
+        and guest.user_id is None
+        and guest.merged_into_id is None
+        and guest.id != target.id
+    ):
         learners.merge(session, guest=guest, into=target)
     session.commit()
     return user
+
+
+def log_out(session: Session, *, user: User) -> None:
+    """End every session of the account (on every device): its session token changes."""
+    begin_write(session)
+    fresh = session.get(User, user.id, populate_existing=True)
+    if fresh is not None:
+        fresh.session_token = new_session_token()
+    session.commit()
 
 
 def _password_matches(password_hash: str, password: str) -> bool:

@@ -24,7 +24,7 @@ from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 
 LEARNER_KEY = "learner"  # key of a guest's learner token in the signed session cookie
-USER_KEY = "user"  # key of the logged-in user's id
+USER_KEY = "user"  # key of the logged-in account's session token
 EMAIL_KEY = "email"  # the logged-in user's email, for the page header
 CSRF_KEY = "csrf"
 CSRF_TOKEN_BYTES = 24
@@ -99,19 +99,22 @@ async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor
     """The visitor behind the cookie: the account logged in, or a guest's token (given now,
     in the cookie only, on a first visit) and learner row if they have one. Nothing is
     written to the database here."""
-    user_id = request.session.get(USER_KEY)
-    if isinstance(user_id, int):
+    session_token = request.session.get(USER_KEY)
+    if isinstance(session_token, str):
         with read_only(session):
-            visitor = learners.account_visitor(session, user_id)
+            visitor = learners.account_visitor(session, session_token)
         if visitor is not None:
             return visitor
-        request.session.clear()  # the account is gone: this is a new guest
+        request.session.clear()  # logged out elsewhere, or the account is gone: a new guest
     token = request.session.get(LEARNER_KEY)
-    if not isinstance(token, str):
-        token = learners.new_token()
     with read_only(session):
-        visitor = learners.guest_visitor(session, token)
-    request.session[LEARNER_KEY] = visitor.token
+        visitor = learners.guest_visitor(
+            session, token if isinstance(token, str) else learners.new_token()
+        )
+    # Only a changed token is written: an unchanged session sends no cookie, so a slow
+    # response cannot put back the session that a log-in in the meantime replaced.
+    if visitor.token != token:
+        request.session[LEARNER_KEY] = visitor.token
     return visitor
 
 
@@ -119,7 +122,7 @@ def log_visitor_in(request: Request, user: User) -> None:
     """Make this browser session the user's: a fresh session (new CSRF token, no guest
     token), so that a session planted before the log-in never becomes the account's."""
     request.session.clear()
-    request.session[USER_KEY] = user.id
+    request.session[USER_KEY] = user.session_token
     request.session[EMAIL_KEY] = user.email
 
 

@@ -132,6 +132,11 @@ class Learner(Base):
         default=None,
         comment="set once the learner has an account",
     )
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("learners.id"),
+        default=None,
+        comment="a guest whose progress moved into an account's learner on log-in",
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -234,6 +239,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True, comment="stored lowercased")
     password_hash: Mapped[str] = mapped_column(String(255), comment="argon2id")
     role: Mapped[str] = mapped_column(String(20), default="learner")
+    # The cookie names a logged-in user by this, not by id; a new one ends every session.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

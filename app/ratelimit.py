@@ -35,6 +35,28 @@ class RateLimiter:
                 return None
             return max(1, math.ceil(events[0] + self.window_s - self._clock()))
 
+    def take(self, key: str) -> int | None:
+        """Count one event for `key` if it is allowed now (and return None); else count
+        nothing and return the seconds to wait. Checking and counting are one step, so
+        concurrent requests cannot all slip under the limit."""
+        with self._lock:
+            now = self._clock()
+            events = self._fresh(key, now)
+            if len(events) >= self.limit:
+                return max(1, math.ceil(events[0] + self.window_s - now))
+            events.append(now)
+            self._events[key] = events
+            if len(self._events) > MAX_KEYS:
+                self._forget_stalest()
+            return None
+
+    def give_back(self, key: str) -> None:
+        """Uncount `key`'s latest event (it turned out not to count, e.g. a right password)."""
+        with self._lock:
+            events = self._events.get(key)
+            if events:
+                events.pop()
+
     def hit(self, key: str) -> None:
         """Count one event for `key`."""
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi import FastAPI
@@ -10,7 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.bank import service as bank
 from app.config import Settings
+from app.learning import answering
+from app.learning.learners import Visitor
 from app.main import create_app
 from app.models import Attempt, Exam, Learner, ReviewCard, User
 from app.ratelimit import RateLimiter
@@ -198,7 +202,6 @@ def test_signing_up_keeps_what_the_guest_did(
     before = dict(client.cookies)
     db.rollback()
     guest = db.scalars(select(Learner)).one()
-    old_token = guest.token
 
     sign_up(client)
     history = client.get("/api/attempts").json()
@@ -206,7 +209,6 @@ def test_signing_up_keeps_what_the_guest_did(
     db.rollback()
     account = db.scalars(select(Learner)).one()  # the guest became the account's learner
     assert account.id == guest.id and account.user_id is not None
-    assert account.token != old_token  # a cookie from before cannot name the account
 
     stale = TestClient(client.app, cookies=before)  # someone holding the pre-sign-up cookie
     assert stale.get("/api/attempts").json()["total"] == 0
@@ -219,6 +221,8 @@ def test_logging_in_merges_the_guest_into_the_account(
     laptop, phone = Browser(client), Browser(other_client)
     laptop.answer(LESSON, "lr-purpose", 3)
     sign_up(client)
+    db.rollback()
+    due_before = db.scalars(select(ReviewCard.due)).one()
     # on the phone, as a guest: an answer, the same question answered later, an open test
     phone.answer(LESSON, "lr-steplr-syntax", 1)
     phone.answer(LESSON, "lr-purpose", 0)
@@ -226,7 +230,6 @@ def test_logging_in_merges_the_guest_into_the_account(
     assert _count(db, Learner) == 2
 
     assert log_in(other_client).status_code == 303  # type: ignore[attr-defined]
-    assert _count(db, Learner) == 1  # the guest learner is gone, its rows moved
     assert _count(db, Attempt) == 3
     history = other_client.get("/api/attempts").json()
     assert history["total"] == 3
@@ -234,10 +237,43 @@ def test_logging_in_merges_the_guest_into_the_account(
     assert other_client.get(f"/api/tests/{phone_test['id']}").status_code == 200
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Exam)) == 1
+    guest = db.scalars(select(Learner).where(Learner.merged_into_id.is_not(None))).one()
+    assert db.scalar(select(func.count()).where(Attempt.learner_id == guest.id)) == 0
     cards = db.scalars(select(ReviewCard)).all()
+    assert {card.learner_id for card in cards} == {guest.merged_into_id}
     assert sorted(card.question_id for card in cards) == ["lr-purpose", "lr-steplr-syntax"]
     purpose = next(card for card in cards if card.question_id == "lr-purpose")
-    assert purpose.reviews == 1  # the phone's answer was the newer: its card is kept
+    assert purpose.reviews == 2  # rebuilt from both histories: right (laptop), then wrong
+    assert purpose.due < due_before  # the latest answer was wrong: it comes back sooner
+
+
+def test_both_devices_open_tests_stay_open_after_log_in(
+    client: TestClient, other_client: TestClient
+) -> None:
+    sign_up(client)
+    laptop_test = client.post(f"/api/patterns/{LESSON}/tests", json={}).json()
+    phone_test = other_client.post(f"/api/patterns/{LESSON}/tests", json={}).json()
+    log_in(other_client)
+    page = other_client.get(f"/patterns/{LESSON}/test").text
+    for test in (laptop_test, phone_test):
+        assert f"/tests/{test['id']}/questions/" in page
+        assert other_client.get(f"/api/tests/{test['id']}").status_code == 200
+
+
+def test_a_request_under_way_for_a_merged_guest_lands_in_the_account(
+    app: FastAPI, client: TestClient, other_client: TestClient, db: Session
+) -> None:
+    sign_up(client)
+    Browser(other_client).answer(LESSON, "lr-purpose", 3)
+    db.rollback()
+    guest = db.scalars(select(Learner).where(Learner.user_id.is_(None))).one()
+    under_way = Visitor(token=guest.token, learner=guest)  # read before the log-in
+    log_in(other_client)
+    with app.state.db.session() as session:
+        question = bank.get_question_or_raise(session, "lr-steplr-syntax")
+        answering.record_attempt(session, visitor=under_way, question=question, answer=1)
+    assert client.get("/api/attempts").json()["total"] == 2
+    assert _count(db, Learner) == 2  # no orphan learner made for the old token
 
 
 def test_a_cookie_planted_before_log_in_does_not_become_the_account(
@@ -247,10 +283,41 @@ def test_a_cookie_planted_before_log_in_does_not_become_the_account(
     log_out(client)
     client.get("/")
     planted = dict(client.cookies)  # an attacker's own guest session, planted in the victim's
-    log_in(client)
+    Browser(client).answer(LESSON, "lr-purpose", 3)  # the victim answers as that guest
+    log_in(client)  # …and logs in: the guest's answer moves into the account
     attacker = TestClient(client.app, cookies=planted)
     assert "ada@example.com" not in attacker.get("/").text
     assert attacker.get("/api/attempts").json()["total"] == 0
+    Browser(attacker).answer(LESSON, "lr-steplr-syntax", 1)  # what the attacker does…
+    assert client.get("/api/attempts").json()["total"] == 1  # …stays out of the account
+
+
+def test_logging_out_ends_the_session_everywhere(client: TestClient) -> None:
+    sign_up(client)
+    copied = TestClient(client.app, cookies=dict(client.cookies))  # a stolen or second cookie
+    assert "ada@example.com" in copied.get("/").text
+    log_out(client)
+    assert "ada@example.com" not in copied.get("/").text
+    assert "Log in" in copied.get("/").text
+
+
+def test_concurrent_wrong_passwords_stay_within_the_account_limit(
+    strict_client: TestClient,
+) -> None:
+    sign_up(strict_client)
+    log_out(strict_client)
+    csrf = _csrf(strict_client)
+
+    def guess(i: int) -> int:
+        return strict_client.post(
+            "/login",
+            data={"csrf_token": csrf, "email": "ada@example.com", "password": f"guess {i}"},
+            follow_redirects=False,
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(guess, range(8)))
+    assert statuses.count(422) <= 2 and statuses.count(429) >= 6
 
 
 def test_logging_out_leaves_a_new_guest_with_nothing(client: TestClient, learner: Browser) -> None:

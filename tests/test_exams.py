@@ -231,9 +231,10 @@ def test_a_test_resumes_after_the_browser_and_the_server_restart(
     restarted = create_app(settings, sandbox=sandbox)  # a new process on the same database
     with TestClient(restarted, cookies=cookies) as browser:
         page = browser.get(f"/patterns/{LESSON}/test")
-        assert "Resume at question 3" in page.text and "answered 3 of 10" in page.text
+        # where the learner was (question 3) is answered: resume at the next one that is not
+        assert "Resume at question 4" in page.text and "answered 3 of 10" in page.text
         resumed = browser.get(f"/tests/{exam['id']}")
-        assert resumed.url.path == f"/tests/{exam['id']}/questions/3"
+        assert resumed.url.path == f"/tests/{exam['id']}/questions/4"
         again = browser.post(f"/api/patterns/{LESSON}/tests", json={}).json()
         assert again["id"] == exam["id"]  # one open test per pattern: starting resumes it
         assert [q["answer"] for q in again["questions"][:3]] == [
@@ -312,3 +313,64 @@ def test_someone_else_cannot_see_or_touch_your_test(
 @pytest.mark.parametrize("bad", ["0", "-1", "abc", str(2**70)])
 def test_bad_test_ids_are_4xx(client: TestClient, bad: str) -> None:
     assert client.get(f"/api/tests/{bad}").status_code in (404, 422)
+
+
+def test_an_answer_saved_while_finishing_is_never_lost_or_misgraded(
+    client: TestClient, app: FastAPI, database: Database, db: Session, monkeypatch: Any
+) -> None:
+    exam = _start(client)
+    first = exam["questions"][0]
+    _save(client, exam["id"], 1, wrong_answer(app, first["question"]["id"], 1))
+    real_grade = exams.answering.grade_answer
+    key = _key(app, first)
+
+    def grade_while_the_learner_saves(*args: Any, **kwargs: Any) -> Any:
+        graded = real_grade(*args, **kwargs)
+        monkeypatch.setattr(exams.answering, "grade_answer", real_grade)  # only once
+        assert _save(client, exam["id"], 1, key).status_code == 200  # the other tab saves
+        return graded
+
+    monkeypatch.setattr(exams.answering, "grade_answer", grade_while_the_learner_saves)
+    refused = client.post(f"/api/tests/{exam['id']}/finish", json={})
+    assert refused.status_code == 409 and "finish again" in refused.json()["detail"]
+    assert _attempt_count(db) == 0
+    result = client.post(f"/api/tests/{exam['id']}/finish", json={}).json()
+    assert result["items"][0]["correct"] is True  # the answer the learner left is the one graded
+
+
+def test_no_feedback_on_a_tests_questions_until_it_is_finished(
+    client: TestClient, app: FastAPI
+) -> None:
+    exam = _start(client)
+    question = exam["questions"][0]["question"]
+    qid, variant = question["id"], question["variant"]
+    answer = right_answer(app, qid, question["version"], variant)
+    sneaky = client.post(f"/api/questions/{qid}/attempts", json={"answer": answer})
+    assert sneaky.status_code == 409 and "unfinished test" in sneaky.json()["detail"]
+    assert client.post(f"/api/questions/{qid}/hint", json={}).status_code in (404, 409)
+    page = client.get(f"/patterns/{LESSON}/questions/{qid}").text
+    assert "in the test you have not finished" in page and 'name="answer"' not in page
+    client.post(f"/api/tests/{exam['id']}/finish", json={})
+    after = client.post(f"/api/questions/{qid}/attempts", json={"answer": answer})
+    assert after.status_code == 201
+
+
+def test_a_stale_form_after_logging_in_elsewhere_keeps_the_answer(client: TestClient) -> None:
+    exam = _start(client)
+    page = client.post(
+        f"/tests/{exam['id']}/questions/2", data={"csrf_token": "stale", "answer": "my answer"}
+    )
+    assert page.status_code == 403
+    assert "my answer" in page.text and "logged in or out in another tab" in page.text
+
+
+def test_a_lone_surrogate_in_a_test_answer_is_a_422(client: TestClient) -> None:
+    exam = _start(client)
+    output = next(q for q in exam["questions"] if q["question"]["kind"] == "output")
+    response = client.put(
+        f"/api/tests/{exam['id']}/questions/{output['number']}/answer",
+        content='{"answer": "0.1\\ud800"}',
+        headers=JSON,
+    )
+    assert response.status_code == 422
+    assert client.get(f"/api/tests/{exam['id']}").status_code == 200

@@ -194,6 +194,21 @@ def get_pinned_or_raise(session: Session, question_id: str, version: int) -> Liv
     return _live(session, row)
 
 
+def get_versions(
+    session: Session, keys: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], Question]:
+    """Stored versions of questions, by (question id, version), in one query."""
+    if not keys:
+        return {}
+    ids = {qid for qid, _ in keys}
+    rows = session.scalars(select(QuestionVersion).where(QuestionVersion.question_id.in_(ids)))
+    return {
+        (row.question_id, row.version): parse_version(row)
+        for row in rows
+        if (row.question_id, row.version) in keys
+    }
+
+
 def get_version_or_raise(session: Session, question_id: str, version: int) -> Question:
     """A specific stored version of a question (live or retired), or NotFound."""
     row = session.get(QuestionVersion, (question_id, version))

@@ -17,11 +17,11 @@ from app.bank import variants
 from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question
 from app.bank.service import LiveQuestion
 from app.db import begin_write
-from app.errors import Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.learning import review
 from app.learning.learners import Visitor, ensure_learner
 from app.learning.progress import QuestionState, question_states
-from app.models import Attempt, Learner, LearnerVariant, Reveal, utcnow
+from app.models import Attempt, Exam, ExamItem, Learner, LearnerVariant, Reveal, utcnow
 from app.runs import QuestionRuns, Run, store, stored
 from app.sandbox.client import SandboxUnavailable
 from app.sandbox.protocol import RunResult
@@ -71,13 +71,21 @@ def _set_variant(session: Session, learner: Learner, question_id: str, index: in
         row.updated_at = utcnow()
 
 
-def next_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
-    """Move the visitor to a different, randomly chosen variant ("try another variant")."""
+def other_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
+    """A randomly chosen variant other than the visitor's current one (0 if there is none)."""
     total = variant_count(question.question)
     if total == 1:
-        raise Invalid("This question has only one variant.", field="variant")
+        return 0
     current = current_variant(session, visitor=visitor, question=question)
-    index = (current + 1 + secrets.randbelow(total - 1)) % total
+    return (current + 1 + secrets.randbelow(total - 1)) % total
+
+
+def next_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
+    """Move the visitor to a different, randomly chosen variant ("try another variant")."""
+    if variant_count(question.question) == 1:
+        raise Invalid("This question has only one variant.", field="variant")
+    refuse_during_test(session, learner=visitor.learner, question_id=question.id)
+    index = other_variant(session, visitor=visitor, question=question)
     begin_write(session)
     _set_variant(session, ensure_learner(session, visitor), question.id, index)
     session.commit()
@@ -130,6 +138,39 @@ def _reveal(session: Session, learner: Learner, question: LiveQuestion, kind: st
     )
 
 
+def open_test_with(session: Session, *, learner: Learner | None, question_id: str) -> int | None:
+    """The id of the learner's unfinished test that has this question, if there is one."""
+    if learner is None:
+        return None
+    query = (
+        select(ExamItem.exam_id)
+        .join(Exam, Exam.id == ExamItem.exam_id)
+        .where(
+            Exam.learner_id == learner.id,
+            Exam.finished_at.is_(None),
+            ExamItem.question_id == question_id,
+        )
+        .limit(1)
+    )
+    exam_id: int | None = session.scalar(query)
+    return exam_id
+
+
+def refuse_during_test(session: Session, *, learner: Learner | None, question_id: str) -> None:
+    """Conflict if the question is in the learner's unfinished test: no feedback, hint or
+    other variant of it until the test is done."""
+    if open_test_with(session, learner=learner, question_id=question_id) is not None:
+        raise Conflict(
+            "This question is in your unfinished test: finish the test first, then practise it."
+        )
+
+
+def record_reveal(session: Session, *, learner: Learner, question: LiveQuestion) -> None:
+    """Record that the learner was shown the question's solution (not by answering it) —
+    inside a write transaction."""
+    _reveal(session, learner, question, SOLUTION)
+
+
 def reveal_hint(session: Session, *, visitor: Visitor, question: LiveQuestion) -> str:
     """Record that the learner asked for the hint, and return it (for their variant)."""
     hint = shown(
@@ -137,6 +178,7 @@ def reveal_hint(session: Session, *, visitor: Visitor, question: LiveQuestion) -
     ).hint
     if hint is None:
         raise NotFound(f"Question {question.id!r} has no hint.")
+    refuse_during_test(session, learner=visitor.learner, question_id=question.id)
     begin_write(session)
     learner = ensure_learner(session, visitor)
     if HINT not in _reveals(session, learner.id, question.id):
@@ -224,9 +266,11 @@ def store_attempt(
     question: LiveQuestion,
     graded: Graded,
     time_taken_ms: int | None,
+    time_measured: bool,
 ) -> Attempt:
     """Store a graded attempt, review the question's card with what happened, and mark the
-    solution as shown — inside a write transaction."""
+    solution as shown — inside a write transaction. A time the server did not measure
+    (`time_measured` false: the client said so) may make the rating harder, never easier."""
     q, now = question.question, utcnow()
     if time_taken_ms is not None:
         time_taken_ms = max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
@@ -237,8 +281,14 @@ def store_attempt(
     seen = _reveals(session, learner.id, question.id)
     recent = _reveals(session, learner.id, question.id, since=now - review.ASSIST_WINDOW)
     rating = review.rate(
-        question=q, correct=graded.grade.correct, assisted=bool(recent), time_taken_ms=time_taken_ms
+        question=q,
+        correct=graded.grade.correct,
+        # A hint, once asked for, shows on every later visit; a solution fades.
+        assisted=HINT in seen or SOLUTION in recent,
+        time_taken_ms=time_taken_ms,
     )
+    if not time_measured and rating is review.Rating.Easy:
+        rating = review.Rating.Good
     attempt = Attempt(
         learner_id=learner.id,
         question_id=question.id,
@@ -271,15 +321,23 @@ def record_attempt(
     runs: QuestionRuns | None = None,
     variant: int | None = None,
     time_taken_ms: int | None = None,
+    time_measured: bool = False,
 ) -> Recorded:
-    """Grade an answer and store the attempt; the learner is then shown the solution."""
+    """Grade an answer and store the attempt; the learner is then shown the solution.
+    `time_measured`: the time is the server's own (from a signed page), not the client's."""
+    refuse_during_test(session, learner=visitor.learner, question_id=question.id)
     graded = grade_answer(
         session, visitor=visitor, question=question, answer=answer, runs=runs, variant=variant
     )
     begin_write(session)
     learner = ensure_learner(session, visitor)
     attempt = store_attempt(
-        session, learner=learner, question=question, graded=graded, time_taken_ms=time_taken_ms
+        session,
+        learner=learner,
+        question=question,
+        graded=graded,
+        time_taken_ms=time_taken_ms,
+        time_measured=time_measured,
     )
     session.commit()
     return Recorded(
@@ -324,6 +382,7 @@ class QuestionPage:
     position: int
     total: int
     prefill: str = ""  # code questions: the answer to start from (a previous attempt's)
+    in_test: int | None = None  # the learner's unfinished test that has this question
 
 
 def question_page(
@@ -356,6 +415,7 @@ def question_page(
         position=index + 1,
         total=len(siblings),
         prefill=prefill,
+        in_test=open_test_with(session, learner=learner, question_id=question.id),
     )
 
 

@@ -9,13 +9,14 @@ result. An open test is resumed, from any browser, where the learner left it.
 
 from __future__ import annotations
 
+import copy
 import random
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from app import grading
@@ -72,14 +73,18 @@ def draw(pool: list[LiveQuestion], rng: random.Random) -> list[LiveQuestion]:
 
 
 def test_pool(session: Session, pattern: PatternView) -> list[LiveQuestion]:
-    """The live questions of a pattern that may appear in its test."""
+    """The live questions of a pattern that may appear in its test (none if the pattern
+    offers no test)."""
+    if Mode.TEST not in pattern.file.modes:
+        return []
     return [q for q in bank.list_questions(session, pattern) if Mode.TEST in q.question.modes]
 
 
-def open_exam(session: Session, *, learner: Learner | None, pattern: PatternView) -> Exam | None:
-    """The learner's unfinished test of this pattern, if there is one."""
+def open_exams(session: Session, *, learner: Learner | None, pattern: PatternView) -> list[Exam]:
+    """The learner's unfinished tests of this pattern, newest first (usually one; two after
+    a log-in brought a guest's open test into an account that had one)."""
     if learner is None:
-        return None
+        return []
     query = (
         select(Exam)
         .where(
@@ -89,16 +94,7 @@ def open_exam(session: Session, *, learner: Learner | None, pattern: PatternView
         )
         .order_by(Exam.id.desc())
     )
-    return session.scalars(query.execution_options(populate_existing=True)).first()
-
-
-def _fresh_variant(session: Session, visitor: Visitor, question: LiveQuestion) -> int:
-    """A variant other than the one the learner is on (where there is another)."""
-    total = answering.variant_count(question.question)
-    if total == 1:
-        return 0
-    current = answering.current_variant(session, visitor=visitor, question=question)
-    return (current + 1 + secrets.randbelow(total - 1)) % total
+    return list(session.scalars(query.execution_options(populate_existing=True)))
 
 
 def start_exam(session: Session, *, visitor: Visitor, pattern: PatternView) -> Exam:
@@ -107,11 +103,13 @@ def start_exam(session: Session, *, visitor: Visitor, pattern: PatternView) -> E
     if not pool:
         raise Invalid(f"{pattern.file.title} has no test questions yet.", field="pattern")
     drawn = draw(pool, random.Random(secrets.randbits(64)))
-    variants = [_fresh_variant(session, visitor, q) for q in drawn]
+    variants = [answering.other_variant(session, visitor=visitor, question=q) for q in drawn]
     begin_write(session)
     learner = ensure_learner(session, visitor)
-    exam = open_exam(session, learner=learner, pattern=pattern)
-    if exam is None:
+    open_ones = open_exams(session, learner=learner, pattern=pattern)
+    if open_ones:
+        exam = open_ones[0]
+    else:
         exam = Exam(learner_id=learner.id, pattern_id=pattern.id, position=0)
         session.add(exam)
         session.flush()
@@ -190,8 +188,13 @@ class ExamView:
 
     @property
     def resume_number(self) -> int:
-        """The question to resume at (1-based)."""
-        return min(self.exam.position, self.total - 1) + 1
+        """The question to resume at (1-based): where the learner was, unless that one is
+        answered and an earlier or later one is not."""
+        here = min(self.exam.position, self.total - 1) + 1
+        if not self.questions[here - 1].answered:
+            return here
+        later = [n for n in self.unanswered if n > here]
+        return (later or self.unanswered or [here])[0]
 
     def question(self, number: int) -> ExamQuestion:
         """Question `number` (1-based), or NotFound."""
@@ -247,10 +250,7 @@ def save_answer(
     target = view.question(number)
     saved = _checked_answer(target.shown, answer)
     begin_write(session)
-    exam = get_exam_or_raise(session, exam_id, learner=visitor.learner)
-    if exam.finished_at is not None:
-        session.rollback()
-        raise Conflict("This test is finished: its answers can no longer change.")
+    _move_open_exam(session, exam.id, number)
     item = session.get(ExamItem, (exam.id, number - 1), populate_existing=True)
     assert item is not None  # items are never deleted
     item.answer = saved
@@ -258,17 +258,30 @@ def save_answer(
     if time_taken_ms is not None:
         spent = max(0, min(time_taken_ms, answering.MAX_TIME_TAKEN_MS))
         item.time_taken_ms = (item.time_taken_ms or 0) + spent
-    exam.position = number - 1
     session.commit()
     return ExamQuestion(target.number, item, target.question, target.shown)
 
 
+def _move_open_exam(session: Session, exam_id: int, number: int) -> None:
+    """Set where the learner is in a test, only if it is still open — one statement that
+    waits for (and then sees) a finish under way, on any database; else Conflict."""
+    moved: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Exam)
+        .where(Exam.id == exam_id, Exam.finished_at.is_(None))
+        .values(position=number - 1)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:
+        session.rollback()
+        raise Conflict("This test is finished: its answers can no longer change.")
+
+
 def move_to(session: Session, *, visitor: Visitor, exam_id: int, number: int) -> None:
     """Remember question `number` as where the learner is (to resume there)."""
-    begin_write(session)
     exam = get_exam_or_raise(session, exam_id, learner=visitor.learner)
-    if exam.finished_at is None and exam.position != number - 1:
-        exam.position = number - 1
+    exam_view(session, exam).question(number)  # NotFound for a number the test lacks
+    begin_write(session)
+    _move_open_exam(session, exam.id, number)
     session.commit()
 
 
@@ -281,9 +294,10 @@ def finish_exam(
     if exam.finished_at is not None:
         return exam
     view = exam_view(session, exam)
-    graded = [
-        (
+    graded = {
+        q.item.position: (
             q,
+            copy.deepcopy(q.item.answer),  # what is graded: checked again before it counts
             answering.grade_answer(
                 session,
                 visitor=visitor,
@@ -295,32 +309,52 @@ def finish_exam(
         )
         for q in view.questions
         if q.answered
-    ]
+    }
     begin_write(session)
+    # Close the test first, in one statement that only an open test matches: of two
+    # requests finishing at once — on any database — exactly one goes on.
+    closed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Exam)
+        .where(Exam.id == exam_id, Exam.finished_at.is_(None))
+        .values(finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     exam = get_exam_or_raise(session, exam_id, learner=visitor.learner)
-    if exam.finished_at is not None:  # finished by another request while this one graded
-        session.commit()
-        return exam
+    if closed.rowcount != 1:  # finished by another request while this one graded
+        session.rollback()
+        return get_exam_or_raise(session, exam_id, learner=visitor.learner)
     learner = session.get(Learner, exam.learner_id)
     assert learner is not None
+    items = session.scalars(
+        select(ExamItem)
+        .where(ExamItem.exam_id == exam.id)
+        .order_by(ExamItem.position)
+        .execution_options(populate_existing=True)
+    ).all()
+    if {i.position for i in items if i.answer is not None} != set(graded) or any(
+        graded[i.position][1] != i.answer for i in items if i.answer is not None
+    ):
+        session.rollback()  # an answer was saved while this request graded
+        raise Conflict("An answer changed while the test was being finished; finish again.")
     correct = 0
-    for q, grade in graded:
-        item = session.get(ExamItem, (exam.id, q.item.position), populate_existing=True)
-        assert item is not None
-        if item.answer != q.item.answer:  # changed while grading: the test was not finished
-            session.rollback()
-            raise Conflict("An answer changed while the test was being finished; finish again.")
+    for item in items:
+        if item.position not in graded:  # unanswered: its solution is shown with the result
+            answering.record_reveal(
+                session, learner=learner, question=view.questions[item.position].question
+            )
+            continue
+        q, _, grade = graded[item.position]
         attempt = answering.store_attempt(
             session,
             learner=learner,
             question=q.question,
             graded=grade,
             time_taken_ms=item.time_taken_ms,
+            time_measured=True,  # summed from the signed times of the test's own pages
         )
         item.attempt_id = attempt.id
         correct += int(attempt.correct)
-    exam.finished_at = utcnow()
-    exam.score = correct / view.total if view.total else 0.0
+    exam.score = correct / len(items) if items else 0.0
     session.commit()
     return exam
 
@@ -404,7 +438,7 @@ def verdict(score: float, breakdown: list[DifficultyScore]) -> Verdict:
             "strong",
             "Strong",
             "You can trace this pattern. Keep it that way: answer your reviews when they "
-            "fall due" + (", and look again at the one you missed." if missed else "."),
+            "fall due" + (", and look again at what you missed." if missed else "."),
         )
     if score >= DEVELOPING:
         return Verdict(
@@ -421,11 +455,10 @@ def verdict(score: float, breakdown: list[DifficultyScore]) -> Verdict:
     )
 
 
-def exam_result(session: Session, exam: Exam, *, runs: QuestionRuns) -> ExamResult:
+def exam_result(session: Session, view: ExamView, *, runs: QuestionRuns) -> ExamResult:
     """A finished test with every answer, the right answer and the worked solution."""
-    if exam.finished_at is None:
+    if not view.finished:
         raise Conflict("This test is not finished yet.")
-    view = exam_view(session, exam)
     items = []
     for q in view.questions:
         attempt = session.get(Attempt, q.item.attempt_id) if q.item.attempt_id else None
@@ -443,7 +476,7 @@ def exam_result(session: Session, exam: Exam, *, runs: QuestionRuns) -> ExamResu
         for d in Difficulty
     ]
     breakdown = [b for b in breakdown if b.total]
-    return ExamResult(view, items, breakdown, verdict(exam.score or 0.0, breakdown))
+    return ExamResult(view, items, breakdown, verdict(view.exam.score or 0.0, breakdown))
 
 
 @dataclass(frozen=True)
@@ -477,11 +510,11 @@ def past_exams(
 
 @dataclass(frozen=True)
 class Landing:
-    """The test page of a pattern: the open test to resume, the size of a new one, the
+    """The test page of a pattern: the open tests to resume, the size of a new one, the
     learner's past results."""
 
     pattern: PatternView
-    open: ExamView | None
+    open: list[ExamView]
     size: int  # questions a new test would have
     by_difficulty: dict[Difficulty, int]
     past: list[PastExam]
@@ -489,11 +522,13 @@ class Landing:
 
 def landing(session: Session, *, learner: Learner | None, pattern: PatternView) -> Landing:
     """What the pattern's test page shows this learner."""
-    exam = open_exam(session, learner=learner, pattern=pattern)
     drawn = draw(test_pool(session, pattern), random.Random(0))
     return Landing(
         pattern=pattern,
-        open=exam_view(session, exam) if exam else None,
+        open=[
+            exam_view(session, exam)
+            for exam in open_exams(session, learner=learner, pattern=pattern)
+        ],
         size=len(drawn),
         by_difficulty={d: sum(1 for q in drawn if q.question.difficulty == d) for d in Difficulty},
         past=past_exams(session, learner=learner, pattern=pattern),

@@ -5,19 +5,21 @@ carries the token is created the first time they do something worth keeping — 
 hint, another variant — inside that use case's own write transaction. Variants are seeded by
 the token, so what a visitor was shown before and after that moment is the same.
 
-Someone logged in is named in the cookie by their user id instead, and their learner is the
-one that belongs to the account (app.accounts). A guest token never names an account's learner.
+Someone logged in is named in the cookie by their account's session token instead, and their
+learner is the one that belongs to the account (app.accounts). A guest token never names an
+account's learner: once its learner has an account, or has been merged into one, the token
+names no one (a request already under way when that happened still lands in the account).
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.learning import review
 from app.models import Attempt, Exam, Learner, LearnerVariant, Reveal, ReviewCard, User
 
 LEARNER_TOKEN_BYTES = 24
@@ -50,15 +52,18 @@ def get_learner(session: Session, token: str | None) -> Learner | None:
 def guest_visitor(session: Session, token: str) -> Visitor:
     """The visitor a guest token names; a token that has become an account's names no one."""
     learner = get_learner(session, token)
-    if learner is not None and learner.user_id is not None:
+    if learner is not None and (learner.user_id is not None or learner.merged_into_id is not None):
         return Visitor(token=new_token(), learner=None)
     return Visitor(token=token, learner=learner)
 
 
-def account_visitor(session: Session, user_id: int) -> Visitor | None:
-    """The visitor logged in as this user, or None if the account (or its learner) is gone."""
+def account_visitor(session: Session, session_token: str) -> Visitor | None:
+    """The visitor logged in with this session token, or None if it is no longer valid (they
+    logged out, on this device or another) or the account is gone."""
     row = session.execute(
-        select(User, Learner).join(Learner, Learner.user_id == User.id).where(User.id == user_id)
+        select(User, Learner)
+        .join(Learner, Learner.user_id == User.id)
+        .where(User.session_token == session_token)
     ).first()
     if row is None:
         return None
@@ -67,8 +72,13 @@ def account_visitor(session: Session, user_id: int) -> Visitor | None:
 
 
 def ensure_learner(session: Session, visitor: Visitor) -> Learner:
-    """The visitor's learner row, created now if needed — call inside a write transaction."""
+    """The visitor's learner row, created now if needed — call inside a write transaction.
+    A guest merged into an account since the request began is the account's learner now."""
     learner = get_learner(session, visitor.token)
+    if learner is not None and learner.merged_into_id is not None:
+        merged_into = session.get(Learner, learner.merged_into_id)
+        assert merged_into is not None  # learners are never deleted
+        return merged_into
     if learner is None:
         learner = Learner(token=visitor.token)
         session.add(learner)
@@ -77,32 +87,36 @@ def ensure_learner(session: Session, visitor: Visitor) -> Learner:
 
 
 def merge(session: Session, *, guest: Learner, into: Learner) -> None:
-    """Move everything a guest did into another learner, then delete the guest — inside a
-    write transaction. Where both have a row per question (current variant, review card),
-    the more recent one wins; every attempt, hint and test moves."""
+    """Move everything a guest did into an account's learner — inside a write transaction.
+    Every attempt, hint and test moves; where both had a current variant of a question the
+    newer stays; review cards are rebuilt from the merged attempts. The guest's row stays,
+    marked, so that a request still under way for it lands in the account too."""
     for model in (Attempt, Reveal, Exam):
         session.execute(
             update(model).where(model.learner_id == guest.id).values(learner_id=into.id)
         )
-    _move_per_question(session, LearnerVariant, guest=guest, into=into)
-    _move_per_question(session, ReviewCard, guest=guest, into=into)
+    _move_variants(session, guest=guest, into=into)
+    carded = set(
+        session.scalars(
+            select(ReviewCard.question_id).where(ReviewCard.learner_id.in_([guest.id, into.id]))
+        )
+    )
+    session.execute(delete(ReviewCard).where(ReviewCard.learner_id == guest.id))
+    guest.merged_into_id = into.id
     session.flush()
-    session.delete(guest)
-    session.flush()
+    review.rebuild(session, learner=into, question_ids=carded)
 
 
-PerQuestion = TypeVar("PerQuestion", LearnerVariant, ReviewCard)
-
-
-def _move_per_question(
-    session: Session, table: type[PerQuestion], *, guest: Learner, into: Learner
-) -> None:
-    """Move a table keyed by (learner, question) over; on a clash the newer row stays."""
+def _move_variants(session: Session, *, guest: Learner, into: Learner) -> None:
+    """Move the guest's current variants over; where both have one, the newer stays."""
     theirs = {
         row.question_id: row
-        for row in session.scalars(select(table).where(table.learner_id == into.id))
+        for row in session.scalars(
+            select(LearnerVariant).where(LearnerVariant.learner_id == into.id)
+        )
     }
-    for row in session.scalars(select(table).where(table.learner_id == guest.id)).all():
+    mine = select(LearnerVariant).where(LearnerVariant.learner_id == guest.id)
+    for row in session.scalars(mine).all():
         kept = theirs.get(row.question_id)
         if kept is not None and kept.updated_at >= row.updated_at:
             session.delete(row)

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.bank import service as bank
-from app.bank.schema import Difficulty, Mode, Question
+from app.bank import variants
+from app.bank.schema import Difficulty, Mode, OutputQuestion, Question
 from app.bank.service import LiveQuestion
 from app.learning import review
 from app.models import Attempt, Learner, QuestionVersion, utcnow
@@ -156,14 +157,19 @@ def live_questions_by_pattern(session: Session) -> dict[int, list[tuple[str, Dif
 
 
 def pattern_progress(
-    session: Session, *, learner: Learner | None, now: datetime | None = None
+    session: Session,
+    *,
+    learner: Learner | None,
+    now: datetime | None = None,
+    states: dict[str, QuestionState] | None = None,
 ) -> dict[int, PatternProgress]:
-    """Progress on every pattern (by id), counting only live questions."""
+    """Progress on every pattern (by id), counting only live questions (`states`: the
+    learner's question states, if the caller has them already)."""
     by_pattern = live_questions_by_pattern(session)
     if learner is None:
         return {pid: PatternProgress(total=len(qs)) for pid, qs in by_pattern.items()}
     now = now or utcnow()
-    states = question_states(session, learner=learner)
+    states = question_states(session, learner=learner) if states is None else states
     days = _active_days(session, learner)
     due = review.due_counts(session, learner=learner, now=now)
     return {
@@ -247,7 +253,7 @@ def pattern_overview(
     """A pattern's questions with this learner's state on each, and the progress they add up to."""
     states = question_states(session, learner=learner)
     questions = [(q, states.get(q.id)) for q in bank.list_questions(session, pattern)]
-    progress = pattern_progress(session, learner=learner).get(
+    progress = pattern_progress(session, learner=learner, states=states).get(
         pattern.id, PatternProgress(total=len(questions))
     )
     return PatternOverview(pattern, questions, progress)
@@ -287,6 +293,8 @@ def next_practice(
 ) -> LiveQuestion | None:
     """The practice question this learner should do next (not `after`, the one just done,
     unless it is the only one)."""
+    if Mode.PRACTICE not in pattern.file.modes:
+        return None
     ordered = practice_order(
         bank.list_questions(session, pattern), question_states(session, learner=learner)
     )
@@ -338,12 +346,12 @@ def history(session: Session, *, learner: Learner | None, page: int = 1) -> Hist
         .limit(HISTORY_PAGE_SIZE)
     ).all()
     live = bank.live_questions(session, {a.question_id for a in attempts})
-    entries = [
-        HistoryEntry(
-            attempt,
-            bank.get_version_or_raise(session, attempt.question_id, attempt.question_version),
-            live[attempt.question_id].pattern_slug if attempt.question_id in live else None,
-        )
-        for attempt in attempts
-    ]
+    versions = bank.get_versions(session, {(a.question_id, a.question_version) for a in attempts})
+    entries = []
+    for attempt in attempts:
+        answered = versions[attempt.question_id, attempt.question_version]
+        if isinstance(answered, OutputQuestion) and attempt.variant_index is not None:
+            answered = variants.render(answered, attempt.variant_index)
+        slug = live[attempt.question_id].pattern_slug if attempt.question_id in live else None
+        entries.append(HistoryEntry(attempt, answered, slug))
     return History(entries, page, pages, total)

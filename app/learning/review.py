@@ -16,17 +16,18 @@ comes back the next day.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import fsrs
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.bank import service as bank
 from app.bank.schema import Difficulty, Question
 from app.bank.service import LiveQuestion
-from app.models import Learner, ReviewCard, utcnow
+from app.models import Attempt, Learner, ReviewCard, utcnow
 from app.models import Question as QuestionRow
 
 # No same-day learning steps: these are questions, not flash cards, and being asked the one
@@ -150,3 +151,27 @@ def next_due(
     )
     due: datetime | None = session.scalar(query)
     return due
+
+
+def rebuild(session: Session, *, learner: Learner, question_ids: Collection[str]) -> None:
+    """Recompute the learner's cards for these questions by replaying their attempts in the
+    order they were made (after a merge brought two histories together) — inside a write
+    transaction."""
+    for question_id in question_ids:
+        session.execute(
+            delete(ReviewCard).where(
+                ReviewCard.learner_id == learner.id, ReviewCard.question_id == question_id
+            )
+        )
+        session.flush()
+        attempts = session.execute(
+            select(Attempt.correct, Attempt.rating, Attempt.created_at)
+            .where(Attempt.learner_id == learner.id, Attempt.question_id == question_id)
+            .order_by(Attempt.created_at, Attempt.id)
+        ).all()
+        for correct, rating, created_at in attempts:
+            replayed = Rating(rating) if rating else (Rating.Good if correct else Rating.Again)
+            schedule(
+                session, learner=learner, question_id=question_id, rating=replayed, at=created_at
+            )
+            session.flush()

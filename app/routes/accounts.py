@@ -122,7 +122,10 @@ def login(
 
 
 @router.post("/logout", name="logout", dependencies=[CsrfDep])
-def logout(request: Request) -> Response:
-    """Log out: this browser becomes a new guest."""
+def logout(request: Request, session: SessionDep, visitor: VisitorDep) -> Response:
+    """Log out — of every device: the account's session token changes. This browser
+    becomes a new guest."""
+    if visitor.user is not None:
+        accounts.log_out(session, user=visitor.user)
     log_visitor_out(request)
     return RedirectResponse(request.url_for("home"), status_code=303)

@@ -124,7 +124,11 @@ class AttemptIn(BaseModel):
         description="Output questions: the variant answered (default: the learner's current).",
     )
     time_taken_ms: int | None = Field(
-        default=None, ge=0, description="How long the learner took, if the client measured it."
+        default=None,
+        ge=0,
+        strict=True,
+        description="How long the learner took, if the client measured it (it can make the "
+        "review rating harder, never easier).",
     )
 
 

@@ -19,8 +19,9 @@ from app.deps import (
     VisitorDep,
     read_shown,
     sign_shown,
+    verify_csrf,
 )
-from app.errors import Conflict, Invalid
+from app.errors import Conflict, Forbidden, Invalid
 from app.learning import exams
 from app.routes.api import (
     BUSY,
@@ -109,9 +110,6 @@ class ExamAnswerIn(BaseModel):
     answer: JsonValue = Field(
         description="As for `POST /api/questions/{id}/attempts`; null or empty clears it."
     )
-    time_taken_ms: int | None = Field(
-        default=None, ge=0, description="Time spent on the question, if the client measured it."
-    )
 
 
 def _question_out(question: exams.ExamQuestion) -> ExamQuestionOut:
@@ -183,7 +181,7 @@ def get_test_api(
     Anyone else's test is 404."""
     exam = exams.get_exam_or_raise(session, exam_id, learner=visitor.learner)
     view = exams.exam_view(session, exam)
-    result = exams.exam_result(session, exam, runs=runs) if view.finished else None
+    result = exams.exam_result(session, view, runs=runs) if view.finished else None
     return _exam_out(view, result)
 
 
@@ -204,7 +202,6 @@ def save_answer_api(
         exam_id=exam_id,
         number=number,
         answer=body.answer,
-        time_taken_ms=body.time_taken_ms,
     )
     return _question_out(saved)
 
@@ -221,7 +218,7 @@ def finish_test_api(
     """Finish the test: every saved answer is graded and stored as an attempt. Finishing a
     finished test returns the same result (it is recorded once)."""
     exam = exams.finish_exam(session, visitor=visitor, exam_id=exam_id, runs=runs)
-    return _result_out(exams.exam_result(session, exam, runs=runs))
+    return _result_out(exams.exam_result(session, exams.exam_view(session, exam), runs=runs))
 
 
 # --- pages ----------------------------------------------------------------------------------
@@ -253,11 +250,11 @@ def exam_page(
 ) -> Response:
     """A finished test's result; an open test resumes at its current question."""
     exam = exams.get_exam_or_raise(session, exam_id, learner=visitor.learner)
-    if exam.finished_at is None:
-        view = exams.exam_view(session, exam)
+    view = exams.exam_view(session, exam)
+    if not view.finished:
         url = request.url_for("exam_question", exam_id=exam.id, number=view.resume_number)
         return RedirectResponse(url, status_code=303)
-    result = exams.exam_result(session, exam, runs=runs)
+    result = exams.exam_result(session, view, runs=runs)
     return render(request, "exams/result.html", {"result": result})
 
 
@@ -304,7 +301,6 @@ Go = Literal["next", "previous", "skip", "finish"]
     "/tests/{exam_id}/questions/{number}",
     name="save_exam_answer",
     include_in_schema=False,
-    dependencies=[CsrfDep],
 )
 def save_exam_answer(
     request: Request,
@@ -315,9 +311,23 @@ def save_exam_answer(
     answer: Annotated[str | None, Form()] = None,
     go: Annotated[Go, Form()] = "next",
     shown_at: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     """Save the answer (unless skipping) and go to the previous or next question, or to
-    the finish page. A malformed answer shows the question again, saying why."""
+    the finish page. A malformed answer — or a page from before a log-in in another tab —
+    shows the question again with what the learner typed, saying why."""
+    try:
+        verify_csrf(request, csrf_token)
+    except Forbidden:
+        exam = exams.get_exam_or_raise(session, exam_id, learner=visitor.learner)
+        message = (
+            "This page is from before you logged in or out in another tab, so your answer "
+            "was not saved. Check it and save it again."
+        )
+        view = exams.exam_view(session, exam)
+        return _question_response(
+            request, view, number, given=answer or "", error=message, status_code=403
+        )
     shown = read_shown(request, shown_at)
     time_taken_ms = shown[1] if shown and shown[0] == f"exam:{exam_id}:{number}" else None
     try:

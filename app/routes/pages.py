@@ -131,6 +131,7 @@ def answer(
             runs=runs,
             variant=variant,
             time_taken_ms=time_taken_ms,
+            time_measured=True,
         )
     except (Invalid, Busy) as exc:
         session.rollback()

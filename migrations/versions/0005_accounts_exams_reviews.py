@@ -23,9 +23,11 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=254), nullable=False, comment='stored lowercased'),
     sa.Column('password_hash', sa.String(length=255), nullable=False, comment='argon2id'),
     sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('session_token', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
-    sa.UniqueConstraint('email', name=op.f('uq_users_email'))
+    sa.UniqueConstraint('email', name=op.f('uq_users_email')),
+    sa.UniqueConstraint('session_token', name=op.f('uq_users_session_token'))
     )
     op.create_table('exams',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -76,15 +78,19 @@ def upgrade() -> None:
 
     with op.batch_alter_table('learners', schema=None) as batch_op:
         batch_op.add_column(sa.Column('user_id', sa.Integer(), nullable=True, comment='set once the learner has an account'))
+        batch_op.add_column(sa.Column('merged_into_id', sa.Integer(), nullable=True, comment="a guest whose progress moved into an account's learner on log-in"))
         batch_op.create_unique_constraint(batch_op.f('uq_learners_user_id'), ['user_id'])
         batch_op.create_foreign_key(batch_op.f('fk_learners_user_id_users'), 'users', ['user_id'], ['id'])
+        batch_op.create_foreign_key(batch_op.f('fk_learners_merged_into_id_learners'), 'learners', ['merged_into_id'], ['id'])
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('learners', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_learners_merged_into_id_learners'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('fk_learners_user_id_users'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('uq_learners_user_id'), type_='unique')
+        batch_op.drop_column('merged_into_id')
         batch_op.drop_column('user_id')
 
     with op.batch_alter_table('attempts', schema=None) as batch_op:
