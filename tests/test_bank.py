@@ -123,6 +123,10 @@ def test_unknown_key_is_rejected_with_path_and_field(tmp_path: Path) -> None:
             "solution.steps: List should have at least 1 item",
         ),
         ({"choices": [{"text": "a", "correct": True}, {"text": "a"}]}, "same text"),
+        (
+            {"choices": [{"text": "a", "correct": True}, {"text": "b"}]},
+            "every wrong choice names the misconception it catches (`mistake`); choice 1 has none",
+        ),
     ],
 )
 def test_invalid_questions_say_what_is_wrong(

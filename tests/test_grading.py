@@ -30,7 +30,10 @@ def test_own_key_is_correct_and_every_other_choice_is_wrong(question: ChoiceQues
 
 QUESTION = ChoiceQuestion.model_validate(
     choice_question(
-        choices=[{"text": "w", "correct": True}, {"text": "x"}, {"text": "y"}, {"text": "z"}]
+        choices=[
+            {"text": "w", "correct": True},
+            *({"text": text, "mistake": f"Not {text}."} for text in "xyz"),
+        ]
     )
 )
 

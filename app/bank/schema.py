@@ -30,7 +30,9 @@ SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_ID_LENGTH = 80  # matches the String(80) id columns in app.models
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=MAX_ID_LENGTH)]
-Markdown = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+# Marks the fields rendered as Markdown, so that the editor can check each before saving.
+MARKDOWN_FIELD = "markdown"
+Markdown = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True), MARKDOWN_FIELD]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
@@ -85,7 +87,8 @@ class Choice(StrictModel):
     correct: bool = Field(default=False, description="Whether this option is the right answer.")
     mistake: Markdown | None = Field(
         default=None,
-        description="The misconception behind this wrong option, shown to whoever picks it.",
+        description="The misconception behind this wrong option, shown to whoever picks it "
+        "(required for every wrong option).",
     )
 
 
@@ -170,6 +173,14 @@ class ChoiceQuestion(QuestionBase):
         for choice in self.choices:
             if choice.correct and choice.mistake:
                 raise ValueError("the correct choice cannot have a `mistake`")
+        missing = [i for i, c in enumerate(self.choices) if not c.correct and not c.mistake]
+        if missing:
+            # Every wrong choice teaches: whoever picks it is told which misconception it is.
+            raise ValueError(
+                f"every wrong choice names the misconception it catches (`mistake`); "
+                f"choice{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} "
+                f"{'have' if len(missing) > 1 else 'has'} none"
+            )
         return self
 
     @property
