@@ -8,10 +8,12 @@ per client address and failed log-ins per account.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,19 +21,26 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import audit
 from app.config import Settings
 from app.db import begin_write
-from app.errors import Invalid, TooManyRequests
+from app.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from app.learning import learners
-from app.models import Learner, User
+from app.models import ApiToken, Learner, User, utcnow
 from app.ratelimit import RateLimiter
 
 EMAIL_MAX_CHARS = 254  # the longest address SMTP can carry (RFC 5321)
 EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 PASSWORD_MIN_CHARS = 8  # NIST SP 800-63B's floor for a chosen password
 PASSWORD_MAX_CHARS = 1024  # long passphrases are welcome; megabytes to hash are not
-LEARNER, INSTRUCTOR = "learner", "instructor"
+LEARNER, INSTRUCTOR, ADMIN = "learner", "instructor", "admin"
+ROLES = (LEARNER, INSTRUCTOR, ADMIN)
+STAFF_ROLES = (INSTRUCTOR, ADMIN)  # who may author questions and read their statistics
 SESSION_TOKEN_BYTES = 32
+API_TOKEN_BYTES = 32
+API_TOKEN_PREFIX = "tw_"  # tells a Tracewise token apart in a config file or a leak scanner
+API_TOKEN_NAME_MAX_CHARS = 100
+API_TOKEN_TOUCH_S = 3600  # `last_used_at` is written at most hourly: reads stay reads
 
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 "low memory") parameters
 # Checked against when no account has the email, so that "no such account" costs as long
@@ -217,3 +226,125 @@ def _password_matches(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password[: PASSWORD_MAX_CHARS + 1])
     except (VerificationError, InvalidHashError):
         return False
+
+
+def is_staff(user: User | None) -> bool:
+    """Whether the user may author questions and read statistics (instructors, admins)."""
+    return user is not None and user.role in STAFF_ROLES
+
+
+def create_user(session: Session, *, email: str, password: str, role: str) -> User:
+    """Create an account with a role (the command line's way to make the first instructor
+    or admin). Commits."""
+    if role not in ROLES:
+        raise Invalid(f"The role must be one of {', '.join(ROLES)}.", field="role")
+    email = _checked_email(email)
+    password_hash = _hasher.hash(_checked_password(password))
+    begin_write(session)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        session.rollback()
+        raise Invalid(f"An account with the email {email} already exists.", field="email")
+    user = User(
+        email=email, password_hash=password_hash, role=role, session_token=new_session_token()
+    )
+    session.add(user)
+    session.flush()
+    session.add(Learner(token=learners.new_token(), user_id=user.id))
+    audit.record(session, actor_id=None, action="user.create", subject=email, detail={"role": role})
+    session.commit()
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every account, staff first, then by email."""
+    users = session.scalars(select(User).order_by(User.email)).all()
+    return sorted(users, key=lambda user: -ROLES.index(user.role) if user.role in ROLES else 0)
+
+
+def set_role(session: Session, *, actor: User, user_id: int, role: str) -> User:
+    """An admin gives an account a role. An admin cannot demote themselves (so that there is
+    always one admin left who can undo a mistake). Commits, with an audit record."""
+    if role not in ROLES:
+        raise Invalid(f"The role must be one of {', '.join(ROLES)}.", field="role")
+    begin_write(session)
+    user = session.get(User, user_id, populate_existing=True)
+    if user is None:
+        session.rollback()
+        raise NotFound("There is no such account.")
+    if user.id == actor.id and role != ADMIN:
+        session.rollback()
+        raise Forbidden("You cannot take away your own admin role; ask another admin.")
+    if user.role != role:
+        audit.record(
+            session,
+            actor_id=actor.id,
+            action="role.grant",
+            subject=user.email,
+            detail={"from": user.role, "to": role},
+        )
+        user.role = role
+    session.commit()
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(session: Session, *, user: User, name: str) -> tuple[ApiToken, str]:
+    """A new personal API token for a staff account: the row, and the token itself (shown
+    once: only its hash is kept). Commits, with an audit record."""
+    if not is_staff(user):
+        raise Forbidden("API tokens are for instructors.")
+    name = name.strip()
+    if not name:
+        raise Invalid("Name the token (e.g. the script that will use it).", field="name")
+    if len(name) > API_TOKEN_NAME_MAX_CHARS:
+        raise Invalid(f"Keep the name under {API_TOKEN_NAME_MAX_CHARS} characters.", field="name")
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(API_TOKEN_BYTES)
+    begin_write(session)
+    row = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:10])
+    session.add(row)
+    audit.record(session, actor_id=user.id, action="token.create", subject=name)
+    session.commit()
+    return row, token
+
+
+def list_api_tokens(session: Session, *, user: User) -> list[ApiToken]:
+    """The user's API tokens, newest first."""
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())
+    return list(session.scalars(query))
+
+
+def revoke_api_token(session: Session, *, user: User, token_id: int) -> None:
+    """Delete one of the user's tokens (someone else's is NotFound). Commits."""
+    begin_write(session)
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        session.rollback()
+        raise NotFound("There is no such token.")
+    session.delete(row)
+    audit.record(session, actor_id=user.id, action="token.revoke", subject=row.name)
+    session.commit()
+
+
+def user_for_api_token(session: Session, token: str) -> User | None:
+    """The account an API token belongs to, or None if no token is like it. Marks it used
+    (at most hourly, in its own short write)."""
+    found = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _token_hash(token))
+    ).first()
+    if found is None:
+        return None
+    row, user = found
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > timedelta(seconds=API_TOKEN_TOUCH_S):
+        begin_write(session)
+        fresh = session.get(ApiToken, row.id)
+        if fresh is not None:
+            fresh.last_used_at = now
+        session.commit()
+        session.refresh(user)
+    return user

@@ -10,11 +10,13 @@ from typing import Annotated
 
 import typer
 
+from app import accounts
 from app.bank import schema
 from app.bank.files import BankError, read_bank
 from app.bank.store import export_bank, import_bank
 from app.config import Settings
 from app.db import Database, alembic_config, migrate
+from app.errors import Invalid
 from app.runs import QuestionRuns
 from app.sandbox.client import from_settings as sandbox_from_settings
 from app.sandbox.protocol import Job
@@ -126,6 +128,33 @@ def export_questions(
     finally:
         database.dispose()
     typer.echo(f"Exported {count} question(s) to {path}.")
+
+
+@cli.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="The account's email address.")],
+    role: Annotated[str, typer.Option(help="learner, instructor or admin.")] = accounts.INSTRUCTOR,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Asked for when not given (never put it in shell history on a shared machine).",
+        ),
+    ] = "",
+) -> None:
+    """Create an account with a role: the first instructor or admin comes from here; after
+    that, admins grant roles in the browser (/admin/users)."""
+    database = Database(Settings().resolved_database_url)
+    try:
+        with database.session() as session:
+            user = accounts.create_user(session, email=email, password=password, role=role)
+    except Invalid as exc:
+        raise _fail([f"{exc.field}: {exc.message}"]) from None
+    finally:
+        database.dispose()
+    typer.echo(f"Created {user.email} ({user.role}).")
 
 
 @cli.command("export-schema")

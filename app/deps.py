@@ -13,11 +13,12 @@ from fastapi import Depends, Form, Path, Request
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from sqlalchemy.orm import Session
 
+from app import accounts
 from app.accounts import AuthLimits
 from app.bank import service as bank
 from app.config import Settings
 from app.db import Database
-from app.errors import Forbidden, UnsupportedMediaType
+from app.errors import Forbidden, Unauthorized, UnsupportedMediaType
 from app.learning import learners
 from app.models import User
 from app.runs import QuestionRuns
@@ -26,6 +27,7 @@ from app.sandbox.client import Sandbox
 LEARNER_KEY = "learner"  # key of a guest's learner token in the signed session cookie
 USER_KEY = "user"  # key of the logged-in account's session token
 EMAIL_KEY = "email"  # the logged-in user's email, for the page header
+ROLE_KEY = "role"  # the logged-in user's role, for the page header's links (not for access)
 CSRF_KEY = "csrf"
 CSRF_TOKEN_BYTES = 24
 
@@ -104,6 +106,8 @@ async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor
         with read_only(session):
             visitor = learners.account_visitor(session, session_token)
         if visitor is not None:
+            if visitor.user is not None and request.session.get(ROLE_KEY) != visitor.user.role:
+                request.session[ROLE_KEY] = visitor.user.role  # an admin changed it
             return visitor
         request.session.clear()  # logged out elsewhere, or the account is gone: a new guest
     token = request.session.get(LEARNER_KEY)
@@ -124,6 +128,7 @@ def log_visitor_in(request: Request, user: User) -> None:
     request.session.clear()
     request.session[USER_KEY] = user.session_token
     request.session[EMAIL_KEY] = user.email
+    request.session[ROLE_KEY] = user.role
 
 
 def log_visitor_out(request: Request) -> None:
@@ -223,3 +228,46 @@ async def require_json_request(request: Request) -> None:
 
 
 JsonRequestDep = Depends(require_json_request)
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def get_staff(request: Request, session: SessionDep, visitor: VisitorDep) -> User:
+    """The instructor (or admin) making the request — by API token (`Authorization: Bearer`)
+    or session cookie — else 401 (nobody) or 403 (not staff). A plain `def`: marking a token
+    used may write."""
+    token = _bearer_token(request)
+    if token is not None:
+        user = accounts.user_for_api_token(session, token)
+        if user is None:
+            raise Unauthorized("That API token is not valid: it was revoked, or is mistyped.")
+    elif visitor.user is None:
+        raise Unauthorized("Log in with an instructor account to see this.")
+    else:
+        user = visitor.user
+    if not accounts.is_staff(user):
+        raise Forbidden("This is for instructors. An admin can give your account the role.")
+    return user
+
+
+def get_admin(staff: Annotated[User, Depends(get_staff)]) -> User:
+    """The admin making the request, else 401 or 403."""
+    if staff.role != accounts.ADMIN:
+        raise Forbidden("This is for admins.")
+    return staff
+
+
+StaffDep = Annotated[User, Depends(get_staff)]
+AdminDep = Annotated[User, Depends(get_admin)]
+
+
+async def get_any_question(question_id: str, session: SessionDep) -> bank.QuestionRecord:
+    """The question named in the path, live or retired (for instructors), or 404."""
+    with read_only(session):
+        return bank.get_record_or_raise(session, question_id)
+
+
+AnyQuestionDep = Annotated[bank.QuestionRecord, Depends(get_any_question)]

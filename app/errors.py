@@ -1,6 +1,7 @@
 """Errors a user can cause, each carrying its HTTP status.
 
     AppError (400)
+    ├── Unauthorized (401)  log in (or send an API token) first
     ├── NotFound (404)      no such pattern, question or attempt
     ├── Forbidden (403)     it exists, but is not yours to see or do
     ├── Conflict (409)      the thing is not in a state that allows this (a finished test)
@@ -21,11 +22,19 @@ class AppError(Exception):
 
     status = 400
     title = "Bad request"
+    extra: dict[str, object] | None = None  # more for API clients, e.g. every problem found
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class Unauthorized(AppError):
+    """Nobody is logged in (or the API token is wrong), and this needs someone who is."""
+
+    status = 401
+    title = "Log in first"
 
 
 class NotFound(AppError):

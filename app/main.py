@@ -20,7 +20,17 @@ from app.config import Settings
 from app.db import Database
 from app.errors import AppError
 from app.middleware import BodySizeLimit
-from app.routes import accounts, api, exams, modes, pages, traces
+from app.routes import (
+    accounts,
+    admin,
+    api,
+    authoring_api,
+    exams,
+    instructor,
+    modes,
+    pages,
+    traces,
+)
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 from app.sandbox.client import from_settings as sandbox_from_settings
@@ -82,7 +92,10 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     )
     app.add_middleware(BodySizeLimit)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(authoring_api.router)
     app.include_router(api.router)
+    app.include_router(instructor.router)
+    app.include_router(admin.router)
     app.include_router(traces.router)
     app.include_router(exams.router)
     app.include_router(modes.router)
@@ -106,11 +119,13 @@ def _error_response(
     message: str,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Response:
     if _wants_json(request):
         body: dict[str, object] = {"detail": message}
         if field:
             body["field"] = field
+        body.update(extra or {})
         return JSONResponse(body, status_code=status, headers=headers)
     return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
         request,
@@ -134,7 +149,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
         headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
-        return _error_response(request, exc.status, exc.title, exc.message, exc.field, headers)
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": 'Bearer realm="tracewise"'}
+        return _error_response(
+            request, exc.status, exc.title, exc.message, exc.field, headers, exc.extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -7,6 +7,20 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 256 * 1024  # the largest legitimate body (an answer, a playground run) is ~1 KiB
+# Instructors upload question files (up to 2 MiB, app.authoring.uploads) and post questions.
+MAX_AUTHORING_BODY_BYTES = 3 * 1024 * 1024
+AUTHORING_PREFIX = "/instructor/"
+AUTHORING_API = ("/api/questions", "/api/questions/validate")  # and PUT /api/questions/{id}
+
+
+def is_authoring(scope: Scope) -> bool:
+    """Whether a request goes to an instructors' route that may carry a large body."""
+    path: str = scope["path"]
+    return (
+        path.startswith(AUTHORING_PREFIX)
+        or path in AUTHORING_API
+        or (scope["method"] == "PUT" and path.startswith("/api/questions/"))
+    )
 
 
 class BodyTooLarge(Exception):
@@ -16,18 +30,25 @@ class BodyTooLarge(Exception):
 class BodySizeLimit:
     """Refuse request bodies over `limit` bytes with 413, whether or not they say their size."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_BODY_BYTES,
+        authoring_limit: int = MAX_AUTHORING_BODY_BYTES,
+    ) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.authoring_limit = authoring_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.authoring_limit if is_authoring(scope) else self.default_limit
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.limit:
-            await self._refuse(send)
+        if not length.isdigit() or int(length) > limit:
+            await self._refuse(send, limit)
             return
         received = 0
         started = False
@@ -37,7 +58,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise BodyTooLarge
             return message
 
@@ -50,10 +71,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"The request body is larger than {self.limit} bytes."})
+    async def _refuse(self, send: Send, limit: int) -> None:
+        body = json.dumps({"detail": f"The request body is larger than {limit} bytes."})
         await send(
             {
                 "type": "http.response.start",

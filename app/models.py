@@ -77,6 +77,11 @@ class Pattern(Base):
     retired_at: Mapped[datetime | None] = mapped_column(
         default=None, comment="set when its folder left the bank: hidden, history kept"
     )
+    file_hash: Mapped[str | None] = mapped_column(
+        String(64),
+        default=None,
+        comment="hash of pattern.yaml as last imported from questions/; None if uploaded",
+    )
 
     questions: Mapped[list[Question]] = relationship(
         back_populates="pattern", order_by="Question.position"
@@ -93,6 +98,13 @@ class Question(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     current_version: Mapped[int] = mapped_column(Integer)
     retired_at: Mapped[datetime | None] = mapped_column(default=None)
+    # An import from questions/ changes a question only when its file changed since the last
+    # import: edits made in the browser survive a restart, and a file edit still wins.
+    file_hash: Mapped[str | None] = mapped_column(
+        String(64),
+        default=None,
+        comment="hash of its file as last imported from questions/; None if made elsewhere",
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     pattern: Mapped[Pattern] = relationship(back_populates="questions")
@@ -112,6 +124,15 @@ class QuestionVersion(Base):
     difficulty: Mapped[str] = mapped_column(String(10))
     content: Mapped[dict[str, Any]] = mapped_column(comment="the validated question file")
     content_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(
+        String(20),
+        default="file",
+        server_default="file",
+        comment="file | editor | api | upload | restore",
+    )
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), default=None, comment="who saved it; None for the command line"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     question: Mapped[Question] = relationship(back_populates="versions")
@@ -302,3 +323,35 @@ class ReviewCard(Base):
     due: Mapped[datetime] = mapped_column()
     reviews: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A personal API token: an instructor's scripts send it as `Authorization: Bearer`."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), comment="what the owner calls it")
+    token_hash: Mapped[str] = mapped_column(
+        String(64), unique=True, comment="SHA-256 of the token; the token itself is shown once"
+    )
+    prefix: Mapped[str] = mapped_column(String(12), comment="its first characters, to tell apart")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEvent(Base):
+    """Who changed what, and when: every instructor and admin action that writes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), default=None, comment="None: the command line"
+    )
+    action: Mapped[str] = mapped_column(String(40), comment="e.g. question.create, role.grant")
+    subject: Mapped[str] = mapped_column(String(200), comment="what it was done to")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict, comment="what changed")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -193,3 +193,63 @@ def test_a_new_learner_signs_up_takes_the_test_and_sees_the_result(
     assert tab.url.rsplit("/", 1)[1] in missed
     tab.goto(f"{base}/")
     expect(tab.locator(".progress-label")).to_contain_text("10 / ")
+
+
+def test_an_instructor_writes_runs_and_saves_an_output_question_then_reads_its_stats(
+    page: tuple[Page, str], app: FastAPI
+) -> None:
+    from app import accounts
+
+    with app.state.db.session() as session:
+        accounts.create_user(
+            session, email="teacher@example.com", password="a long passphrase", role="instructor"
+        )
+    tab, base = page
+    tab.goto(base + "/login")
+    tab.get_by_label("Email").fill("teacher@example.com")
+    tab.get_by_label("Password").fill("a long passphrase")
+    tab.get_by_role("button", name="Log in").click()
+    tab.get_by_role("link", name="Instructor").click()
+    tab.locator(".subnav").get_by_role("link", name="New question").click()
+    tab.get_by_role("link", name="output", exact=True).click()
+
+    editor = tab.locator(".CodeMirror")
+    expect(editor).to_be_visible()  # the YAML editor, with line numbers
+    source = tab.evaluate("() => document.querySelector('.CodeMirror').CodeMirror.getValue()")
+    broken = source.replace("difficulty: medium", "difficulty: brutal")
+    tab.evaluate("s => document.querySelector('.CodeMirror').CodeMirror.setValue(s)", broken)
+    # the live preview marks the line of the field, with the message beside it
+    expect(tab.locator(".line-error-message")).to_contain_text("difficulty: Input should be")
+    expect(tab.locator(".CodeMirror .line-error")).to_have_count(1)
+
+    question = source.replace("new-output-question", "browser-made-steplr")
+    tab.evaluate("s => document.querySelector('.CodeMirror').CodeMirror.setValue(s)", question)
+    expect(tab.locator(".line-error-message")).to_have_count(0)
+    expect(tab.locator(".learner-preview")).to_contain_text("What does this code print?")
+
+    tab.get_by_role("button", name="Run").click()
+    expect(tab.locator(".run-report")).to_contain_text("8 variants")
+    expect(tab.locator("table.variants")).to_contain_text("[0.025]")  # a key from a real run
+    tab.screenshot(path=str(ARTIFACTS / "editor-run.png"), full_page=True)
+    tab.get_by_role("button", name="Save").click()
+    expect(tab.get_by_text("Saved as version 1")).to_be_visible()
+
+    tab.get_by_role("link", name="open as a learner").click()
+    variant_text = tab.locator(".code-block").first.inner_text()
+    step_size = 2 if "step_size=2" in variant_text else 3
+    calls = int(variant_text.split("range(")[1].split(")")[0])
+    lr = 0.1 * 0.5 ** (calls // step_size)
+    tab.locator("textarea[name=answer]").fill(f"[{lr}]")
+    tab.get_by_role("button", name="Submit answer").click()
+    expect(tab.get_by_role("heading", name="Correct")).to_be_visible()
+
+    tab.goto(f"{base}/instructor/patterns/{LESSON}/stats")
+    row = tab.locator("#q-browser-made-steplr")
+    expect(row).to_contain_text("1.00")  # facility: one learner, right first time
+    tab.screenshot(path=str(ARTIFACTS / "instructor-stats.png"), full_page=True)
+    tab.locator(".subnav").get_by_role("link", name="Question bank").click()
+    for link, kind in (("YAML (zip)", "application/zip"), ("GIFT", "text/plain")):
+        href = tab.get_by_role("link", name=link).first.get_attribute("href")
+        assert href is not None
+        response = tab.request.get(href)
+        assert response.ok and response.headers["content-type"].startswith(kind)

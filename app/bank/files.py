@@ -80,6 +80,11 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_StrictLoader)
 
 
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The node tree of a YAML text (with line numbers), parsed as safely as `parse_yaml`."""
+    return yaml.compose(text, Loader=_StrictLoader)
+
+
 def format_validation_error(where: str, error: ValidationError) -> list[str]:
     """Turn a Pydantic error into `where: field.path: message` lines."""
     lines = []

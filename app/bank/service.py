@@ -215,3 +215,69 @@ def get_version_or_raise(session: Session, question_id: str, version: int) -> Qu
     if row is None:
         raise NotFound(f"There is no version {version} of question {question_id!r}.")
     return parse_version(row)
+
+
+@dataclass(frozen=True)
+class QuestionRecord:
+    """A question as instructors see it: live or retired, with its current version."""
+
+    id: str
+    version: int
+    pattern_slug: str
+    position: int
+    question: Question
+    retired: bool
+    from_files: bool  # kept in step with a file in questions/
+    version_count: int
+
+
+def _records(session: Session, query: Any) -> list[QuestionRecord]:
+    return [
+        QuestionRecord(
+            id=row.id,
+            version=row.current_version,
+            pattern_slug=slug,
+            position=row.position,
+            question=parse_version(version),
+            retired=row.retired_at is not None,
+            from_files=row.file_hash is not None,
+            version_count=row.current_version,
+        )
+        for row, version, slug in session.execute(query).all()
+    ]
+
+
+def _record_query() -> Any:
+    return (
+        select(QuestionRow, QuestionVersion, Pattern.slug)
+        .join(QuestionVersion, _CURRENT)
+        .join(Pattern, Pattern.id == QuestionRow.pattern_id)
+    )
+
+
+def list_records(session: Session, pattern: PatternView) -> list[QuestionRecord]:
+    """Every question of a pattern, live ones first in order, then retired ones."""
+    query = (
+        _record_query()
+        .where(QuestionRow.pattern_id == pattern.id)
+        .order_by(QuestionRow.retired_at.is_not(None), QuestionRow.position, QuestionRow.id)
+    )
+    return _records(session, query)
+
+
+def get_record_or_raise(session: Session, question_id: str) -> QuestionRecord:
+    """Any question, live or retired, or NotFound."""
+    found = _records(session, _record_query().where(QuestionRow.id == question_id))
+    if not found:
+        raise NotFound(f"There is no question {question_id!r}.")
+    return found[0]
+
+
+def list_version_rows(session: Session, question_id: str) -> list[QuestionVersion]:
+    """Every stored version of a question, oldest first."""
+    query = (
+        select(QuestionVersion)
+        .where(QuestionVersion.question_id == question_id)
+        .order_by(QuestionVersion.version)
+    )
+    return list(session.scalars(query))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,14 +79,29 @@ class ImportReport:
         )
 
 
-def import_bank(session: Session, root: Path, *, runs: QuestionRuns | None = None) -> ImportReport:
+FILES, UPLOAD = "file", "upload"  # where an import comes from (QuestionVersion.source)
+
+
+def import_bank(
+    session: Session,
+    root: Path,
+    *,
+    runs: QuestionRuns | None = None,
+    source: str = FILES,
+    author_id: int | None = None,
+    on_commit: Callable[[Session, ImportReport], None] | None = None,
+) -> ImportReport:
     """Validate every file under `root` and bring the database in line, as one transaction.
 
     Output questions are run, every variant, in the sandbox (`runs`): a run that fails, or an
     `answer` the real output contradicts, is an error like any other. A broken file raises
-    BankError before anything is written. Questions whose content changed get a new version;
-    questions missing from an imported pattern are retired (hidden from learners, history
-    kept). Commits on success.
+    BankError before anything is written. Commits on success (after `on_commit`, which may
+    add to the same transaction, e.g. an audit record).
+
+    From `questions/` (source `file`), the files lead: a question whose file changed since
+    the last import gets a new version, and file-made questions whose file is gone are
+    retired (hidden from learners, history kept); a question whose file did not change is
+    left as the editor last saved it. An `upload` only adds and updates, never retires.
     """
     sources = read_bank(root)
     checked_runs = verify_outputs(session, sources, runs)
@@ -97,10 +113,14 @@ def import_bank(session: Session, root: Path, *, runs: QuestionRuns | None = Non
         store(session, run)
     for key, spec, data in pipelines:
         traces.store(session, key=key, kind=traces.PIPELINE, spec=spec, data=data)
-    for position, source in enumerate(sources):
-        _import_pattern(session, source, position, report)
-    if not is_pattern_folder(root):  # a whole bank: patterns no longer in it are retired
-        _retire_missing_patterns(session, {source.slug for source in sources}, report)
+    importer = _Importer(session, report, source=source, author_id=author_id)
+    for position, pattern_source in enumerate(sources):
+        importer.pattern(pattern_source, position)
+    if source == FILES and not is_pattern_folder(root):
+        # a whole bank: file-made patterns no longer in it are retired
+        _retire_missing_patterns(session, {p.slug for p in sources}, report)
+    if on_commit is not None:
+        on_commit(session, report)
     session.commit()
     return report
 
@@ -124,7 +144,7 @@ def verify_outputs(
         except AppError as exc:
             errors.append(f"{path}: code: the sandbox could not run it: {exc.message}")
             return
-        problem = _problem(question, variant, result)
+        problem = variant_problem(question, variant, result)
         if problem:
             errors.append(f"{path}: {problem}")
         else:
@@ -172,46 +192,50 @@ def verify_references(
     checked: list[Run] = []
     for pattern in sources:
         for source in pattern.questions:
-            question = source.question
-            if not isinstance(question, CodeQuestion):
-                continue
-            if runs is None or runs.sandbox is None:
-                errors.append(
-                    f"{source.path}: reference: code questions are checked by "
-                    "running their reference, and no sandbox was given"
-                )
-                continue
-            try:
-                run, _ = runs.reference(session, question)
-            except AppError as exc:
-                errors.append(f"{source.path}: reference: could not run it: {exc.message}")
-                continue
-            verdict = judge(question.check, run.result, run.result)
-            errors += [
-                f"{source.path}: self_tests.{i}: {problem}"
-                for i, problem in _self_test_problems(question, run, runs)
-            ]
-            if not verdict.correct:
-                errors.append(f"{source.path}: reference: fails its own check: {verdict.message}")
-            elif question.check.kind in ("trajectory", "final-lr") and not (
-                run.result.data or {}
-            ).get("trajectory"):
-                errors.append(
-                    f"{source.path}: reference: gives no learning rates to compare "
-                    "(does it create `scheduler`, or step the optimizer?)"
-                )
-            elif question.check.kind != "exception" and run.result.status is not Verdict.OK:
-                error = run.result.error
-                errors.append(
-                    f"{source.path}: reference: raises "
-                    f"{error.type if error else run.result.status}: "
-                    f"{error.message if error else run.result.detail}"
-                )
-            else:
-                checked.append(run)
+            if isinstance(source.question, CodeQuestion):
+                run, problems = check_reference(session, source.question, runs)
+                errors += [f"{source.path}: {problem}" for problem in problems]
+                if run is not None and not problems:
+                    checked.append(run)
     if errors:
         raise BankError(errors)
     return checked
+
+
+def check_reference(
+    session: Session, question: CodeQuestion, runs: QuestionRuns | None
+) -> tuple[Run | None, list[str]]:
+    """Run a code question's reference and self-tests: the reference's run, and what is
+    wrong (`field: what`), if anything."""
+    if runs is None or runs.sandbox is None:
+        return None, [
+            "reference: code questions are checked by running their reference, "
+            "and no sandbox was given"
+        ]
+    try:
+        run, _ = runs.reference(session, question)
+    except AppError as exc:
+        return None, [f"reference: could not run it: {exc.message}"]
+    verdict = judge(question.check, run.result, run.result)
+    problems = [
+        f"self_tests.{i}: {problem}" for i, problem in _self_test_problems(question, run, runs)
+    ]
+    if not verdict.correct:
+        problems.append(f"reference: fails its own check: {verdict.message}")
+    elif question.check.kind in ("trajectory", "final-lr") and not (run.result.data or {}).get(
+        "trajectory"
+    ):
+        problems.append(
+            "reference: gives no learning rates to compare "
+            "(does it create `scheduler`, or step the optimizer?)"
+        )
+    elif question.check.kind != "exception" and run.result.status is not Verdict.OK:
+        error = run.result.error
+        problems.append(
+            f"reference: raises {error.type if error else run.result.status}: "
+            f"{error.message if error else run.result.detail}"
+        )
+    return run, problems
 
 
 def _self_test_problems(
@@ -282,7 +306,7 @@ def _done(result: RunResult) -> Future[RunResult]:
     return future
 
 
-def _problem(question: OutputQuestion, variant: int, result: RunResult) -> str | None:
+def variant_problem(question: OutputQuestion, variant: int, result: RunResult) -> str | None:
     """What is wrong with a variant's run for a question, if anything."""
     where = f"variant {all_variants(question)[variant]}: " if question.params else ""
     if result.status not in (Verdict.OK, Verdict.ERROR):
@@ -306,84 +330,131 @@ def _problem(question: OutputQuestion, variant: int, result: RunResult) -> str |
 
 def _retire_missing_patterns(session: Session, present: set[str], report: ImportReport) -> None:
     now = utcnow()
-    for pattern in session.scalars(select(Pattern).where(Pattern.retired_at.is_(None))):
+    query = select(Pattern).where(Pattern.retired_at.is_(None), Pattern.file_hash.is_not(None))
+    for pattern in session.scalars(query):
         if pattern.slug in present:
             continue
         pattern.retired_at = now
+        pattern.file_hash = None  # its folder is gone: when it comes back, it is restored
         report.patterns_retired.append(pattern.slug)
         for row in pattern.questions:
+            row.file_hash = None
             if row.retired_at is None:
                 row.retired_at = now
                 report.retired.append(row.id)
 
 
-def _import_pattern(
-    session: Session, source: PatternSource, position: int, report: ImportReport
-) -> None:
-    pattern = session.scalar(select(Pattern).where(Pattern.slug == source.slug))
-    digest = content_hash(source.pattern)
-    if pattern is None:
-        pattern = Pattern(slug=source.slug, position=position)
-        session.add(pattern)
-        report.patterns_created.append(source.slug)
-    elif pattern.content_hash != digest:
-        report.patterns_updated.append(source.slug)
-    if pattern.content_hash != digest:
-        pattern.content = source.pattern.model_dump(mode="json")
-        pattern.content_hash = digest
-        pattern.updated_at = utcnow()
-    pattern.retired_at = None
-    session.flush()
+class _Importer:
+    """Brings patterns and questions in line with validated files, within one transaction."""
 
-    seen: set[str] = set()
-    for position_in_pattern, question_source in enumerate(source.questions):
-        question = question_source.question
-        seen.add(question.id)
-        _import_question(session, pattern, question, position_in_pattern, report)
+    def __init__(
+        self, session: Session, report: ImportReport, *, source: str, author_id: int | None
+    ) -> None:
+        self.session = session
+        self.report = report
+        self.source = source
+        self.author_id = author_id
+        self.from_files = source == FILES
 
-    for row in session.scalars(select(QuestionRow).where(QuestionRow.pattern_id == pattern.id)):
-        if row.id not in seen and row.retired_at is None:
-            row.retired_at = utcnow()
-            report.retired.append(row.id)
+    def pattern(self, source: PatternSource, position: int) -> None:
+        """Create or update a pattern and its questions."""
+        session, report = self.session, self.report
+        pattern = session.scalar(select(Pattern).where(Pattern.slug == source.slug))
+        digest = content_hash(source.pattern)
+        if pattern is None:
+            pattern = Pattern(slug=source.slug, position=position, content_hash="")
+            session.add(pattern)
+            report.patterns_created.append(source.slug)
+        file_changed = not self.from_files or pattern.file_hash != digest
+        if file_changed and pattern.content_hash != digest:
+            if pattern.content_hash:
+                report.patterns_updated.append(source.slug)
+            pattern.content = source.pattern.model_dump(mode="json")
+            pattern.content_hash = digest
+            pattern.updated_at = utcnow()
+        if self.from_files:
+            pattern.file_hash = digest
+        pattern.retired_at = None
+        session.flush()
+
+        seen: set[str] = set()
+        for position_in_pattern, question_source in enumerate(source.questions):
+            seen.add(question_source.question.id)
+            self.question(pattern, question_source.question, position_in_pattern)
+        if self.from_files:
+            query = select(QuestionRow).where(
+                QuestionRow.pattern_id == pattern.id, QuestionRow.file_hash.is_not(None)
+            )
+            for row in session.scalars(query):
+                if row.id not in seen:
+                    row.file_hash = None  # when its file comes back, it is restored
+                    if row.retired_at is None:
+                        row.retired_at = utcnow()
+                        report.retired.append(row.id)
+
+    def question(self, pattern: Pattern, question: Question, position: int) -> None:
+        """Create a question, or give it a new version if its file says something new."""
+        session, report = self.session, self.report
+        digest = content_hash(question)
+        row = session.get(QuestionRow, question.id)
+        if row is None:
+            row = QuestionRow(
+                id=question.id,
+                pattern_id=pattern.id,
+                position=position,
+                current_version=0,
+                file_hash=digest if self.from_files else None,
+            )
+            session.add(row)
+            add_version(session, row, question, source=self.source, author_id=self.author_id)
+            report.created.append(question.id)
+            return
+        row.pattern_id = pattern.id
+        row.position = position
+        if self.from_files and row.file_hash == digest:
+            # The file did not change since it was last imported: what the editor saved
+            # since (a new version, retiring the question) stands.
+            report.unchanged.append(question.id)
+            return
+        if self.from_files:
+            row.file_hash = digest
+        if add_version(session, row, question, source=self.source, author_id=self.author_id):
+            report.new_versions.append(question.id)
+        else:
+            report.unchanged.append(question.id)
+        if row.retired_at is not None:
+            row.retired_at = None
+            report.restored.append(question.id)
 
 
-def _import_question(
-    session: Session, pattern: Pattern, question: Question, position: int, report: ImportReport
-) -> None:
+def add_version(
+    session: Session,
+    row: QuestionRow,
+    question: Question,
+    *,
+    source: str,
+    author_id: int | None,
+) -> QuestionVersion | None:
+    """Make `question` the current version of `row`, unless that is what it already says
+    (then None). Part of the caller's write transaction."""
     digest = content_hash(question)
-    row = session.get(QuestionRow, question.id)
-    if row is None:
-        row = QuestionRow(
-            id=question.id, pattern_id=pattern.id, position=position, current_version=1
-        )
-        session.add(row)
-        session.add(_version(question, 1, digest))
-        report.created.append(question.id)
-        return
-
-    current = session.get(QuestionVersion, (row.id, row.current_version))
-    if current is None or current.content_hash != digest:
-        row.current_version += 1
-        session.add(_version(question, row.current_version, digest))
-        report.new_versions.append(question.id)
-    else:
-        report.unchanged.append(question.id)
-    if row.retired_at is not None:
-        row.retired_at = None
-        report.restored.append(question.id)
-    row.pattern_id = pattern.id
-    row.position = position
-
-
-def _version(question: Question, version: int, digest: str) -> QuestionVersion:
-    return QuestionVersion(
+    if row.current_version:
+        current = session.get(QuestionVersion, (row.id, row.current_version))
+        if current is not None and current.content_hash == digest:
+            return None
+    row.current_version += 1
+    version = QuestionVersion(
         question_id=question.id,
-        version=version,
+        version=row.current_version,
         kind=question.kind,
         difficulty=question.difficulty.value,
         content=question.model_dump(mode="json"),
         content_hash=digest,
+        source=source,
+        author_id=author_id,
     )
+    session.add(version)
+    return version
 
 
 def export_bank(session: Session, root: Path, *, slug: str | None = None) -> int:

@@ -9,6 +9,7 @@ questions counting 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -72,8 +73,17 @@ def question_states(session: Session, *, learner: Learner | None) -> dict[str, Q
         .where(Attempt.learner_id == learner.id)
         .order_by(Attempt.id.desc())
     )
+    return fold_states((q, i, c, r, t) for q, i, c, r, t in session.execute(query))
+
+
+def fold_states(
+    attempts: Iterable[tuple[str, int, bool, int | None, datetime]],
+) -> dict[str, QuestionState]:
+    """One learner's states per question from their attempts — (question id, attempt id,
+    correct, rating, created at), newest first; each older attempt weighs RECENCY times the
+    next in mastery."""
     states: dict[str, QuestionState] = {}
-    for qid, attempt_id, correct, rating, created_at in session.execute(query):
+    for qid, attempt_id, correct, rating, created_at in attempts:
         state = states.get(qid)
         if state is None:  # the newest attempt comes first
             state = states[qid] = QuestionState(
@@ -106,7 +116,7 @@ class PatternProgress:
         return max(1, round(100 * self.mastery)) if self.mastery > 0 else 0
 
 
-def _mastery(questions: list[tuple[str, Difficulty]], states: dict[str, QuestionState]) -> float:
+def mastery(questions: list[tuple[str, Difficulty]], states: dict[str, QuestionState]) -> float:
     weights = [(DIFFICULTY_WEIGHT[difficulty], qid) for qid, difficulty in questions]
     total = sum(weight for weight, _ in weights)
     earned = sum(weight * states[qid].mastery for weight, qid in weights if qid in states)
@@ -177,7 +187,7 @@ def pattern_progress(
             total=len(questions),
             answered=sum(1 for qid, _ in questions if qid in states),
             solved=sum(1 for qid, _ in questions if qid in states and states[qid].solved),
-            mastery=_mastery(questions, states),
+            mastery=mastery(questions, states),
             streak_days=_streak(days.get(pid, set()), now.date()),
             due=due.get(pid, 0),
         )

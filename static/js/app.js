@@ -96,3 +96,67 @@ document.querySelectorAll("textarea[data-code-editor]").forEach((textarea) => {
   const errorLine = document.querySelector("[data-error-line]");
   if (errorLine) editor.addLineClass(Number(errorLine.dataset.errorLine) - 1, "background", "cm-error-line");
 });
+
+// The instructors' question editor: YAML with line numbers, every problem shown under the
+// line of the field that caused it, and a live preview (the form still posts without it).
+document.querySelectorAll("textarea[data-yaml-editor]").forEach((textarea) => {
+  if (typeof CodeMirror === "undefined") return;
+  const form = textarea.form;
+  const preview = document.getElementById("preview");
+  const editor = CodeMirror.fromTextArea(textarea, {
+    mode: "yaml",
+    lineNumbers: true,
+    indentUnit: 2,
+    tabSize: 2,
+    extraKeys: { Tab: (cm) => cm.replaceSelection("  ") },
+  });
+  textarea.codeMirror = editor;  // for tests and scripts
+  let widgets = [];
+
+  function markErrors() {
+    widgets.forEach((widget) => widget.clear());
+    widgets = [];
+    editor.eachLine((line) => editor.removeLineClass(line, "background", "line-error"));
+    preview.querySelectorAll("li[data-line]").forEach((item) => {
+      const line = Number(item.dataset.line) - 1;
+      if (!(line >= 0) || line >= editor.lineCount()) return;
+      editor.addLineClass(line, "background", "line-error");
+      const message = document.createElement("div");
+      message.className = "line-error-message";
+      message.textContent = item.textContent.replace(/^Line \d+ · /, "");
+      widgets.push(editor.addLineWidget(line, message));
+      const link = item.querySelector(".line-link");
+      if (link) link.addEventListener("click", (event) => {
+        event.preventDefault();
+        editor.focus();
+        editor.setCursor({ line, ch: 0 });
+        editor.scrollIntoView({ line, ch: 0 }, 100);
+      });
+    });
+  }
+
+  let timer = null;
+  let sent = 0;
+  async function refresh() {
+    const number = ++sent;
+    editor.save();
+    const body = new FormData(form);
+    body.delete("action");
+    try {
+      const response = await fetch(form.dataset.preview, { method: "POST", body, credentials: "same-origin" });
+      if (number !== sent) return;  // a newer preview is on its way
+      if (response.status === 200 || response.status === 422) {
+        preview.innerHTML = await response.text();
+        preview.querySelectorAll("[data-stepwise]").forEach(stepwise);
+        markErrors();
+      }
+    } catch (error) {
+      // Offline or the server restarting: the buttons still work.
+    }
+  }
+  editor.on("change", () => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 400);
+  });
+  markErrors();
+});

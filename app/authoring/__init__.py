@@ -1,0 +1,1 @@
+"""Instructors' workbench: editing, versions, imports and exports, statistics."""

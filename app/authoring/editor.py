@@ -1,0 +1,666 @@
+"""The question editor: YAML in the questions/ format in, a checked question version out.
+
+An instructor writes the same YAML as a file in `questions/` (so the editor and the files
+cannot drift apart). Saving goes through three gates, each of which says which field is
+wrong and on which line: the schema; Markdown that would not survive sanitising (raw HTML,
+script links, images); and the real run — every variant of an output question is run in
+the sandbox and must produce an answer (and agree with `answer`, if the author gave one);
+a code question's reference must pass its own check and self-tests.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.bank import service as bank
+from app.bank import variants
+from app.bank.files import compose_yaml, dump_yaml, parse_yaml
+from app.bank.schema import (
+    MARKDOWN_FIELD,
+    QUESTION_ADAPTER,
+    QUESTION_KINDS,
+    CodeQuestion,
+    OutputQuestion,
+    Question,
+)
+from app.bank.store import add_version, check_reference, variant_problem
+from app.db import begin_write
+from app.errors import AppError, Conflict, Invalid
+from app.grading import expected_output
+from app.models import Pattern, QuestionVersion, utcnow
+from app.models import Question as QuestionRow
+from app.runs import QuestionRuns, Run, store, stored
+from app.sandbox.protocol import RunResult, Verdict
+
+MAX_SOURCE_CHARS = 100_000  # the longest question in the bank is ~5,000 characters
+ALLOWED_LINK_SCHEMES = ("http", "https", "mailto")  # as app.markup lets through
+EDITOR, API, RESTORE = "editor", "api", "restore"  # QuestionVersion.source of a save
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """What is wrong, in which field (`choices.1.mistake`), on which line of the YAML."""
+
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+class QuestionRejected(Invalid):
+    """The question cannot be saved; `errors` says why, field by field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(str(error) for error in errors), field=errors[0].field)
+        self.errors = errors
+        self.extra = {
+            "errors": [
+                {"field": error.field, "message": error.message, "line": error.line}
+                for error in errors
+            ]
+        }
+
+
+# --- parsing and the schema ---------------------------------------------------------------
+
+
+def parse_source(text: str) -> Question:
+    """The question a YAML text describes, or QuestionRejected with every problem placed on
+    its field and line; Markdown that would not render as written is a problem too."""
+    if len(text) > MAX_SOURCE_CHARS:
+        raise QuestionRejected(
+            [FieldError("(file)", f"is longer than {MAX_SOURCE_CHARS:,} characters")]
+        )
+    try:
+        data = parse_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        raise QuestionRejected([FieldError("(file)", f"not valid YAML: {problem}", line)]) from None
+    if not isinstance(data, dict):
+        raise QuestionRejected([FieldError("(file)", "a question is a mapping of fields", 1)])
+    try:
+        question = QUESTION_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise QuestionRejected(_placed(text, exc)) from None
+    problems = markdown_problems(question)
+    if problems:
+        raise QuestionRejected([_with_line(text, error) for error in problems])
+    return question
+
+
+def parse_data(data: Any) -> Question:
+    """The question a JSON body describes (the API), or QuestionRejected."""
+    try:
+        question = QUESTION_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise QuestionRejected(
+            [FieldError(_loc(error["loc"]), _msg(error)) for error in exc.errors()]
+        ) from None
+    problems = markdown_problems(question)
+    if problems:
+        raise QuestionRejected(problems)
+    return question
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in QUESTION_KINDS:
+        parts = parts[1:]  # the tag of the union member, not a field
+    return ".".join(str(part) for part in parts) or "(file)"
+
+
+def _msg(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _placed(text: str, exc: ValidationError) -> list[FieldError]:
+    return [
+        _with_line(text, FieldError(_loc(error["loc"]), _msg(error)))
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def _with_line(text: str, error: FieldError) -> FieldError:
+    if error.line is not None:
+        return error
+    return FieldError(error.field, error.message, line_of(text, error.field))
+
+
+def line_of(text: str, path: str) -> int | None:
+    """The 1-based line of the YAML where the field at `path` (`solution.steps.0.body`) is
+    written, or the nearest enclosing field's when it is missing."""
+    try:
+        node = compose_yaml(text)
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in path.split(".") if path != "(file)" else []:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+# --- Markdown that would not survive sanitising --------------------------------------------
+
+# Parsed with raw HTML switched on, to find what the renderer (HTML off) would show as text
+# and the sanitiser would strip.
+_FINDER = MarkdownIt("commonmark", {"html": True}).enable("table")
+_FINDER.validateLink = lambda url: True  # type: ignore[method-assign]  # to see every link
+
+
+def markdown_texts(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(field path, text) of every Markdown field set in a file model, nested ones too."""
+    hints = typing.get_type_hints(type(model), include_extras=True)
+    for name in type(model).model_fields:
+        yield from _markdown_in(getattr(model, name), hints[name], f"{prefix}{name}")
+
+
+def _markdown_in(value: Any, annotation: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, BaseModel):
+        yield from markdown_texts(value, f"{path}.")
+    elif isinstance(value, list):
+        item = _list_item(annotation)
+        for index, element in enumerate(value):
+            yield from _markdown_in(element, item, f"{path}.{index}")
+    elif isinstance(value, str) and _is_markdown(annotation):
+        yield path, value
+
+
+def _is_markdown(annotation: Any) -> bool:
+    if MARKDOWN_FIELD in getattr(annotation, "__metadata__", ()):
+        return True
+    return any(_is_markdown(arg) for arg in typing.get_args(annotation))
+
+
+def _list_item(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is list:
+        return typing.get_args(annotation)[0]
+    for arg in typing.get_args(annotation):
+        if (item := _list_item(arg)) is not None:
+            return item
+    return None
+
+
+def markdown_problems(model: BaseModel) -> list[FieldError]:
+    """Markdown the pages would not show as written: raw HTML, links that are not http(s)
+    or mailto, images."""
+    problems = []
+    for path, text in markdown_texts(model):
+        for message in _problems_in(text):
+            problems.append(FieldError(path, message))
+    return problems
+
+
+def _problems_in(text: str) -> list[str]:
+    problems: list[str] = []
+    for token in _walk(_FINDER.parse(text)):
+        if token.type in ("html_block", "html_inline"):
+            snippet = token.content.strip().splitlines()[0][:60]
+            problems.append(
+                f"raw HTML ({snippet}) is not allowed: pages show it as text. Use Markdown, "
+                "or put it in `code` to show it as code"
+            )
+        elif token.type == "link_open":
+            href = str(token.attrGet("href") or "")
+            scheme = href.split(":", 1)[0].lower() if ":" in href.split("/", 1)[0] else None
+            if scheme is not None and scheme not in ALLOWED_LINK_SCHEMES:
+                problems.append(f"links may go to http, https or mailto addresses, not {scheme}:")
+        elif token.type == "image":
+            problems.append("images are not shown on Tracewise pages; link to the image instead")
+    return problems
+
+
+def _walk(tokens: list[Token]) -> Iterator[Token]:
+    for token in tokens:
+        yield token
+        if token.children:
+            yield from _walk(token.children)
+
+
+# --- the real run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantRun:
+    """One variant of an output question, run: its parameters, the run, the key it gives."""
+
+    index: int
+    params: dict[str, Any]
+    result: RunResult | None
+    key: str | None
+    problem: str | None
+
+
+@dataclass
+class QuestionCheck:
+    """What running a question showed: per variant (output questions), the reference's run
+    (code questions), and what is wrong."""
+
+    variants: list[VariantRun] = field(default_factory=list)
+    reference: Run | None = None
+    problems: list[FieldError] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)  # to keep: keys and solutions come from them
+
+    @property
+    def ok(self) -> bool:
+        """Whether the question may be saved."""
+        return not self.problems
+
+
+def check_question(session: Session, question: Question, runs: QuestionRuns) -> QuestionCheck:
+    """Run what a question's key depends on, in the sandbox: every variant of an output
+    question, a code question's reference and self-tests. Holds no database connection
+    while code runs. Choice questions have nothing to run."""
+    check = QuestionCheck()
+    if isinstance(question, OutputQuestion):
+        _check_variants(session, question, runs, check)
+    elif isinstance(question, CodeQuestion):
+        run, problems = check_reference(session, question, runs)
+        check.reference = run
+        check.problems += [_as_field_error(problem) for problem in problems]
+        if run is not None and not problems:
+            check.runs.append(run)
+    session.commit()  # end any read before the caller goes on
+    return check
+
+
+def _as_field_error(problem: str) -> FieldError:
+    """`field: message` (as the bank's checks word it) as a FieldError."""
+    name, _, message = problem.partition(": ")
+    return FieldError(name, message) if message else FieldError("(file)", problem)
+
+
+def _check_variants(
+    session: Session, question: OutputQuestion, runs: QuestionRuns, check: QuestionCheck
+) -> None:
+    pending: list[tuple[int, str, Future[RunResult]]] = []
+    cached: dict[int, tuple[str, RunResult]] = {}
+    for index in range(variants.count(question)):
+        key = runs.key_of(question, index)
+        result = stored(session, key) if runs.use_cache else None
+        if result is not None:
+            cached[index] = (key, result)
+    session.commit()  # no connection held while the sandbox works
+    try:
+        for index in range(variants.count(question)):
+            if index not in cached:
+                pending.append((index, *runs.submit(question, index)))
+    except AppError as exc:
+        check.problems.append(FieldError("code", f"the sandbox could not run it: {exc.message}"))
+        return
+    results = dict(cached)
+    for index, key, future in pending:
+        try:
+            results[index] = (key, future.result())
+        except AppError as exc:
+            check.problems.append(
+                FieldError("code", f"the sandbox could not run it: {exc.message}")
+            )
+            return
+    all_params = variants.all_variants(question)
+    for index in range(variants.count(question)):
+        key, result = results[index]
+        problem = variant_problem(question, index, result)
+        answer = expected_output(question, result) if result.status in _ANSWERED else None
+        check.variants.append(VariantRun(index, all_params[index], result, answer or None, problem))
+        if problem:
+            check.problems.append(_as_field_error(problem))
+        else:
+            check.runs.append(Run(key, result))
+
+
+_ANSWERED = (Verdict.OK, Verdict.ERROR)
+
+
+# --- saving --------------------------------------------------------------------------------
+
+
+def save_question(
+    session: Session,
+    *,
+    question: Question,
+    pattern_slug: str | None,
+    editing: str | None,
+    runs: QuestionRuns,
+    author_id: int,
+    source: str = EDITOR,
+) -> QuestionVersion | None:
+    """Save `question` as a new question (`editing` None; in `pattern_slug`) or as the next
+    version of `editing` — after running it. Returns the new version, or None when nothing
+    changed. QuestionRejected names what stops it; commits with an audit record."""
+    _check_id(question, editing)
+    check = check_question(session, question, runs)
+    if not check.ok:
+        raise QuestionRejected(check.problems)
+    return _save_checked(
+        session,
+        question=question,
+        check=check,
+        pattern_slug=pattern_slug,
+        editing=editing,
+        author_id=author_id,
+        source=source,
+    )
+
+
+def _check_id(question: Question, editing: str | None) -> None:
+    if editing is not None and question.id != editing:
+        raise QuestionRejected(
+            [
+                FieldError(
+                    "id",
+                    f"stays {editing!r}: learners' attempts refer to it. To make a different "
+                    "question, create a new one",
+                )
+            ]
+        )
+
+
+def _save_checked(
+    session: Session,
+    *,
+    question: Question,
+    check: QuestionCheck,
+    pattern_slug: str | None,
+    editing: str | None,
+    author_id: int,
+    source: str,
+) -> QuestionVersion | None:
+    begin_write(session)
+    row = session.get(QuestionRow, question.id)
+    if editing is None:
+        if row is not None:
+            session.rollback()
+            raise QuestionRejected(
+                [FieldError("id", f"{question.id!r} is taken (ids are never reused)")]
+            )
+        pattern = session.scalar(
+            select(Pattern).where(Pattern.slug == pattern_slug, Pattern.retired_at.is_(None))
+        )
+        if pattern is None:
+            session.rollback()
+            raise Invalid(
+                f"Choose a pattern for the question ({pattern_slug!r} is none).", field="pattern"
+            )
+        last = session.scalar(
+            select(func.max(QuestionRow.position)).where(QuestionRow.pattern_id == pattern.id)
+        )
+        row = QuestionRow(
+            id=question.id, pattern_id=pattern.id, position=(last or 0) + 1, current_version=0
+        )
+        session.add(row)
+    elif row is None:
+        session.rollback()
+        raise Conflict(f"The question {editing!r} no longer exists.")
+    for run in check.runs:
+        store(session, run)
+    version = add_version(session, row, question, source=source, author_id=author_id)
+    if version is not None:
+        audit.record(
+            session,
+            actor_id=author_id,
+            action="question.create"
+            if editing is None
+            else ("question.restore" if source == RESTORE else "question.edit"),
+            subject=question.id,
+            detail={"version": version.version, "source": source},
+        )
+    session.commit()
+    return version
+
+
+# --- the editor page's three buttons --------------------------------------------------------
+
+PREVIEW, RUN, SAVE = "preview", "run", "save"
+ACTIONS = (PREVIEW, RUN, SAVE)
+
+
+@dataclass(frozen=True)
+class PreviewPage:
+    """What the learner templates' question header needs to show a question not yet saved."""
+
+    question: bank.LiveQuestion
+    pattern_title: str
+    position: int
+    total: int
+
+
+@dataclass
+class EditorOutcome:
+    """What a press of Preview, Run or Save gave: the question as learners will see it, the
+    run, the errors (placed on their lines), or the version saved."""
+
+    question: Question | None = None
+    page: PreviewPage | None = None
+    shown: Question | None = None  # as the first variant shows it
+    check: QuestionCheck | None = None
+    errors: list[FieldError] = field(default_factory=list)
+    saved: QuestionVersion | None = None
+    unchanged: bool = False
+
+
+def submit(
+    session: Session,
+    *,
+    source: str,
+    action: str,
+    pattern_slug: str | None,
+    editing: str | None,
+    runs: QuestionRuns,
+    author_id: int,
+) -> EditorOutcome:
+    """Preview, run or save the YAML an instructor wrote in the editor."""
+    outcome = preview(session, source=source, pattern_slug=pattern_slug, editing=editing)
+    question = outcome.question
+    if action == PREVIEW or question is None:
+        return outcome
+    if editing is not None:
+        pattern_slug = bank.get_record_or_raise(session, editing).pattern_slug
+    outcome.check = check_question(session, question, runs)
+    outcome.errors = [_with_line(source, error) for error in outcome.check.problems]
+    if action == RUN or outcome.errors:
+        return outcome
+    try:
+        outcome.saved = _save_checked(
+            session,
+            question=question,
+            check=outcome.check,
+            pattern_slug=pattern_slug,
+            editing=editing,
+            author_id=author_id,
+            source=EDITOR,
+        )
+    except QuestionRejected as exc:
+        outcome.errors = [_with_line(source, error) for error in exc.errors]
+    except Invalid as exc:
+        outcome.errors = [FieldError(exc.field or "(file)", exc.message)]
+    outcome.unchanged = outcome.saved is None and not outcome.errors
+    return outcome
+
+
+def preview(
+    session: Session, *, source: str, pattern_slug: str | None, editing: str | None
+) -> EditorOutcome:
+    """The question as learners will see it, or what is wrong with it (nothing is run)."""
+    try:
+        question = parse_source(source)
+        _check_id(question, editing)
+    except QuestionRejected as exc:
+        return EditorOutcome(errors=[_with_line(source, error) for error in exc.errors])
+    if editing is not None:
+        pattern_slug = bank.get_record_or_raise(session, editing).pattern_slug
+    return EditorOutcome(
+        question=question,
+        shown=_shown(question),
+        page=_preview_page(session, question, pattern_slug),
+    )
+
+
+def _shown(question: Question) -> Question:
+    return variants.render(question, 0) if isinstance(question, OutputQuestion) else question
+
+
+def _preview_page(session: Session, question: Question, pattern_slug: str | None) -> PreviewPage:
+    pattern = next(
+        (p for p in bank.list_patterns(session) if p.slug == pattern_slug),
+        None,
+    )
+    siblings = bank.list_questions(session, pattern) if pattern is not None else []
+    position = next((i for i, s in enumerate(siblings) if s.id == question.id), len(siblings))
+    live = bank.LiveQuestion(question.id, 0, pattern_slug or "", position, question)
+    return PreviewPage(
+        question=live,
+        pattern_title=pattern.file.title if pattern is not None else "(no pattern)",
+        position=position + 1,
+        total=max(len(siblings), position + 1),
+    )
+
+
+def set_retired(session: Session, *, question_id: str, retired: bool, actor_id: int) -> None:
+    """Hide a question from learners (its history and attempts stay), or bring it back.
+    Commits with an audit record."""
+    begin_write(session)
+    row = session.get(QuestionRow, question_id)
+    if row is None:
+        session.rollback()
+        raise Conflict(f"The question {question_id!r} no longer exists.")
+    if (row.retired_at is not None) != retired:
+        row.retired_at = utcnow() if retired else None
+        audit.record(
+            session,
+            actor_id=actor_id,
+            action="question.retire" if retired else "question.unretire",
+            subject=question_id,
+        )
+    session.commit()
+
+
+# --- starting points -----------------------------------------------------------------------
+
+
+def source_of(question: Question) -> str:
+    """A question as the YAML the editor shows (and `questions/` holds)."""
+    return dump_yaml(question)
+
+
+def starter_source(kind: str) -> str:
+    """A valid question of `kind` to start from: every field an author usually fills."""
+    starter = _STARTERS.get(kind)
+    if starter is None:
+        raise Invalid(f"There is no question kind {kind!r}.", field="kind")
+    return starter
+
+
+STARTER_KINDS = ("choice", "output", "code")
+
+
+_STARTERS = {
+    "choice": """\
+id: new-choice-question
+kind: choice
+difficulty: medium
+modes: [practice, test]
+tags: [steplr]
+prompt: |
+  An optimizer starts at `lr=0.1` with `StepLR(step_size=2, gamma=0.5)`. What is the
+  learning rate after four epochs (four `scheduler.step()` calls)?
+choices:
+  - text: "0.025"
+    correct: true
+  - text: "0.05"
+    mistake: Counting one halving too few; the LR halves after every `step_size` calls.
+  - text: "0.0125"
+    mistake: Halving every call, not every `step_size` calls.
+hint: Count how many times `step_size` fits into the number of calls.
+solution:
+  steps:
+    - title: Count the decays
+      body: Four calls with `step_size=2` decay the LR twice.
+  final_answer: 0.1 × 0.5² = **0.025**
+  quick_check: LR = lr₀ × γ^⌊calls / step_size⌋.
+mistakes:
+  - Forgetting that the decay happens only every `step_size` calls.
+""",
+    "output": """\
+id: new-output-question
+kind: output
+difficulty: medium
+modes: [practice, test]
+tags: [steplr]
+prompt: |
+  What does this code print?
+code: |
+  import torch
+  model = torch.nn.Linear(2, 1)
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+  scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size={{ step_size }}, gamma=0.5)
+  for _ in range({{ calls }}):
+      optimizer.step()
+      scheduler.step()
+  print(scheduler.get_last_lr())
+params:
+  step_size: [2, 3]
+  calls: 2..5
+hint: The LR is multiplied by `gamma` once every `step_size` calls.
+solution:
+  steps:
+    - title: Count the decays
+      body: >-
+        {{ calls }} calls with `step_size={{ step_size }}` decay the LR
+        ⌊{{ calls }} / {{ step_size }}⌋ times.
+""",
+    "code": """\
+id: new-code-question
+kind: code
+difficulty: medium
+modes: [practice, test]
+tags: [steplr]
+prompt: |
+  Build `scheduler` so that the learning rate halves every 3 epochs.
+setup: |
+  import torch
+  model = torch.nn.Linear(2, 1)
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+starter: |
+  scheduler = ...
+reference: |
+  scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+check:
+  kind: trajectory
+  epochs: 10
+self_tests:
+  - code: |
+      scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    divergence: 2
+    mistake: off-by-one
+    why: Halving one epoch early.
+hint: StepLR takes `step_size` and `gamma`.
+""",
+}

@@ -1,0 +1,113 @@
+"""A question's versions: who saved each and from where, what changed, and restoring one.
+
+Versions are never changed or deleted: attempts point at the version they answered. Restoring
+an old version saves its content again as the newest version — run again first, like any
+save, so a key is never restored that today's torch contradicts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.authoring import editor
+from app.bank import service as bank
+from app.errors import NotFound
+from app.models import Attempt, QuestionVersion, User
+from app.runs import QuestionRuns
+
+DIFF_CONTEXT_LINES = 3
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """One version in a question's history."""
+
+    version: int
+    created_at: datetime
+    source: str
+    author: str
+    attempts: int
+    current: bool
+
+
+def history(session: Session, question_id: str) -> list[VersionView]:
+    """Every version of a question, newest first, with how many attempts answered it."""
+    record = bank.get_record_or_raise(session, question_id)
+    attempts = dict(
+        session.execute(
+            select(Attempt.question_version, func.count())
+            .where(Attempt.question_id == question_id)
+            .group_by(Attempt.question_version)
+        ).all()
+    )
+    rows = session.execute(
+        select(QuestionVersion, User.email)
+        .outerjoin(User, User.id == QuestionVersion.author_id)
+        .where(QuestionVersion.question_id == question_id)
+        .order_by(QuestionVersion.version.desc())
+    ).all()
+    return [
+        VersionView(
+            version=row.version,
+            created_at=row.created_at,
+            source=row.source,
+            author=email or ("command line" if row.author_id is None else "a deleted account"),
+            attempts=attempts.get(row.version, 0),
+            current=row.version == record.version,
+        )
+        for row, email in rows
+    ]
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """A line of a unified diff: `add`, `remove`, `context` or `hunk` (a `@@` header)."""
+
+    kind: str
+    text: str
+
+
+def diff(session: Session, question_id: str, *, old: int, new: int) -> list[DiffLine]:
+    """What changed between two versions, as a unified diff of their YAML."""
+    before = editor.source_of(bank.get_version_or_raise(session, question_id, old))
+    after = editor.source_of(bank.get_version_or_raise(session, question_id, new))
+    lines = difflib.unified_diff(
+        before.splitlines(),
+        after.splitlines(),
+        f"version {old}",
+        f"version {new}",
+        n=DIFF_CONTEXT_LINES,
+        lineterm="",
+    )
+    result = []
+    for line in lines:
+        if line.startswith(("---", "+++")):
+            continue
+        kind = {"@": "hunk", "+": "add", "-": "remove"}.get(line[:1], "context")
+        result.append(DiffLine(kind, line))
+    return result
+
+
+def restore(
+    session: Session, *, question_id: str, version: int, runs: QuestionRuns, author_id: int
+) -> QuestionVersion | None:
+    """Save an old version's content as the newest version (after running it again); None
+    when it is what the question already says."""
+    record = bank.get_record_or_raise(session, question_id)
+    if version < 1 or version > record.version:
+        raise NotFound(f"There is no version {version} of question {question_id!r}.")
+    old = bank.get_version_or_raise(session, question_id, version)
+    return editor.save_question(
+        session,
+        question=old,
+        pattern_slug=None,
+        editing=question_id,
+        runs=runs,
+        author_id=author_id,
+        source=editor.RESTORE,
+    )

@@ -1,0 +1,235 @@
+"""The instructors' JSON API: create, version, validate and analyse questions.
+
+Authenticate with the session cookie (then, like every API call that writes, send JSON) or a
+personal API token from /instructor/tokens: `Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field, JsonValue
+
+from app.authoring import editor, stats, versions
+from app.deps import AnyQuestionDep, JsonRequestDep, RunsDep, SessionDep, StaffDep, read_only
+from app.routes.instructor import csv_response
+from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
+
+router = APIRouter(prefix="/api", tags=["instructors"])
+
+Responses = dict[int | str, dict[str, Any]]
+AUTH: Responses = {
+    401: {"description": "No session and no valid API token."},
+    403: {"description": "The account is not an instructor."},
+}
+REJECTED: Responses = {
+    422: {
+        "description": "The question is invalid or its key disagrees with the real run; "
+        "`errors` lists every problem by field."
+    },
+    503: {"description": "The code runner is busy or unavailable; see Retry-After."},
+}
+
+
+class QuestionIn(BaseModel):
+    """A question in the questions/ file format (as JSON), and where a new one goes."""
+
+    question: dict[str, JsonValue] = Field(
+        description="The question, exactly as a questions/ YAML file holds it."
+    )
+    pattern: str | None = Field(
+        default=None, max_length=200, description="Slug of the pattern (new questions only)."
+    )
+
+
+class Problem(BaseModel):
+    """What is wrong, and in which field."""
+
+    field: str = Field(description="Dotted path, e.g. `choices.1.mistake`; `(file)`: all.")
+    message: str
+
+
+class VariantRunOut(BaseModel):
+    """An output question's variant, run in the sandbox."""
+
+    index: int
+    params: dict[str, JsonValue] = Field(description="Its parameter values.")
+    status: str = Field(description="The runner's verdict: ok, error, timeout, …")
+    answer: str | None = Field(description="The key this run gives (what learners must type).")
+    stdout: str
+    value: str | None = Field(description="repr() of the expression, if the question has one.")
+    error: ErrorInfo | None
+    trace: list[TraceEvent] = Field(description="LR of every param group after every step.")
+    warnings: list[WarningRecord]
+    problem: str | None = Field(description="Why this variant cannot be saved, if it cannot.")
+
+
+class ValidationOut(BaseModel):
+    """A question checked without saving: the keys its runs give, or what is wrong."""
+
+    valid: bool
+    errors: list[Problem]
+    kind: str | None = Field(description="The question's kind, when it parsed.")
+    variants: list[VariantRunOut] = Field(description="Output questions: every variant's run.")
+    reference_status: str | None = Field(
+        description="Code questions: the reference solution's run verdict."
+    )
+
+
+class SavedOut(BaseModel):
+    """The outcome of a save."""
+
+    id: str
+    version: int = Field(description="The question's current version.")
+    changed: bool = Field(description="False when the content equalled the current version.")
+
+
+class VersionOut(BaseModel):
+    """One version of a question."""
+
+    version: int
+    created_at: datetime
+    source: str = Field(description="file | editor | api | upload | restore")
+    author: str
+    attempts: int = Field(description="Attempts that answered this version.")
+    current: bool
+
+
+def _variant_out(run: editor.VariantRun) -> VariantRunOut:
+    result = run.result
+    return VariantRunOut(
+        index=run.index,
+        params=run.params,
+        status=result.status.value if result else "not run",
+        answer=run.key,
+        stdout=result.stdout if result else "",
+        value=result.value if result else None,
+        error=result.error if result else None,
+        trace=result.trace if result else [],
+        warnings=result.warnings if result else [],
+        problem=run.problem,
+    )
+
+
+@router.post(
+    "/questions/validate",
+    responses={**AUTH, 503: REJECTED[503]},
+    dependencies=[JsonRequestDep],
+)
+def api_validate_question(
+    session: SessionDep, staff: StaffDep, runs: RunsDep, body: QuestionIn
+) -> ValidationOut:
+    """Check a question without saving it: the schema, its Markdown, and the real run (every
+    variant of an output question; a code question's reference and self-tests)."""
+    try:
+        question = editor.parse_data(body.question)
+    except editor.QuestionRejected as exc:
+        errors = [Problem(field=e.field, message=e.message) for e in exc.errors]
+        return ValidationOut(
+            valid=False, errors=errors, kind=None, variants=[], reference_status=None
+        )
+    check = editor.check_question(session, question, runs)
+    return ValidationOut(
+        valid=check.ok,
+        errors=[Problem(field=e.field, message=e.message) for e in check.problems],
+        kind=question.kind,
+        variants=[_variant_out(run) for run in check.variants],
+        reference_status=check.reference.result.status.value if check.reference else None,
+    )
+
+
+@router.post(
+    "/questions",
+    status_code=201,
+    responses={**AUTH, **REJECTED},
+    dependencies=[JsonRequestDep],
+)
+def api_create_question(
+    session: SessionDep, staff: StaffDep, runs: RunsDep, body: QuestionIn
+) -> SavedOut:
+    """Create a question in `pattern`, after running it; refused (422) when its key
+    disagrees with the real run."""
+    question = editor.parse_data(body.question)
+    version = editor.save_question(
+        session,
+        question=question,
+        pattern_slug=body.pattern,
+        editing=None,
+        runs=runs,
+        author_id=staff.id,
+        source=editor.API,
+    )
+    return SavedOut(id=question.id, version=version.version if version else 1, changed=True)
+
+
+@router.put(
+    "/questions/{question_id}",
+    responses={**AUTH, 404: {"description": "No such question."}, **REJECTED},
+    dependencies=[JsonRequestDep],
+)
+def api_update_question(
+    session: SessionDep,
+    staff: StaffDep,
+    runs: RunsDep,
+    record: AnyQuestionDep,
+    body: QuestionIn,
+) -> SavedOut:
+    """Save a new version of a question (after running it). Saving what the current
+    version already says changes nothing (`changed: false`)."""
+    question = editor.parse_data(body.question)
+    version = editor.save_question(
+        session,
+        question=question,
+        pattern_slug=None,
+        editing=record.id,
+        runs=runs,
+        author_id=staff.id,
+        source=editor.API,
+    )
+    return SavedOut(
+        id=record.id,
+        version=version.version if version else record.version,
+        changed=version is not None,
+    )
+
+
+@router.get(
+    "/questions/{question_id}/versions",
+    responses={**AUTH, 404: {"description": "No such question."}},
+)
+def api_list_versions(
+    session: SessionDep, staff: StaffDep, record: AnyQuestionDep
+) -> list[VersionOut]:
+    """Every version of a question, newest first."""
+    with read_only(session):
+        history = versions.history(session, record.id)
+    return [VersionOut.model_validate(view, from_attributes=True) for view in history]
+
+
+@router.get(
+    "/questions/{question_id}/stats",
+    responses={**AUTH, 404: {"description": "No such question."}},
+)
+def api_question_stats(
+    session: SessionDep, staff: StaffDep, record: AnyQuestionDep
+) -> stats.QuestionStats:
+    """How a question performs: attempts, facility, discrimination, choices picked, time,
+    hint and solution use, facility per variant value, and flags."""
+    with read_only(session):
+        return stats.question_stats(session, question_id=record.id)
+
+
+@router.get(
+    "/attempts.csv",
+    responses={**AUTH, 200: {"content": {"text/csv": {}}, "description": "One row per attempt."}},
+)
+def api_attempts_csv(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    pattern: Annotated[str | None, Query(max_length=200, description="Only this pattern.")] = None,
+) -> Response:
+    """Every attempt (of one pattern, if given) as CSV."""
+    return csv_response(request, session, pattern)

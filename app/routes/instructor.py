@@ -1,0 +1,435 @@
+"""Instructors' pages: the bank, the question editor, versions, imports and exports,
+statistics and API tokens. Every route here needs the instructor (or admin) role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import RedirectResponse, StreamingResponse
+from sqlalchemy.orm import Session
+
+from app import accounts
+from app.authoring import editor, stats, transfer, versions
+from app.bank import service as bank
+from app.db import Database
+from app.deps import (
+    AnyQuestionDep,
+    CsrfDep,
+    PatternDep,
+    RowId,
+    RunsDep,
+    SessionDep,
+    StaffDep,
+    read_only,
+)
+from app.errors import Invalid
+from app.templating import render, render_fragment
+
+router = APIRouter(prefix="/instructor", include_in_schema=False)
+
+Source = Annotated[str, Form(max_length=editor.MAX_SOURCE_CHARS * 2)]
+Action = Annotated[str, Form(pattern="^(preview|run|save)$")]
+PatternField = Annotated[str, Form(max_length=200)]
+
+
+@router.get("", name="instructor")
+def dashboard(request: Request, session: SessionDep, staff: StaffDep) -> Response:
+    """The bank: every pattern and question (retired ones too), with links to edit them."""
+    with read_only(session):
+        patterns = [
+            (pattern, bank.list_records(session, pattern))
+            for pattern in bank.list_patterns(session)
+        ]
+    return render(request, "instructor/dashboard.html", {"patterns": patterns, "staff": staff})
+
+
+def _editor(
+    request: Request,
+    *,
+    source: str,
+    outcome: editor.EditorOutcome | None = None,
+    record: bank.QuestionRecord | None = None,
+    pattern_slug: str | None = None,
+    patterns: list[bank.PatternView] | None = None,
+    saved_version: int | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "instructor/editor.html",
+        {
+            "source": source,
+            "outcome": outcome or editor.EditorOutcome(),
+            "record": record,
+            "pattern_slug": pattern_slug,
+            "patterns": patterns or [],
+            "kinds": editor.STARTER_KINDS,
+            "saved_version": saved_version,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/questions/new", name="new_question")
+def new_question(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    pattern: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[str, Query(max_length=20)] = "choice",
+) -> Response:
+    """The editor, starting from a valid question of the chosen kind."""
+    source = editor.starter_source(kind)
+    patterns = bank.list_patterns(session)
+    slug = pattern or (patterns[0].slug if patterns else None)
+    outcome = editor.preview(session, source=source, pattern_slug=slug, editing=None)
+    return _editor(request, source=source, outcome=outcome, pattern_slug=slug, patterns=patterns)
+
+
+@router.post("/questions/new", dependencies=[CsrfDep])
+def create_question(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    runs: RunsDep,
+    source: Source,
+    action: Action,
+    pattern: PatternField = "",
+) -> Response:
+    """Preview, run or save a new question."""
+    outcome = editor.submit(
+        session,
+        source=source,
+        action=action,
+        pattern_slug=pattern,
+        editing=None,
+        runs=runs,
+        author_id=staff.id,
+    )
+    if outcome.saved is not None:
+        url = request.url_for("edit_question", question_id=outcome.saved.question_id)
+        return RedirectResponse(f"{url}?saved={outcome.saved.version}", status_code=303)
+    return _editor(
+        request,
+        source=source,
+        outcome=outcome,
+        pattern_slug=pattern,
+        patterns=bank.list_patterns(session),
+        status_code=422 if outcome.errors else 200,
+    )
+
+
+@router.get("/questions/{question_id}/edit", name="edit_question")
+def edit_question(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    record: AnyQuestionDep,
+    saved: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """The editor with the question's current version."""
+    outcome = editor.EditorOutcome(question=record.question)
+    return (
+        _editor(
+            request,
+            source=editor.source_of(record.question),
+            outcome=outcome,
+            record=record,
+            pattern_slug=record.pattern_slug,
+        )
+        if saved is None
+        else _saved_editor(request, record, saved)
+    )
+
+
+def _saved_editor(request: Request, record: bank.QuestionRecord, saved: int) -> Response:
+    return render(
+        request,
+        "instructor/editor.html",
+        {
+            "source": editor.source_of(record.question),
+            "outcome": editor.EditorOutcome(question=record.question),
+            "record": record,
+            "pattern_slug": record.pattern_slug,
+            "patterns": [],
+            "kinds": [],
+            "saved_version": saved,
+        },
+    )
+
+
+@router.post("/questions/{question_id}/edit", dependencies=[CsrfDep])
+def update_question(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    runs: RunsDep,
+    record: AnyQuestionDep,
+    source: Source,
+    action: Action,
+) -> Response:
+    """Preview, run or save a new version of a question."""
+    outcome = editor.submit(
+        session,
+        source=source,
+        action=action,
+        pattern_slug=record.pattern_slug,
+        editing=record.id,
+        runs=runs,
+        author_id=staff.id,
+    )
+    if outcome.saved is not None:
+        url = request.url_for("edit_question", question_id=record.id)
+        return RedirectResponse(f"{url}?saved={outcome.saved.version}", status_code=303)
+    return _editor(
+        request,
+        source=source,
+        outcome=outcome,
+        record=record,
+        pattern_slug=record.pattern_slug,
+        status_code=422 if outcome.errors else 200,
+    )
+
+
+@router.post("/questions/preview", name="preview_question", dependencies=[CsrfDep])
+def preview_question(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    runs: RunsDep,
+    source: Source,
+    pattern: PatternField = "",
+    editing: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """The live preview (an HTML fragment for the editor's script): the question as
+    learners will see it, or what is wrong with it."""
+    outcome = editor.preview(
+        session, source=source, pattern_slug=pattern or None, editing=editing or None
+    )
+    html = render_fragment(request, "instructor/_preview.html", {"outcome": outcome})
+    return Response(html, media_type="text/html", status_code=422 if outcome.errors else 200)
+
+
+@router.get("/questions/{question_id}/versions", name="question_versions")
+def question_versions(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    record: AnyQuestionDep,
+    old: Annotated[int | None, Query(ge=1)] = None,
+    new: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """Every version of a question, and the diff between two of them."""
+    new = new or record.version
+    old = old or max(1, new - 1)
+    with read_only(session):
+        history = versions.history(session, record.id)
+        diff = versions.diff(session, record.id, old=old, new=new) if old != new else []
+    return render(
+        request,
+        "instructor/versions.html",
+        {"record": record, "history": history, "diff": diff, "old": old, "new": new},
+    )
+
+
+@router.post(
+    "/questions/{question_id}/versions/{version}/restore",
+    name="restore_version",
+    dependencies=[CsrfDep],
+)
+def restore_version(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    runs: RunsDep,
+    record: AnyQuestionDep,
+    version: RowId,
+) -> Response:
+    """Make an old version the newest again (it is run first, like every save)."""
+    saved = versions.restore(
+        session, question_id=record.id, version=version, runs=runs, author_id=staff.id
+    )
+    url = request.url_for("question_versions", question_id=record.id)
+    return RedirectResponse(f"{url}?restored={saved.version if saved else 0}", status_code=303)
+
+
+@router.post("/questions/{question_id}/retire", name="retire_question", dependencies=[CsrfDep])
+def retire_question(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    record: AnyQuestionDep,
+    retired: Annotated[bool, Form()] = True,
+) -> Response:
+    """Hide a question from learners (history and attempts stay), or bring it back."""
+    editor.set_retired(session, question_id=record.id, retired=retired, actor_id=staff.id)
+    return RedirectResponse(request.url_for("instructor"), status_code=303)
+
+
+# --- files in and out -----------------------------------------------------------------------
+
+
+@router.get("/import", name="import_questions")
+def import_form(request: Request, session: SessionDep, staff: StaffDep) -> Response:
+    """Upload YAML (one question, or a zip in the questions/ layout) or GIFT."""
+    with read_only(session):
+        patterns = bank.list_patterns(session)
+    return render(request, "instructor/import.html", {"patterns": patterns, "result": None})
+
+
+@router.post("/import", dependencies=[CsrfDep])
+def import_upload(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    runs: RunsDep,
+    file: Annotated[UploadFile, File()],
+    pattern: PatternField = "",
+) -> Response:
+    """Import an upload, all or nothing; every problem is listed as `path: field: what`."""
+    data = file.file.read(transfer.MAX_UPLOAD_BYTES + 1)
+    result = transfer.run_import(
+        session,
+        filename=file.filename or "",
+        data=data,
+        pattern_slug=pattern or None,
+        runs=runs,
+        author_id=staff.id,
+    )
+    patterns = bank.list_patterns(session)
+    session.commit()
+    return render(
+        request,
+        "instructor/import.html",
+        {"patterns": patterns, "result": result},
+        status_code=422 if result.errors else 200,
+    )
+
+
+@router.get("/export.zip", name="export_zip")
+def export_zip(
+    session: SessionDep,
+    staff: StaffDep,
+    pattern: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The bank (or one pattern) as a zip of YAML files in the questions/ layout."""
+    with read_only(session):
+        data = transfer.export_zip(session, slug=pattern)
+    name = f"tracewise-{pattern or 'questions'}.zip"
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/patterns/{slug}/export.gift", name="export_gift")
+def export_gift(session: SessionDep, staff: StaffDep, pattern: PatternDep) -> Response:
+    """A pattern's choice questions in Moodle's GIFT format."""
+    with read_only(session):
+        text = transfer.export_gift(session, pattern=pattern)
+    return Response(
+        text,
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{pattern.slug}.gift.txt"'},
+    )
+
+
+@router.get("/patterns/{slug}/export.xml", name="export_moodle_xml")
+def export_moodle_xml(session: SessionDep, staff: StaffDep, pattern: PatternDep) -> Response:
+    """A pattern's choice questions as Moodle XML."""
+    with read_only(session):
+        text = transfer.export_moodle_xml(session, pattern=pattern)
+    return Response(
+        text,
+        media_type="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="{pattern.slug}.moodle.xml"'},
+    )
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+@router.get("/patterns/{slug}/stats", name="pattern_stats")
+def pattern_stats(
+    request: Request, session: SessionDep, staff: StaffDep, pattern: PatternDep
+) -> Response:
+    """How each question of a pattern performs, and each learner's progress."""
+    with read_only(session):
+        report = stats.pattern_stats(session, pattern=pattern)
+    return render(request, "instructor/stats.html", {"pattern": pattern, "report": report})
+
+
+@router.get("/attempts.csv", name="attempts_csv")
+def attempts_csv(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    pattern: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """Every attempt (of one pattern, if given) as CSV."""
+    return csv_response(request, session, pattern)
+
+
+def csv_response(request: Request, session: Session, pattern: str | None) -> Response:
+    """Attempts (of a pattern, which must exist) as a streamed CSV download. The rows are
+    read in a session of their own: the request's ends before the body is sent."""
+    if pattern is not None:
+        with read_only(session):
+            bank.get_pattern_or_raise(session, pattern)
+    database: Database = request.app.state.db
+
+    def lines() -> Iterator[str]:
+        with database.session() as own:
+            yield from stats.attempts_csv(own, pattern_slug=pattern)
+
+    name = f"attempts-{pattern}.csv" if pattern else "attempts.csv"
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+
+@router.get("/tokens", name="api_tokens")
+def api_tokens(request: Request, session: SessionDep, staff: StaffDep) -> Response:
+    """The instructor's personal API tokens."""
+    with read_only(session):
+        tokens = accounts.list_api_tokens(session, user=staff)
+    return render(request, "instructor/tokens.html", {"tokens": tokens, "new_token": None})
+
+
+@router.post("/tokens", dependencies=[CsrfDep])
+def create_api_token(
+    request: Request,
+    session: SessionDep,
+    staff: StaffDep,
+    name: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Make a token; it is shown once, on this page."""
+    try:
+        _row, token = accounts.create_api_token(session, user=staff, name=name)
+    except Invalid as exc:
+        tokens = accounts.list_api_tokens(session, user=staff)
+        return render(
+            request,
+            "instructor/tokens.html",
+            {"tokens": tokens, "new_token": None, "error": exc.message, "name": name},
+            status_code=exc.status,
+        )
+    tokens = accounts.list_api_tokens(session, user=staff)
+    return render(request, "instructor/tokens.html", {"tokens": tokens, "new_token": token})
+
+
+@router.post("/tokens/{token_id}/revoke", name="revoke_api_token", dependencies=[CsrfDep])
+def revoke_api_token(
+    request: Request, session: SessionDep, staff: StaffDep, token_id: RowId
+) -> Response:
+    """Revoke one of the instructor's tokens."""
+    accounts.revoke_api_token(session, user=staff, token_id=token_id)
+    return RedirectResponse(request.url_for("api_tokens"), status_code=303)

@@ -1,0 +1,753 @@
+"""Instructors: roles on every route, the editor (preview, run, save), versions, retiring,
+files in and out, the API with tokens, admins and the audit log."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from app import accounts
+from app.authoring import editor
+from app.bank.files import read_bank
+from app.bank.store import import_bank
+from app.cli import cli
+from app.db import Database
+from app.models import Attempt, AuditEvent, QuestionVersion, User
+from app.models import Question as QuestionRow
+from app.routes import admin as admin_routes
+from app.routes import api, authoring_api, exams, modes, pages, traces
+from app.routes import instructor as instructor_routes
+from app.runs import QuestionRuns
+from tests import factories
+from tests.conftest import CSRF_RE, QUESTIONS
+
+LESSON = "lr-schedulers"
+PASSWORD = "correct horse battery"
+CHOICE_ID = "lr-steplr-three-steps"
+
+
+def make_user(database: Database, email: str, role: str) -> User:
+    """An account with a role, as `python -m app create-user` makes it."""
+    with database.session() as session:
+        return accounts.create_user(session, email=email, password=PASSWORD, role=role)
+
+
+def csrf(client: TestClient, url: str = "/login") -> str:
+    """The browser session's CSRF token, from a page's form."""
+    match = CSRF_RE.search(client.get(url).text)
+    assert match, url
+    return match.group(1)
+
+
+def log_in(client: TestClient, email: str) -> None:
+    """Log in through the form."""
+    response = client.post(
+        "/login",
+        data={"csrf_token": csrf(client), "email": email, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+
+
+@pytest.fixture
+def instructor(client: TestClient, database: Database) -> TestClient:
+    """The `client`, logged in as an instructor."""
+    make_user(database, "teacher@example.com", accounts.INSTRUCTOR)
+    log_in(client, "teacher@example.com")
+    return client
+
+
+def editor_post(
+    client: TestClient,
+    source: str,
+    action: str,
+    *,
+    question_id: str | None = None,
+    pattern: str = LESSON,
+) -> Any:
+    """Press Preview, Run or Save in the editor."""
+    url = (
+        f"/instructor/questions/{question_id}/edit" if question_id else "/instructor/questions/new"
+    )
+    data = {"csrf_token": csrf(client, url), "source": source, "action": action}
+    if question_id is None:
+        data["pattern"] = pattern
+    return client.post(url, data=data, follow_redirects=False)
+
+
+OUTPUT_QUESTION = """\
+id: steplr-variants-from-the-editor
+kind: output
+difficulty: medium
+prompt: What does this print?
+code: |
+  import torch
+  model = torch.nn.Linear(2, 1)
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+  scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size={{ step_size }}, gamma=0.5)
+  for _ in range({{ calls }}):
+      optimizer.step()
+      scheduler.step()
+  print(scheduler.get_last_lr())
+params:
+  step_size: [2, 3]
+  calls: [3, 4]
+"""
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+
+def _staff_routes(app: FastAPI) -> list[APIRoute]:
+    """Every route of the instructors' and admins' routers — and any other route anywhere
+    that asks for the role."""
+    staff = [
+        route
+        for router in (instructor_routes.router, admin_routes.router, authoring_api.router)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+    for router in (api.router, pages.router, modes.router, exams.router, traces.router):
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            assert not route.path.startswith(("/instructor", "/admin")), route.path
+    assert len(staff) >= 25
+    return staff
+
+
+def _url(route: APIRoute) -> str:
+    values = {
+        "question_id": CHOICE_ID,
+        "slug": LESSON,
+        "version": "1",
+        "token_id": "1",
+        "user_id": "1",
+    }
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], route.path)
+
+
+def _call(client: TestClient, route: APIRoute, token: str) -> int:
+    method = sorted(route.methods)[0]
+    url = _url(route)
+    if method == "GET":
+        return client.get(url).status_code
+    if url.startswith("/api/"):
+        return client.request(method, url, json={}).status_code
+    return client.request(method, url, data={"csrf_token": token}).status_code
+
+
+def test_every_instructor_route_needs_the_role(
+    app: FastAPI, client: TestClient, other_client: TestClient, database: Database
+) -> None:
+    routes = _staff_routes(app)
+    guest_token = csrf(other_client)
+    for route in routes:
+        assert _call(other_client, route, guest_token) == 401, route.path
+
+    make_user(database, "learner@example.com", accounts.LEARNER)
+    log_in(client, "learner@example.com")
+    token = csrf(client, "/")
+    for route in routes:
+        assert _call(client, route, token) == 403, route.path
+
+
+def test_an_instructor_opens_every_page_and_an_admin_the_admin_pages(
+    app: FastAPI, instructor: TestClient, database: Database
+) -> None:
+    for route in _staff_routes(app):
+        if "GET" not in route.methods:
+            continue
+        status = instructor.get(_url(route)).status_code
+        expected = 403 if route.path.startswith("/admin") else 200
+        assert status == expected, route.path
+
+    make_user(database, "admin@example.com", accounts.ADMIN)
+    log_in(instructor, "admin@example.com")
+    for route in _staff_routes(app):
+        if "GET" in route.methods:
+            assert instructor.get(_url(route)).status_code == 200, route.path
+
+
+def test_posts_as_an_instructor_pass_the_role_check(app: FastAPI, instructor: TestClient) -> None:
+    token = csrf(instructor, "/instructor")
+    for route in _staff_routes(app):
+        if "GET" in route.methods or route.path.startswith("/admin"):
+            continue
+        assert _call(instructor, route, token) not in (401, 403), route.path
+
+
+def test_the_instructor_link_shows_for_staff_only(client: TestClient, database: Database) -> None:
+    assert 'href="http://testserver/instructor"' not in client.get("/").text
+    make_user(database, "teacher@example.com", accounts.INSTRUCTOR)
+    log_in(client, "teacher@example.com")
+    assert 'href="http://testserver/instructor"' in client.get("/").text
+
+
+def test_create_user_on_the_command_line(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACEWISE_DATABASE_URL", app.state.settings.resolved_database_url)
+    monkeypatch.setenv("TRACEWISE_SECRET_KEY", "x" * 40)
+    result = CliRunner().invoke(
+        cli,
+        ["create-user", "--email", "Boss@Example.com", "--role", "admin"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert result.exit_code == 0, result.output
+    with app.state.db.session() as session:
+        user = session.scalar(select(User).where(User.email == "boss@example.com"))
+        assert user is not None and user.role == "admin"
+    again = CliRunner().invoke(
+        cli, ["create-user", "--email", "boss@example.com", "--password", PASSWORD]
+    )
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    bad = CliRunner().invoke(
+        cli, ["create-user", "--email", "x@example.com", "--role", "god", "--password", PASSWORD]
+    )
+    assert bad.exit_code == 1
+    assert "role" in bad.output
+
+
+# --- the editor ------------------------------------------------------------------------------
+
+
+def test_preview_shows_the_question_as_learners_see_it(instructor: TestClient) -> None:
+    page = instructor.get("/instructor/questions/new?kind=choice")
+    assert page.status_code == 200
+    assert "What learners see" in page.text
+    assert "Worked solution" in page.text  # the learner template's own solution section
+    assert "no misconception given" not in page.text  # every wrong choice has one
+
+    source = editor.starter_source("choice").replace("prompt: |\n", "prompt: |\n  **Bold** ")
+    response = instructor.post(
+        "/instructor/questions/preview",
+        data={"csrf_token": csrf(instructor, "/instructor"), "source": source, "pattern": LESSON},
+    )
+    assert response.status_code == 200
+    assert "<strong>Bold</strong>" in response.text
+    assert "<html" not in response.text  # a fragment for the editor's script
+
+
+def test_schema_errors_are_placed_on_their_field_and_line(instructor: TestClient) -> None:
+    source = editor.starter_source("choice").replace("difficulty: medium", "difficulty: extreme")
+    source = source.replace("    mistake: Halving", "    mistakee: Halving")
+    response = editor_post(instructor, source, "preview")
+    assert response.status_code == 422
+    lines = source.splitlines()
+    difficulty_line = next(i for i, line in enumerate(lines, 1) if "extreme" in line)
+    typo_line = next(i for i, line in enumerate(lines, 1) if "mistakee" in line)
+    assert f'data-line="{difficulty_line}"' in response.text
+    assert "<code>difficulty</code>: Input should be" in response.text
+    assert f'data-line="{typo_line}"' in response.text
+    assert "choices.2.mistakee" in response.text
+    assert "extreme" in response.text  # what the instructor typed is kept
+
+
+def test_broken_yaml_points_at_its_line(instructor: TestClient) -> None:
+    response = editor_post(instructor, "id: a\nkind: [choice\n", "save")
+    assert response.status_code == 422
+    assert "not valid YAML" in response.text
+    assert 'data-line="3"' in response.text or 'data-line="2"' in response.text
+
+
+@pytest.mark.parametrize(
+    ("markdown", "problem"),
+    [
+        ("<script>alert(1)</script>", "raw HTML"),
+        ("Click <img src=x onerror=alert(1)> here", "raw HTML"),
+        ("[a link](javascript:alert(1))", "not javascript:"),
+        ("![diagram](https://example.com/a.png)", "images are not shown"),
+    ],
+)
+def test_markdown_that_would_not_survive_sanitising_is_refused(
+    instructor: TestClient, markdown: str, problem: str
+) -> None:
+    source = editor.starter_source("choice").replace(
+        "hint: Count", f"hint: {json.dumps(markdown)}\nnotes: Count"
+    )
+    response = editor_post(instructor, source, "save")
+    assert response.status_code == 422
+    assert "<code>hint</code>" in response.text
+    assert problem in response.text
+
+
+def test_an_output_question_is_run_saved_and_answered(
+    instructor: TestClient, other_client: TestClient, db: Session, app: FastAPI
+) -> None:
+    run = editor_post(instructor, OUTPUT_QUESTION, "run")
+    assert run.status_code == 200, run.text
+    assert "4 variants" in run.text
+    assert "[0.05]" in run.text and "[0.025]" in run.text  # keys from real runs
+    assert "scheduler.step()" in run.text  # the step-by-step LR trace
+
+    saved = editor_post(instructor, OUTPUT_QUESTION, "save")
+    assert saved.status_code == 303
+    assert saved.headers["location"].endswith(
+        "/instructor/questions/steplr-variants-from-the-editor/edit?saved=1"
+    )
+    assert "Saved as version 1" in instructor.get(saved.headers["location"]).text
+
+    learner_page = other_client.get(f"/patterns/{LESSON}/questions/steplr-variants-from-the-editor")
+    assert learner_page.status_code == 200
+    version = db.get(QuestionVersion, ("steplr-variants-from-the-editor", 1))
+    assert version is not None and version.source == "editor"
+    author = db.get(User, version.author_id)
+    assert author is not None and author.email == "teacher@example.com"
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "question.create"))
+    assert event is not None and event.subject == "steplr-variants-from-the-editor"
+
+
+def test_saving_is_refused_when_the_key_disagrees_with_the_real_run(
+    instructor: TestClient, db: Session
+) -> None:
+    source = (
+        OUTPUT_QUESTION.replace("{{ step_size }}", "2")
+        .replace("{{ calls }}", "4")
+        .split("params:")[0]
+        + "answer: '[0.05]'\n"
+    )
+    response = editor_post(instructor, source, "save")
+    assert response.status_code == 422
+    assert "the real run disagrees" in response.text
+    assert "+[0.025]" in response.text  # the diff shows the real output
+    answer_line = source.splitlines().index("answer: '[0.05]'") + 1
+    assert f'data-line="{answer_line}"' in response.text
+    assert db.get(QuestionRow, "steplr-variants-from-the-editor") is None
+
+
+def test_saving_is_refused_when_a_variant_fails_to_run(instructor: TestClient) -> None:
+    source = OUTPUT_QUESTION.replace(
+        "  print(scheduler.get_last_lr())",
+        "  if {{ step_size }} == 2:\n      print(scheduler.get_last_lr())",
+    )
+    response = editor_post(instructor, source, "save")
+    assert response.status_code == 422
+    assert (
+        "variant {&#39;step_size&#39;: 3, &#39;calls&#39;: 3}: the code prints nothing"
+        in response.text
+    )
+    assert response.text.count('class="variant-problem"') == 2  # marked in the table
+
+
+def test_a_code_question_is_checked_by_its_reference_and_self_tests(
+    instructor: TestClient, db: Session
+) -> None:
+    saved = editor_post(instructor, editor.starter_source("code"), "save")
+    assert saved.status_code == 303, saved.text
+    wrong = editor.starter_source("code").replace("divergence: 2", "divergence: 5")
+    response = editor_post(instructor, wrong.replace("new-code-question", "other-one"), "save")
+    assert response.status_code == 422
+    assert "self_tests.0" in response.text
+    assert "first differs at epoch 2, not 5" in response.text
+
+
+def test_ids_are_never_reused_or_renamed(instructor: TestClient) -> None:
+    taken = editor.starter_source("choice").replace("new-choice-question", CHOICE_ID)
+    response = editor_post(instructor, taken, "save")
+    assert response.status_code == 422
+    assert "is taken" in response.text
+
+    page = instructor.get(f"/instructor/questions/{CHOICE_ID}/edit")
+    source = re.search(r"<textarea[^>]*>(.*?)</textarea>", page.text, re.S)
+    assert source
+    renamed = source.group(1).replace(f"id: {CHOICE_ID}", "id: renamed")
+    response = editor_post(instructor, _unescape(renamed), "save", question_id=CHOICE_ID)
+    assert response.status_code == 422
+    assert "stays" in response.text
+
+
+def _unescape(html: str) -> str:
+    return (
+        html.replace("&#34;", '"')
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+    )
+
+
+def _current_source(client: TestClient, question_id: str) -> str:
+    page = client.get(f"/instructor/questions/{question_id}/edit")
+    found = re.search(r"<textarea[^>]*>\n?(.*?)</textarea>", page.text, re.S)
+    assert found
+    return _unescape(found.group(1))
+
+
+def test_editing_makes_a_version_and_attempts_keep_theirs(
+    instructor: TestClient, other_client: TestClient, db: Session
+) -> None:
+    from tests.conftest import Learner as Browser
+
+    Browser(other_client).answer(LESSON, CHOICE_ID, 0)
+    source = _current_source(instructor, CHOICE_ID)
+    assert editor_post(instructor, source, "save", question_id=CHOICE_ID).status_code == 200
+    assert "Nothing changed" in editor_post(instructor, source, "save", question_id=CHOICE_ID).text
+
+    changed = source.replace("prompt: ", "prompt: Think twice. ", 1)
+    saved = editor_post(instructor, changed, "save", question_id=CHOICE_ID)
+    assert saved.status_code == 303
+    assert saved.headers["location"].endswith("?saved=2")
+    attempt = db.scalar(select(Attempt).where(Attempt.question_id == CHOICE_ID))
+    assert attempt is not None and attempt.question_version == 1
+
+    versions = instructor.get(f"/instructor/questions/{CHOICE_ID}/versions")
+    assert versions.status_code == 200
+    assert "teacher@example.com" in versions.text
+    assert "+prompt: Think twice." in _unescape(versions.text)
+    assert "diff-remove" in versions.text
+
+    restore = instructor.post(
+        f"/instructor/questions/{CHOICE_ID}/versions/1/restore",
+        data={"csrf_token": csrf(instructor, "/instructor")},
+        follow_redirects=False,
+    )
+    assert restore.status_code == 303
+    assert restore.headers["location"].endswith("?restored=3")
+    db.rollback()  # a fresh read
+    row = db.get(QuestionRow, CHOICE_ID)
+    assert row is not None and row.current_version == 3
+    restored = db.get(QuestionVersion, (CHOICE_ID, 3))
+    original = db.get(QuestionVersion, (CHOICE_ID, 1))
+    assert restored and original and restored.content_hash == original.content_hash
+    assert restored.source == "restore"
+
+
+def test_retiring_hides_a_question_from_learners_but_keeps_its_history(
+    instructor: TestClient, other_client: TestClient, db: Session
+) -> None:
+    url = f"/patterns/{LESSON}/questions/{CHOICE_ID}"
+    assert other_client.get(url).status_code == 200
+    retire = instructor.post(
+        f"/instructor/questions/{CHOICE_ID}/retire",
+        data={"csrf_token": csrf(instructor, "/instructor"), "retired": "true"},
+    )
+    assert retire.status_code == 200
+    assert other_client.get(url).status_code == 404
+    assert CHOICE_ID not in other_client.get(f"/api/patterns/{LESSON}").text
+    assert instructor.get(f"/instructor/questions/{CHOICE_ID}/versions").status_code == 200
+    assert "retired" in instructor.get(f"/instructor/questions/{CHOICE_ID}/edit").text
+    instructor.post(
+        f"/instructor/questions/{CHOICE_ID}/retire",
+        data={"csrf_token": csrf(instructor, "/instructor"), "retired": "false"},
+    )
+    assert other_client.get(url).status_code == 200
+
+
+def test_a_file_import_keeps_editor_work_until_the_file_changes(
+    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+) -> None:
+    source = _current_source(instructor, CHOICE_ID)
+    edited = source.replace("prompt: ", "prompt: Edited in the browser. ", 1)
+    assert editor_post(instructor, edited, "save", question_id=CHOICE_ID).status_code == 303
+    assert editor_post(instructor, OUTPUT_QUESTION, "save").status_code == 303
+    instructor.post(
+        "/instructor/questions/lr-purpose/retire",
+        data={"csrf_token": csrf(instructor, "/instructor"), "retired": "true"},
+    )
+
+    with database.session() as session:  # `make run` imports questions/ on every start
+        report = import_bank(session, QUESTIONS, runs=runs)
+    assert not report.changed, report.summary()
+    with database.session() as session:
+        row = session.get(QuestionRow, CHOICE_ID)
+        assert row is not None and row.current_version == 2  # the browser's edit stands
+        made_here = session.get(QuestionRow, "steplr-variants-from-the-editor")
+        assert made_here is not None and made_here.retired_at is None
+        retired = session.get(QuestionRow, "lr-purpose")
+        assert retired is not None and retired.retired_at is not None
+
+    bank = tmp_path / "bank"
+    import shutil
+
+    shutil.copytree(QUESTIONS, bank)
+    path = next(bank.rglob("steplr-three-steps.yaml"))
+    path.write_text(path.read_text().replace("prompt: ", "prompt: Edited in the file. ", 1))
+    with database.session() as session:
+        report = import_bank(session, bank, runs=runs)
+    assert report.new_versions == [CHOICE_ID]
+    with database.session() as session:
+        row = session.get(QuestionRow, CHOICE_ID)
+        assert row is not None and row.current_version == 3
+        latest = session.get(QuestionVersion, (CHOICE_ID, 3))
+        assert latest is not None and "Edited in the file" in latest.content["prompt"]
+
+
+# --- files in and out -------------------------------------------------------------------------
+
+
+def _zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def upload(client: TestClient, name: str, data: bytes, pattern: str = "") -> Any:
+    """Submit the import form."""
+    return client.post(
+        "/instructor/import",
+        data={"csrf_token": csrf(client, "/instructor/import"), "pattern": pattern},
+        files={"file": (name, data)},
+    )
+
+
+def test_export_then_import_changes_nothing(
+    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+) -> None:
+    exported = instructor.get("/instructor/export.zip")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        archive.extractall(tmp_path / "out")
+    # what the database exports is what questions/ holds, field for field
+    ours = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
+    theirs = {s.question.id: s.question for p in read_bank(tmp_path / "out") for s in p.questions}
+    assert theirs == ours
+    assert read_bank(tmp_path / "out")[0].pattern == read_bank(QUESTIONS)[0].pattern
+
+    response = upload(instructor, "bank.zip", exported.content)
+    assert response.status_code == 200, response.text
+    assert "0 new, 0 new versions, 36 unchanged" in response.text
+    with database.session() as session:
+        again = import_bank(session, tmp_path / "out", runs=runs)
+        assert not again.changed
+
+
+def test_an_upload_is_all_or_nothing_with_path_field_errors(
+    instructor: TestClient, db: Session
+) -> None:
+    good = factories.choice_question("uploaded-good")
+    bad = factories.choice_question("uploaded-bad", difficulty="extreme")
+    files = {
+        "new-pattern/pattern.yaml": yaml.safe_dump(factories.PATTERN),
+        "new-pattern/good.yaml": yaml.safe_dump(good),
+        "new-pattern/bad.yaml": yaml.safe_dump(bad),
+    }
+    response = upload(instructor, "two.zip", _zip(files))
+    assert response.status_code == 422
+    assert "Nothing was imported" in response.text
+    assert "new-pattern/bad.yaml: difficulty: Input should be" in response.text
+    assert db.get(QuestionRow, "uploaded-good") is None
+
+    del files["new-pattern/bad.yaml"]
+    response = upload(instructor, "one.zip", _zip(files))
+    assert response.status_code == 200, response.text
+    db.rollback()  # a fresh read
+    row = db.get(QuestionRow, "uploaded-good")
+    assert row is not None and row.file_hash is None  # not tied to a file in questions/
+    version = db.get(QuestionVersion, ("uploaded-good", 1))
+    assert version is not None and version.source == "upload"
+
+
+def test_hostile_uploads_are_refused(instructor: TestClient) -> None:
+    traversal = upload(instructor, "evil.zip", _zip({"../evil.yaml": "id: x"}))
+    assert traversal.status_code == 422
+    assert "../evil.yaml" in traversal.text
+    bomb = upload(instructor, "bomb.zip", _zip({"p/q.yaml": "#" * (20 * 1024 * 1024)}))
+    assert bomb.status_code == 422
+    exe = upload(instructor, "tool.exe", b"MZ...")
+    assert exe.status_code == 422
+    assert ".yaml or .yml file, or a .zip" in exe.text
+    too_big = upload(instructor, "big.zip", b"x" * (4 * 1024 * 1024))
+    assert too_big.status_code == 413
+
+
+def test_a_single_question_file_goes_into_the_chosen_pattern(
+    instructor: TestClient, db: Session
+) -> None:
+    text = yaml.safe_dump(factories.choice_question("single-upload"))
+    no_pattern = upload(instructor, "single.yaml", text.encode())
+    assert no_pattern.status_code == 422
+    assert "choose their pattern" in no_pattern.text
+    response = upload(instructor, "single.yaml", text.encode(), pattern=LESSON)
+    assert response.status_code == 200, response.text
+    assert "1 new" in response.text
+    assert db.get(QuestionRow, "single-upload") is not None
+
+
+def test_gift_export_and_import(instructor: TestClient, db: Session) -> None:
+    gift = instructor.get(f"/instructor/patterns/{LESSON}/export.gift")
+    assert gift.status_code == 200
+    assert f"::{CHOICE_ID}::" in gift.text
+    assert "output and code question(s) left out" in gift.text
+    xml = instructor.get(f"/instructor/patterns/{LESSON}/export.xml")
+    assert xml.status_code == 200
+    assert f"<idnumber>{CHOICE_ID}</idnumber>" in xml.text
+
+    moodle = (
+        "// from Moodle\n"
+        "::Warm-up first::What does LinearLR do during warm-up? {\n"
+        "  =It scales the LR up from start_factor to end_factor\n"
+        "  ~It lowers the LR#That is decay, not warm-up.\n"
+        "}\n"
+    )
+    response = upload(instructor, "moodle.gift", moodle.encode(), pattern=LESSON)
+    assert response.status_code == 200, response.text
+    row = db.get(QuestionRow, "warm-up-first")
+    assert row is not None
+    bad = upload(instructor, "bad.gift", b"::x::Pick {=a ~b}\n", pattern=LESSON)
+    assert bad.status_code == 422
+    assert "line 1:" in bad.text
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_token(instructor: TestClient) -> str:
+    """A personal API token, made on the tokens page."""
+    response = instructor.post(
+        "/instructor/tokens",
+        data={"csrf_token": csrf(instructor, "/instructor/tokens"), "name": "sync script"},
+    )
+    assert response.status_code == 200
+    found = re.search(r'<pre class="output token">(tw_[\w-]+)</pre>', response.text)
+    assert found
+    return found.group(1)
+
+
+def test_the_api_with_a_token(api_token: str, other_client: TestClient, db: Session) -> None:
+    headers = {"Authorization": f"Bearer {api_token}"}
+    question = yaml.safe_load(OUTPUT_QUESTION)
+
+    checked = other_client.post(
+        "/api/questions/validate", json={"question": question}, headers=headers
+    )
+    assert checked.status_code == 200, checked.text
+    body = checked.json()
+    assert body["valid"] is True
+    assert {tuple(v["params"].values()): v["answer"] for v in body["variants"]} == {
+        (2, 3): "[0.05]",
+        (2, 4): "[0.025]",
+        (3, 3): "[0.05]",
+        (3, 4): "[0.05]",
+    }
+    assert body["variants"][0]["trace"][0]["kind"] == "optimizer"
+
+    created = other_client.post(
+        "/api/questions", json={"question": question, "pattern": LESSON}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    assert created.json() == {"id": question["id"], "version": 1, "changed": True}
+
+    question["prompt"] = "And now?"
+    updated = other_client.put(
+        f"/api/questions/{question['id']}", json={"question": question}, headers=headers
+    )
+    assert updated.json() == {"id": question["id"], "version": 2, "changed": True}
+    same = other_client.put(
+        f"/api/questions/{question['id']}", json={"question": question}, headers=headers
+    )
+    assert same.json()["changed"] is False
+
+    versions = other_client.get(f"/api/questions/{question['id']}/versions", headers=headers)
+    assert [v["version"] for v in versions.json()] == [2, 1]
+    assert versions.json()[0]["author"] == "teacher@example.com"
+    assert versions.json()[0]["source"] == "api"
+
+    stats = other_client.get(f"/api/questions/{CHOICE_ID}/stats", headers=headers)
+    assert stats.status_code == 200
+    assert stats.json()["question_id"] == CHOICE_ID
+
+    csv = other_client.get("/api/attempts.csv", headers=headers)
+    assert csv.status_code == 200
+    assert csv.text.startswith("attempt_id,")
+    assert other_client.get("/api/attempts.csv?pattern=nope", headers=headers).status_code == 404
+
+
+def test_the_api_refuses_a_key_the_real_run_contradicts(
+    api_token: str, other_client: TestClient
+) -> None:
+    question = yaml.safe_load(OUTPUT_QUESTION)
+    del question["params"]
+    question["code"] = question["code"].replace("{{ step_size }}", "2").replace("{{ calls }}", "4")
+    question["answer"] = "[0.05]"
+    headers = {"Authorization": f"Bearer {api_token}"}
+    response = other_client.post(
+        "/api/questions", json={"question": question, "pattern": LESSON}, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "answer"
+    assert "[0.025]" in response.json()["errors"][0]["message"]
+
+    question["difficulty"] = "extreme"
+    invalid = other_client.post(
+        "/api/questions/validate", json={"question": question}, headers=headers
+    )
+    assert invalid.json()["valid"] is False
+    assert invalid.json()["errors"][0]["field"] == "difficulty"
+
+
+def test_bad_tokens_and_revoked_tokens_get_401(
+    api_token: str, instructor: TestClient, other_client: TestClient
+) -> None:
+    bad = other_client.get(
+        f"/api/questions/{CHOICE_ID}/versions", headers={"Authorization": "Bearer tw_nope"}
+    )
+    assert bad.status_code == 401
+    assert bad.headers["www-authenticate"].startswith("Bearer")
+    page = instructor.get("/instructor/tokens").text
+    token_id = re.search(r"/instructor/tokens/(\d+)/revoke", page)
+    assert token_id
+    instructor.post(
+        f"/instructor/tokens/{token_id.group(1)}/revoke",
+        data={"csrf_token": csrf(instructor, "/instructor/tokens")},
+    )
+    revoked = other_client.get(
+        f"/api/questions/{CHOICE_ID}/versions", headers={"Authorization": f"Bearer {api_token}"}
+    )
+    assert revoked.status_code == 401
+
+
+def test_cookie_api_calls_must_be_json(instructor: TestClient) -> None:
+    response = instructor.post("/api/questions/validate", data={"question": "x"})
+    assert response.status_code == 415
+
+
+# --- admins -------------------------------------------------------------------------------------
+
+
+def test_an_admin_grants_roles_and_reads_the_audit_log(
+    client: TestClient, other_client: TestClient, database: Database
+) -> None:
+    make_user(database, "admin@example.com", accounts.ADMIN)
+    learner = make_user(database, "learner@example.com", accounts.LEARNER)
+    log_in(client, "admin@example.com")
+    log_in(other_client, "learner@example.com")
+    assert other_client.get("/instructor").status_code == 403
+
+    response = client.post(
+        f"/admin/users/{learner.id}/role",
+        data={"csrf_token": csrf(client, "/admin/users"), "role": "instructor"},
+    )
+    assert response.status_code == 200
+    assert other_client.get("/instructor").status_code == 200  # at once, no new log-in
+    assert 'href="http://testserver/instructor"' in other_client.get("/").text
+
+    log = client.get("/admin/audit").text
+    assert "role.grant" in log and "learner@example.com" in log and "admin@example.com" in log
+
+    admin = next(u for u in accounts.list_users(database.session()) if u.role == "admin")
+    demote = client.post(
+        f"/admin/users/{admin.id}/role",
+        data={"csrf_token": csrf(client, "/admin/users"), "role": "learner"},
+    )
+    assert demote.status_code == 403
+    bad_role = client.post(
+        f"/admin/users/{learner.id}/role",
+        data={"csrf_token": csrf(client, "/admin/users"), "role": "owner"},
+    )
+    assert bad_role.status_code == 422
