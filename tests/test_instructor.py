@@ -507,6 +507,7 @@ def upload(client: TestClient, name: str, data: bytes, pattern: str = "") -> Any
 def test_export_then_import_changes_nothing(
     instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
 ) -> None:
+    assert instructor.get('/instructor/export.zip?pattern=no"such').status_code == 404
     exported = instructor.get("/instructor/export.zip")
     assert exported.status_code == 200
     assert exported.headers["content-type"] == "application/zip"
@@ -751,3 +752,19 @@ def test_an_admin_grants_roles_and_reads_the_audit_log(
         data={"csrf_token": csrf(client, "/admin/users"), "role": "owner"},
     )
     assert bad_role.status_code == 422
+
+
+def test_the_stats_page_maps_and_flags_a_question_the_strong_get_wrong(
+    instructor: TestClient, db: Session
+) -> None:
+    from tests.test_stats import CHOICE, build_discrimination_case
+
+    build_discrimination_case(db, strong_get_it_right=False)
+    page = instructor.get(f"/instructor/patterns/{LESSON}/stats")
+    assert page.status_code == 200
+    assert "Item map" in page.text
+    dot = re.search(
+        rf'<circle class="dot dot-flagged"[^>]*><title>{CHOICE}: ([^<]*)</title>', page.text
+    )
+    assert dot and dot.group(1) == "facility 0.30, discrimination -1.00"
+    assert "Look at these first" in page.text and "discrimination -1.00" in page.text

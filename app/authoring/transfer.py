@@ -135,6 +135,8 @@ def _write_pattern_file(session: Session, filename: str, slug: str | None, folde
 def export_zip(session: Session, *, slug: str | None = None) -> bytes:
     """The live bank (or one pattern) as a zip in the questions/ layout, as an upload or
     `import-questions` takes it back."""
+    if slug is not None:
+        bank.get_pattern_or_raise(session, slug)  # NotFound, rather than an empty zip
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="tracewise-export-") as folder:
         root = Path(folder)

@@ -317,11 +317,14 @@ def export_zip(
     """The bank (or one pattern) as a zip of YAML files in the questions/ layout."""
     with read_only(session):
         data = transfer.export_zip(session, slug=pattern)
-    name = f"tracewise-{pattern or 'questions'}.zip"
+    return _download(data, "application/zip", f"tracewise-{pattern or 'questions'}.zip")
+
+
+def _download(content: str | bytes, media_type: str, filename: str) -> Response:
     return Response(
-        data,
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -330,11 +333,7 @@ def export_gift(session: SessionDep, staff: StaffDep, pattern: PatternDep) -> Re
     """A pattern's choice questions in Moodle's GIFT format."""
     with read_only(session):
         text = transfer.export_gift(session, pattern=pattern)
-    return Response(
-        text,
-        media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{pattern.slug}.gift.txt"'},
-    )
+    return _download(text, "text/plain; charset=utf-8", f"{pattern.slug}.gift.txt")
 
 
 @router.get("/patterns/{slug}/export.xml", name="export_moodle_xml")
@@ -342,11 +341,7 @@ def export_moodle_xml(session: SessionDep, staff: StaffDep, pattern: PatternDep)
     """A pattern's choice questions as Moodle XML."""
     with read_only(session):
         text = transfer.export_moodle_xml(session, pattern=pattern)
-    return Response(
-        text,
-        media_type="application/xml",
-        headers={"Content-Disposition": f'attachment; filename="{pattern.slug}.moodle.xml"'},
-    )
+    return _download(text, "application/xml", f"{pattern.slug}.moodle.xml")
 
 
 # --- statistics -----------------------------------------------------------------------------
