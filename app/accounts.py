@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -283,6 +283,8 @@ def set_role(session: Session, *, actor: User, user_id: int, role: str) -> User:
             detail={"from": user.role, "to": role},
         )
         user.role = role
+        if role not in STAFF_ROLES:  # its API tokens end with the role, not merely pause
+            session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     session.commit()
     return user
 

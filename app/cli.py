@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.orm import Session
 
-from app import accounts
+from app import accounts, audit
 from app.bank import schema
 from app.bank.files import BankError, read_bank
-from app.bank.store import export_bank, import_bank
+from app.bank.store import ImportReport, export_bank, import_bank
 from app.config import Settings
 from app.db import Database, alembic_config, migrate
 from app.errors import Invalid
@@ -97,6 +98,22 @@ def _question_runs(settings: Settings) -> Iterator[QuestionRuns]:
             sandbox.close()
 
 
+def _audit_import(path: Path) -> Callable[[Session, ImportReport], None]:
+    """An import that changed something goes into the audit log, by the command line."""
+
+    def record(session: Session, report: ImportReport) -> None:
+        if report.changed:
+            audit.record(
+                session,
+                actor_id=None,
+                action="questions.import",
+                subject=str(path),
+                detail=report.changes(),
+            )
+
+    return record
+
+
 @cli.command("import-questions")
 def import_questions(path: PathArg) -> None:
     """Validate and import question files, all or nothing; changed questions get a new version.
@@ -107,7 +124,7 @@ def import_questions(path: PathArg) -> None:
     database = Database(settings.resolved_database_url)
     try:
         with _question_runs(settings) as runs, database.session() as session:
-            report = import_bank(session, path, runs=runs)
+            report = import_bank(session, path, runs=runs, on_commit=_audit_import(path))
     except BankError as exc:
         raise _fail(exc.errors) from None
     finally:

@@ -253,10 +253,13 @@ def get_staff(request: Request, session: SessionDep, visitor: VisitorDep) -> Use
     return user
 
 
-def get_admin(staff: Annotated[User, Depends(get_staff)]) -> User:
-    """The admin making the request, else 401 or 403."""
+def get_admin(request: Request, staff: Annotated[User, Depends(get_staff)]) -> User:
+    """The admin making the request in a browser session, else 401 or 403 (roles and the
+    audit log are not for scripts: a leaked token must not be able to grant roles)."""
     if staff.role != accounts.ADMIN:
         raise Forbidden("This is for admins.")
+    if _bearer_token(request) is not None:
+        raise Forbidden("Admin pages need a logged-in browser session, not an API token.")
     return staff
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.engine import Dialect
@@ -82,6 +83,9 @@ class Pattern(Base):
         default=None,
         comment="hash of pattern.yaml as last imported from questions/; None if uploaded",
     )
+    source_text: Mapped[str | None] = mapped_column(
+        Text, default=None, comment="pattern.yaml as written (comments, layout)"
+    )
 
     questions: Mapped[list[Question]] = relationship(
         back_populates="pattern", order_by="Question.position"
@@ -104,6 +108,11 @@ class Question(Base):
         String(64),
         default=None,
         comment="hash of its file as last imported from questions/; None if made elsewhere",
+    )
+    file_name: Mapped[str | None] = mapped_column(
+        String(300),
+        default=None,
+        comment="its file's path inside the pattern folder, so an export writes it back there",
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -132,6 +141,11 @@ class QuestionVersion(Base):
     )
     author_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id"), default=None, comment="who saved it; None for the command line"
+    )
+    source_text: Mapped[str | None] = mapped_column(
+        Text,
+        default=None,
+        comment="the YAML as its author wrote it (comments, layout); None from the JSON API",
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -172,6 +186,7 @@ class Attempt(Base):
             name="fk_attempts_question_version",
         ),
         Index("ix_attempts_learner_question", "learner_id", "question_id"),
+        Index("ix_attempts_question_version", "question_id", "question_version"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -22,7 +22,7 @@ from app.learning.learners import Visitor
 from app.models import Attempt, Pattern, Question, QuestionVersion
 from app.runs import QuestionRuns
 from tests.conftest import QUESTIONS
-from tests.factories import choice_question, write_bank
+from tests.factories import PATTERN, choice_question, write_bank
 
 LESSON = "lr-schedulers"
 
@@ -112,20 +112,21 @@ def test_unknown_key_is_rejected_with_path_and_field(tmp_path: Path) -> None:
         ({"id": "Has Spaces"}, "id: String should match pattern"),
         (
             {"choices": [{"text": "a"}, {"text": "b"}]},
-            "(file): exactly one choice must be correct, found 0",
+            "choices: exactly one choice must be correct, found 0",
         ),
         (
             {"choices": [{"text": "a", "correct": True, "mistake": "x"}, {"text": "b"}]},
-            "the correct choice cannot have a `mistake`",
+            "choices.0.mistake: the correct choice cannot have a `mistake`",
         ),
         (
             {"solution": {"steps": [], "final_answer": "x"}},
             "solution.steps: List should have at least 1 item",
         ),
-        ({"choices": [{"text": "a", "correct": True}, {"text": "a"}]}, "same text"),
+        ({"choices": [{"text": "a", "correct": True}, {"text": "a"}]}, "choices.1.text: two"),
         (
             {"choices": [{"text": "a", "correct": True}, {"text": "b"}]},
-            "every wrong choice names the misconception it catches (`mistake`); choice 1 has none",
+            "choices.1: every wrong choice names the misconception it catches (`mistake`); "
+            "choice B ('b') has none",
         ),
     ],
 )
@@ -276,3 +277,20 @@ def test_export_then_import_is_lossless(
     round_tripped = {s.question.id: s.question for p in read_bank(exported) for s in p.questions}
     assert round_tripped == originals
     assert not import_bank(session, exported, runs=runs).changed
+
+
+def test_markdown_that_would_not_render_as_written_is_refused(tmp_path: Path) -> None:
+    write_bank(
+        tmp_path,
+        [choice_question(prompt="Pick <b>one</b>", hint="See [this](javascript:alert(1))")],
+        pattern={**PATTERN, "key_insight": "![chart](https://example.com/c.png)"},
+    )
+    with pytest.raises(BankError) as caught:
+        read_bank(tmp_path)
+    errors = "\n".join(caught.value.errors)
+    assert "pattern.yaml: key_insight: images are not shown" in errors
+    assert "q-one.yaml: prompt: raw HTML (<b>) is not allowed" in errors
+    assert (
+        "q-one.yaml: hint: links may go to http, https or mailto addresses, not javascript:"
+        in errors
+    )

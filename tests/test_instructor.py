@@ -23,6 +23,7 @@ from app import accounts
 from app.authoring import editor
 from app.bank.files import read_bank
 from app.bank.store import import_bank
+from app.cli import _audit_import as cli_audit
 from app.cli import cli
 from app.db import Database
 from app.models import Attempt, AuditEvent, QuestionVersion, User
@@ -334,10 +335,7 @@ def test_saving_is_refused_when_a_variant_fails_to_run(instructor: TestClient) -
     )
     response = editor_post(instructor, source, "save")
     assert response.status_code == 422
-    assert (
-        "variant {&#39;step_size&#39;: 3, &#39;calls&#39;: 3}: the code prints nothing"
-        in response.text
-    )
+    assert "variant step_size=3, calls=3: the code prints nothing" in response.text
     assert response.text.count('class="variant-problem"') == 2  # marked in the table
 
 
@@ -768,3 +766,251 @@ def test_the_stats_page_maps_and_flags_a_question_the_strong_get_wrong(
     )
     assert dot and dot.group(1) == "facility 0.30, discrimination -1.00"
     assert "Look at these first" in page.text and "discrimination -1.00" in page.text
+
+
+# --- what the review of this workbench found -----------------------------------------------------
+
+
+def test_an_upload_cannot_write_outside_its_folder(instructor: TestClient, tmp_path: Path) -> None:
+    text = yaml.safe_dump(factories.choice_question("escaping")).encode()
+    for pattern in (str(tmp_path / "escaped"), "../escaped", "lr-schedulers/../../escaped"):
+        response = upload(instructor, "q.yaml", text, pattern=pattern)
+        assert response.status_code == 422
+        assert "there is no pattern" in response.text
+    assert not (tmp_path / "escaped").exists()
+    assert not list(Path("/tmp").glob("escaped*"))
+
+
+def test_a_learner_is_graded_on_the_version_they_were_shown(
+    instructor: TestClient, other_client: TestClient, db: Session
+) -> None:
+    from tests.conftest import SHOWN_AT_RE
+
+    page = other_client.get(f"/patterns/{LESSON}/questions/{CHOICE_ID}").text
+    shown_at, token = SHOWN_AT_RE.search(page), CSRF_RE.search(page)
+    assert shown_at and token
+    source = _current_source(instructor, CHOICE_ID)  # the right choice moves from A to B
+    choices = yaml.safe_load(source)["choices"]
+    reordered = yaml.safe_load(source) | {"choices": [choices[1], choices[0], *choices[2:]]}
+    saved = editor_post(instructor, yaml.safe_dump(reordered), "save", question_id=CHOICE_ID)
+    assert saved.status_code == 303
+
+    answered = other_client.post(
+        f"/patterns/{LESSON}/questions/{CHOICE_ID}/answer",
+        data={"csrf_token": token.group(1), "answer": "0", "shown_at": shown_at.group(1)},
+    )
+    assert "Correct" in answered.text  # A was right on the page the learner saw
+    attempt = db.scalar(select(Attempt).where(Attempt.question_id == CHOICE_ID))
+    assert attempt is not None and attempt.question_version == 1 and attempt.correct
+
+
+def test_a_save_over_someone_elses_newer_version_is_refused(
+    instructor: TestClient, other_client: TestClient, database: Database, db: Session
+) -> None:
+    make_user(database, "colleague@example.com", accounts.INSTRUCTOR)
+    log_in(other_client, "colleague@example.com")
+    mine = _current_source(instructor, CHOICE_ID)
+    theirs = mine.replace("prompt: ", "prompt: Their fix. ", 1)
+    form = {"source": theirs, "action": "save", "base_version": "1"}
+    url = f"/instructor/questions/{CHOICE_ID}/edit"
+    saved = other_client.post(
+        url, data={**form, "csrf_token": csrf(other_client, url)}, follow_redirects=False
+    )
+    assert saved.status_code == 303
+
+    stale = mine.replace("prompt: ", "prompt: My change. ", 1)
+    refused = instructor.post(
+        url,
+        data={
+            "csrf_token": csrf(instructor, url),
+            "source": stale,
+            "action": "save",
+            "base_version": "1",
+        },
+    )
+    assert refused.status_code == 422
+    assert "Someone saved version 2" in refused.text
+    assert "My change." in _unescape(refused.text)  # the typed work is kept on the page
+    assert 'name="base_version" value="1"' in refused.text
+    db.rollback()
+    row = db.get(QuestionRow, CHOICE_ID)
+    assert row is not None and row.current_version == 2
+
+
+def test_the_api_refuses_a_put_on_a_stale_base_version(
+    api_token: str, other_client: TestClient
+) -> None:
+    headers = {"Authorization": f"Bearer {api_token}"}
+    question = yaml.safe_load(QUESTIONS.joinpath(LESSON, "steplr-three-steps.yaml").read_text())
+    question["prompt"] = "Changed once."
+    url = f"/api/questions/{CHOICE_ID}"
+    first = other_client.put(url, json={"question": question, "base_version": 1}, headers=headers)
+    assert first.json()["version"] == 2
+    question["prompt"] = "Changed from the old one."
+    stale = other_client.put(url, json={"question": question, "base_version": 1}, headers=headers)
+    assert stale.status_code == 409
+    moved = other_client.put(url, json={"question": question, "pattern": "x"}, headers=headers)
+    assert moved.status_code == 422 and moved.json()["field"] == "pattern"
+
+
+def test_an_upload_never_overwrites_a_question_of_another_kind(
+    instructor: TestClient, db: Session
+) -> None:
+    clash = factories.choice_question("lr-output-exponentiallr")
+    response = upload(instructor, "clash.yaml", yaml.safe_dump(clash).encode(), pattern=LESSON)
+    assert response.status_code == 422
+    assert "is already a output question of pattern 'lr-schedulers'" in _unescape(response.text)
+
+    gift = "::lr output exponentiallr::Which decays every step? {=ExponentialLR ~StepLR#No.}\n"
+    response = upload(instructor, "moodle.gift", gift.encode(), pattern=LESSON)
+    assert response.status_code == 200, response.text
+    db.rollback()
+    original = db.get(QuestionRow, "lr-output-exponentiallr")
+    assert original is not None and original.current_version == 1
+    assert db.get(QuestionRow, "lr-output-exponentiallr-2") is not None
+
+
+def test_an_upload_keeps_the_order_of_the_pattern(instructor: TestClient, db: Session) -> None:
+    before = {row.id: row.position for row in db.scalars(select(QuestionRow))}
+    two_phase = yaml.safe_load(QUESTIONS.joinpath(LESSON, "two-phase.yaml").read_text())
+    text = yaml.safe_dump(two_phase | {"prompt": "Again: " + two_phase["prompt"]})
+    response = upload(instructor, "two-phase.yaml", text.encode(), pattern=LESSON)
+    assert response.status_code == 200, response.text
+    db.rollback()
+    after = {row.id: row.position for row in db.scalars(select(QuestionRow))}
+    assert after == before
+
+
+def test_markdown_is_checked_on_upload_too(instructor: TestClient) -> None:
+    bad = factories.choice_question("sneaky", hint="<script>alert(1)</script>")
+    response = upload(instructor, "sneaky.yaml", yaml.safe_dump(bad).encode(), pattern=LESSON)
+    assert response.status_code == 422
+    assert "sneaky.yaml: hint: raw HTML" in _unescape(response.text)
+
+
+@pytest.mark.parametrize(
+    "text", ["? [a]\n: 1\n", "a: " + "[" * 30_000 + "]" * 30_000 + "\n"], ids=["key", "deep"]
+)
+def test_hostile_yaml_is_a_clear_error_not_a_500(instructor: TestClient, text: str) -> None:
+    preview = instructor.post(
+        "/instructor/questions/preview",
+        data={"csrf_token": csrf(instructor, "/instructor"), "source": text},
+    )
+    assert preview.status_code == 422
+    assert "not valid YAML" in preview.text
+    response = upload(instructor, "hostile.yaml", text.encode(), pattern=LESSON)
+    assert response.status_code == 422
+    assert "not valid YAML" in response.text
+
+
+def test_a_gift_file_over_the_limit_is_refused_not_cut(instructor: TestClient) -> None:
+    question = "::q::Pick {=a ~b#Not b.}\n\n"
+    big = (question + "// " + "x" * 1000 + "\n") * 2200
+    response = upload(instructor, "big.gift", big.encode(), pattern=LESSON)
+    assert response.status_code == 422
+    assert "larger than 2 MiB" in response.text
+
+
+def test_retired_in_the_browser_stays_retired_when_its_file_changes(
+    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+) -> None:
+    import shutil
+
+    instructor.post(
+        f"/instructor/questions/{CHOICE_ID}/retire",
+        data={"csrf_token": csrf(instructor, "/instructor"), "retired": "true"},
+    )
+    bank = tmp_path / "bank"
+    shutil.copytree(QUESTIONS, bank)
+    path = bank / LESSON / "steplr-three-steps.yaml"
+    path.write_text(path.read_text().replace("prompt: ", "prompt: Typo fixed. ", 1))
+    with database.session() as session:
+        report = import_bank(session, bank, runs=runs)
+    assert report.kept_retired == [CHOICE_ID] and report.restored == []
+    with database.session() as session:
+        row = session.get(QuestionRow, CHOICE_ID)
+        assert row is not None and row.retired_at is not None and row.current_version == 2
+
+
+def test_a_pattern_folder_that_goes_and_comes_back(
+    instructor: TestClient,
+    other_client: TestClient,
+    database: Database,
+    runs: QuestionRuns,
+    tmp_path: Path,
+) -> None:
+    assert editor_post(instructor, OUTPUT_QUESTION, "save").status_code == 303
+    made_here = f"/patterns/{LESSON}/questions/steplr-variants-from-the-editor"
+    empty = factories.write_bank(tmp_path / "other", [factories.choice_question()])
+    with database.session() as session:
+        gone = import_bank(session, empty, runs=runs)
+    assert gone.patterns_retired == [LESSON]
+    assert "steplr-variants-from-the-editor" not in gone.retired
+    assert other_client.get(made_here).status_code == 404  # hidden with its pattern
+    with database.session() as session:
+        back = import_bank(session, QUESTIONS, runs=runs)
+    assert CHOICE_ID in back.restored
+    assert other_client.get(made_here).status_code == 200
+
+
+def test_export_over_questions_gives_back_the_same_bytes(
+    instructor: TestClient, tmp_path: Path
+) -> None:
+    exported = instructor.get(f"/instructor/export.zip?pattern={LESSON}")
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        names = set(archive.namelist())
+        for path in (QUESTIONS / LESSON).glob("*.yaml"):
+            name = f"{LESSON}/{path.name}"
+            assert name in names
+            assert archive.read(name) == path.read_bytes(), name
+
+
+def test_the_editor_keeps_comments_and_layout(instructor: TestClient) -> None:
+    source = _current_source(instructor, CHOICE_ID)
+    assert source == QUESTIONS.joinpath(LESSON, "steplr-three-steps.yaml").read_text()
+    commented = source.replace("prompt: ", "# asked in week 2\nprompt: Now, ", 1)
+    assert editor_post(instructor, commented, "save", question_id=CHOICE_ID).status_code == 303
+    assert _current_source(instructor, CHOICE_ID) == commented
+
+
+def test_the_audit_log_names_what_imports_changed(
+    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path, db: Session
+) -> None:
+    text = yaml.safe_dump(factories.choice_question("audited-upload")).encode()
+    assert upload(instructor, "one.yaml", text, pattern=LESSON).status_code == 200
+    bank = factories.write_bank(tmp_path, [factories.choice_question()])
+    with database.session() as session:
+        import_bank(session, bank, runs=runs, on_commit=cli_audit(bank))
+    db.rollback()
+    events = {e.subject: e for e in db.scalars(select(AuditEvent))}
+    assert events["one.yaml"].detail["created"] == ["audited-upload"]
+    by_cli = events[str(bank)]
+    assert by_cli.actor_id is None and by_cli.detail["created"] == ["q-one"]
+
+
+def test_tokens_end_with_the_role_and_never_open_admin_pages(
+    api_token: str, client: TestClient, other_client: TestClient, database: Database
+) -> None:
+    headers = {"Authorization": f"Bearer {api_token}"}
+    assert other_client.get("/instructor/tokens", headers=headers).status_code == 200
+    make_user(database, "admin@example.com", accounts.ADMIN)
+    with database.session() as session:
+        admin = session.scalar(select(User).where(User.email == "admin@example.com"))
+        teacher = session.scalar(select(User).where(User.email == "teacher@example.com"))
+        assert admin is not None and teacher is not None
+        accounts.set_role(session, actor=admin, user_id=teacher.id, role="learner")
+        accounts.set_role(session, actor=admin, user_id=teacher.id, role="instructor")
+        _row, admin_token = accounts.create_api_token(session, user=admin, name="x")
+    assert other_client.get("/instructor/tokens", headers=headers).status_code == 401
+    admin_headers = {"Authorization": f"Bearer {admin_token}"}
+    assert other_client.get("/admin/users", headers=admin_headers).status_code == 403
+
+
+def test_validate_says_what_a_create_would_refuse(api_token: str, other_client: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {api_token}"}
+    question = yaml.safe_load(QUESTIONS.joinpath(LESSON, "steplr-three-steps.yaml").read_text())
+    body = other_client.post(
+        "/api/questions/validate", json={"question": question, "pattern": "nope"}, headers=headers
+    ).json()
+    assert body["valid"] is False and body["exists"] is True
+    assert {e["field"] for e in body["errors"]} == {"pattern", "id"}

@@ -380,7 +380,7 @@ def test_every_broken_question_is_reported_with_its_line() -> None:
     assert errors == [
         "line 4: `{T}`/`{F}` is a true/false question, not multiple choice",
         "line 9: an empty answer block `{}` is an essay question, not multiple choice",
-        "line 11: (file): two choices have the same text",
+        "line 11: choices.1.text: two choices have the same text",
     ]
 
 

@@ -74,9 +74,15 @@ def _hostile_question(payload: str) -> dict[str, object]:
 
 @pytest.fixture(params=PAYLOADS)
 def hostile_client(
-    request: pytest.FixtureRequest, tmp_path: Path, empty_db: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    empty_db: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TestClient]:
     payload = request.param
+    # Imports refuse such Markdown (test_markdown_that_would_not_survive_sanitising…); this
+    # proves the second line of defence, rendering, for content that got in some other way.
+    monkeypatch.setattr("app.bank.files.markdown_problems", lambda model: [])
     bank = write_bank(
         tmp_path / "bank",
         [_hostile_question(payload)],

@@ -10,34 +10,29 @@ a code question's reference must pass its own check and self-tests.
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.bank import service as bank
 from app.bank import variants
-from app.bank.files import compose_yaml, dump_yaml, parse_yaml
+from app.bank.files import compose_yaml, describe_errors, dump_yaml, parse_yaml
+from app.bank.lint import markdown_problems
 from app.bank.schema import (
-    MARKDOWN_FIELD,
     QUESTION_ADAPTER,
-    QUESTION_KINDS,
     CodeQuestion,
     OutputQuestion,
     Question,
 )
 from app.bank.store import add_version, check_reference, variant_problem
 from app.db import begin_write
-from app.errors import AppError, Conflict, Invalid
+from app.errors import AppError, Busy, Conflict, Invalid, NotFound
 from app.grading import expected_output
 from app.models import Pattern, QuestionVersion, utcnow
 from app.models import Question as QuestionRow
@@ -99,7 +94,7 @@ def parse_source(text: str) -> Question:
         question = QUESTION_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise QuestionRejected(_placed(text, exc)) from None
-    problems = markdown_problems(question)
+    problems = [FieldError(path, message) for path, message in markdown_problems(question)]
     if problems:
         raise QuestionRejected([_with_line(text, error) for error in problems])
     return question
@@ -111,30 +106,16 @@ def parse_data(data: Any) -> Question:
         question = QUESTION_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise QuestionRejected(
-            [FieldError(_loc(error["loc"]), _msg(error)) for error in exc.errors()]
+            [FieldError(path, message) for path, message in describe_errors(exc)]
         ) from None
-    problems = markdown_problems(question)
+    problems = [FieldError(path, message) for path, message in markdown_problems(question)]
     if problems:
         raise QuestionRejected(problems)
     return question
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    parts = list(loc)
-    if parts and parts[0] in QUESTION_KINDS:
-        parts = parts[1:]  # the tag of the union member, not a field
-    return ".".join(str(part) for part in parts) or "(file)"
-
-
-def _msg(error: Any) -> str:
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
 def _placed(text: str, exc: ValidationError) -> list[FieldError]:
-    return [
-        _with_line(text, FieldError(_loc(error["loc"]), _msg(error)))
-        for error in exc.errors(include_url=False)
-    ]
+    return [_with_line(text, FieldError(path, message)) for path, message in describe_errors(exc)]
 
 
 def _with_line(text: str, error: FieldError) -> FieldError:
@@ -167,83 +148,6 @@ def line_of(text: str, path: str) -> int | None:
     return line
 
 
-# --- Markdown that would not survive sanitising --------------------------------------------
-
-# Parsed with raw HTML switched on, to find what the renderer (HTML off) would show as text
-# and the sanitiser would strip.
-_FINDER = MarkdownIt("commonmark", {"html": True}).enable("table")
-_FINDER.validateLink = lambda url: True  # type: ignore[method-assign]  # to see every link
-
-
-def markdown_texts(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """(field path, text) of every Markdown field set in a file model, nested ones too."""
-    hints = typing.get_type_hints(type(model), include_extras=True)
-    for name in type(model).model_fields:
-        yield from _markdown_in(getattr(model, name), hints[name], f"{prefix}{name}")
-
-
-def _markdown_in(value: Any, annotation: Any, path: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, BaseModel):
-        yield from markdown_texts(value, f"{path}.")
-    elif isinstance(value, list):
-        item = _list_item(annotation)
-        for index, element in enumerate(value):
-            yield from _markdown_in(element, item, f"{path}.{index}")
-    elif isinstance(value, str) and _is_markdown(annotation):
-        yield path, value
-
-
-def _is_markdown(annotation: Any) -> bool:
-    if MARKDOWN_FIELD in getattr(annotation, "__metadata__", ()):
-        return True
-    return any(_is_markdown(arg) for arg in typing.get_args(annotation))
-
-
-def _list_item(annotation: Any) -> Any:
-    if typing.get_origin(annotation) is list:
-        return typing.get_args(annotation)[0]
-    for arg in typing.get_args(annotation):
-        if (item := _list_item(arg)) is not None:
-            return item
-    return None
-
-
-def markdown_problems(model: BaseModel) -> list[FieldError]:
-    """Markdown the pages would not show as written: raw HTML, links that are not http(s)
-    or mailto, images."""
-    problems = []
-    for path, text in markdown_texts(model):
-        for message in _problems_in(text):
-            problems.append(FieldError(path, message))
-    return problems
-
-
-def _problems_in(text: str) -> list[str]:
-    problems: list[str] = []
-    for token in _walk(_FINDER.parse(text)):
-        if token.type in ("html_block", "html_inline"):
-            snippet = token.content.strip().splitlines()[0][:60]
-            problems.append(
-                f"raw HTML ({snippet}) is not allowed: pages show it as text. Use Markdown, "
-                "or put it in `code` to show it as code"
-            )
-        elif token.type == "link_open":
-            href = str(token.attrGet("href") or "")
-            scheme = href.split(":", 1)[0].lower() if ":" in href.split("/", 1)[0] else None
-            if scheme is not None and scheme not in ALLOWED_LINK_SCHEMES:
-                problems.append(f"links may go to http, https or mailto addresses, not {scheme}:")
-        elif token.type == "image":
-            problems.append("images are not shown on Tracewise pages; link to the image instead")
-    return problems
-
-
-def _walk(tokens: list[Token]) -> Iterator[Token]:
-    for token in tokens:
-        yield token
-        if token.children:
-            yield from _walk(token.children)
-
-
 # --- the real run ---------------------------------------------------------------------------
 
 
@@ -267,6 +171,7 @@ class QuestionCheck:
     reference: Run | None = None
     problems: list[FieldError] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)  # to keep: keys and solutions come from them
+    warnings: list[str] = field(default_factory=list)  # worth a look, but no reason to refuse
 
     @property
     def ok(self) -> bool:
@@ -312,6 +217,8 @@ def _check_variants(
         for index in range(variants.count(question)):
             if index not in cached:
                 pending.append((index, *runs.submit(question, index)))
+    except Busy:
+        raise  # not the question's fault: the caller says "try again" (503)
     except AppError as exc:
         check.problems.append(FieldError("code", f"the sandbox could not run it: {exc.message}"))
         return
@@ -319,11 +226,20 @@ def _check_variants(
     for index, key, future in pending:
         try:
             results[index] = (key, future.result())
+        except Busy:
+            raise
         except AppError as exc:
             check.problems.append(
                 FieldError("code", f"the sandbox could not run it: {exc.message}")
             )
             return
+    raised = [i for i, (_, result) in results.items() if result.status is Verdict.ERROR]
+    if raised and len(raised) < len(results):
+        check.warnings.append(
+            f"{len(raised)} of {len(results)} variants raise an exception (their key is "
+            "the exception's name) while the others print an answer. Intended? If not, a "
+            "parameter value breaks the code."
+        )
     all_params = variants.all_variants(question)
     for index in range(variants.count(question)):
         key, result = results[index]
@@ -351,10 +267,15 @@ def save_question(
     runs: QuestionRuns,
     author_id: int,
     source: str = EDITOR,
+    source_text: str | None = None,
+    base_version: int | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> QuestionVersion | None:
     """Save `question` as a new question (`editing` None; in `pattern_slug`) or as the next
     version of `editing` — after running it. Returns the new version, or None when nothing
-    changed. QuestionRejected names what stops it; commits with an audit record."""
+    changed. With `base_version` (the version the author started from), a save on top of
+    someone else's newer version is refused. QuestionRejected names what stops it; commits
+    with an audit record (plus `detail`)."""
     _check_id(question, editing)
     check = check_question(session, question, runs)
     if not check.ok:
@@ -367,6 +288,9 @@ def save_question(
         editing=editing,
         author_id=author_id,
         source=source,
+        source_text=source_text,
+        base_version=base_version,
+        detail=detail,
     )
 
 
@@ -392,9 +316,12 @@ def _save_checked(
     editing: str | None,
     author_id: int,
     source: str,
+    source_text: str | None = None,
+    base_version: int | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> QuestionVersion | None:
     begin_write(session)
-    row = session.get(QuestionRow, question.id)
+    row = session.get(QuestionRow, question.id, populate_existing=True)
     if editing is None:
         if row is not None:
             session.rollback()
@@ -407,7 +334,10 @@ def _save_checked(
         if pattern is None:
             session.rollback()
             raise Invalid(
-                f"Choose a pattern for the question ({pattern_slug!r} is none).", field="pattern"
+                "Choose a pattern for the question."
+                if not pattern_slug
+                else f"There is no pattern {pattern_slug!r}.",
+                field="pattern",
             )
         last = session.scalar(
             select(func.max(QuestionRow.position)).where(QuestionRow.pattern_id == pattern.id)
@@ -418,10 +348,20 @@ def _save_checked(
         session.add(row)
     elif row is None:
         session.rollback()
-        raise Conflict(f"The question {editing!r} no longer exists.")
+        raise NotFound(f"The question {editing!r} no longer exists.")
+    elif base_version is not None and row.current_version != base_version:
+        newer = row.current_version
+        session.rollback()
+        raise Conflict(
+            f"Someone saved version {newer} of {editing!r} since you opened version "
+            f"{base_version}: your save would undo their change. Open the question again "
+            "(its versions page shows what changed), and make your change on top of it."
+        )
     for run in check.runs:
         store(session, run)
-    version = add_version(session, row, question, source=source, author_id=author_id)
+    version = add_version(
+        session, row, question, source=source, author_id=author_id, source_text=source_text
+    )
     if version is not None:
         audit.record(
             session,
@@ -430,10 +370,32 @@ def _save_checked(
             if editing is None
             else ("question.restore" if source == RESTORE else "question.edit"),
             subject=question.id,
-            detail={"version": version.version, "source": source},
+            detail={"version": version.version, "source": source, **(detail or {})},
         )
     session.commit()
     return version
+
+
+def question_exists(session: Session, question_id: str) -> bool:
+    """Whether any question (live or retired) has this id."""
+    return session.get(QuestionRow, question_id) is not None
+
+
+def placement_problems(
+    session: Session, *, question: Question, pattern_slug: str | None
+) -> list[FieldError]:
+    """What would stop a new question being created in `pattern_slug` (if one is named)."""
+    if pattern_slug is None:
+        return []
+    problems = []
+    live = session.scalar(
+        select(Pattern.id).where(Pattern.slug == pattern_slug, Pattern.retired_at.is_(None))
+    )
+    if live is None:
+        problems.append(FieldError("pattern", f"there is no pattern {pattern_slug!r}"))
+    if question_exists(session, question.id):
+        problems.append(FieldError("id", f"{question.id!r} is taken (ids are never reused)"))
+    return problems
 
 
 # --- the editor page's three buttons --------------------------------------------------------
@@ -475,15 +437,21 @@ def submit(
     editing: str | None,
     runs: QuestionRuns,
     author_id: int,
+    base_version: int | None = None,
 ) -> EditorOutcome:
-    """Preview, run or save the YAML an instructor wrote in the editor."""
+    """Preview, run or save the YAML an instructor wrote in the editor (on top of
+    `base_version`, the version the editor was opened on)."""
     outcome = preview(session, source=source, pattern_slug=pattern_slug, editing=editing)
     question = outcome.question
     if action == PREVIEW or question is None:
         return outcome
     if editing is not None:
         pattern_slug = bank.get_record_or_raise(session, editing).pattern_slug
-    outcome.check = check_question(session, question, runs)
+    try:
+        outcome.check = check_question(session, question, runs)
+    except Busy as exc:
+        outcome.errors = [FieldError("(file)", f"{exc.message} Nothing was saved: try again.")]
+        return outcome
     outcome.errors = [_with_line(source, error) for error in outcome.check.problems]
     if action == RUN or outcome.errors:
         return outcome
@@ -496,10 +464,12 @@ def submit(
             editing=editing,
             author_id=author_id,
             source=EDITOR,
+            source_text=source,
+            base_version=base_version,
         )
     except QuestionRejected as exc:
         outcome.errors = [_with_line(source, error) for error in exc.errors]
-    except Invalid as exc:
+    except (Invalid, Conflict, NotFound) as exc:
         outcome.errors = [FieldError(exc.field or "(file)", exc.message)]
     outcome.unchanged = outcome.saved is None and not outcome.errors
     return outcome
@@ -550,7 +520,7 @@ def set_retired(session: Session, *, question_id: str, retired: bool, actor_id: 
     row = session.get(QuestionRow, question_id)
     if row is None:
         session.rollback()
-        raise Conflict(f"The question {question_id!r} no longer exists.")
+        raise NotFound(f"The question {question_id!r} no longer exists.")
     if (row.retired_at is not None) != retired:
         row.retired_at = utcnow() if retired else None
         audit.record(

@@ -21,9 +21,10 @@ from app import audit
 from app.authoring import interchange, uploads
 from app.bank import service as bank
 from app.bank.files import PATTERN_FILE, BankError, dump_yaml
-from app.bank.schema import ChoiceQuestion
+from app.bank.schema import MAX_ID_LENGTH, ChoiceQuestion
 from app.bank.store import UPLOAD, ImportReport, export_bank, import_bank, pattern_file
-from app.models import Pattern
+from app.models import Pattern, QuestionVersion
+from app.models import Question as QuestionRow
 from app.runs import QuestionRuns
 
 MAX_UPLOAD_BYTES = uploads.MAX_UPLOAD_BYTES
@@ -66,7 +67,7 @@ def run_import(
                     actor_id=author_id,
                     action="questions.import",
                     subject=filename,
-                    detail={"summary": report.summary()},
+                    detail=report.changes(),
                 ),
             )
         except (uploads.UploadError, BankError) as exc:
@@ -80,55 +81,102 @@ def run_import(
 def _unpack(
     session: Session, filename: str, data: bytes, pattern_slug: str | None, root: Path
 ) -> None:
+    """Write the upload's question files under `root` in the questions/ layout."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise uploads.UploadError(
+            [f"{filename}: the upload is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB"]
+        )
     if filename.lower().endswith(GIFT_SUFFIXES):
-        folder = _pattern_folder(session, filename, pattern_slug, root, with_file=True)
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise uploads.UploadError([f"{filename}: is not UTF-8 text"]) from None
-        for question in interchange.from_gift(text):
-            (folder / f"{question.id}.yaml").write_text(dump_yaml(question), encoding="utf-8")
+        _unpack_gift(session, filename, data, pattern_slug, root)
         return
     files = uploads.read_upload(filename, data)
     loose = [file for file in files if len(file.path.parts) == 1]
     filed = [file for file in files if len(file.path.parts) > 1]
     uploads.write_upload(filed, root)
     if loose:
-        has_pattern_file = any(file.path.name == PATTERN_FILE for file in loose)
-        folder = _pattern_folder(session, filename, pattern_slug, root, with_file=False)
+        pattern = _chosen_pattern(session, filename, pattern_slug)
+        folder = _new_folder(filename, root, pattern.slug)
         uploads.write_upload(loose, folder)
-        if not has_pattern_file:
-            _write_pattern_file(session, filename, pattern_slug, folder)
+        if not any(file.path.name == PATTERN_FILE for file in loose):
+            _write_pattern_file(pattern, folder)
 
 
-def _pattern_folder(
-    session: Session, filename: str, slug: str | None, root: Path, *, with_file: bool
-) -> Path:
-    """The folder loose question files go into; with the pattern's stored pattern.yaml
-    when the upload brings none."""
+def _unpack_gift(
+    session: Session, filename: str, data: bytes, pattern_slug: str | None, root: Path
+) -> None:
+    """GIFT questions as YAML files of the chosen pattern. Their ids come from titles or
+    prompts, not from us: one that names a question of another kind or pattern is given a
+    fresh id rather than overwrite it."""
+    pattern = _chosen_pattern(session, filename, pattern_slug)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise uploads.UploadError([f"{filename}: is not UTF-8 text"]) from None
+    questions = interchange.from_gift(text)
+    if len(questions) > uploads.MAX_FILES:
+        raise uploads.UploadError(
+            [f"{filename}: has {len(questions)} questions; upload at most {uploads.MAX_FILES}"]
+        )
+    folder = _new_folder(filename, root, pattern.slug)
+    _write_pattern_file(pattern, folder)
+    taken = {question.id for question in questions}
+    for question in questions:
+        if not _updatable(session, question.id, question.kind, pattern.id):
+            fresh = _free_id(session, question.id, taken)
+            taken.add(fresh)
+            question = question.model_copy(update={"id": fresh})
+        (folder / f"{question.id}.yaml").write_text(dump_yaml(question), encoding="utf-8")
+
+
+def _updatable(session: Session, question_id: str, kind: str, pattern_id: int) -> bool:
+    """Whether an upload may write to this id: it is free, or a question of the same kind
+    in the same pattern."""
+    found = session.execute(
+        select(QuestionRow.pattern_id, QuestionVersion.kind)
+        .join(
+            QuestionVersion,
+            (QuestionVersion.question_id == QuestionRow.id)
+            & (QuestionVersion.version == QuestionRow.current_version),
+        )
+        .where(QuestionRow.id == question_id)
+    ).first()
+    return found is None or (found[0] == pattern_id and found[1] == kind)
+
+
+def _free_id(session: Session, question_id: str, taken: set[str]) -> str:
+    for n in range(2, 10_000):
+        suffix = f"-{n}"
+        candidate = question_id[: MAX_ID_LENGTH - len(suffix)] + suffix
+        if candidate not in taken and session.get(QuestionRow, candidate) is None:
+            return candidate
+    raise uploads.UploadError([f"{question_id}: no free id left for it"])
+
+
+def _chosen_pattern(session: Session, filename: str, slug: str | None) -> Pattern:
+    """The live pattern loose questions go into (never a path: it is looked up)."""
     if not slug:
         raise uploads.UploadError(
             [f"{filename}: these questions are not in a pattern folder: choose their pattern"]
         )
+    pattern = session.scalar(
+        select(Pattern).where(Pattern.slug == slug, Pattern.retired_at.is_(None))
+    )
+    if pattern is None:
+        raise uploads.UploadError([f"{filename}: there is no pattern {slug!r}"])
+    return pattern
+
+
+def _new_folder(filename: str, root: Path, slug: str) -> Path:
     folder = root / slug
     if folder.exists():
         raise uploads.UploadError(
             [f"{filename}: has a folder {slug}/ and loose files for the same pattern"]
         )
     folder.mkdir()
-    if with_file:
-        _write_pattern_file(session, filename, slug, folder)
     return folder
 
 
-def _write_pattern_file(session: Session, filename: str, slug: str | None, folder: Path) -> None:
-    pattern = session.scalar(
-        select(Pattern).where(Pattern.slug == slug, Pattern.retired_at.is_(None))
-    )
-    if pattern is None:
-        raise uploads.UploadError(
-            [f"{filename}: there is no pattern {slug!r}; upload its {PATTERN_FILE} too"]
-        )
+def _write_pattern_file(pattern: Pattern, folder: Path) -> None:
     (folder / PATTERN_FILE).write_text(dump_yaml(pattern_file(pattern)), encoding="utf-8")
 
 

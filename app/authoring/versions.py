@@ -102,6 +102,7 @@ def restore(
     if version < 1 or version > record.version:
         raise NotFound(f"There is no version {version} of question {question_id!r}.")
     old = bank.get_version_or_raise(session, question_id, version)
+    row = session.get(QuestionVersion, (question_id, version))
     return editor.save_question(
         session,
         question=old,
@@ -110,4 +111,7 @@ def restore(
         runs=runs,
         author_id=author_id,
         source=editor.RESTORE,
+        source_text=row.source_text if row is not None else None,
+        base_version=record.version,
+        detail={"restored_from": version},
     )

@@ -7,21 +7,24 @@ question's identity is the `id` inside its file, never its path.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from app.bank.lint import markdown_problems
 from app.bank.schema import (
     PATTERN_ADAPTER,
     QUESTION_ADAPTER,
     QUESTION_KINDS,
     SLUG_PATTERN,
     Difficulty,
+    FieldValueError,
     PatternFile,
     Question,
 )
@@ -40,10 +43,21 @@ class BankError(Exception):
 
 @dataclass(frozen=True)
 class QuestionSource:
-    """A validated question and the file it came from."""
+    """A validated question, the file it came from, and that file's text as written."""
 
     path: Path
     question: Question
+    text: str = ""
+
+    @property
+    def file_hash(self) -> str:
+        """The hash of the file as written: it changes exactly when someone edits the file."""
+        return text_hash(self.text)
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 of a file's text."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class PatternSource:
     path: Path
     pattern: PatternFile
     questions: list[QuestionSource] = field(default_factory=list)
+    text: str = ""  # pattern.yaml as written
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -64,6 +79,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
     seen: set[Any] = set()
     for key_node, _value in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain name or number", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -75,40 +94,72 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class NestedTooDeeply(yaml.YAMLError):
+    """A document nested deeper than the parser's recursion allows (hostile, or a mistake)."""
+
+    problem = "it is nested too deeply"
+
+
 def parse_yaml(text: str) -> Any:
-    """Parse YAML safely, rejecting duplicate keys."""
-    return yaml.load(text, Loader=_StrictLoader)
+    """Parse YAML safely, rejecting duplicate keys, odd keys and absurd nesting."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except RecursionError:
+        raise NestedTooDeeply("nested too deeply") from None
 
 
 def compose_yaml(text: str) -> yaml.Node | None:
     """The node tree of a YAML text (with line numbers), parsed as safely as `parse_yaml`."""
-    return yaml.compose(text, Loader=_StrictLoader)
+    try:
+        return yaml.compose(text, Loader=_StrictLoader)
+    except RecursionError:
+        raise NestedTooDeeply("nested too deeply") from None
 
 
-def format_validation_error(where: str, error: ValidationError) -> list[str]:
-    """Turn a Pydantic error into `where: field.path: message` lines."""
-    lines = []
+def describe_errors(error: ValidationError) -> list[tuple[str, str]]:
+    """(field path, what is wrong) for each problem Pydantic found, in an author's words:
+    the union's tag is not a field, a check across fields names the field it is about."""
+    described = []
     for item in error.errors(include_url=False):
         parts = list(item["loc"])
         if parts and parts[0] in QUESTION_KINDS:
             parts = parts[1:]  # the tag of the union member, not a field
-        loc = ".".join(str(part) for part in parts)
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldValueError):
+            parts = [*parts, *cause.field.split(".")]
         message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {loc or '(file)'}: {message}")
-    return lines
+        if item["type"] == "union_tag_not_found":
+            parts, message = ["kind"], f"say which kind of question this is: {_KINDS}"
+        elif item["type"] == "union_tag_invalid":
+            tag = (item.get("ctx") or {}).get("tag")
+            parts, message = ["kind"], f"{tag!r} is not a kind of question: {_KINDS}"
+        described.append((".".join(str(part) for part in parts) or "(file)", message))
+    return described
 
 
-def _validate_file(path: Path, adapter: Any, errors: list[str]) -> Any:
+_KINDS = ", ".join(QUESTION_KINDS)
+
+
+def format_validation_error(where: str, error: ValidationError) -> list[str]:
+    """Turn a Pydantic error into `where: field.path: message` lines."""
+    return [f"{where}: {loc}: {message}" for loc, message in describe_errors(error)]
+
+
+def _validate_file(path: Path, adapter: Any, errors: list[str]) -> tuple[Any, str]:
     try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = parse_yaml(text)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         errors.append(f"{path}: (file): not valid YAML: {exc}".replace("\n", " "))
-        return None
+        return None, ""
     try:
-        return adapter.validate_python(data)
+        model = adapter.validate_python(data)
     except ValidationError as exc:
         errors.extend(format_validation_error(str(path), exc))
-        return None
+        return None, text
+    problems = markdown_problems(model)
+    errors.extend(f"{path}: {field}: {message}" for field, message in problems)
+    return (None if problems else model), text
 
 
 def is_pattern_folder(root: Path) -> bool:
@@ -135,15 +186,15 @@ def read_bank(root: Path) -> list[PatternSource]:
                 "lowercase letters, digits and dashes"
             )
             continue
-        pattern = _validate_file(folder / PATTERN_FILE, PATTERN_ADAPTER, errors)
+        pattern, pattern_text = _validate_file(folder / PATTERN_FILE, PATTERN_ADAPTER, errors)
         questions = []
         for path in sorted(_question_files(folder)):
-            question = _validate_file(path, QUESTION_ADAPTER, errors)
+            question, text = _validate_file(path, QUESTION_ADAPTER, errors)
             if question is not None:
-                questions.append(QuestionSource(path, question))
+                questions.append(QuestionSource(path, question, text))
         questions.sort(key=_difficulty_then_path)
         if pattern is not None:
-            patterns.append(PatternSource(folder.name, folder, pattern, questions))
+            patterns.append(PatternSource(folder.name, folder, pattern, questions, pattern_text))
     if not patterns and not errors:
         errors.append(f"{root}: (folder): no {PATTERN_FILE} found here or one level below")
     errors.extend(_duplicate_ids(patterns))
@@ -194,14 +245,16 @@ def dump_yaml(model: BaseModel) -> str:
     return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def write_bank(root: Path, patterns: Iterable[tuple[str, PatternFile, list[Question]]]) -> int:
-    """Write patterns and their questions under `root` in the `questions/` layout."""
+def write_bank(root: Path, files: Iterable[tuple[PurePosixPath, str]]) -> int:
+    """Write files (paths relative to `root`, in the questions/ layout) and return how many
+    are questions. A path that would leave `root` is a bug, and raises ValueError."""
     written = 0
-    for slug, pattern, questions in patterns:
-        folder = root / slug
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / PATTERN_FILE).write_text(dump_yaml(pattern), encoding="utf-8")
-        for question in questions:
-            (folder / f"{question.id}.yaml").write_text(dump_yaml(question), encoding="utf-8")
-            written += 1
+    resolved_root = root.resolve()
+    for relative, text in files:
+        target = (root / relative).resolve()
+        if resolved_root not in target.parents:
+            raise ValueError(f"{relative}: outside {root}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written += relative.name != PATTERN_FILE
     return written

@@ -36,6 +36,15 @@ Markdown = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
+class FieldValueError(ValueError):
+    """A check across fields that can still say which field is wrong (`choices.1.mistake`),
+    so that errors point at it rather than at the whole file."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class StrictModel(BaseModel):
     """Base for file models: unknown keys are errors; numbers are accepted where text is due."""
 
@@ -166,20 +175,27 @@ class ChoiceQuestion(QuestionBase):
     def _one_correct_choice(self) -> ChoiceQuestion:
         correct = [i for i, choice in enumerate(self.choices) if choice.correct]
         if len(correct) != 1:
-            raise ValueError(f"exactly one choice must be correct, found {len(correct)}")
+            raise FieldValueError(
+                "choices", f"exactly one choice must be correct, found {len(correct)}"
+            )
         texts = [choice.text for choice in self.choices]
-        if len(set(texts)) != len(texts):
-            raise ValueError("two choices have the same text")
-        for choice in self.choices:
+        for i, text in enumerate(texts):
+            if text in texts[:i]:
+                raise FieldValueError(f"choices.{i}.text", "two choices have the same text")
+        for i, choice in enumerate(self.choices):
             if choice.correct and choice.mistake:
-                raise ValueError("the correct choice cannot have a `mistake`")
+                raise FieldValueError(
+                    f"choices.{i}.mistake", "the correct choice cannot have a `mistake`"
+                )
         missing = [i for i, c in enumerate(self.choices) if not c.correct and not c.mistake]
         if missing:
             # Every wrong choice teaches: whoever picks it is told which misconception it is.
-            raise ValueError(
+            named = ", ".join(f"{chr(65 + i)} ({self.choices[i].text[:30]!r})" for i in missing)
+            raise FieldValueError(
+                f"choices.{missing[0]}",
                 f"every wrong choice names the misconception it catches (`mistake`); "
-                f"choice{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} "
-                f"{'have' if len(missing) > 1 else 'has'} none"
+                f"choice{'s' if len(missing) > 1 else ''} {named} "
+                f"{'have' if len(missing) > 1 else 'has'} none",
             )
         return self
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.bank.files import dump_yaml
 from app.bank.schema import (
     PATTERN_ADAPTER,
     QUESTION_ADAPTER,
@@ -111,7 +112,7 @@ def _live_query() -> Any:
         select(*_LIVE_COLUMNS)
         .join(QuestionVersion, _CURRENT)
         .join(Pattern, Pattern.id == QuestionRow.pattern_id)
-        .where(QuestionRow.retired_at.is_(None))
+        .where(QuestionRow.retired_at.is_(None), Pattern.retired_at.is_(None))
     )
 
 
@@ -229,6 +230,13 @@ class QuestionRecord:
     retired: bool
     from_files: bool  # kept in step with a file in questions/
     version_count: int
+    source: str  # where the current version came from: file, editor, api, upload, restore
+    source_text: str | None  # the current version's YAML as written, if it came as YAML
+
+    @property
+    def yaml(self) -> str:
+        """The current version as YAML: as its author wrote it, where it came as YAML."""
+        return self.source_text or dump_yaml(self.question)
 
 
 def _records(session: Session, query: Any) -> list[QuestionRecord]:
@@ -242,6 +250,8 @@ def _records(session: Session, query: Any) -> list[QuestionRecord]:
             retired=row.retired_at is not None,
             from_files=row.file_hash is not None,
             version_count=row.current_version,
+            source=version.source,
+            source_text=version.source_text,
         )
         for row, version, slug in session.execute(query).all()
     ]

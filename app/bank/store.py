@@ -6,18 +6,21 @@ import difflib
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.bank.files import (
     PATTERN_FILE,
     BankError,
     PatternSource,
+    QuestionSource,
+    dump_yaml,
     is_pattern_folder,
     read_bank,
+    text_hash,
     write_bank,
 )
 from app.bank.schema import (
@@ -54,6 +57,9 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    # a file changed over a version saved in the browser: the file won (both are versions)
+    overrode: list[str] = field(default_factory=list)
+    kept_retired: list[str] = field(default_factory=list)  # retired in the browser; stays so
 
     @property
     def changed(self) -> bool:
@@ -76,7 +82,20 @@ class ImportReport:
             f"{len(self.unchanged)} unchanged, {len(self.retired)} retired, "
             f"{len(self.restored)} restored; patterns: {len(self.patterns_created)} new, "
             f"{len(self.patterns_updated)} updated, {len(self.patterns_retired)} retired"
+            + (
+                f"; the file won over a browser edit: {', '.join(self.overrode)}"
+                if self.overrode
+                else ""
+            )
         )
+
+    def changes(self) -> dict[str, list[str]]:
+        """What changed, by kind, for the audit log (unchanged questions left out)."""
+        return {
+            name: ids
+            for name, ids in vars(self).items()
+            if ids and name not in ("unchanged", "kept_retired")
+        }
 
 
 FILES, UPLOAD = "file", "upload"  # where an import comes from (QuestionVersion.source)
@@ -104,6 +123,8 @@ def import_bank(
     left as the editor last saved it. An `upload` only adds and updates, never retires.
     """
     sources = read_bank(root)
+    if source != FILES:
+        check_upload(session, sources)
     checked_runs = verify_outputs(session, sources, runs)
     checked_runs += verify_references(session, sources, runs)
     pipelines = record_pipelines(session, sources, runs)
@@ -126,6 +147,37 @@ def import_bank(
 
 
 MAX_IN_FLIGHT = 32  # variants sent to the sandbox at once during an import
+
+
+def check_upload(session: Session, sources: list[PatternSource]) -> None:
+    """An upload may add questions, and update a question only of the same kind in the same
+    pattern: an id that clashes with another question is an error, not an overwrite."""
+    ids = [q.question.id for p in sources for q in p.questions]
+    current = {
+        qid: (slug, kind)
+        for qid, slug, kind in session.execute(
+            select(QuestionRow.id, Pattern.slug, QuestionVersion.kind)
+            .join(Pattern, Pattern.id == QuestionRow.pattern_id)
+            .join(
+                QuestionVersion,
+                (QuestionVersion.question_id == QuestionRow.id)
+                & (QuestionVersion.version == QuestionRow.current_version),
+            )
+            .where(QuestionRow.id.in_(ids))
+        )
+    }
+    errors = []
+    for pattern in sources:
+        for source in pattern.questions:
+            found = current.get(source.question.id)
+            if found is not None and found != (pattern.slug, source.question.kind):
+                errors.append(
+                    f"{source.path}: id: {source.question.id!r} is already a {found[1]} "
+                    f"question of pattern {found[0]!r}; an upload updates only a question of "
+                    "the same kind in the same pattern — give this one another id"
+                )
+    if errors:
+        raise BankError(errors)
 
 
 def verify_outputs(
@@ -308,7 +360,8 @@ def _done(result: RunResult) -> Future[RunResult]:
 
 def variant_problem(question: OutputQuestion, variant: int, result: RunResult) -> str | None:
     """What is wrong with a variant's run for a question, if anything."""
-    where = f"variant {all_variants(question)[variant]}: " if question.params else ""
+    values = all_variants(question)[variant] if question.params else {}
+    where = f"variant {', '.join(f'{k}={v!r}' for k, v in values.items())}: " if values else ""
     if result.status not in (Verdict.OK, Verdict.ERROR):
         return f"code: {where}{result.sentence} {result.detail}".rstrip()
     expected = expected_output(question, result)
@@ -338,6 +391,8 @@ def _retire_missing_patterns(session: Session, present: set[str], report: Import
         pattern.file_hash = None  # its folder is gone: when it comes back, it is restored
         report.patterns_retired.append(pattern.slug)
         for row in pattern.questions:
+            if row.file_hash is None:
+                continue  # made in the browser: hidden with its pattern, not retired
             row.file_hash = None
             if row.retired_at is None:
                 row.retired_at = now
@@ -361,26 +416,39 @@ class _Importer:
         session, report = self.session, self.report
         pattern = session.scalar(select(Pattern).where(Pattern.slug == source.slug))
         digest = content_hash(source.pattern)
+        file_hash = text_hash(source.text)
         if pattern is None:
             pattern = Pattern(slug=source.slug, position=position, content_hash="")
             session.add(pattern)
             report.patterns_created.append(source.slug)
-        file_changed = not self.from_files or pattern.file_hash != digest
+        file_changed = not self.from_files or pattern.file_hash != file_hash
         if file_changed and pattern.content_hash != digest:
             if pattern.content_hash:
                 report.patterns_updated.append(source.slug)
             pattern.content = source.pattern.model_dump(mode="json")
             pattern.content_hash = digest
             pattern.updated_at = utcnow()
+            pattern.source_text = source.text or None
         if self.from_files:
-            pattern.file_hash = digest
+            pattern.file_hash = file_hash
+            if pattern.content_hash == digest:
+                pattern.source_text = source.text or None
         pattern.retired_at = None
         session.flush()
 
         seen: set[str] = set()
+        next_position = (
+            session.scalar(
+                select(func.max(QuestionRow.position)).where(QuestionRow.pattern_id == pattern.id)
+            )
+            or 0
+        )
         for position_in_pattern, question_source in enumerate(source.questions):
             seen.add(question_source.question.id)
-            self.question(pattern, question_source.question, position_in_pattern)
+            if not self.from_files:  # an upload keeps the order; new questions go last
+                next_position += 1
+                position_in_pattern = next_position
+            self.question(pattern, question_source, position_in_pattern, source.path)
         if self.from_files:
             query = select(QuestionRow).where(
                 QuestionRow.pattern_id == pattern.id, QuestionRow.file_hash.is_not(None)
@@ -392,10 +460,14 @@ class _Importer:
                         row.retired_at = utcnow()
                         report.retired.append(row.id)
 
-    def question(self, pattern: Pattern, question: Question, position: int) -> None:
+    def question(
+        self, pattern: Pattern, source: QuestionSource, position: int, folder: Path
+    ) -> None:
         """Create a question, or give it a new version if its file says something new."""
         session, report = self.session, self.report
-        digest = content_hash(question)
+        question = source.question
+        file_hash = source.file_hash if self.from_files else None
+        file_name = source.path.relative_to(folder).as_posix() if self.from_files else None
         row = session.get(QuestionRow, question.id)
         if row is None:
             row = QuestionRow(
@@ -403,28 +475,50 @@ class _Importer:
                 pattern_id=pattern.id,
                 position=position,
                 current_version=0,
-                file_hash=digest if self.from_files else None,
+                file_hash=file_hash,
+                file_name=file_name,
             )
             session.add(row)
-            add_version(session, row, question, source=self.source, author_id=self.author_id)
+            self._version(row, source)
             report.created.append(question.id)
             return
-        row.pattern_id = pattern.id
-        row.position = position
-        if self.from_files and row.file_hash == digest:
-            # The file did not change since it was last imported: what the editor saved
-            # since (a new version, retiring the question) stands.
-            report.unchanged.append(question.id)
-            return
         if self.from_files:
-            row.file_hash = digest
-        if add_version(session, row, question, source=self.source, author_id=self.author_id):
+            row.pattern_id = pattern.id
+            row.position = position
+            row.file_name = file_name
+            if row.file_hash == file_hash:
+                # The file did not change since it was last imported: what the editor saved
+                # since (a new version, retiring the question) stands.
+                report.unchanged.append(question.id)
+                return
+            retired_here = row.file_hash is not None and row.retired_at is not None
+            current = session.get(QuestionVersion, (row.id, row.current_version))
+            edited_here = current is not None and current.source != FILES
+            row.file_hash = file_hash
+        else:
+            retired_here = row.retired_at is not None
+            edited_here = False
+        if self._version(row, source):
             report.new_versions.append(question.id)
+            if edited_here:
+                report.overrode.append(question.id)
         else:
             report.unchanged.append(question.id)
-        if row.retired_at is not None:
+        if row.retired_at is not None and retired_here:
+            report.kept_retired.append(question.id)  # an instructor retired it: it stays so
+        elif row.retired_at is not None:
             row.retired_at = None
             report.restored.append(question.id)
+
+    def _version(self, row: QuestionRow, source: QuestionSource) -> QuestionVersion | None:
+        return add_version(
+            self.session,
+            row,
+            source.question,
+            source=self.source,
+            author_id=self.author_id,
+            source_text=source.text or None,
+        )
 
 
 def add_version(
@@ -434,9 +528,11 @@ def add_version(
     *,
     source: str,
     author_id: int | None,
+    source_text: str | None = None,
 ) -> QuestionVersion | None:
     """Make `question` the current version of `row`, unless that is what it already says
-    (then None). Part of the caller's write transaction."""
+    (then None); `source_text` is the YAML as written, if it came as YAML. Part of the
+    caller's write transaction."""
     digest = content_hash(question)
     if row.current_version:
         current = session.get(QuestionVersion, (row.id, row.current_version))
@@ -452,28 +548,37 @@ def add_version(
         content_hash=digest,
         source=source,
         author_id=author_id,
+        source_text=source_text,
     )
     session.add(version)
     return version
 
 
 def export_bank(session: Session, root: Path, *, slug: str | None = None) -> int:
-    """Write the current version of every live question (of one pattern, if given) to `root`."""
+    """Write the current version of every live question (of one pattern, if given) to `root`
+    in the questions/ layout: each as its author wrote it (comments and layout kept) where
+    it came as YAML, under the file name it was imported from. Exported over `questions/`,
+    files nobody changed come back byte for byte."""
     query = (
         select(Pattern).where(Pattern.retired_at.is_(None)).order_by(Pattern.position, Pattern.slug)
     )
     if slug is not None:
         query = query.where(Pattern.slug == slug)
-    exported = []
+    files: list[tuple[PurePosixPath, str]] = []
     for pattern in session.scalars(query):
-        questions = [
-            QUESTION_ADAPTER.validate_python(version.content)
-            for row in pattern.questions
-            if row.retired_at is None
-            and (version := session.get(QuestionVersion, (row.id, row.current_version)))
-        ]
-        exported.append((pattern.slug, pattern_file(pattern), questions))
-    return write_bank(root, exported)
+        folder = PurePosixPath(pattern.slug)
+        files.append(
+            (folder / PATTERN_FILE, pattern.source_text or dump_yaml(pattern_file(pattern)))
+        )
+        for row in pattern.questions:
+            version = session.get(QuestionVersion, (row.id, row.current_version))
+            if row.retired_at is not None or version is None:
+                continue
+            text = version.source_text or dump_yaml(
+                QUESTION_ADAPTER.validate_python(version.content)
+            )
+            files.append((folder / (row.file_name or f"{row.id}.yaml"), text))
+    return write_bank(root, files)
 
 
 def pattern_file(pattern: Pattern) -> PatternFile:

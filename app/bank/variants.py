@@ -124,23 +124,29 @@ def _texts(question: OutputQuestion) -> list[str]:
 def check(question: OutputQuestion) -> None:
     """Every placeholder names a parameter, every parameter is used in the code, ranges and
     value lists make sense, and there are not too many variants."""
+    from app.bank.schema import FieldValueError  # the schema calls this check
+
     declared = set(question.params)
     used_in_code = set(PLACEHOLDER.findall(question.code + "\n" + (question.expression or "")))
     used = used_in_code.union(*(PLACEHOLDER.findall(text) for text in _texts(question)))
     if unknown := sorted(used - declared):
-        raise ValueError(f"placeholders without a parameter: {', '.join(unknown)}")
+        raise FieldValueError("code", f"placeholders without a parameter: {', '.join(unknown)}")
     if unused := sorted(declared - used_in_code):
-        raise ValueError(f"parameters not used in `code` or `expression`: {', '.join(unused)}")
+        raise FieldValueError(
+            f"params.{unused[0]}",
+            f"parameters not used in `code` or `expression`: {', '.join(unused)}",
+        )
     if (total := count(question)) > MAX_VARIANTS:
-        raise ValueError(f"{total} variants is more than {MAX_VARIANTS}")
+        raise FieldValueError("params", f"{total} variants is more than {MAX_VARIANTS}")
     for name, spec in question.params.items():
         if size_of(spec) == 0:
-            raise ValueError(f"parameter {name!r} has no values")
+            raise FieldValueError(f"params.{name}", f"parameter {name!r} has no values")
         values = values_of(spec)  # small now: the count is checked above
         if len({repr(v) for v in values}) != len(values):
-            raise ValueError(f"parameter {name!r} repeats a value")
+            raise FieldValueError(f"params.{name}", f"parameter {name!r} repeats a value")
     if question.answer is not None and question.params:
-        raise ValueError(
+        raise FieldValueError(
+            "answer",
             "`answer` can only be checked without `params` (each variant has its "
-            "own key, computed by running it)"
+            "own key, computed by running it)",
         )

@@ -320,12 +320,17 @@ def record_attempt(
     answer: object,
     runs: QuestionRuns | None = None,
     variant: int | None = None,
+    version: int | None = None,
     time_taken_ms: int | None = None,
     time_measured: bool = False,
 ) -> Recorded:
     """Grade an answer and store the attempt; the learner is then shown the solution.
+    `version`: the version the learner was shown, when it is not the current one any more
+    (an instructor saved a new one meanwhile) — the answer is graded against what they saw.
     `time_measured`: the time is the server's own (from a signed page), not the client's."""
     refuse_during_test(session, learner=visitor.learner, question_id=question.id)
+    if version is not None and version != question.version:
+        question = bank.get_pinned_or_raise(session, question.id, version)
     graded = grade_answer(
         session, visitor=visitor, question=question, answer=answer, runs=runs, variant=variant
     )

@@ -123,6 +123,13 @@ class AttemptIn(BaseModel):
         default=None,
         description="Output questions: the variant answered (default: the learner's current).",
     )
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        strict=True,
+        description="The question's version you were shown (from GET); an answer is graded "
+        "against it even if an instructor has saved a newer one since (default: current).",
+    )
     time_taken_ms: int | None = Field(
         default=None,
         ge=0,
@@ -347,6 +354,7 @@ def submit_attempt(
         answer=body.answer,
         runs=runs,
         variant=body.variant,
+        version=body.version,
         time_taken_ms=body.time_taken_ms,
     )
     return attempt_out(recorded)

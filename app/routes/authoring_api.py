@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field, JsonValue
 
 from app.authoring import editor, stats, versions
 from app.deps import AnyQuestionDep, JsonRequestDep, RunsDep, SessionDep, StaffDep, read_only
-from app.routes.instructor import csv_response
+from app.errors import Invalid
+from app.routes.downloads import attempts_csv_response
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
 router = APIRouter(prefix="/api", tags=["instructors"])
@@ -40,7 +41,16 @@ class QuestionIn(BaseModel):
         description="The question, exactly as a questions/ YAML file holds it."
     )
     pattern: str | None = Field(
-        default=None, max_length=200, description="Slug of the pattern (new questions only)."
+        default=None,
+        max_length=200,
+        description="Slug of the pattern: where a new question goes. A question stays in its "
+        "pattern: on PUT, a different one is refused.",
+    )
+    base_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="PUT: the version your change starts from; if someone saved a newer one "
+        "since, the save is refused (409) instead of undoing theirs.",
     )
 
 
@@ -75,6 +85,13 @@ class ValidationOut(BaseModel):
     variants: list[VariantRunOut] = Field(description="Output questions: every variant's run.")
     reference_status: str | None = Field(
         description="Code questions: the reference solution's run verdict."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="Worth a look, but no reason to refuse the question."
+    )
+    exists: bool = Field(
+        description="A question with this id exists: POST would be refused, PUT makes a new "
+        "version."
     )
 
 
@@ -128,15 +145,19 @@ def api_validate_question(
     except editor.QuestionRejected as exc:
         errors = [Problem(field=e.field, message=e.message) for e in exc.errors]
         return ValidationOut(
-            valid=False, errors=errors, kind=None, variants=[], reference_status=None
+            valid=False, errors=errors, kind=None, variants=[], reference_status=None, exists=False
         )
+    problems = editor.placement_problems(session, question=question, pattern_slug=body.pattern)
     check = editor.check_question(session, question, runs)
+    errors = [Problem(field=e.field, message=e.message) for e in problems + check.problems]
     return ValidationOut(
-        valid=check.ok,
-        errors=[Problem(field=e.field, message=e.message) for e in check.problems],
+        valid=not errors,
+        errors=errors,
         kind=question.kind,
         variants=[_variant_out(run) for run in check.variants],
         reference_status=check.reference.result.status.value if check.reference else None,
+        warnings=check.warnings,
+        exists=editor.question_exists(session, question.id),
     )
 
 
@@ -166,7 +187,12 @@ def api_create_question(
 
 @router.put(
     "/questions/{question_id}",
-    responses={**AUTH, 404: {"description": "No such question."}, **REJECTED},
+    responses={
+        **AUTH,
+        404: {"description": "No such question."},
+        409: {"description": "Someone saved a newer version since `base_version`."},
+        **REJECTED,
+    },
     dependencies=[JsonRequestDep],
 )
 def api_update_question(
@@ -179,6 +205,12 @@ def api_update_question(
     """Save a new version of a question (after running it). Saving what the current
     version already says changes nothing (`changed: false`)."""
     question = editor.parse_data(body.question)
+    if body.pattern is not None and body.pattern != record.pattern_slug:
+        raise Invalid(
+            f"{record.id!r} is in pattern {record.pattern_slug!r}; questions do not move "
+            "between patterns (create a new one there instead).",
+            field="pattern",
+        )
     version = editor.save_question(
         session,
         question=question,
@@ -187,6 +219,7 @@ def api_update_question(
         runs=runs,
         author_id=staff.id,
         source=editor.API,
+        base_version=body.base_version,
     )
     return SavedOut(
         id=record.id,
@@ -232,4 +265,4 @@ def api_attempts_csv(
     pattern: Annotated[str | None, Query(max_length=200, description="Only this pattern.")] = None,
 ) -> Response:
     """Every attempt (of one pattern, if given) as CSV."""
-    return csv_response(request, session, pattern)
+    return attempts_csv_response(request, session, pattern)

@@ -3,17 +3,14 @@ statistics and API tokens. Every route here needs the instructor (or admin) role
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from fastapi.responses import RedirectResponse, StreamingResponse
-from sqlalchemy.orm import Session
+from fastapi.responses import RedirectResponse
 
 from app import accounts
 from app.authoring import editor, stats, transfer, versions
 from app.bank import service as bank
-from app.db import Database
 from app.deps import (
     AnyQuestionDep,
     CsrfDep,
@@ -25,6 +22,7 @@ from app.deps import (
     read_only,
 )
 from app.errors import Invalid
+from app.routes.downloads import attempts_csv_response, download
 from app.templating import render, render_fragment
 
 router = APIRouter(prefix="/instructor", include_in_schema=False)
@@ -54,6 +52,7 @@ def _editor(
     pattern_slug: str | None = None,
     patterns: list[bank.PatternView] | None = None,
     saved_version: int | None = None,
+    base_version: int | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -67,6 +66,7 @@ def _editor(
             "patterns": patterns or [],
             "kinds": editor.STARTER_KINDS,
             "saved_version": saved_version,
+            "base_version": base_version,
         },
         status_code=status_code,
     )
@@ -129,34 +129,16 @@ def edit_question(
     record: AnyQuestionDep,
     saved: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """The editor with the question's current version."""
-    outcome = editor.EditorOutcome(question=record.question)
-    return (
-        _editor(
-            request,
-            source=editor.source_of(record.question),
-            outcome=outcome,
-            record=record,
-            pattern_slug=record.pattern_slug,
-        )
-        if saved is None
-        else _saved_editor(request, record, saved)
-    )
-
-
-def _saved_editor(request: Request, record: bank.QuestionRecord, saved: int) -> Response:
-    return render(
+    """The editor with the question's current version (`saved`: just saved as that)."""
+    source = record.yaml
+    outcome = editor.preview(session, source=source, pattern_slug=None, editing=record.id)
+    return _editor(
         request,
-        "instructor/editor.html",
-        {
-            "source": editor.source_of(record.question),
-            "outcome": editor.EditorOutcome(question=record.question),
-            "record": record,
-            "pattern_slug": record.pattern_slug,
-            "patterns": [],
-            "kinds": [],
-            "saved_version": saved,
-        },
+        source=source,
+        outcome=outcome,
+        record=record,
+        pattern_slug=record.pattern_slug,
+        saved_version=saved,
     )
 
 
@@ -169,8 +151,10 @@ def update_question(
     record: AnyQuestionDep,
     source: Source,
     action: Action,
+    base_version: Annotated[int | None, Form(ge=1)] = None,
 ) -> Response:
-    """Preview, run or save a new version of a question."""
+    """Preview, run or save a new version of a question (on top of `base_version`, the
+    version the editor was opened on: a save over someone else's newer one is refused)."""
     outcome = editor.submit(
         session,
         source=source,
@@ -179,6 +163,7 @@ def update_question(
         editing=record.id,
         runs=runs,
         author_id=staff.id,
+        base_version=base_version,
     )
     if outcome.saved is not None:
         url = request.url_for("edit_question", question_id=record.id)
@@ -189,6 +174,7 @@ def update_question(
         outcome=outcome,
         record=record,
         pattern_slug=record.pattern_slug,
+        base_version=base_version,
         status_code=422 if outcome.errors else 200,
     )
 
@@ -198,7 +184,6 @@ def preview_question(
     request: Request,
     session: SessionDep,
     staff: StaffDep,
-    runs: RunsDep,
     source: Source,
     pattern: PatternField = "",
     editing: Annotated[str | None, Form(max_length=200)] = None,
@@ -298,8 +283,8 @@ def import_upload(
         runs=runs,
         author_id=staff.id,
     )
-    patterns = bank.list_patterns(session)
-    session.commit()
+    with read_only(session):
+        patterns = bank.list_patterns(session)
     return render(
         request,
         "instructor/import.html",
@@ -317,15 +302,7 @@ def export_zip(
     """The bank (or one pattern) as a zip of YAML files in the questions/ layout."""
     with read_only(session):
         data = transfer.export_zip(session, slug=pattern)
-    return _download(data, "application/zip", f"tracewise-{pattern or 'questions'}.zip")
-
-
-def _download(content: str | bytes, media_type: str, filename: str) -> Response:
-    return Response(
-        content,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return download(data, "application/zip", f"tracewise-{pattern or 'questions'}.zip")
 
 
 @router.get("/patterns/{slug}/export.gift", name="export_gift")
@@ -333,7 +310,7 @@ def export_gift(session: SessionDep, staff: StaffDep, pattern: PatternDep) -> Re
     """A pattern's choice questions in Moodle's GIFT format."""
     with read_only(session):
         text = transfer.export_gift(session, pattern=pattern)
-    return _download(text, "text/plain; charset=utf-8", f"{pattern.slug}.gift.txt")
+    return download(text, "text/plain; charset=utf-8", f"{pattern.slug}.gift.txt")
 
 
 @router.get("/patterns/{slug}/export.xml", name="export_moodle_xml")
@@ -341,7 +318,7 @@ def export_moodle_xml(session: SessionDep, staff: StaffDep, pattern: PatternDep)
     """A pattern's choice questions as Moodle XML."""
     with read_only(session):
         text = transfer.export_moodle_xml(session, pattern=pattern)
-    return _download(text, "application/xml", f"{pattern.slug}.moodle.xml")
+    return download(text, "application/xml", f"{pattern.slug}.moodle.xml")
 
 
 # --- statistics -----------------------------------------------------------------------------
@@ -365,27 +342,7 @@ def attempts_csv(
     pattern: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """Every attempt (of one pattern, if given) as CSV."""
-    return csv_response(request, session, pattern)
-
-
-def csv_response(request: Request, session: Session, pattern: str | None) -> Response:
-    """Attempts (of a pattern, which must exist) as a streamed CSV download. The rows are
-    read in a session of their own: the request's ends before the body is sent."""
-    if pattern is not None:
-        with read_only(session):
-            bank.get_pattern_or_raise(session, pattern)
-    database: Database = request.app.state.db
-
-    def lines() -> Iterator[str]:
-        with database.session() as own:
-            yield from stats.attempts_csv(own, pattern_slug=pattern)
-
-    name = f"attempts-{pattern}.csv" if pattern else "attempts.csv"
-    return StreamingResponse(
-        lines(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return attempts_csv_response(request, session, pattern)
 
 
 # --- API tokens -----------------------------------------------------------------------------
@@ -418,7 +375,9 @@ def create_api_token(
             status_code=exc.status,
         )
     tokens = accounts.list_api_tokens(session, user=staff)
-    return render(request, "instructor/tokens.html", {"tokens": tokens, "new_token": token})
+    response = render(request, "instructor/tokens.html", {"tokens": tokens, "new_token": token})
+    response.headers["Cache-Control"] = "no-store"  # the token is on this page, once
+    return response
 
 
 @router.post("/tokens/{token_id}/revoke", name="revoke_api_token", dependencies=[CsrfDep])

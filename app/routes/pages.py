@@ -32,22 +32,23 @@ NOTHING_GIVEN = {
 
 
 def _shown_token(request: Request, page: answering.QuestionPage) -> str:
-    """Signs which question and variant the page showed, and when."""
-    return sign_shown(request, f"{page.question.id}:{page.variant}")
+    """Signs which question, version and variant the page showed, and when."""
+    return sign_shown(request, f"{page.question.id}:{page.question.version}:{page.variant}")
 
 
 def _read_shown_token(
     request: Request, token: str, question_id: str
-) -> tuple[int | None, int | None]:
-    """(variant shown, milliseconds since) from a page's `shown_at` field; Nones if invalid."""
+) -> tuple[int | None, int | None, int | None]:
+    """(variant shown, version shown, milliseconds since) from a page's `shown_at` field;
+    Nones if invalid."""
     shown = read_shown(request, token)
     if shown is None:
-        return None, None
+        return None, None, None
     subject, elapsed_ms = shown
-    shown_id, _, variant = subject.rpartition(":")
-    if shown_id != question_id or not variant.isdigit():
-        return None, None
-    return int(variant), elapsed_ms
+    shown_id, version, variant = [*subject.split(":"), "", ""][:3]
+    if shown_id != question_id or not variant.isdigit() or not version.isdigit():
+        return None, None, None
+    return int(variant), int(version), elapsed_ms
 
 
 @router.get("/", name="home")
@@ -119,7 +120,7 @@ def answer(
     A wrong-shaped answer, or a busy sandbox, shows the question again with the message and
     what the learner typed; nothing is stored.
     """
-    variant, time_taken_ms = _read_shown_token(request, shown_at, question.id)
+    variant, version, time_taken_ms = _read_shown_token(request, shown_at, question.id)
     try:
         if answer is None:
             raise Invalid(NOTHING_GIVEN[question.question.kind], field="answer")
@@ -130,6 +131,7 @@ def answer(
             answer=answer,
             runs=runs,
             variant=variant,
+            version=version,
             time_taken_ms=time_taken_ms,
             time_measured=True,
         )

@@ -160,3 +160,10 @@ document.querySelectorAll("textarea[data-yaml-editor]").forEach((textarea) => {
   });
   markErrors();
 });
+
+// Actions that are hard to take back ask first (without JavaScript they simply happen).
+document.querySelectorAll("form[data-confirm]").forEach((form) => {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+});
