@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.orm import Session
 
 from app.bank import variants
@@ -232,15 +232,25 @@ class _Attempt(NamedTuple):
     email: str | None
     question_id: str
     version: int
-    answer: Any
+    answer_json: str | None  # decoded only where a figure needs it: most never do
     correct: bool
     score: float
     hint_seen: bool
     solution_seen: bool
     time_taken_ms: int | None
-    variant: dict[str, Any] | None
+    variant_json: str | None
     rating: int | None
     created_at: datetime
+
+    @property
+    def answer(self) -> Any:
+        """The answer as grading stored it."""
+        return None if self.answer_json is None else json.loads(self.answer_json)
+
+    @property
+    def variant(self) -> dict[str, Any] | None:
+        """The parameter values of the variant answered (output questions)."""
+        return None if self.variant_json is None else json.loads(self.variant_json)
 
 
 @dataclass(frozen=True)
@@ -297,7 +307,7 @@ def _load(session: Session, pattern_id: int) -> _PatternData:
         for qid, current, retired_at in rows
     ]
     attempts = [
-        _Attempt(*row)
+        _Attempt._make(row)
         for row in session.execute(
             select(
                 Attempt.id,
@@ -305,13 +315,14 @@ def _load(session: Session, pattern_id: int) -> _PatternData:
                 User.email,
                 Attempt.question_id,
                 Attempt.question_version,
-                Attempt.answer,
+                # As JSON text: decoding 20,000 answers cost half the page (bench/stats.py).
+                cast(Attempt.answer, Text),
                 Attempt.correct,
                 Attempt.score,
                 Attempt.hint_seen,
                 Attempt.solution_seen,
                 Attempt.time_taken_ms,
-                Attempt.variant,
+                cast(Attempt.variant, Text),
                 Attempt.rating,
                 Attempt.created_at,
             )
