@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app import accounts
-from app.authoring import editor
+from app.authoring import starters
 from app.bank.files import read_bank
 from app.bank.store import import_bank
 from app.cli import _audit_import as cli_audit
@@ -231,7 +231,7 @@ def test_preview_shows_the_question_as_learners_see_it(instructor: TestClient) -
     assert "Worked solution" in page.text  # the learner template's own solution section
     assert "no misconception given" not in page.text  # every wrong choice has one
 
-    source = editor.starter_source("choice").replace("prompt: |\n", "prompt: |\n  **Bold** ")
+    source = starters.starter_source("choice").replace("prompt: |\n", "prompt: |\n  **Bold** ")
     response = instructor.post(
         "/instructor/questions/preview",
         data={"csrf_token": csrf(instructor, "/instructor"), "source": source, "pattern": LESSON},
@@ -242,7 +242,7 @@ def test_preview_shows_the_question_as_learners_see_it(instructor: TestClient) -
 
 
 def test_schema_errors_are_placed_on_their_field_and_line(instructor: TestClient) -> None:
-    source = editor.starter_source("choice").replace("difficulty: medium", "difficulty: extreme")
+    source = starters.starter_source("choice").replace("difficulty: medium", "difficulty: extreme")
     source = source.replace("    mistake: Halving", "    mistakee: Halving")
     response = editor_post(instructor, source, "preview")
     assert response.status_code == 422
@@ -275,7 +275,7 @@ def test_broken_yaml_points_at_its_line(instructor: TestClient) -> None:
 def test_markdown_that_would_not_survive_sanitising_is_refused(
     instructor: TestClient, markdown: str, problem: str
 ) -> None:
-    source = editor.starter_source("choice").replace(
+    source = starters.starter_source("choice").replace(
         "hint: Count", f"hint: {json.dumps(markdown)}\nnotes: Count"
     )
     response = editor_post(instructor, source, "save")
@@ -342,9 +342,9 @@ def test_saving_is_refused_when_a_variant_fails_to_run(instructor: TestClient) -
 def test_a_code_question_is_checked_by_its_reference_and_self_tests(
     instructor: TestClient, db: Session
 ) -> None:
-    saved = editor_post(instructor, editor.starter_source("code"), "save")
+    saved = editor_post(instructor, starters.starter_source("code"), "save")
     assert saved.status_code == 303, saved.text
-    wrong = editor.starter_source("code").replace("divergence: 2", "divergence: 5")
+    wrong = starters.starter_source("code").replace("divergence: 2", "divergence: 5")
     response = editor_post(instructor, wrong.replace("new-code-question", "other-one"), "save")
     assert response.status_code == 422
     assert "self_tests.0" in response.text
@@ -352,7 +352,7 @@ def test_a_code_question_is_checked_by_its_reference_and_self_tests(
 
 
 def test_ids_are_never_reused_or_renamed(instructor: TestClient) -> None:
-    taken = editor.starter_source("choice").replace("new-choice-question", CHOICE_ID)
+    taken = starters.starter_source("choice").replace("new-choice-question", CHOICE_ID)
     response = editor_post(instructor, taken, "save")
     assert response.status_code == 422
     assert "is taken" in response.text

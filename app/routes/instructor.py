@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
 from app import accounts
-from app.authoring import editor, stats, transfer, versions
+from app.authoring import editor, starters, stats, transfer, versions
 from app.bank import service as bank
 from app.deps import (
     AnyQuestionDep,
@@ -64,7 +64,7 @@ def _editor(
             "record": record,
             "pattern_slug": pattern_slug,
             "patterns": patterns or [],
-            "kinds": editor.STARTER_KINDS,
+            "kinds": starters.STARTER_KINDS,
             "saved_version": saved_version,
             "base_version": base_version,
         },
@@ -81,7 +81,7 @@ def new_question(
     kind: Annotated[str, Query(max_length=20)] = "choice",
 ) -> Response:
     """The editor, starting from a valid question of the chosen kind."""
-    source = editor.starter_source(kind)
+    source = starters.starter_source(kind)
     patterns = bank.list_patterns(session)
     slug = pattern or (patterns[0].slug if patterns else None)
     outcome = editor.preview(session, source=source, pattern_slug=slug, editing=None)

@@ -1,0 +1,101 @@
+"""Starting points for the editor: a valid question of each kind, to change."""
+
+from __future__ import annotations
+
+from app.errors import Invalid
+
+
+def starter_source(kind: str) -> str:
+    """A valid question of `kind` to start from: every field an author usually fills."""
+    starter = _STARTERS.get(kind)
+    if starter is None:
+        raise Invalid(f"There is no question kind {kind!r}.", field="kind")
+    return starter
+
+
+STARTER_KINDS = ("choice", "output", "code")
+
+
+_STARTERS = {
+    "choice": """\
+id: new-choice-question
+kind: choice
+difficulty: medium
+modes: [practice, test]
+tags: [steplr]
+prompt: |
+  An optimizer starts at `lr=0.1` with `StepLR(step_size=2, gamma=0.5)`. What is the
+  learning rate after four epochs (four `scheduler.step()` calls)?
+choices:
+  - text: "0.025"
+    correct: true
+  - text: "0.05"
+    mistake: Counting one halving too few; the LR halves after every `step_size` calls.
+  - text: "0.0125"
+    mistake: Halving every call, not every `step_size` calls.
+hint: Count how many times `step_size` fits into the number of calls.
+solution:
+  steps:
+    - title: Count the decays
+      body: Four calls with `step_size=2` decay the LR twice.
+  final_answer: 0.1 × 0.5² = **0.025**
+  quick_check: LR = lr₀ × γ^⌊calls / step_size⌋.
+mistakes:
+  - Forgetting that the decay happens only every `step_size` calls.
+""",
+    "output": """\
+id: new-output-question
+kind: output
+difficulty: medium
+modes: [practice, test]
+tags: [steplr]
+prompt: |
+  What does this code print?
+code: |
+  import torch
+  model = torch.nn.Linear(2, 1)
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+  scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size={{ step_size }}, gamma=0.5)
+  for _ in range({{ calls }}):
+      optimizer.step()
+      scheduler.step()
+  print(scheduler.get_last_lr())
+params:
+  step_size: [2, 3]
+  calls: 2..5
+hint: The LR is multiplied by `gamma` once every `step_size` calls.
+solution:
+  steps:
+    - title: Count the decays
+      body: >-
+        {{ calls }} calls with `step_size={{ step_size }}` decay the LR
+        ⌊{{ calls }} / {{ step_size }}⌋ times.
+""",
+    "code": """\
+id: new-code-question
+kind: code
+difficulty: medium
+modes: [practice, test]
+tags: [steplr]
+prompt: |
+  Build `scheduler` so that the learning rate halves every 3 epochs.
+setup: |
+  import torch
+  model = torch.nn.Linear(2, 1)
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+starter: |
+  scheduler = ...
+reference: |
+  scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+check:
+  kind: trajectory
+  epochs: 10
+self_tests:
+  - code: |
+      scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    divergence: 2
+    mistake: off-by-one
+    why: Halving one epoch early.
+hint: StepLR takes `step_size` and `gamma`.
+""",
+}
