@@ -263,7 +263,16 @@ def get_admin(request: Request, staff: Annotated[User, Depends(get_staff)]) -> U
     return staff
 
 
+def get_browser_staff(request: Request, staff: Annotated[User, Depends(get_staff)]) -> User:
+    """The instructor, in a browser session: API tokens are made and revoked there, never
+    with a token (a leaked one must not be able to mint its own successor)."""
+    if _bearer_token(request) is not None:
+        raise Forbidden("API tokens are managed in a logged-in browser session.")
+    return staff
+
+
 StaffDep = Annotated[User, Depends(get_staff)]
+BrowserStaffDep = Annotated[User, Depends(get_browser_staff)]
 AdminDep = Annotated[User, Depends(get_admin)]
 
 

@@ -102,6 +102,11 @@ class Question(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     current_version: Mapped[int] = mapped_column(Integer)
     retired_at: Mapped[datetime | None] = mapped_column(default=None)
+    retired_by: Mapped[str | None] = mapped_column(
+        String(10),
+        default=None,
+        comment="file (its file left questions/: restored when it comes back) | browser",
+    )
     # An import from questions/ changes a question only when its file changed since the last
     # import: edits made in the browser survive a restart, and a file edit still wins.
     file_hash: Mapped[str | None] = mapped_column(

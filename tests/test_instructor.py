@@ -7,6 +7,7 @@ import io
 import json
 import re
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from app.bank.files import read_bank
 from app.bank.store import import_bank
 from app.cli import _audit_import as cli_audit
 from app.cli import cli
-from app.db import Database
+from app.db import Database, begin_write
 from app.models import Attempt, AuditEvent, QuestionVersion, User
 from app.models import Question as QuestionRow
 from app.routes import admin as admin_routes
@@ -69,6 +70,14 @@ def instructor(client: TestClient, database: Database) -> TestClient:
     make_user(database, "teacher@example.com", accounts.INSTRUCTOR)
     log_in(client, "teacher@example.com")
     return client
+
+
+def retire(client: TestClient, question_id: str, *, retired: bool = True) -> Any:
+    """Press Retire (or Bring back) on the bank page."""
+    return client.post(
+        f"/instructor/questions/{question_id}/retire",
+        data={"csrf_token": csrf(client, "/instructor"), "retired": str(retired).lower()},
+    )
 
 
 def editor_post(
@@ -391,7 +400,7 @@ def test_editing_makes_a_version_and_attempts_keep_theirs(
     Browser(other_client).answer(LESSON, CHOICE_ID, 0)
     source = _current_source(instructor, CHOICE_ID)
     assert editor_post(instructor, source, "save", question_id=CHOICE_ID).status_code == 200
-    assert "Nothing changed" in editor_post(instructor, source, "save", question_id=CHOICE_ID).text
+    assert "no new version" in editor_post(instructor, source, "save", question_id=CHOICE_ID).text
 
     changed = source.replace("prompt: ", "prompt: Think twice. ", 1)
     saved = editor_post(instructor, changed, "save", question_id=CHOICE_ID)
@@ -427,19 +436,12 @@ def test_retiring_hides_a_question_from_learners_but_keeps_its_history(
 ) -> None:
     url = f"/patterns/{LESSON}/questions/{CHOICE_ID}"
     assert other_client.get(url).status_code == 200
-    retire = instructor.post(
-        f"/instructor/questions/{CHOICE_ID}/retire",
-        data={"csrf_token": csrf(instructor, "/instructor"), "retired": "true"},
-    )
-    assert retire.status_code == 200
+    assert retire(instructor, CHOICE_ID).status_code == 200
     assert other_client.get(url).status_code == 404
     assert CHOICE_ID not in other_client.get(f"/api/patterns/{LESSON}").text
     assert instructor.get(f"/instructor/questions/{CHOICE_ID}/versions").status_code == 200
     assert "retired" in instructor.get(f"/instructor/questions/{CHOICE_ID}/edit").text
-    instructor.post(
-        f"/instructor/questions/{CHOICE_ID}/retire",
-        data={"csrf_token": csrf(instructor, "/instructor"), "retired": "false"},
-    )
+    retire(instructor, CHOICE_ID, retired=False)
     assert other_client.get(url).status_code == 200
 
 
@@ -450,10 +452,7 @@ def test_a_file_import_keeps_editor_work_until_the_file_changes(
     edited = source.replace("prompt: ", "prompt: Edited in the browser. ", 1)
     assert editor_post(instructor, edited, "save", question_id=CHOICE_ID).status_code == 303
     assert editor_post(instructor, OUTPUT_QUESTION, "save").status_code == 303
-    instructor.post(
-        "/instructor/questions/lr-purpose/retire",
-        data={"csrf_token": csrf(instructor, "/instructor"), "retired": "true"},
-    )
+    retire(instructor, "lr-purpose")
 
     with database.session() as session:  # `make run` imports questions/ on every start
         report = import_bank(session, QUESTIONS, runs=runs)
@@ -916,10 +915,7 @@ def test_retired_in_the_browser_stays_retired_when_its_file_changes(
 ) -> None:
     import shutil
 
-    instructor.post(
-        f"/instructor/questions/{CHOICE_ID}/retire",
-        data={"csrf_token": csrf(instructor, "/instructor"), "retired": "true"},
-    )
+    retire(instructor, CHOICE_ID)
     bank = tmp_path / "bank"
     shutil.copytree(QUESTIONS, bank)
     path = bank / LESSON / "steplr-three-steps.yaml"
@@ -992,7 +988,8 @@ def test_tokens_end_with_the_role_and_never_open_admin_pages(
     api_token: str, client: TestClient, other_client: TestClient, database: Database
 ) -> None:
     headers = {"Authorization": f"Bearer {api_token}"}
-    assert other_client.get("/instructor/tokens", headers=headers).status_code == 200
+    versions_url = f"/api/questions/{CHOICE_ID}/versions"
+    assert other_client.get(versions_url, headers=headers).status_code == 200
     make_user(database, "admin@example.com", accounts.ADMIN)
     with database.session() as session:
         admin = session.scalar(select(User).where(User.email == "admin@example.com"))
@@ -1001,7 +998,7 @@ def test_tokens_end_with_the_role_and_never_open_admin_pages(
         accounts.set_role(session, actor=admin, user_id=teacher.id, role="learner")
         accounts.set_role(session, actor=admin, user_id=teacher.id, role="instructor")
         _row, admin_token = accounts.create_api_token(session, user=admin, name="x")
-    assert other_client.get("/instructor/tokens", headers=headers).status_code == 401
+    assert other_client.get(versions_url, headers=headers).status_code == 401
     admin_headers = {"Authorization": f"Bearer {admin_token}"}
     assert other_client.get("/admin/users", headers=admin_headers).status_code == 403
 
@@ -1014,3 +1011,114 @@ def test_validate_says_what_a_create_would_refuse(api_token: str, other_client: 
     ).json()
     assert body["valid"] is False and body["exists"] is True
     assert {e["field"] for e in body["errors"]} == {"pattern", "id"}
+
+
+# --- and what the second review found -------------------------------------------------------------
+
+
+def test_the_api_grades_on_an_older_version_only_just_after_it_changed(
+    instructor: TestClient, other_client: TestClient, db: Session
+) -> None:
+    source = _current_source(instructor, CHOICE_ID)
+    changed = source.replace("prompt: ", "prompt: Now, ", 1)
+    assert editor_post(instructor, changed, "save", question_id=CHOICE_ID).status_code == 303
+    url = f"/api/questions/{CHOICE_ID}/attempts"
+    recent = other_client.post(url, json={"answer": 0, "version": 1})
+    assert recent.status_code == 201 and recent.json()["question_version"] == 1
+
+    db.rollback()
+    begin_write(db)
+    v2 = db.get(QuestionVersion, (CHOICE_ID, 2))
+    assert v2 is not None
+    v2.created_at = v2.created_at - timedelta(days=2)
+    db.commit()
+    stale = other_client.post(url, json={"answer": 0, "version": 1})
+    assert stale.status_code == 409 and stale.json()["field"] == "version"
+    future = other_client.post(url, json={"answer": 0, "version": 9})
+    assert future.status_code == 422
+    huge = other_client.post(url, json={"answer": 0, "version": 2**64})
+    assert huge.status_code == 422
+
+
+def test_an_export_never_lets_two_questions_share_a_file(instructor: TestClient) -> None:
+    text = yaml.safe_dump(factories.choice_question("purpose")).encode()
+    assert upload(instructor, "purpose.yaml", text, pattern=LESSON).status_code == 200
+    exported = instructor.get(f"/instructor/export.zip?pattern={LESSON}")
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        ids = {
+            yaml.safe_load(archive.read(name))["id"]: name
+            for name in archive.namelist()
+            if not name.endswith("pattern.yaml")
+        }
+    assert ids["lr-purpose"] == f"{LESSON}/purpose.yaml"
+    assert ids["purpose"] == f"{LESSON}/purpose-2.yaml"
+
+
+def test_a_browser_retirement_survives_its_file_leaving_and_coming_back(
+    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+) -> None:
+    import shutil
+
+    retire(instructor, CHOICE_ID)
+    bank = tmp_path / "bank"
+    shutil.copytree(QUESTIONS, bank)
+    (bank / LESSON / "steplr-three-steps.yaml").unlink()
+    with database.session() as session:
+        import_bank(session, bank, runs=runs)
+    with database.session() as session:
+        back = import_bank(session, QUESTIONS, runs=runs)
+    assert CHOICE_ID not in back.restored and CHOICE_ID in back.kept_retired
+    assert "still retired (bring back in the browser): lr-steplr-three-steps" in back.summary()
+
+
+def test_a_comment_alone_is_saved_without_a_new_version(instructor: TestClient) -> None:
+    source = _current_source(instructor, CHOICE_ID)
+    commented = "# checked with torch 2.13\n" + source
+    response = editor_post(instructor, commented, "save", question_id=CHOICE_ID)
+    assert response.status_code == 200
+    assert "no new version" in response.text
+    assert _current_source(instructor, CHOICE_ID) == commented
+
+
+def test_gift_only_ever_adds(instructor: TestClient, db: Session) -> None:
+    for week in (1, 2):
+        gift = f"::Q1::Week {week}: pick one {{=right ~wrong#It is not.}}\n"
+        assert (
+            upload(instructor, f"week{week}.gift", gift.encode(), pattern=LESSON).status_code == 200
+        )
+    db.rollback()
+    first, second = db.get(QuestionRow, "q1"), db.get(QuestionRow, "q1-2")
+    assert first is not None and first.current_version == 1 and second is not None
+
+
+def test_a_token_cannot_mint_tokens(api_token: str, other_client: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {api_token}"}
+    assert other_client.get("/instructor/tokens", headers=headers).status_code == 403
+
+
+def test_restore_from_a_stale_versions_page_is_refused(instructor: TestClient) -> None:
+    source = _current_source(instructor, CHOICE_ID)
+    for change in ("First. ", "Second. "):
+        edited = source.replace("prompt: ", f"prompt: {change}", 1)
+        assert editor_post(instructor, edited, "save", question_id=CHOICE_ID).status_code == 303
+    refused = instructor.post(
+        f"/instructor/questions/{CHOICE_ID}/versions/1/restore",
+        data={"csrf_token": csrf(instructor, "/instructor"), "base_version": "2"},
+    )
+    assert refused.status_code == 409
+    assert "Someone saved version 3" in refused.text
+
+
+def test_browser_work_in_a_vanished_folder_is_listed(
+    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+) -> None:
+    assert editor_post(instructor, OUTPUT_QUESTION, "save").status_code == 303
+    renamed = tmp_path / "bank"
+    import shutil
+
+    shutil.copytree(QUESTIONS / LESSON, renamed / "lr-scheds")
+    with database.session() as session:
+        report = import_bank(session, renamed, runs=runs)
+    assert report.orphaned == ["steplr-variants-from-the-editor"]
+    page = instructor.get("/instructor").text
+    assert "Hidden with their pattern" in page and "steplr-variants-from-the-editor" in page

@@ -30,7 +30,7 @@ from app.bank.schema import (
     OutputQuestion,
     Question,
 )
-from app.bank.store import add_version, check_reference, variant_problem
+from app.bank.store import RETIRED_BY_BROWSER, add_version, check_reference, variant_problem
 from app.db import begin_write
 from app.errors import AppError, Busy, Conflict, Invalid, NotFound
 from app.grading import expected_output
@@ -523,6 +523,7 @@ def set_retired(session: Session, *, question_id: str, retired: bool, actor_id: 
         raise NotFound(f"The question {question_id!r} no longer exists.")
     if (row.retired_at is not None) != retired:
         row.retired_at = utcnow() if retired else None
+        row.retired_by = RETIRED_BY_BROWSER if retired else None
         audit.record(
             session,
             actor_id=actor_id,

@@ -23,7 +23,7 @@ from app.bank import service as bank
 from app.bank.files import PATTERN_FILE, BankError, dump_yaml
 from app.bank.schema import MAX_ID_LENGTH, ChoiceQuestion
 from app.bank.store import UPLOAD, ImportReport, export_bank, import_bank, pattern_file
-from app.models import Pattern, QuestionVersion
+from app.models import Pattern
 from app.models import Question as QuestionRow
 from app.runs import QuestionRuns
 
@@ -105,8 +105,8 @@ def _unpack_gift(
     session: Session, filename: str, data: bytes, pattern_slug: str | None, root: Path
 ) -> None:
     """GIFT questions as YAML files of the chosen pattern. Their ids come from titles or
-    prompts, not from us: one that names a question of another kind or pattern is given a
-    fresh id rather than overwrite it."""
+    prompts, not from us: GIFT only ever adds, and an id already taken gets a fresh one
+    (two Moodle quizzes both have a "Q1"). Updates go through YAML."""
     pattern = _chosen_pattern(session, filename, pattern_slug)
     try:
         text = data.decode("utf-8-sig")
@@ -121,26 +121,11 @@ def _unpack_gift(
     _write_pattern_file(pattern, folder)
     taken = {question.id for question in questions}
     for question in questions:
-        if not _updatable(session, question.id, question.kind, pattern.id):
+        if session.get(QuestionRow, question.id) is not None:
             fresh = _free_id(session, question.id, taken)
             taken.add(fresh)
             question = question.model_copy(update={"id": fresh})
         (folder / f"{question.id}.yaml").write_text(dump_yaml(question), encoding="utf-8")
-
-
-def _updatable(session: Session, question_id: str, kind: str, pattern_id: int) -> bool:
-    """Whether an upload may write to this id: it is free, or a question of the same kind
-    in the same pattern."""
-    found = session.execute(
-        select(QuestionRow.pattern_id, QuestionVersion.kind)
-        .join(
-            QuestionVersion,
-            (QuestionVersion.question_id == QuestionRow.id)
-            & (QuestionVersion.version == QuestionRow.current_version),
-        )
-        .where(QuestionRow.id == question_id)
-    ).first()
-    return found is None or (found[0] == pattern_id and found[1] == kind)
 
 
 def _free_id(session: Session, question_id: str, taken: set[str]) -> str:

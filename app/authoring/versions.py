@@ -94,10 +94,17 @@ def diff(session: Session, question_id: str, *, old: int, new: int) -> list[Diff
 
 
 def restore(
-    session: Session, *, question_id: str, version: int, runs: QuestionRuns, author_id: int
+    session: Session,
+    *,
+    question_id: str,
+    version: int,
+    runs: QuestionRuns,
+    author_id: int,
+    base_version: int | None = None,
 ) -> QuestionVersion | None:
     """Save an old version's content as the newest version (after running it again); None
-    when it is what the question already says."""
+    when it is what the question already says. `base_version`: the newest version the
+    instructor saw; a newer one saved since makes it a Conflict."""
     record = bank.get_record_or_raise(session, question_id)
     if version < 1 or version > record.version:
         raise NotFound(f"There is no version {version} of question {question_id!r}.")
@@ -112,6 +119,6 @@ def restore(
         author_id=author_id,
         source=editor.RESTORE,
         source_text=row.source_text if row is not None else None,
-        base_version=record.version,
+        base_version=base_version or record.version,
         detail={"restored_from": version},
     )

@@ -250,10 +250,14 @@ def write_bank(root: Path, files: Iterable[tuple[PurePosixPath, str]]) -> int:
     are questions. A path that would leave `root` is a bug, and raises ValueError."""
     written = 0
     resolved_root = root.resolve()
+    done: set[Path] = set()
     for relative, text in files:
         target = (root / relative).resolve()
         if resolved_root not in target.parents:
             raise ValueError(f"{relative}: outside {root}")
+        if target in done:
+            raise ValueError(f"{relative}: written twice")
+        done.add(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         written += relative.name != PATTERN_FILE

@@ -275,6 +275,17 @@ def list_records(session: Session, pattern: PatternView) -> list[QuestionRecord]
     return _records(session, query)
 
 
+def list_orphans(session: Session) -> list[QuestionRecord]:
+    """Questions not retired, in patterns that are (their folder left questions/): hidden
+    from learners with their pattern, and easy to lose track of."""
+    query = (
+        _record_query()
+        .where(QuestionRow.retired_at.is_(None), Pattern.retired_at.is_not(None))
+        .order_by(Pattern.slug, QuestionRow.position)
+    )
+    return _records(session, query)
+
+
 def get_record_or_raise(session: Session, question_id: str) -> QuestionRecord:
     """Any question, live or retired, or NotFound."""
     found = _records(session, _record_query().where(QuestionRow.id == question_id))

@@ -57,6 +57,8 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    # made in the browser, in a pattern whose folder left questions/: hidden with it
+    orphaned: list[str] = field(default_factory=list)
     # a file changed over a version saved in the browser: the file won (both are versions)
     overrode: list[str] = field(default_factory=list)
     kept_retired: list[str] = field(default_factory=list)  # retired in the browser; stays so
@@ -68,6 +70,7 @@ class ImportReport:
             (
                 self.patterns_created,
                 self.patterns_updated,
+                self.patterns_retired,
                 self.created,
                 self.new_versions,
                 self.retired,
@@ -82,23 +85,24 @@ class ImportReport:
             f"{len(self.unchanged)} unchanged, {len(self.retired)} retired, "
             f"{len(self.restored)} restored; patterns: {len(self.patterns_created)} new, "
             f"{len(self.patterns_updated)} updated, {len(self.patterns_retired)} retired"
-            + (
-                f"; the file won over a browser edit: {', '.join(self.overrode)}"
-                if self.overrode
-                else ""
+            + "".join(
+                f"; {label}: {', '.join(ids)}"
+                for label, ids in (
+                    ("the file won over a browser edit", self.overrode),
+                    ("still retired (bring back in the browser)", self.kept_retired),
+                    ("hidden with their pattern's folder", self.orphaned),
+                )
+                if ids
             )
         )
 
     def changes(self) -> dict[str, list[str]]:
         """What changed, by kind, for the audit log (unchanged questions left out)."""
-        return {
-            name: ids
-            for name, ids in vars(self).items()
-            if ids and name not in ("unchanged", "kept_retired")
-        }
+        return {name: ids for name, ids in vars(self).items() if ids and name != "unchanged"}
 
 
 FILES, UPLOAD = "file", "upload"  # where an import comes from (QuestionVersion.source)
+RETIRED_BY_FILE, RETIRED_BY_BROWSER = "file", "browser"  # Question.retired_by
 
 
 def import_bank(
@@ -392,10 +396,12 @@ def _retire_missing_patterns(session: Session, present: set[str], report: Import
         report.patterns_retired.append(pattern.slug)
         for row in pattern.questions:
             if row.file_hash is None:
-                continue  # made in the browser: hidden with its pattern, not retired
+                if row.retired_at is None:  # made in the browser: hidden with its pattern
+                    report.orphaned.append(row.id)
+                continue
             row.file_hash = None
             if row.retired_at is None:
-                row.retired_at = now
+                row.retired_at, row.retired_by = now, RETIRED_BY_FILE
                 report.retired.append(row.id)
 
 
@@ -455,9 +461,9 @@ class _Importer:
             )
             for row in session.scalars(query):
                 if row.id not in seen:
-                    row.file_hash = None  # when its file comes back, it is restored
-                    if row.retired_at is None:
-                        row.retired_at = utcnow()
+                    row.file_hash = None
+                    if row.retired_at is None:  # when its file comes back, it is restored
+                        row.retired_at, row.retired_by = utcnow(), RETIRED_BY_FILE
                         report.retired.append(row.id)
 
     def question(
@@ -491,13 +497,13 @@ class _Importer:
                 # since (a new version, retiring the question) stands.
                 report.unchanged.append(question.id)
                 return
-            retired_here = row.file_hash is not None and row.retired_at is not None
             current = session.get(QuestionVersion, (row.id, row.current_version))
             edited_here = current is not None and current.source != FILES
             row.file_hash = file_hash
         else:
-            retired_here = row.retired_at is not None
             edited_here = False
+        # Only what the files retired comes back with a file; an instructor's retirement stays.
+        retired_here = row.retired_at is not None and row.retired_by != RETIRED_BY_FILE
         if self._version(row, source):
             report.new_versions.append(question.id)
             if edited_here:
@@ -507,7 +513,7 @@ class _Importer:
         if row.retired_at is not None and retired_here:
             report.kept_retired.append(question.id)  # an instructor retired it: it stays so
         elif row.retired_at is not None:
-            row.retired_at = None
+            row.retired_at, row.retired_by = None, None
             report.restored.append(question.id)
 
     def _version(self, row: QuestionRow, source: QuestionSource) -> QuestionVersion | None:
@@ -537,6 +543,8 @@ def add_version(
     if row.current_version:
         current = session.get(QuestionVersion, (row.id, row.current_version))
         if current is not None and current.content_hash == digest:
+            if source_text is not None:  # the same question; its comments or layout changed
+                current.source_text = source_text
             return None
     row.current_version += 1
     version = QuestionVersion(
@@ -570,6 +578,7 @@ def export_bank(session: Session, root: Path, *, slug: str | None = None) -> int
         files.append(
             (folder / PATTERN_FILE, pattern.source_text or dump_yaml(pattern_file(pattern)))
         )
+        used = {PATTERN_FILE}
         for row in pattern.questions:
             version = session.get(QuestionVersion, (row.id, row.current_version))
             if row.retired_at is not None or version is None:
@@ -577,8 +586,19 @@ def export_bank(session: Session, root: Path, *, slug: str | None = None) -> int
             text = version.source_text or dump_yaml(
                 QUESTION_ADAPTER.validate_python(version.content)
             )
-            files.append((folder / (row.file_name or f"{row.id}.yaml"), text))
+            files.append((folder / _free_name(row, used), text))
     return write_bank(root, files)
+
+
+def _free_name(row: QuestionRow, used: set[str]) -> str:
+    """The file name a question is exported under: the one it came from, else its id — never
+    one another question of the folder already has (a browser-made `purpose` must not
+    overwrite the file that holds `lr-purpose`)."""
+    candidates = [row.file_name, f"{row.id}.yaml"] if row.file_name else [f"{row.id}.yaml"]
+    candidates += [f"{row.id}-{n}.yaml" for n in range(2, 100)]
+    name = next(c for c in candidates if c is not None and c.lower() not in used)
+    used.add(name.lower())
+    return name
 
 
 def pattern_file(pattern: Pattern) -> PatternFile:

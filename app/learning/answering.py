@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
@@ -21,7 +21,16 @@ from app.errors import Conflict, Invalid, NotFound
 from app.learning import review
 from app.learning.learners import Visitor, ensure_learner
 from app.learning.progress import QuestionState, question_states
-from app.models import Attempt, Exam, ExamItem, Learner, LearnerVariant, Reveal, utcnow
+from app.models import (
+    Attempt,
+    Exam,
+    ExamItem,
+    Learner,
+    LearnerVariant,
+    QuestionVersion,
+    Reveal,
+    utcnow,
+)
 from app.runs import QuestionRuns, Run, store, stored
 from app.sandbox.client import SandboxUnavailable
 from app.sandbox.protocol import RunResult
@@ -330,7 +339,7 @@ def record_attempt(
     `time_measured`: the time is the server's own (from a signed page), not the client's."""
     refuse_during_test(session, learner=visitor.learner, question_id=question.id)
     if version is not None and version != question.version:
-        question = bank.get_pinned_or_raise(session, question.id, version)
+        question = _recently_replaced(session, question, version)
     graded = grade_answer(
         session, visitor=visitor, question=question, answer=answer, runs=runs, variant=variant
     )
@@ -351,6 +360,24 @@ def record_attempt(
         feedback=graded.grade.feedback,
         run=graded.run,
     )
+
+
+SHOWN_VERSION_GRACE = timedelta(days=1)  # as long as a page's signed "shown at" holds
+
+
+def _recently_replaced(session: Session, question: LiveQuestion, version: int) -> LiveQuestion:
+    """The version a learner says they were shown — if it was current within the last
+    SHOWN_VERSION_GRACE (a page opened before an instructor saved). An older one is not
+    theirs to pick: its key may be one an instructor has since corrected."""
+    successor = session.get(QuestionVersion, (question.id, version + 1))
+    if version > question.version or successor is None:
+        raise Invalid(f"There is no version {version} of this question.", field="version")
+    if successor.created_at < utcnow() - SHOWN_VERSION_GRACE:
+        raise Conflict(
+            "This question has changed since that version: reload it and answer the current one.",
+            field="version",
+        )
+    return bank.get_pinned_or_raise(session, question.id, version)
 
 
 def get_attempt_or_raise(

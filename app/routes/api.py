@@ -126,6 +126,7 @@ class AttemptIn(BaseModel):
     version: int | None = Field(
         default=None,
         ge=1,
+        le=2**31,
         strict=True,
         description="The question's version you were shown (from GET); an answer is graded "
         "against it even if an instructor has saved a newer one since (default: current).",

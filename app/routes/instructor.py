@@ -13,6 +13,7 @@ from app.authoring import editor, starters, stats, transfer, versions
 from app.bank import service as bank
 from app.deps import (
     AnyQuestionDep,
+    BrowserStaffDep,
     CsrfDep,
     PatternDep,
     RowId,
@@ -40,7 +41,12 @@ def dashboard(request: Request, session: SessionDep, staff: StaffDep) -> Respons
             (pattern, bank.list_records(session, pattern))
             for pattern in bank.list_patterns(session)
         ]
-    return render(request, "instructor/dashboard.html", {"patterns": patterns, "staff": staff})
+        orphans = bank.list_orphans(session)
+    return render(
+        request,
+        "instructor/dashboard.html",
+        {"patterns": patterns, "orphans": orphans, "staff": staff},
+    )
 
 
 def _editor(
@@ -151,7 +157,7 @@ def update_question(
     record: AnyQuestionDep,
     source: Source,
     action: Action,
-    base_version: Annotated[int | None, Form(ge=1)] = None,
+    base_version: Annotated[int | None, Form(ge=1, le=2**31)] = None,
 ) -> Response:
     """Preview, run or save a new version of a question (on top of `base_version`, the
     version the editor was opened on: a save over someone else's newer one is refused)."""
@@ -231,10 +237,17 @@ def restore_version(
     runs: RunsDep,
     record: AnyQuestionDep,
     version: RowId,
+    base_version: Annotated[int | None, Form(ge=1, le=2**31)] = None,
 ) -> Response:
-    """Make an old version the newest again (it is run first, like every save)."""
+    """Make an old version the newest again (it is run first, like every save; refused if
+    someone saved a newer version than the page showed, `base_version`)."""
     saved = versions.restore(
-        session, question_id=record.id, version=version, runs=runs, author_id=staff.id
+        session,
+        question_id=record.id,
+        version=version,
+        runs=runs,
+        author_id=staff.id,
+        base_version=base_version,
     )
     url = request.url_for("question_versions", question_id=record.id)
     return RedirectResponse(f"{url}?restored={saved.version if saved else 0}", status_code=303)
@@ -349,7 +362,7 @@ def attempts_csv(
 
 
 @router.get("/tokens", name="api_tokens")
-def api_tokens(request: Request, session: SessionDep, staff: StaffDep) -> Response:
+def api_tokens(request: Request, session: SessionDep, staff: BrowserStaffDep) -> Response:
     """The instructor's personal API tokens."""
     with read_only(session):
         tokens = accounts.list_api_tokens(session, user=staff)
@@ -360,7 +373,7 @@ def api_tokens(request: Request, session: SessionDep, staff: StaffDep) -> Respon
 def create_api_token(
     request: Request,
     session: SessionDep,
-    staff: StaffDep,
+    staff: BrowserStaffDep,
     name: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     """Make a token; it is shown once, on this page."""
@@ -382,7 +395,7 @@ def create_api_token(
 
 @router.post("/tokens/{token_id}/revoke", name="revoke_api_token", dependencies=[CsrfDep])
 def revoke_api_token(
-    request: Request, session: SessionDep, staff: StaffDep, token_id: RowId
+    request: Request, session: SessionDep, staff: BrowserStaffDep, token_id: RowId
 ) -> Response:
     """Revoke one of the instructor's tokens."""
     accounts.revoke_api_token(session, user=staff, token_id=token_id)

@@ -65,12 +65,15 @@ def upgrade() -> None:
     with op.batch_alter_table('questions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('file_hash', sa.String(length=64), nullable=True, comment='hash of its file as last imported from questions/; None if made elsewhere'))
         batch_op.add_column(sa.Column('file_name', sa.String(length=300), nullable=True, comment="its file's path inside the pattern folder, so an export writes it back there"))
+        batch_op.add_column(sa.Column('retired_by', sa.String(length=10), nullable=True, comment='file (its file left questions/: restored when it comes back) | browser'))
 
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.create_index('ix_attempts_question_version', ['question_id', 'question_version'], unique=False)
 
-    op.execute("UPDATE questions SET file_hash = 'unknown'")
-    op.execute("UPDATE patterns SET file_hash = 'unknown'")
+    # Until now only files retired questions: those come back when their file does.
+    op.execute("UPDATE questions SET file_hash = 'unknown' WHERE retired_at IS NULL")
+    op.execute("UPDATE questions SET retired_by = 'file' WHERE retired_at IS NOT NULL")
+    op.execute("UPDATE patterns SET file_hash = 'unknown' WHERE retired_at IS NULL")
     # ### end Alembic commands ###
 
 
@@ -80,6 +83,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_attempts_question_version')
 
     with op.batch_alter_table('questions', schema=None) as batch_op:
+        batch_op.drop_column('retired_by')
         batch_op.drop_column('file_name')
         batch_op.drop_column('file_hash')
 
