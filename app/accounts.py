@@ -137,24 +137,7 @@ def sign_up(
 ) -> User:
     """Create an account; the visitor's guest progress becomes the account's."""
     limits.take_client(client)
-    email = _checked_email(email)
-    password_hash = _hasher.hash(_checked_password(password))  # slow: before the write lock
-
-    begin_write(session)
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
-        session.rollback()
-        raise Invalid("An account with this email already exists: log in instead.", field="email")
-    user = User(
-        email=email, password_hash=password_hash, role=LEARNER, session_token=new_session_token()
-    )
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError:  # another server process took the email just now
-        session.rollback()
-        raise Invalid(
-            "An account with this email already exists: log in instead.", field="email"
-        ) from None
+    user = _add_user(session, email=email, password=password, role=LEARNER)
     guest = learners.get_learner(session, visitor.token) if visitor.user is None else None
     if guest is not None and guest.user_id is None and guest.merged_into_id is None:
         # The guest's own learner becomes the account's: what it did, and anything a request
@@ -238,20 +221,34 @@ def create_user(session: Session, *, email: str, password: str, role: str) -> Us
     or admin). Commits."""
     if role not in ROLES:
         raise Invalid(f"The role must be one of {', '.join(ROLES)}.", field="role")
+    user = _add_user(session, email=email, password=password, role=role)
+    session.add(Learner(token=learners.new_token(), user_id=user.id))
+    audit.record(
+        session, actor_id=None, action="user.create", subject=user.email, detail={"role": role}
+    )
+    session.commit()
+    return user
+
+
+def _add_user(session: Session, *, email: str, password: str, role: str) -> User:
+    """Check the email and password and add the account, in a write transaction this opens
+    (the caller adds its learner and commits). Invalid if the email is taken."""
     email = _checked_email(email)
-    password_hash = _hasher.hash(_checked_password(password))
+    password_hash = _hasher.hash(_checked_password(password))  # slow: before the write lock
     begin_write(session)
+    taken = Invalid("An account with this email already exists: log in instead.", field="email")
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         session.rollback()
-        raise Invalid(f"An account with the email {email} already exists.", field="email")
+        raise taken
     user = User(
         email=email, password_hash=password_hash, role=role, session_token=new_session_token()
     )
     session.add(user)
-    session.flush()
-    session.add(Learner(token=learners.new_token(), user_id=user.id))
-    audit.record(session, actor_id=None, action="user.create", subject=email, detail={"role": role})
-    session.commit()
+    try:
+        session.flush()
+    except IntegrityError:  # another server process took the email just now
+        session.rollback()
+        raise taken from None
     return user
 
 

@@ -101,15 +101,9 @@ async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor
     """The visitor behind the cookie: the account logged in, or a guest's token (given now,
     in the cookie only, on a first visit) and learner row if they have one. Nothing is
     written to the database here."""
-    session_token = request.session.get(USER_KEY)
-    if isinstance(session_token, str):
-        with read_only(session):
-            visitor = learners.account_visitor(session, session_token)
-        if visitor is not None:
-            if visitor.user is not None and request.session.get(ROLE_KEY) != visitor.user.role:
-                request.session[ROLE_KEY] = visitor.user.role  # an admin changed it
-            return visitor
-        request.session.clear()  # logged out elsewhere, or the account is gone: a new guest
+    account = _logged_in(request, session)
+    if account is not None:
+        return account
     token = request.session.get(LEARNER_KEY)
     with read_only(session):
         visitor = learners.guest_visitor(
@@ -119,6 +113,22 @@ async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor
     # response cannot put back the session that a log-in in the meantime replaced.
     if visitor.token != token:
         request.session[LEARNER_KEY] = visitor.token
+    return visitor
+
+
+def _logged_in(request: Request, session: Session) -> learners.Visitor | None:
+    """The account the cookie's session token names, if it still does (else the session is
+    cleared: logged out elsewhere, or the account is gone)."""
+    session_token = request.session.get(USER_KEY)
+    if not isinstance(session_token, str):
+        return None
+    with read_only(session):
+        visitor = learners.account_visitor(session, session_token)
+    if visitor is None:
+        request.session.clear()
+        return None
+    if visitor.user is not None and request.session.get(ROLE_KEY) != visitor.user.role:
+        request.session[ROLE_KEY] = visitor.user.role  # an admin changed it
     return visitor
 
 
@@ -235,19 +245,20 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def get_staff(request: Request, session: SessionDep, visitor: VisitorDep) -> User:
+def get_staff(request: Request, session: SessionDep) -> User:
     """The instructor (or admin) making the request — by API token (`Authorization: Bearer`)
     or session cookie — else 401 (nobody) or 403 (not staff). A plain `def`: marking a token
     used may write."""
     token = _bearer_token(request)
-    if token is not None:
+    if token is not None:  # a script: no cookie is looked at, and no guest is made
         user = accounts.user_for_api_token(session, token)
         if user is None:
             raise Unauthorized("That API token is not valid: it was revoked, or is mistyped.")
-    elif visitor.user is None:
-        raise Unauthorized("Log in with an instructor account to see this.")
     else:
-        user = visitor.user
+        account = _logged_in(request, session)
+        if account is None or account.user is None:
+            raise Unauthorized("Log in with an instructor account to see this.")
+        user = account.user
     if not accounts.is_staff(user):
         raise Forbidden("This is for instructors. An admin can give your account the role.")
     return user

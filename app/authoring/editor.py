@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.bank import service as bank
 from app.bank import variants
-from app.bank.files import compose_yaml, describe_errors, dump_yaml, parse_yaml
+from app.bank.files import compose_yaml, describe_errors, parse_yaml
 from app.bank.lint import markdown_problems
 from app.bank.schema import (
     QUESTION_ADAPTER,
@@ -34,13 +34,13 @@ from app.bank.store import RETIRED_BY_BROWSER, add_version, check_reference, var
 from app.db import begin_write
 from app.errors import AppError, Busy, Conflict, Invalid, NotFound
 from app.grading import expected_output
-from app.models import Pattern, QuestionVersion, utcnow
+from app.learning import answering
 from app.models import Question as QuestionRow
-from app.runs import QuestionRuns, Run, store, stored
+from app.models import QuestionVersion, utcnow
+from app.runs import QuestionRuns, Run, store
 from app.sandbox.protocol import RunResult, Verdict
 
 MAX_SOURCE_CHARS = 100_000  # the longest question in the bank is ~5,000 characters
-ALLOWED_LINK_SCHEMES = ("http", "https", "mailto")  # as app.markup lets through
 EDITOR, API, RESTORE = "editor", "api", "restore"  # QuestionVersion.source of a save
 
 
@@ -189,17 +189,11 @@ def check_question(session: Session, question: Question, runs: QuestionRuns) -> 
     elif isinstance(question, CodeQuestion):
         run, problems = check_reference(session, question, runs)
         check.reference = run
-        check.problems += [_as_field_error(problem) for problem in problems]
+        check.problems += [FieldError(p.field, p.message) for p in problems]
         if run is not None and not problems:
             check.runs.append(run)
     session.commit()  # end any read before the caller goes on
     return check
-
-
-def _as_field_error(problem: str) -> FieldError:
-    """`field: message` (as the bank's checks word it) as a FieldError."""
-    name, _, message = problem.partition(": ")
-    return FieldError(name, message) if message else FieldError("(file)", problem)
 
 
 def _check_variants(
@@ -208,10 +202,8 @@ def _check_variants(
     pending: list[tuple[int, str, Future[RunResult]]] = []
     cached: dict[int, tuple[str, RunResult]] = {}
     for index in range(variants.count(question)):
-        key = runs.key_of(question, index)
-        result = stored(session, key) if runs.use_cache else None
-        if result is not None:
-            cached[index] = (key, result)
+        if (run := runs.lookup(session, question, index)) is not None:
+            cached[index] = (run.key, run.result)
     session.commit()  # no connection held while the sandbox works
     try:
         for index in range(variants.count(question)):
@@ -245,9 +237,13 @@ def _check_variants(
         key, result = results[index]
         problem = variant_problem(question, index, result)
         answer = expected_output(question, result) if result.status in _ANSWERED else None
-        check.variants.append(VariantRun(index, all_params[index], result, answer or None, problem))
+        check.variants.append(
+            VariantRun(
+                index, all_params[index], result, answer or None, str(problem) if problem else None
+            )
+        )
         if problem:
-            check.problems.append(_as_field_error(problem))
+            check.problems.append(FieldError(problem.field, problem.message))
         else:
             check.runs.append(Run(key, result))
 
@@ -328,9 +324,7 @@ def _save_checked(
             raise QuestionRejected(
                 [FieldError("id", f"{question.id!r} is taken (ids are never reused)")]
             )
-        pattern = session.scalar(
-            select(Pattern).where(Pattern.slug == pattern_slug, Pattern.retired_at.is_(None))
-        )
+        pattern = bank.live_pattern_row(session, pattern_slug)
         if pattern is None:
             session.rollback()
             raise Invalid(
@@ -388,10 +382,7 @@ def placement_problems(
     if pattern_slug is None:
         return []
     problems = []
-    live = session.scalar(
-        select(Pattern.id).where(Pattern.slug == pattern_slug, Pattern.retired_at.is_(None))
-    )
-    if live is None:
+    if bank.live_pattern_row(session, pattern_slug) is None:
         problems.append(FieldError("pattern", f"there is no pattern {pattern_slug!r}"))
     if question_exists(session, question.id):
         problems.append(FieldError("id", f"{question.id!r} is taken (ids are never reused)"))
@@ -401,7 +392,6 @@ def placement_problems(
 # --- the editor page's three buttons --------------------------------------------------------
 
 PREVIEW, RUN, SAVE = "preview", "run", "save"
-ACTIONS = (PREVIEW, RUN, SAVE)
 
 
 @dataclass(frozen=True)
@@ -443,10 +433,9 @@ def submit(
     `base_version`, the version the editor was opened on)."""
     outcome = preview(session, source=source, pattern_slug=pattern_slug, editing=editing)
     question = outcome.question
-    if action == PREVIEW or question is None:
+    if action == PREVIEW or question is None or outcome.page is None:
         return outcome
-    if editing is not None:
-        pattern_slug = bank.get_record_or_raise(session, editing).pattern_slug
+    pattern_slug = outcome.page.question.pattern_slug or None
     try:
         outcome.check = check_question(session, question, runs)
     except Busy as exc:
@@ -484,24 +473,20 @@ def preview(
         _check_id(question, editing)
     except QuestionRejected as exc:
         return EditorOutcome(errors=[_with_line(source, error) for error in exc.errors])
-    if editing is not None:
+    if editing is not None and pattern_slug is None:
         pattern_slug = bank.get_record_or_raise(session, editing).pattern_slug
     return EditorOutcome(
         question=question,
-        shown=_shown(question),
+        shown=answering.shown(question, 0),
         page=_preview_page(session, question, pattern_slug),
     )
 
 
-def _shown(question: Question) -> Question:
-    return variants.render(question, 0) if isinstance(question, OutputQuestion) else question
-
-
 def _preview_page(session: Session, question: Question, pattern_slug: str | None) -> PreviewPage:
-    pattern = next(
-        (p for p in bank.list_patterns(session) if p.slug == pattern_slug),
-        None,
-    )
+    try:
+        pattern: bank.PatternView | None = bank.get_pattern_or_raise(session, pattern_slug or "")
+    except NotFound:
+        pattern = None
     siblings = bank.list_questions(session, pattern) if pattern is not None else []
     position = next((i for i, s in enumerate(siblings) if s.id == question.id), len(siblings))
     live = bank.LiveQuestion(question.id, 0, pattern_slug or "", position, question)
@@ -531,8 +516,3 @@ def set_retired(session: Session, *, question_id: str, retired: bool, actor_id: 
             subject=question_id,
         )
     session.commit()
-
-
-def source_of(question: Question) -> str:
-    """A question as the YAML the editor shows (and `questions/` holds)."""
-    return dump_yaml(question)

@@ -14,7 +14,6 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -143,9 +142,7 @@ def _chosen_pattern(session: Session, filename: str, slug: str | None) -> Patter
         raise uploads.UploadError(
             [f"{filename}: these questions are not in a pattern folder: choose their pattern"]
         )
-    pattern = session.scalar(
-        select(Pattern).where(Pattern.slug == slug, Pattern.retired_at.is_(None))
-    )
+    pattern = bank.live_pattern_row(session, slug)
     if pattern is None:
         raise uploads.UploadError([f"{filename}: there is no pattern {slug!r}"])
     return pattern

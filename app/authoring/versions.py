@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.authoring import editor
 from app.bank import service as bank
+from app.bank.files import dump_yaml
 from app.errors import NotFound
 from app.models import Attempt, QuestionVersion, User
 from app.runs import QuestionRuns
@@ -74,8 +75,8 @@ class DiffLine:
 
 def diff(session: Session, question_id: str, *, old: int, new: int) -> list[DiffLine]:
     """What changed between two versions, as a unified diff of their YAML."""
-    before = editor.source_of(bank.get_version_or_raise(session, question_id, old))
-    after = editor.source_of(bank.get_version_or_raise(session, question_id, new))
+    before = dump_yaml(bank.get_version_or_raise(session, question_id, old))
+    after = dump_yaml(bank.get_version_or_raise(session, question_id, new))
     lines = difflib.unified_diff(
         before.splitlines(),
         after.splitlines(),

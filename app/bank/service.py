@@ -80,8 +80,8 @@ def _pattern_view(session: Session, pattern_id: int, slug: str, digest: str) -> 
     return PatternView(id=pattern_id, slug=slug, file=file, content_hash=digest)
 
 
-# The current version of each question; its content is read only when not parsed already.
-_CURRENT = (QuestionVersion.question_id == QuestionRow.id) & (
+# Joins a question to its current version (the content is read only when not parsed already).
+CURRENT_VERSION = (QuestionVersion.question_id == QuestionRow.id) & (
     QuestionVersion.version == QuestionRow.current_version
 )
 _LIVE_COLUMNS = (
@@ -110,7 +110,7 @@ def _live(session: Session, row: Any) -> LiveQuestion:
 def _live_query() -> Any:
     return (
         select(*_LIVE_COLUMNS)
-        .join(QuestionVersion, _CURRENT)
+        .join(QuestionVersion, CURRENT_VERSION)
         .join(Pattern, Pattern.id == QuestionRow.pattern_id)
         .where(QuestionRow.retired_at.is_(None), Pattern.retired_at.is_(None))
     )
@@ -120,7 +120,7 @@ def count_live_questions(session: Session) -> dict[int, Counter[Difficulty]]:
     """Live questions per difficulty, for every pattern id."""
     query = (
         select(QuestionRow.pattern_id, QuestionVersion.difficulty, func.count())
-        .join(QuestionVersion, _CURRENT)
+        .join(QuestionVersion, CURRENT_VERSION)
         .where(QuestionRow.retired_at.is_(None))
         .group_by(QuestionRow.pattern_id, QuestionVersion.difficulty)
     )
@@ -131,6 +131,26 @@ def count_live_questions(session: Session) -> dict[int, Counter[Difficulty]]:
 
 
 _PATTERN_COLUMNS = (Pattern.id, Pattern.slug, Pattern.content_hash)
+
+
+def live_difficulties(session: Session) -> dict[int, list[tuple[str, Difficulty]]]:
+    """The live questions of every pattern id, with their difficulty."""
+    query = (
+        select(QuestionRow.pattern_id, QuestionRow.id, QuestionVersion.difficulty)
+        .join(QuestionVersion, CURRENT_VERSION)
+        .where(QuestionRow.retired_at.is_(None))
+    )
+    result: dict[int, list[tuple[str, Difficulty]]] = {}
+    for pattern_id, qid, difficulty in session.execute(query):
+        result.setdefault(pattern_id, []).append((qid, Difficulty(difficulty)))
+    return result
+
+
+def live_pattern_row(session: Session, slug: str | None) -> Pattern | None:
+    """The row of the live pattern with this slug (for writing to it), if there is one."""
+    if not slug:
+        return None
+    return session.scalar(select(Pattern).where(Pattern.slug == slug, Pattern.retired_at.is_(None)))
 
 
 def list_patterns(session: Session) -> list[PatternView]:
@@ -229,7 +249,6 @@ class QuestionRecord:
     question: Question
     retired: bool
     from_files: bool  # kept in step with a file in questions/
-    version_count: int
     source: str  # where the current version came from: file, editor, api, upload, restore
     source_text: str | None  # the current version's YAML as written, if it came as YAML
 
@@ -249,7 +268,6 @@ def _records(session: Session, query: Any) -> list[QuestionRecord]:
             question=parse_version(version),
             retired=row.retired_at is not None,
             from_files=row.file_hash is not None,
-            version_count=row.current_version,
             source=version.source,
             source_text=version.source_text,
         )
@@ -260,7 +278,7 @@ def _records(session: Session, query: Any) -> list[QuestionRecord]:
 def _record_query() -> Any:
     return (
         select(QuestionRow, QuestionVersion, Pattern.slug)
-        .join(QuestionVersion, _CURRENT)
+        .join(QuestionVersion, CURRENT_VERSION)
         .join(Pattern, Pattern.id == QuestionRow.pattern_id)
     )
 
@@ -292,13 +310,3 @@ def get_record_or_raise(session: Session, question_id: str) -> QuestionRecord:
     if not found:
         raise NotFound(f"There is no question {question_id!r}.")
     return found[0]
-
-
-def list_version_rows(session: Session, question_id: str) -> list[QuestionVersion]:
-    """Every stored version of a question, oldest first."""
-    query = (
-        select(QuestionVersion)
-        .where(QuestionVersion.question_id == question_id)
-        .order_by(QuestionVersion.version)
-    )
-    return list(session.scalars(query))

@@ -32,6 +32,7 @@ from app.bank.schema import (
     Question,
     content_hash,
 )
+from app.bank.service import CURRENT_VERSION
 from app.bank.variants import all_variants, count
 from app.codecheck import MISTAKES, judge
 from app.db import begin_write
@@ -39,7 +40,7 @@ from app.errors import AppError
 from app.grading import compare_output, expected_output
 from app.models import Pattern, QuestionVersion, Trace, utcnow
 from app.models import Question as QuestionRow
-from app.runs import QuestionRuns, Run, store, stored, torch_version
+from app.runs import QuestionRuns, Run, store, torch_version
 from app.sandbox.protocol import RunResult, Verdict
 from app.traces import service as traces
 from app.traces.spec import spec_json
@@ -99,6 +100,17 @@ class ImportReport:
     def changes(self) -> dict[str, list[str]]:
         """What changed, by kind, for the audit log (unchanged questions left out)."""
         return {name: ids for name, ids in vars(self).items() if ids and name != "unchanged"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with a question's run, and in which field; reads `field: message`."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 FILES, UPLOAD = "file", "upload"  # where an import comes from (QuestionVersion.source)
@@ -162,11 +174,7 @@ def check_upload(session: Session, sources: list[PatternSource]) -> None:
         for qid, slug, kind in session.execute(
             select(QuestionRow.id, Pattern.slug, QuestionVersion.kind)
             .join(Pattern, Pattern.id == QuestionRow.pattern_id)
-            .join(
-                QuestionVersion,
-                (QuestionVersion.question_id == QuestionRow.id)
-                & (QuestionVersion.version == QuestionRow.current_version),
-            )
+            .join(QuestionVersion, CURRENT_VERSION)
             .where(QuestionRow.id.in_(ids))
         )
     }
@@ -218,11 +226,9 @@ def verify_outputs(
                 )
                 continue
             for variant in range(count(question)):
-                if runs.use_cache:
-                    job_key = runs.key_of(question, variant)
-                    if (result := stored(session, job_key)) is not None:
-                        collect((source.path, question, variant, job_key, _done(result)))
-                        continue
+                if (run := runs.lookup(session, question, variant)) is not None:
+                    collect((source.path, question, variant, run.key, _done(run.result)))
+                    continue
                 try:
                     key, future = runs.submit(question, variant)
                 except AppError as exc:
@@ -260,36 +266,45 @@ def verify_references(
 
 def check_reference(
     session: Session, question: CodeQuestion, runs: QuestionRuns | None
-) -> tuple[Run | None, list[str]]:
+) -> tuple[Run | None, list[Problem]]:
     """Run a code question's reference and self-tests: the reference's run, and what is
-    wrong (`field: what`), if anything."""
+    wrong, if anything."""
     if runs is None or runs.sandbox is None:
         return None, [
-            "reference: code questions are checked by running their reference, "
-            "and no sandbox was given"
+            Problem(
+                "reference",
+                "code questions are checked by running their reference, and no sandbox was given",
+            )
         ]
     try:
         run, _ = runs.reference(session, question)
     except AppError as exc:
-        return None, [f"reference: could not run it: {exc.message}"]
+        return None, [Problem("reference", f"could not run it: {exc.message}")]
     verdict = judge(question.check, run.result, run.result)
     problems = [
-        f"self_tests.{i}: {problem}" for i, problem in _self_test_problems(question, run, runs)
+        Problem(f"self_tests.{i}", problem)
+        for i, problem in _self_test_problems(question, run, runs)
     ]
     if not verdict.correct:
-        problems.append(f"reference: fails its own check: {verdict.message}")
+        problems.append(Problem("reference", f"fails its own check: {verdict.message}"))
     elif question.check.kind in ("trajectory", "final-lr") and not (run.result.data or {}).get(
         "trajectory"
     ):
         problems.append(
-            "reference: gives no learning rates to compare "
-            "(does it create `scheduler`, or step the optimizer?)"
+            Problem(
+                "reference",
+                "gives no learning rates to compare "
+                "(does it create `scheduler`, or step the optimizer?)",
+            )
         )
     elif question.check.kind != "exception" and run.result.status is not Verdict.OK:
         error = run.result.error
         problems.append(
-            f"reference: raises {error.type if error else run.result.status}: "
-            f"{error.message if error else run.result.detail}"
+            Problem(
+                "reference",
+                f"raises {error.type if error else run.result.status}: "
+                f"{error.message if error else run.result.detail}",
+            )
         )
     return run, problems
 
@@ -362,15 +377,17 @@ def _done(result: RunResult) -> Future[RunResult]:
     return future
 
 
-def variant_problem(question: OutputQuestion, variant: int, result: RunResult) -> str | None:
+def variant_problem(question: OutputQuestion, variant: int, result: RunResult) -> Problem | None:
     """What is wrong with a variant's run for a question, if anything."""
     values = all_variants(question)[variant] if question.params else {}
     where = f"variant {', '.join(f'{k}={v!r}' for k, v in values.items())}: " if values else ""
     if result.status not in (Verdict.OK, Verdict.ERROR):
-        return f"code: {where}{result.sentence} {result.detail}".rstrip()
+        return Problem("code", f"{where}{result.sentence} {result.detail}".rstrip())
     expected = expected_output(question, result)
     if not expected:
-        return f"code: {where}the code prints nothing; print the answer or set `expression`"
+        return Problem(
+            "code", f"{where}the code prints nothing; print the answer or set `expression`"
+        )
     if question.answer is not None and compare_output(question.answer, expected) is not None:
         diff = "\n".join(
             difflib.unified_diff(
@@ -381,7 +398,7 @@ def variant_problem(question: OutputQuestion, variant: int, result: RunResult) -
                 lineterm="",
             )
         )
-        return f"answer: the real run disagrees with the file:\n{diff}"
+        return Problem("answer", f"the real run disagrees with the file:\n{diff}")
     return None
 
 

@@ -21,7 +21,7 @@ from app.bank import variants
 from app.bank.schema import Difficulty, Mode, OutputQuestion, Question
 from app.bank.service import LiveQuestion
 from app.learning import review
-from app.models import Attempt, Learner, QuestionVersion, utcnow
+from app.models import Attempt, Learner, utcnow
 from app.models import Question as QuestionRow
 
 RECENCY = 0.5  # weight of an attempt relative to the next newer one
@@ -149,23 +149,6 @@ def _active_days(session: Session, learner: Learner) -> dict[int, set[date]]:
     return days
 
 
-def live_questions_by_pattern(session: Session) -> dict[int, list[tuple[str, Difficulty]]]:
-    """The live questions of every pattern, with their difficulty."""
-    query = (
-        select(QuestionRow.pattern_id, QuestionRow.id, QuestionVersion.difficulty)
-        .join(
-            QuestionVersion,
-            (QuestionVersion.question_id == QuestionRow.id)
-            & (QuestionVersion.version == QuestionRow.current_version),
-        )
-        .where(QuestionRow.retired_at.is_(None))
-    )
-    result: dict[int, list[tuple[str, Difficulty]]] = {}
-    for pattern_id, qid, difficulty in session.execute(query):
-        result.setdefault(pattern_id, []).append((qid, Difficulty(difficulty)))
-    return result
-
-
 def pattern_progress(
     session: Session,
     *,
@@ -175,7 +158,7 @@ def pattern_progress(
 ) -> dict[int, PatternProgress]:
     """Progress on every pattern (by id), counting only live questions (`states`: the
     learner's question states, if the caller has them already)."""
-    by_pattern = live_questions_by_pattern(session)
+    by_pattern = bank.live_difficulties(session)
     if learner is None:
         return {pid: PatternProgress(total=len(qs)) for pid, qs in by_pattern.items()}
     now = now or utcnow()

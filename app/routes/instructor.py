@@ -137,7 +137,9 @@ def edit_question(
 ) -> Response:
     """The editor with the question's current version (`saved`: just saved as that)."""
     source = record.yaml
-    outcome = editor.preview(session, source=source, pattern_slug=None, editing=record.id)
+    outcome = editor.preview(
+        session, source=source, pattern_slug=record.pattern_slug, editing=record.id
+    )
     return _editor(
         request,
         source=source,

@@ -53,7 +53,7 @@ class Job:
     expression: str | None = None
     timeout_s: float = 5.0
     seed: int = 0  # torch.manual_seed and random.seed before the code runs
-    kind: str = "snippet"
+    kind: str = "snippet"  # one of JOB_KINDS
     spec: dict[str, Any] | None = None
 
 
