@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from bench.harness import LoadResult, load, median_round, server
+from bench.harness import check_targets, rounds, server
 
 QUESTION = "lr-code-two-phase"  # 30 epochs side by side, a LambdaLR answer
 ANSWER = """\
@@ -20,7 +20,6 @@ def two_phase(epoch):
 
 scheduler = lr_scheduler.LambdaLR(optimizer, two_phase)
 """
-ROUNDS = 3
 TARGETS = {"p50_1": 25.0}
 
 
@@ -36,13 +35,6 @@ def code_answer(client: int, n: int) -> tuple[str, str, dict[str, object]]:
 def choice_answer(client: int, n: int) -> tuple[str, str, dict[str, object]]:
     """The baseline: an answer graded without running anything."""
     return "POST", "/api/questions/lr-purpose/attempts", {"answer": 3}
-
-
-def rounds(port: int, clients: int, each: int, make) -> LoadResult:  # type: ignore[no-untyped-def]
-    """The median of a few rounds."""
-    return median_round(
-        [load(port, clients=clients, requests_each=each, make_request=make) for _ in range(ROUNDS)]
-    )
 
 
 def main() -> None:
@@ -63,12 +55,7 @@ def main() -> None:
         ("code question p50, 1 client", one.percentile(50), "<=", TARGETS["p50_1"], "ms"),
         ("errors", one.errors + many.errors, "<=", 0, ""),
     ]
-    failed = 0
-    for name, value, op, target, unit in checks:
-        ok = value <= target
-        failed += not ok
-        print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.1f} {unit} (target {op} {target})")
-    sys.exit(1 if failed else 0)
+    sys.exit(check_targets(checks))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,19 @@ import time
 from app.bank.files import read_bank
 from app.bank.schema import OutputQuestion
 from app.runs import job_for
-from bench.harness import ROOT, LoadResult, load, median, median_round, pss_mb, server
+from bench.harness import (
+    ROOT,
+    ROUNDS,
+    LoadResult,
+    check_targets,
+    load,
+    median,
+    median_round,
+    pss_mb,
+    server,
+)
 
 QUESTION = "lr-output-steplr-calls"  # 30 variants: StepLR, a few steps, print get_last_lr()
-ROUNDS = 3  # the machine is shared and noisy: each figure is the median round's
 TARGETS = {"p50_1": 15.0, "p99_1": 60.0, "throughput_64": 100.0, "speedup": 150.0, "pss": 800.0}
 
 
@@ -90,12 +99,7 @@ def main() -> None:
         ("speed-up vs fresh python", speedup, ">=", TARGETS["speedup"], "x"),
         ("PSS", pss, "<=", TARGETS["pss"], "MiB"),
     ]
-    failed = 0
-    for name, value, op, target, unit in checks:
-        ok = value <= target if op == "<=" else value >= target
-        failed += not ok
-        print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.1f} {unit} (target {op} {target})")
-    sys.exit(1 if failed else 0)
+    sys.exit(check_targets(checks))
 
 
 if __name__ == "__main__":

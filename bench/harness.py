@@ -87,8 +87,9 @@ class Connection:
     """One keep-alive HTTP/1.1 connection with its cookie: a client that costs little CPU,
     so the machine's two cores go to the server being measured."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
         self.port = port
+        self.headers = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.cookie = ""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -104,20 +105,32 @@ class Connection:
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            + self.headers
             + (f"Cookie: {self.cookie}\r\n" if self.cookie else "")
             + "\r\n"
         )
         self.writer.write(head.encode() + payload)
         status_line = await self.reader.readline()
         status = int(status_line.split()[1])
-        length = 0
+        length, chunked = 0, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
+            name, value = name.lower(), value.strip()
+            if name == "content-length":
                 length = int(value)
-            elif name.lower() == "set-cookie":
-                self.cookie = value.strip().split(";", 1)[0]
-        return status, await self.reader.readexactly(length)
+            elif name == "transfer-encoding":
+                chunked = value.lower() == "chunked"  # a streamed body (the CSV export)
+            elif name == "set-cookie":
+                self.cookie = value.split(";", 1)[0]
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        parts = []
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)  # the chunk's CRLF
+        while (await self.reader.readline()) not in (b"\r\n", b""):  # trailers
+            pass
+        return status, b"".join(parts)
 
     def close(self) -> None:
         """Close the connection."""
@@ -153,9 +166,14 @@ class LoadResult:
 
 
 async def _load(
-    port: int, clients: int, requests_each: int, make_request: object, warmup: int
+    port: int,
+    clients: int,
+    requests_each: int,
+    make_request: object,
+    warmup: int,
+    headers: dict[str, str] | None,
 ) -> LoadResult:
-    connections = [Connection(port) for _ in range(clients)]
+    connections = [Connection(port, headers) for _ in range(clients)]
     latencies: list[float] = []
     errors = 0
 
@@ -189,12 +207,58 @@ def load(
     make_request: object,
     warmup: int = 2,
     timeout_s: float | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """`clients` concurrent keep-alive clients, each sending `requests_each` requests (after
     `warmup` unmeasured ones); make_request(client, n) -> (method, path, json body). With
-    `timeout_s`, a run that takes longer raises TimeoutError instead of hanging."""
-    run = _load(port, clients, requests_each, make_request, warmup)
+    `timeout_s`, a run that takes longer raises TimeoutError instead of hanging; `headers`
+    go with every request (e.g. an API token)."""
+    run = _load(port, clients, requests_each, make_request, warmup, headers)
     return asyncio.run(asyncio.wait_for(run, timeout_s) if timeout_s else run)
+
+
+def get(path: str):  # type: ignore[no-untyped-def]
+    """A request maker for `load`: every request is the same GET."""
+    return lambda client, n: ("GET", path, None)
+
+
+ROUNDS = 3  # the machine is shared and noisy: each figure is the median round's
+
+
+def rounds(
+    port: int,
+    clients: int,
+    each: int,
+    make_request: object,
+    *,
+    headers: dict[str, str] | None = None,
+) -> LoadResult:
+    """The median of ROUNDS rounds of `load`."""
+    return median_round(
+        [
+            load(
+                port,
+                clients=clients,
+                requests_each=each,
+                make_request=make_request,
+                headers=headers,
+            )
+            for _ in range(ROUNDS)
+        ]
+    )
+
+
+Check = tuple[str, float, str, float, str]  # name, measured, "<=" | ">=" | "==", target, unit
+
+
+def check_targets(checks: list[Check]) -> int:
+    """Print each target as met or missed; the exit status: 1 if any was missed."""
+    failed = 0
+    for name, value, op, target, unit in checks:
+        ok = {"<=": value <= target, ">=": value >= target, "==": value == target}[op]
+        failed += not ok
+        print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.1f} {unit} (target {op} {target})")
+    return 1 if failed else 0
 
 
 def descendants(pid: int) -> list[int]:

@@ -4,8 +4,8 @@ lr-schedulers pattern, inserted straight into the served database.
 - the pattern's statistics page, the statistics API of one question, and the full CSV
   export (also in rows/s), one instructor at a time, over HTTP with an API token;
 - baseline, measured in the same run: an authenticated request that does little — the
-  instructor's API tokens page (`GET /instructor/tokens`: one small query, a template) — so
-  each ratio is what the analytics cost on top of authenticating a request;
+  import form (`GET /instructor/import`: the pattern list, a template; the tokens page takes
+  no API token) — so each ratio is what the analytics cost on top of authenticating;
 - the question's versions (`GET /api/questions/{id}/versions`), for comparison: it counts
   the attempts of each version (through the index on attempts(question_id, version): before
   it, this scanned every attempt and cost 3× the baseline at this size).
@@ -45,12 +45,11 @@ from app.learning.learners import LEARNER_TOKEN_BYTES
 from app.models import Attempt, Learner, User, utcnow
 from app.runs import QuestionRuns
 from app.sandbox.protocol import RunResult
-from bench.harness import Connection, LoadResult, median_round, server
+from bench.harness import Connection, check_targets, get, rounds, server
 
 PATTERN = "lr-schedulers"
 # Output question with 30 variants: its figures include facility per variant value.
 QUESTION = "lr-output-steplr-calls"
-ROUNDS = 3  # the machine is shared and noisy: each figure is the median round's
 SEED = 20240917  # the same class every run, so runs compare
 
 # --- the class ---------------------------------------------------------------------------------
@@ -369,91 +368,15 @@ def seed_class(database: Database) -> Seeded:
 # --- measuring -----------------------------------------------------------------------------------
 
 
-class TokenConnection(Connection):
-    """The harness's keep-alive connection, authenticated by an API token (an instructor's
-    script), reading streamed (chunked) bodies as well: the CSV export has no length."""
-
-    def __init__(self, port: int, token: str) -> None:
-        super().__init__(port)
-        self.token = token
-
-    async def request(
-        self, method: str, path: str, body: object | None = None
-    ) -> tuple[int, bytes]:
-        """Send one body-less request; (status, body)."""
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(
-            (
-                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n"
-                f"Authorization: Bearer {self.token}\r\nContent-Length: 0\r\n"
-                + (f"Cookie: {self.cookie}\r\n" if self.cookie else "")
-                + "\r\n"
-            ).encode()
-        )
-        status = int((await self.reader.readline()).split()[1])
-        length, chunked = 0, False
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            name, value = name.lower(), value.strip()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding":
-                chunked = value.lower() == "chunked"
-            elif name == "set-cookie":
-                self.cookie = value.split(";", 1)[0]
-        if not chunked:
-            return status, await self.reader.readexactly(length)
-        parts = []
-        while size := int((await self.reader.readline()).split(b";")[0], 16):
-            parts.append(await self.reader.readexactly(size))
-            await self.reader.readexactly(2)  # the chunk's CRLF
-        while (await self.reader.readline()) not in (b"\r\n", b""):  # trailers
-            pass
-        return status, b"".join(parts)
-
-
-async def _gets(port: int, token: str, path: str, clients: int, each: int) -> LoadResult:
-    """As harness.load, for GETs with a token (harness.load has no way to send headers)."""
-    connections = [TokenConnection(port, token) for _ in range(clients)]
-    latencies: list[float] = []
-    errors = 0
-    warmup = 2
-
-    async def client(connection: TokenConnection) -> None:
-        nonlocal errors
-        for n in range(warmup + each):
-            started = time.perf_counter()
-            status, _ = await connection.request("GET", path)
-            elapsed = (time.perf_counter() - started) * 1000
-            if n < warmup:
-                continue
-            if 200 <= status < 300:
-                latencies.append(elapsed)
-            else:
-                errors += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(c) for c in connections))
-    seconds = time.perf_counter() - started
-    for connection in connections:
-        connection.close()
-    return LoadResult(latencies, errors, seconds)
-
-
-def rounds(port: int, token: str, path: str, *, clients: int, each: int) -> LoadResult:
-    """The median of ROUNDS rounds."""
-    return median_round(
-        [asyncio.run(_gets(port, token, path, clients, each)) for _ in range(ROUNDS)]
-    )
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def fetch(port: int, token: str, path: str) -> tuple[int, bytes]:
     """One GET, for checking what the measured requests return."""
 
     async def once() -> tuple[int, bytes]:
-        connection = TokenConnection(port, token)
+        connection = Connection(port, _bearer(token))
         try:
             return await connection.request("GET", path)
         finally:
@@ -492,17 +415,21 @@ def main() -> None:
             f"CSV {csv_status} {len(export) / 1024**2:.1f} MiB ({csv_rows} rows)"
         )
 
-        baseline = rounds(port, token, "/instructor/tokens", clients=1, each=200 // scale)
-        print(baseline.line("baseline: tokens page"))
+        baseline = rounds(port, 1, 200 // scale, get("/instructor/import"), headers=_bearer(token))
+        print(baseline.line("baseline: import form"))
         versions = rounds(
-            port, token, f"/api/questions/{QUESTION}/versions", clients=1, each=200 // scale
+            port,
+            1,
+            200 // scale,
+            get(f"/api/questions/{QUESTION}/versions"),
+            headers=_bearer(token),
         )
         print(versions.line("versions API"))
-        page_load = rounds(port, token, page_path, clients=1, each=20 // scale)
+        page_load = rounds(port, 1, 20 // scale, get(page_path), headers=_bearer(token))
         print(page_load.line("stats page"))
-        api_load = rounds(port, token, api_path, clients=1, each=20 // scale)
+        api_load = rounds(port, 1, 20 // scale, get(api_path), headers=_bearer(token))
         print(api_load.line("question stats API"))
-        export_load = rounds(port, token, csv_path, clients=1, each=max(8 // scale, 2))
+        export_load = rounds(port, 1, max(8 // scale, 2), get(csv_path), headers=_bearer(token))
         print(export_load.line("CSV export (all attempts)"))
 
     rows_per_s = csv_rows / (export_load.percentile(50) / 1000)
@@ -526,12 +453,7 @@ def main() -> None:
         ("page and API count every attempt", int(shows_all and counts_all), "==", 1, ""),
         ("errors", sum(result.errors for result in loads), "<=", 0, ""),
     ]
-    failed = 0
-    for name, value, op, target, unit in checks:
-        ok = {"<=": value <= target, ">=": value >= target, "==": value == target}[op]
-        failed += not ok
-        print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.1f} {unit} (target {op} {target})")
-    sys.exit(1 if failed else 0)
+    sys.exit(check_targets(checks))
 
 
 if __name__ == "__main__":

@@ -13,16 +13,10 @@ from __future__ import annotations
 import itertools
 import sys
 
-from bench.harness import LoadResult, load, median_round, server
+from bench.harness import check_targets, get, rounds, server
 
 PATTERN = "lr-schedulers"
-ROUNDS = 3
 TARGETS = {"trace_rps": 300.0, "train_p50": 200.0, "lr_only_p50": 20.0}
-
-
-def get(path: str):  # type: ignore[no-untyped-def]
-    """A request factory for one fixed GET."""
-    return lambda client, n: ("GET", path, None)
 
 
 def playground(mode: str):  # type: ignore[no-untyped-def]
@@ -40,13 +34,6 @@ def playground(mode: str):  # type: ignore[no-untyped-def]
         return "POST", "/api/playground", body
 
     return make
-
-
-def rounds(port: int, clients: int, each: int, make) -> LoadResult:  # type: ignore[no-untyped-def]
-    """The median of a few rounds."""
-    return median_round(
-        [load(port, clients=clients, requests_each=each, make_request=make) for _ in range(ROUNDS)]
-    )
 
 
 def main() -> None:
@@ -74,12 +61,7 @@ def main() -> None:
         ("playground LR-only p50", lr_only.percentile(50), "<=", TARGETS["lr_only_p50"], "ms"),
         ("errors", page.errors + api.errors + train.errors + lr_only.errors, "<=", 0, ""),
     ]
-    failed = 0
-    for name, value, op, target, unit in checks:
-        ok = value <= target if op == "<=" else value >= target
-        failed += not ok
-        print(f"  {'ok  ' if ok else 'MISS'} {name}: {value:.1f} {unit} (target {op} {target})")
-    sys.exit(1 if failed else 0)
+    sys.exit(check_targets(checks))
 
 
 if __name__ == "__main__":
