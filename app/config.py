@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
 SECRET_KEY_BYTES = 32  # 256 bits, as itsdangerous recommends for HMAC-SHA256 signing
@@ -30,6 +30,35 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=["localhost", "127.0.0.1", "[::1]"],
+        description="Host names the server answers to, comma-separated (`*.example.edu` "
+        "matches subdomains, `*` anything). A request for any other name is refused with "
+        "400: a page on another site cannot reach this server by renaming itself (DNS "
+        "rebinding). Add the server's public name when it is served beyond this machine.",
+    )
+    max_requests: int = Field(
+        default=32,
+        ge=2,
+        le=1000,
+        description="Requests served at once. Each may hold one database connection and one "
+        "worker thread, so the connection pool and the thread pool have this size; on "
+        "PostgreSQL keep it times the number of instances under `max_connections`.",
+    )
+    max_waiting_requests: int = Field(
+        default=2000,
+        ge=0,
+        description="Requests that may wait for one of `max_requests`; past that a request "
+        "is answered 503 with Retry-After at once.",
+    )
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="The longest a request waits — to be served, for the database's write "
+        "lock, for a sandbox slot — before it is answered 503 with Retry-After. Code then "
+        "runs for at most `sandbox_timeout_s`.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that signs cookies and form tokens. When unset, one is generated once "
@@ -66,9 +95,22 @@ class Settings(BaseSettings):
         default=4, ge=1, le=64, description="Runs that may execute at the same time."
     )
     sandbox_queue: int = Field(
-        default=256,
+        default=16,
         ge=1,
-        description="Runs that may wait for a slot; beyond that the API answers 503.",
+        description="Learners whose run may wait for a slot at once; beyond that the server "
+        "answers 503. Each waiting learner holds one of `max_requests`: keep this plus "
+        "`sandbox_slots` well below it, so that pages are served while code waits.",
+    )
+    sandbox_budget_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds of running time one learner may use per minute; past that their "
+        "runs are refused (429) until enough of the minute has passed.",
+    )
+    sandbox_lock_dir: Path = Field(
+        default=Path("/run/lock/tracewise"),
+        description="Host-wide directory of the lock files that claim sandbox uids: every "
+        "server on a host must use the same one.",
     )
     sandbox_timeout_s: float = Field(
         default=5.0, gt=0, le=60, description="Wall-clock limit of one run, in seconds."
@@ -76,16 +118,25 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = Field(
         default=512, ge=64, description="Memory one run may allocate, in MiB."
     )
-    sandbox_uid_base: int = Field(
-        default=61000,
+    sandbox_uid_base: int | None = Field(
+        default=None,
         ge=1000,
-        description="Slot i runs as uid and gid uid_base + i (strict mode); pick ids no one uses.",
+        description="Slot i runs as uid and gid uid_base + i (strict mode). Unset: the first "
+        "free range from 61000 up, claimed for this host while the server runs; set: exactly "
+        "this range, and the server refuses to start if another holds it.",
     )
     sandbox_cache: bool = Field(
         default=True,
         description="Reuse the stored run of the same code on the same torch version instead of "
         "running it again (keys are computed at import either way).",
     )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
 
     @property
     def resolved_database_url(self) -> str:

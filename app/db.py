@@ -24,31 +24,28 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from app import deadline
 from app.errors import Busy
 
-BUSY_TIMEOUT_MS = 10_000  # a writer waits this long for the lock before giving up
+BUSY_TIMEOUT_MS = 10_000  # outside a request, a writer waits this long for the lock
 WRITE_OPTION = "tracewise_write"
 WRITE_LOCK = "tracewise_write_lock"  # Session.info keys
 HOLDS_WRITE_LOCK = "tracewise_holds_write_lock"
-SQLITE_POOL_SIZE = 20  # SQLite connections are cheap: keep about one per request thread
-SQLITE_POOL_OVERFLOW = 40
+DEFAULT_POOL_SIZE = 8  # the command line and tests; the server sizes its pool to its requests
+POOL_OVERFLOW = 4  # beyond the pool, for a session outside any request (a CSV being streamed)
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for `url`; SQLite files get WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: float = 30) -> Engine:
+    """Create the engine for `url` with a pool of `pool_size` connections (a checkout waits
+    at most `timeout_s`); SQLite files get WAL, foreign keys and a busy timeout."""
     parsed = make_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW, "pool_timeout": timeout_s}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, **pool)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False},
-        # One connection per busy request thread (the server runs up to 40), without waiting.
-        pool_size=SQLITE_POOL_SIZE,
-        max_overflow=SQLITE_POOL_OVERFLOW,
-    )
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,7 +75,7 @@ def begin_write(session: Session) -> None:
     session.commit()
     lock: threading.Lock | None = session.info.get(WRITE_LOCK)
     if lock is not None:
-        if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        if not lock.acquire(timeout=deadline.remaining(BUSY_TIMEOUT_MS / 1000)):
             raise Busy("The database is busy. Try again in a moment.", retry_after=1)
         session.info[HOLDS_WRITE_LOCK] = True
     try:
@@ -103,8 +100,10 @@ def _drop_write_lock(session: Session) -> None:
 class Database:
     """An engine and its session factory."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(
+        self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: float = 30
+    ) -> None:
+        self.engine = make_engine(url, pool_size=pool_size, timeout_s=timeout_s)
         is_sqlite = self.engine.dialect.name == "sqlite"
         info = {WRITE_LOCK: threading.Lock()} if is_sqlite else {}
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -23,6 +22,7 @@ from app.learning import learners
 from app.models import User
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
+from app.sandbox.scheduler import Owner
 
 LEARNER_KEY = "learner"  # key of a guest's learner token in the signed session cookie
 USER_KEY = "user"  # key of the logged-in account's session token
@@ -32,10 +32,9 @@ CSRF_KEY = "csrf"
 CSRF_TOKEN_BYTES = 24
 
 
-# Dependencies that do no I/O, or only read (SQLite readers in WAL mode never wait for a
-# lock), are `async def`: FastAPI runs a plain `def` dependency in the thread pool, and each
-# such hop cost more than the lookup itself (measured: bench/traces.py). Anything that may
-# write — and wait for the write lock — stays a plain `def`, off the event loop.
+# Dependencies that do no I/O are `async def`. Anything that touches the database is a plain
+# `def`: FastAPI runs it in the thread pool, never on the event loop — a lookup that waits for
+# a pooled connection on the loop stops every request of the process (app.admission).
 
 
 async def get_settings(request: Request) -> Settings:
@@ -44,21 +43,15 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One database session per request. Creating it does no I/O (it connects on first use,
-    in the thread that queries); closing returns its connection to the pool."""
+def get_session(request: Request) -> Iterator[Session]:
+    """One database session per request. It connects on first use, in the thread that
+    queries; closing it (in a worker thread too: it may roll back) returns the connection."""
     database: Database = request.app.state.db
     session = database.session()
     try:
         yield session
     finally:
         session.close()
-
-
-async def get_runs(request: Request) -> QuestionRuns:
-    """Where output questions' runs come from (the store, or the sandbox)."""
-    runs: QuestionRuns = request.app.state.runs
-    return runs
 
 
 async def get_sandbox(request: Request) -> Sandbox | None:
@@ -83,21 +76,9 @@ SessionDep = Annotated[Session, Depends(get_session)]
 AuthLimitsDep = Annotated[AuthLimits, Depends(get_auth_limits)]
 SandboxDep = Annotated[Sandbox | None, Depends(get_sandbox)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
 
 
-@contextmanager
-def read_only(session: Session) -> Iterator[None]:
-    """A lookup on the event loop: its read transaction ends (and its connection goes back to
-    the pool) before the request awaits anything — else requests queued for a worker thread
-    would each hold a connection, and the pool would run dry."""
-    try:
-        yield
-    finally:
-        session.commit()
-
-
-async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
+def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
     """The visitor behind the cookie: the account logged in, or a guest's token (given now,
     in the cookie only, on a first visit) and learner row if they have one. Nothing is
     written to the database here."""
@@ -105,10 +86,9 @@ async def get_visitor(request: Request, session: SessionDep) -> learners.Visitor
     if account is not None:
         return account
     token = request.session.get(LEARNER_KEY)
-    with read_only(session):
-        visitor = learners.guest_visitor(
-            session, token if isinstance(token, str) else learners.new_token()
-        )
+    visitor = learners.guest_visitor(
+        session, token if isinstance(token, str) else learners.new_token()
+    )
     # Only a changed token is written: an unchanged session sends no cookie, so a slow
     # response cannot put back the session that a log-in in the meantime replaced.
     if visitor.token != token:
@@ -122,8 +102,7 @@ def _logged_in(request: Request, session: Session) -> learners.Visitor | None:
     session_token = request.session.get(USER_KEY)
     if not isinstance(session_token, str):
         return None
-    with read_only(session):
-        visitor = learners.account_visitor(session, session_token)
+    visitor = learners.account_visitor(session, session_token)
     if visitor is None:
         request.session.clear()
         return None
@@ -149,24 +128,38 @@ def log_visitor_out(request: Request) -> None:
 VisitorDep = Annotated[learners.Visitor, Depends(get_visitor)]
 
 
-async def get_pattern(slug: str, session: SessionDep) -> bank.PatternView:
+async def get_owner(visitor: VisitorDep) -> Owner:
+    """The visitor as the sandbox knows them: its fair share is theirs, whatever their
+    address (a class shares one)."""
+    return Owner.learner(visitor.token)
+
+
+OwnerDep = Annotated[Owner, Depends(get_owner)]
+
+
+async def get_runs(request: Request, owner: OwnerDep) -> QuestionRuns:
+    """Where output and code questions' runs come from (the store, or the sandbox), made
+    on the visitor's behalf."""
+    runs: QuestionRuns = request.app.state.runs
+    return runs.for_owner(owner)
+
+
+RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
+
+
+def get_pattern(slug: str, session: SessionDep) -> bank.PatternView:
     """The pattern named in the path, or 404."""
-    with read_only(session):
-        return bank.get_pattern_or_raise(session, slug)
+    return bank.get_pattern_or_raise(session, slug)
 
 
-async def get_question(question_id: str, session: SessionDep) -> bank.LiveQuestion:
+def get_question(question_id: str, session: SessionDep) -> bank.LiveQuestion:
     """The live question named in the path, or 404."""
-    with read_only(session):
-        return bank.get_question_or_raise(session, question_id)
+    return bank.get_question_or_raise(session, question_id)
 
 
-async def get_pattern_question(
-    slug: str, question_id: str, session: SessionDep
-) -> bank.LiveQuestion:
+def get_pattern_question(slug: str, question_id: str, session: SessionDep) -> bank.LiveQuestion:
     """The live question named in the path, which must belong to the pattern in the path."""
-    with read_only(session):
-        return bank.get_question_or_raise(session, question_id, pattern_slug=slug)
+    return bank.get_question_or_raise(session, question_id, pattern_slug=slug)
 
 
 PatternDep = Annotated[bank.PatternView, Depends(get_pattern)]
@@ -287,10 +280,19 @@ BrowserStaffDep = Annotated[User, Depends(get_browser_staff)]
 AdminDep = Annotated[User, Depends(get_admin)]
 
 
-async def get_any_question(question_id: str, session: SessionDep) -> bank.QuestionRecord:
+async def get_staff_runs(request: Request, staff: StaffDep) -> QuestionRuns:
+    """Runs on an instructor's behalf (the editor, the API): not limited like a learner's,
+    still taking their turn among them."""
+    runs: QuestionRuns = request.app.state.runs
+    return runs.for_owner(Owner.staff(staff.id))
+
+
+StaffRunsDep = Annotated[QuestionRuns, Depends(get_staff_runs)]
+
+
+def get_any_question(question_id: str, session: SessionDep) -> bank.QuestionRecord:
     """The question named in the path, live or retired (for instructors), or 404."""
-    with read_only(session):
-        return bank.get_record_or_raise(session, question_id)
+    return bank.get_record_or_raise(session, question_id)
 
 
 AnyQuestionDep = Annotated[bank.QuestionRecord, Depends(get_any_question)]

@@ -7,19 +7,23 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import TimestampSigner
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import Scope
 
 from app.accounts import AuthLimits
+from app.admission import Admission
 from app.config import Settings
 from app.db import Database
-from app.errors import AppError
-from app.middleware import BodySizeLimit
+from app.errors import AppError, Busy
+from app.middleware import BodySizeLimit, TrustedHosts
 from app.routes import (
     accounts,
     admin,
@@ -46,13 +50,20 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     shutdown; a caller may pass one it manages itself (the tests share one).
     """
     settings = settings or Settings()
-    database = Database(settings.resolved_database_url)
+    # An admitted request holds at most one connection: the pool never runs dry.
+    database = Database(
+        settings.resolved_database_url,
+        pool_size=settings.max_requests,
+        timeout_s=settings.request_timeout_s,
+    )
     owns_sandbox = sandbox is None and settings.sandbox_mode != "off"
     if owns_sandbox:
         sandbox = sandbox_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # An admitted request uses at most one worker thread at a time (app.admission).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_requests
         if owns_sandbox and sandbox is not None:
             sandbox.start()
         try:
@@ -82,6 +93,15 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     signing_key = settings.signing_key()
     app.state.shown_at_signer = TimestampSigner(signing_key, salt="tracewise.question-shown-at")
 
+    # Added inside out: a request meets the host check, the body limit, the session, then
+    # the admission gate.
+    app.add_middleware(
+        Admission,
+        limit=settings.max_requests,
+        max_waiting=settings.max_waiting_requests,
+        timeout_s=settings.request_timeout_s,
+        reject=_refusal,
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=signing_key,
@@ -91,6 +111,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         https_only=settings.https_only_cookies,
     )
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(authoring_api.router)
     app.include_router(api.router)
@@ -136,6 +157,22 @@ def _error_response(
     )
 
 
+def _refusal(scope: Scope, error: AppError) -> Response:
+    """The response to a request refused before it reached a route (app.admission)."""
+    request = Request(scope)
+    scope.setdefault("router", request.app.router)  # for url_for in the error page
+    return _app_error_response(request, error)
+
+
+def _app_error_response(request: Request, exc: AppError) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="tracewise"'}
+    return _error_response(
+        request, exc.status, exc.title, exc.message, exc.field, headers, exc.extra
+    )
+
+
 def _field_name(loc: tuple[object, ...]) -> str:
     """`("body", "answer")` → `answer`: where in the request the problem is (a JSON syntax
     error's location is a character offset, not a field: that is `body`)."""
@@ -148,12 +185,13 @@ def _field_name(loc: tuple[object, ...]) -> str:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
-        headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
-        if exc.status == 401:
-            headers = {"WWW-Authenticate": 'Bearer realm="tracewise"'}
-        return _error_response(
-            request, exc.status, exc.title, exc.message, exc.field, headers, exc.extra
-        )
+        return _app_error_response(request, exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> Response:
+        # Admission keeps requests within the pool; another process's load may not be.
+        busy = Busy("The database is busy. Try again in a moment.", retry_after=2)
+        return _app_error_response(request, busy)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -1,4 +1,5 @@
-"""ASGI middleware: limits applied before a request reaches any route."""
+"""ASGI middleware: checks applied before a request reaches any route (the admission gate
+has a module of its own: app.admission)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,47 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body.encode()})
+
+
+class TrustedHosts:
+    """Refuse (400) a request whose Host header names no host this server answers to.
+
+    A page on another site can make a browser send it requests with the learner's cookies
+    only by renaming itself to this server's address (DNS rebinding): its requests then carry
+    its own name in Host. Patterns as in Starlette's TrustedHostMiddleware: `*.example.edu`
+    matches subdomains, `*` anything.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.exact = {host.lower() for host in allowed_hosts if not host.startswith("*.")}
+        self.suffixes = tuple(host[1:].lower() for host in allowed_hosts if host.startswith("*."))
+
+    def allows(self, host_header: str) -> bool:
+        """Whether a Host header (name, and maybe a port) names a host we answer to."""
+        host = host_header.lower()
+        # an IPv6 literal keeps its brackets ([::1]:8000); a name or IPv4 loses the port
+        host = host.split("]", 1)[0] + "]" if host.startswith("[") else host.split(":", 1)[0]
+        return host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.any_host or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        if self.allows(host):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            f"This server does not answer to the name {host!r}. If that is its name, add it "
+            "to its allowed hosts (TRACEWISE_ALLOWED_HOSTS)."
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": json.dumps({"detail": message}).encode()})

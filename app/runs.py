@@ -25,10 +25,12 @@ from app.bank import variants
 from app.bank.schema import CodeQuestion, OutputQuestion
 from app.errors import Busy
 from app.models import SandboxRun
-from app.sandbox.client import Sandbox, SandboxUnavailable
+from app.sandbox.client import Sandbox, SandboxUnavailable, Ticket
 from app.sandbox.protocol import Job, RunResult, Verdict
+from app.sandbox.scheduler import SYSTEM, Owner
 
 CACHEABLE = {Verdict.OK, Verdict.ERROR}  # deterministic outcomes; a timeout may be load
+PendingRun = Ticket | Future[RunResult]  # a run on its way, or one already done
 
 
 @cache
@@ -105,24 +107,39 @@ def store(session: Session, run: Run) -> None:
 
 
 class QuestionRuns:
-    """Gets the run behind a question's key: from the store or, when needed, the sandbox."""
+    """Gets the run behind a question's key: from the store or, when needed, the sandbox,
+    where its runs are `owner`'s (the sandbox shares its slots fairly between owners)."""
 
-    def __init__(self, sandbox: Sandbox | None, *, use_cache: bool, timeout_s: float) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox | None,
+        *,
+        use_cache: bool,
+        timeout_s: float,
+        owner: Owner = SYSTEM,
+    ) -> None:
         self.sandbox = sandbox
         self.use_cache = use_cache
         self.timeout_s = timeout_s
+        self.owner = owner
+
+    def for_owner(self, owner: Owner) -> QuestionRuns:
+        """The same runs, made on `owner`'s behalf."""
+        return QuestionRuns(
+            self.sandbox, use_cache=self.use_cache, timeout_s=self.timeout_s, owner=owner
+        )
 
     def key_of(self, question: OutputQuestion, variant: int) -> str:
         """The storage key of a variant's run."""
         job = job_for(question, variant, timeout_s=self.timeout_s)
         return run_key(job.code, job.expression)
 
-    def submit(self, question: OutputQuestion, variant: int) -> tuple[str, Future[RunResult]]:
-        """Start running a variant; its key and a future result."""
+    def submit(self, question: OutputQuestion, variant: int) -> tuple[str, Ticket]:
+        """Start running a variant; its key and the run on its way."""
         if self.sandbox is None:
             raise SandboxUnavailable.switched_off()
         job = job_for(question, variant, timeout_s=self.timeout_s)
-        return run_key(job.code, job.expression), self.sandbox.submit(job)
+        return run_key(job.code, job.expression), self.sandbox.submit(job, self.owner)
 
     def lookup(self, session: Session, question: OutputQuestion, variant: int) -> Run | None:
         """The stored run of a variant, when caching is on (or nothing can run anyway)."""
@@ -142,7 +159,7 @@ class QuestionRuns:
                 "Running code is switched off on this server, and this variant has no stored run.",
                 retry_after=60,
             )
-        result = self.sandbox.run(job)
+        result = self.sandbox.run(job, self.owner)
         if result.status not in CACHEABLE:
             # The key's own run failed now though it passed at import: load, not the question.
             raise Busy(
@@ -162,7 +179,7 @@ class QuestionRuns:
         if self.sandbox is None:
             raise SandboxUnavailable.switched_off()
         session.commit()
-        result = self.sandbox.run(job)
+        result = self.sandbox.run(job, self.owner)
         if result.status not in CACHEABLE:
             raise Busy(
                 f"The reference solution could not be run just now ({result.sentence}) "
@@ -175,7 +192,7 @@ class QuestionRuns:
         """Run a learner's code for a code question (never stored: answers vary)."""
         if self.sandbox is None:
             raise SandboxUnavailable.switched_off()
-        result = self.sandbox.run(code_job(question, code, timeout_s=self.timeout_s))
+        result = self.sandbox.run(code_job(question, code, timeout_s=self.timeout_s), self.owner)
         return trusted_code_run(result, question.check.epochs * question.check.steps_per_epoch)
 
 

@@ -34,7 +34,8 @@ SANDBOX_TIMEOUT_S = 5.0
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    """One strict sandbox runner for the whole run (starting one takes ~3 s)."""
+    """One strict sandbox runner for the whole run (starting one takes ~3 s), on a uid range
+    claimed for the host (another server or suite may run beside this one)."""
     runner = Sandbox(
         RunnerConfig(slots=4, max_timeout_s=SANDBOX_TIMEOUT_S, read_only_paths=read_only_paths()),
         queue_limit=256,
@@ -83,6 +84,7 @@ def settings(tmp_path: Path, template_db: Path) -> Settings:
         var_dir=tmp_path / "var",
         database_url=f"sqlite:///{db_path}",
         secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        allowed_hosts=["testserver", "127.0.0.1", "localhost"],  # TestClient's, a live server's
     )
 
 

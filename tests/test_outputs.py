@@ -377,9 +377,9 @@ def test_with_caching_off_every_submission_runs_the_code_and_grades_the_same(
     calls: list[str] = []
     real_run = sandbox.run
 
-    def counting_run(job: Any) -> Any:
+    def counting_run(job: Any, *args: Any) -> Any:
         calls.append(job.code)
-        return real_run(job)
+        return real_run(job, *args)
 
     monkeypatch.setattr(sandbox, "run", counting_run)
     app = create_app(settings.model_copy(update={"sandbox_cache": False}), sandbox=sandbox)
@@ -406,8 +406,8 @@ def test_a_busy_sandbox_is_503_with_retry_after_and_nothing_is_stored(
     def busy(*_: Any, **__: Any) -> Any:
         raise Busy("The code runner is busy. Try again in a moment.", retry_after=1)
 
-    monkeypatch.setattr(app.state.runs, "lookup", lambda *_: None)
-    monkeypatch.setattr(app.state.runs, "execute", busy)
+    monkeypatch.setattr(QuestionRuns, "lookup", lambda *_: None)
+    monkeypatch.setattr(QuestionRuns, "execute", busy)
     response = client.post(f"/api/questions/{STEPLR}/attempts", json={"answer": "0.1"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"

@@ -8,22 +8,31 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
+import subprocess
+import tempfile
 import textwrap
-import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from app.errors import Busy
-from app.sandbox.client import Sandbox, SandboxUnavailable, read_only_paths
+from app.sandbox import uids
+from app.sandbox.client import STUCK_AFTER_S, Sandbox, SandboxUnavailable, read_only_paths
 from app.sandbox.protocol import Job, RunResult, Verdict
 from app.sandbox.runner import RunnerConfig
+from app.sandbox.scheduler import Owner
+from app.sandbox.uids import UidsTaken
 from tests.conftest import SANDBOX_TIMEOUT_S
 
-VICTIMS = Path("/var/tmp/tracewise-test-victims")  # outside the runner's private /tmp
+# World-writable files outside the sandbox's scratch, unique to this run (another suite may
+# run beside this one).
+VICTIMS = Path(tempfile.gettempdir()) / f"tracewise-test-victims-{os.getpid()}"
 SECRET = "the-secret-key-the-sandbox-must-never-read"
 BENIGN = textwrap.dedent("""\
     import torch
@@ -286,7 +295,8 @@ def test_the_child_has_its_slot_uid_no_groups_and_no_secrets(sandbox: Sandbox) -
     )
     uid_line, env_line, cwd = result.stdout.splitlines()
     uid, gid, groups = uid_line.split(" ", 2)
-    assert int(uid) >= 61000 and uid == gid and groups == "[]"
+    assert sandbox.uid_range is not None and int(uid) in sandbox.uid_range
+    assert uid == gid and groups == "[]"
     assert env_line == "['HOME', 'LANG', 'OMP_NUM_THREADS', 'TMPDIR']"
     assert "/tracewise-sandbox-" in cwd and re.fullmatch(r".*/slot-\d", cwd)
 
@@ -371,47 +381,125 @@ def test_the_trace_records_every_step_and_the_warning(sandbox: Sandbox) -> None:
 
 
 def test_a_full_queue_answers_busy_instead_of_hanging() -> None:
-    config = RunnerConfig(
-        slots=1, max_timeout_s=5, read_only_paths=read_only_paths(), uid_base=61100
-    )
+    config = RunnerConfig(slots=1, max_timeout_s=5, read_only_paths=read_only_paths())
     small = Sandbox(config, queue_limit=2)
     small.start()
     try:
         small.wait_ready()
-        slow = [small.submit(Job(code="import time\ntime.sleep(0.5)")) for _ in range(2)]
+        slow = [
+            small.submit(Job(code="import time\ntime.sleep(0.5)"), Owner.learner(name))
+            for name in ("a", "b", "c")  # one runs, two wait
+        ]
         with pytest.raises(Busy) as caught:
-            small.submit(Job(code="pass"))
+            small.submit(Job(code="pass"), Owner.learner("d"))
         assert caught.value.retry_after >= 1
-        assert {future.result().status for future in slow} == {Verdict.OK}
+        assert {ticket.result().status for ticket in slow} == {Verdict.OK}
         assert small.run(Job(code="print(1)")).stdout == "1\n"
     finally:
         small.close()
 
 
-def test_a_killed_runner_is_restarted() -> None:
-    config = RunnerConfig(
-        slots=1, max_timeout_s=5, read_only_paths=read_only_paths(), uid_base=61200
-    )
+def test_a_killed_runner_is_replaced_at_once_and_its_runs_are_told_to_try_again() -> None:
+    config = RunnerConfig(slots=2, max_timeout_s=5, read_only_paths=read_only_paths())
     sandbox = Sandbox(config, queue_limit=4)
     sandbox.start()
     try:
         sandbox.wait_ready()
         first_pid = sandbox.runner_pid
         assert first_pid is not None
+        running = sandbox.submit(Job(code="import time\ntime.sleep(3)"))
+        assert running.left_queue.wait(5)
         os.kill(first_pid, 9)
-        restarted = threading.Event()
-
-        def poll() -> None:
-            while sandbox.runner_pid == first_pid:
-                threading.Event().wait(0.05)
-            restarted.set()
-
-        threading.Thread(target=poll, daemon=True).start()
-        assert restarted.wait(10)
+        killed_at = time.monotonic()
+        with pytest.raises(SandboxUnavailable, match="try again"):
+            running.result()
         assert sandbox.run(Job(code="print('back')")).stdout == "back\n"
-        assert sandbox.restarts == 1
+        assert time.monotonic() - killed_at < 2  # a fork of the zygote, not a cold start
+        assert sandbox.runner_pid != first_pid and sandbox.restarts == 1
     finally:
         sandbox.close()
+
+
+def test_a_stuck_runner_is_noticed_and_replaced() -> None:
+    config = RunnerConfig(slots=1, max_timeout_s=5, read_only_paths=read_only_paths())
+    sandbox = Sandbox(config, queue_limit=4)
+    sandbox.start()
+    try:
+        sandbox.wait_ready()
+        stuck = sandbox.runner_pid
+        assert stuck is not None
+        os.kill(stuck, signal.SIGSTOP)  # alive, answering nothing
+        stopped_at = time.monotonic()
+        assert _run_until_it_works(sandbox, "print('back')").stdout == "back\n"
+        assert time.monotonic() - stopped_at < STUCK_AFTER_S + 2
+        assert sandbox.runner_pid != stuck
+        with pytest.raises(ProcessLookupError):
+            os.kill(stuck, 0)
+    finally:
+        sandbox.close()
+
+
+def _run_until_it_works(sandbox: Sandbox, code: str) -> RunResult:
+    """Run `code`, again while the answer is "the runner restarted: try again"."""
+    while True:
+        try:
+            return sandbox.run(Job(code=code))
+        except SandboxUnavailable as exc:
+            assert "try again" in exc.message.lower()
+
+
+def test_a_dead_zygote_costs_nothing_while_the_runner_works() -> None:
+    config = RunnerConfig(slots=1, max_timeout_s=5, read_only_paths=read_only_paths())
+    sandbox = Sandbox(config, queue_limit=4)
+    sandbox.start()
+    try:
+        sandbox.wait_ready()
+        zygote = sandbox.zygote_pid
+        assert zygote is not None
+        os.kill(zygote, 9)
+        assert sandbox.run(Job(code="print('still here')")).stdout == "still here\n"
+        deadline = time.monotonic() + 30
+        while sandbox.zygote_pid in (None, zygote) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sandbox.zygote_pid not in (None, zygote)  # started again, in the background
+    finally:
+        sandbox.close()
+
+
+def test_two_sandboxes_on_one_host_never_share_a_uid(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = RunnerConfig(slots=2, max_timeout_s=5, read_only_paths=read_only_paths())
+    other = Sandbox(config, queue_limit=2)
+    other.start()
+    try:
+        assert sandbox.uid_range is not None and other.uid_range is not None
+        assert not set(sandbox.uid_range) & set(other.uid_range)
+        uid_line = other.run(Job(code="import os\nprint(os.getuid())")).stdout
+        assert int(uid_line) in other.uid_range
+        # Asking for a range that is taken is refused, with what to do about it.
+        taken = replace(config, uid_base=sandbox.uid_range.start + 1)
+        with pytest.raises(UidsTaken, match="TRACEWISE_SANDBOX_UID_BASE"):
+            Sandbox(taken, queue_limit=2).start()
+    finally:
+        other.close()
+
+
+def test_a_uid_range_stays_claimed_while_its_runner_lives(sandbox: Sandbox) -> None:
+    assert sandbox.uid_range is not None
+    runner = sandbox.runner_pid
+    held = {os.readlink(f"/proc/{runner}/fd/{fd}") for fd in os.listdir(f"/proc/{runner}/fd")}
+    for uid in sandbox.uid_range:
+        assert f"{uids.DEFAULT_LOCK_DIR}/uid-{uid}.lock" in held
+
+
+def test_leftovers_running_as_a_claimed_uid_are_killed() -> None:
+    claimed = uids.claim(1, lock_dir=uids.DEFAULT_LOCK_DIR)
+    try:
+        uid = claimed.base
+        leftover = subprocess.Popen(["sleep", "60"], user=uid, group=uid, extra_groups=[], cwd="/")
+        assert uids.kill_leftovers(claimed.uids) >= 1
+        assert leftover.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        claimed.release()
 
 
 def test_the_runner_holds_no_secrets_in_its_environment(sandbox: Sandbox) -> None:
@@ -435,12 +523,12 @@ def test_victims_are_world_writable_so_only_the_sandbox_protects_them(victims: P
 
 
 def test_a_machine_without_what_the_sandbox_needs_is_refused_with_the_reason() -> None:
-    hidden = Path("/var/tmp") / f"tracewise-hidden-{os.getpid()}"
+    hidden = Path(tempfile.mkdtemp(prefix="tracewise-hidden-"))
     (hidden / "inner" / "lib").mkdir(parents=True)
     hidden.chmod(0o700)
     (hidden / "inner").chmod(0o700)
     config = RunnerConfig(
-        slots=1, uid_base=61300, read_only_paths=[*read_only_paths(), str(hidden / "inner" / "lib")]
+        slots=1, read_only_paths=[*read_only_paths(), str(hidden / "inner" / "lib")]
     )
     sandbox = Sandbox(config, queue_limit=2)
     sandbox.start()

@@ -97,7 +97,13 @@ def hostile_client(
     with database.session() as session:
         import_bank(session, bank)
     database.dispose()
-    settings = Settings(var_dir=tmp_path / "var", database_url=empty_db, secret_key=TEST_SECRET)  # type: ignore[arg-type]
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        database_url=empty_db,
+        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        allowed_hosts=["testserver"],
+        sandbox_mode="off",  # pages only: nothing runs
+    )
     with TestClient(create_app(settings)) as client:
         yield client
 

@@ -435,6 +435,7 @@ def test_the_web_process_never_imports_torch(tmp_path: Path, template_db: Path) 
         from app.main import create_app
         shutil.copyfile({str(template_db)!r}, {str(tmp_path / "db.sqlite3")!r})
         settings = Settings(var_dir={str(tmp_path)!r}, sandbox_mode="off",
+                            allowed_hosts=["testserver"],
                             database_url="sqlite:///{tmp_path / "db.sqlite3"}")
         with TestClient(create_app(settings)) as client:
             for url in ("/", "/patterns/lr-schedulers", "/patterns/lr-schedulers/trace",

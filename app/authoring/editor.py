@@ -10,7 +10,6 @@ a code question's reference must pass its own check and self-tests.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +36,7 @@ from app.grading import expected_output
 from app.learning import answering
 from app.models import Question as QuestionRow
 from app.models import QuestionVersion, utcnow
-from app.runs import QuestionRuns, Run, store
+from app.runs import PendingRun, QuestionRuns, Run, store
 from app.sandbox.protocol import RunResult, Verdict
 
 MAX_SOURCE_CHARS = 100_000  # the longest question in the bank is ~5,000 characters
@@ -199,7 +198,7 @@ def check_question(session: Session, question: Question, runs: QuestionRuns) -> 
 def _check_variants(
     session: Session, question: OutputQuestion, runs: QuestionRuns, check: QuestionCheck
 ) -> None:
-    pending: list[tuple[int, str, Future[RunResult]]] = []
+    pending: list[tuple[int, str, PendingRun]] = []
     cached: dict[int, tuple[str, RunResult]] = {}
     for index in range(variants.count(question)):
         if (run := runs.lookup(session, question, index)) is not None:

@@ -40,7 +40,7 @@ from app.errors import AppError
 from app.grading import compare_output, expected_output
 from app.models import Pattern, QuestionVersion, Trace, utcnow
 from app.models import Question as QuestionRow
-from app.runs import QuestionRuns, Run, store, torch_version
+from app.runs import PendingRun, QuestionRuns, Run, store, torch_version
 from app.sandbox.protocol import RunResult, Verdict
 from app.traces import service as traces
 from app.traces.spec import spec_json
@@ -199,9 +199,9 @@ def verify_outputs(
     author's `answer` disagrees with the real output."""
     errors: list[str] = []
     checked: list[Run] = []
-    pending: list[tuple[Path, OutputQuestion, int, str, Future[RunResult]]] = []
+    pending: list[tuple[Path, OutputQuestion, int, str, PendingRun]] = []
 
-    def collect(item: tuple[Path, OutputQuestion, int, str, Future[RunResult]]) -> None:
+    def collect(item: tuple[Path, OutputQuestion, int, str, PendingRun]) -> None:
         path, question, variant, key, future = item
         try:
             result = future.result()

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, JsonValue
 
 from app.authoring import editor, stats, versions
-from app.deps import AnyQuestionDep, JsonRequestDep, RunsDep, SessionDep, StaffDep, read_only
+from app.deps import AnyQuestionDep, JsonRequestDep, SessionDep, StaffDep, StaffRunsDep
 from app.errors import Invalid
 from app.routes.downloads import attempts_csv_response
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
@@ -136,7 +136,7 @@ def _variant_out(run: editor.VariantRun) -> VariantRunOut:
     dependencies=[JsonRequestDep],
 )
 def api_validate_question(
-    session: SessionDep, staff: StaffDep, runs: RunsDep, body: QuestionIn
+    session: SessionDep, staff: StaffDep, runs: StaffRunsDep, body: QuestionIn
 ) -> ValidationOut:
     """Check a question without saving it: the schema, its Markdown, and the real run (every
     variant of an output question; a code question's reference and self-tests)."""
@@ -168,7 +168,7 @@ def api_validate_question(
     dependencies=[JsonRequestDep],
 )
 def api_create_question(
-    session: SessionDep, staff: StaffDep, runs: RunsDep, body: QuestionIn
+    session: SessionDep, staff: StaffDep, runs: StaffRunsDep, body: QuestionIn
 ) -> SavedOut:
     """Create a question in `pattern`, after running it; refused (422) when its key
     disagrees with the real run."""
@@ -198,7 +198,7 @@ def api_create_question(
 def api_update_question(
     session: SessionDep,
     staff: StaffDep,
-    runs: RunsDep,
+    runs: StaffRunsDep,
     record: AnyQuestionDep,
     body: QuestionIn,
 ) -> SavedOut:
@@ -236,8 +236,7 @@ def api_list_versions(
     session: SessionDep, staff: StaffDep, record: AnyQuestionDep
 ) -> list[VersionOut]:
     """Every version of a question, newest first."""
-    with read_only(session):
-        history = versions.history(session, record.id)
+    history = versions.history(session, record.id)
     return [VersionOut.model_validate(view, from_attributes=True) for view in history]
 
 
@@ -250,8 +249,7 @@ def api_question_stats(
 ) -> stats.QuestionStats:
     """How a question performs: attempts, facility, discrimination, choices picked, time,
     hint and solution use, facility per variant value, and flags."""
-    with read_only(session):
-        return stats.question_stats(session, question_id=record.id)
+    return stats.question_stats(session, question_id=record.id)
 
 
 @router.get(

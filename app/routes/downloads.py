@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from app.authoring import stats
 from app.bank import service as bank
 from app.db import Database
-from app.deps import read_only
 
 CSV_LINES_PER_CHUNK = 1000  # ~180 KiB: few thread-pool hops, still a streamed download
 
@@ -29,8 +28,8 @@ def attempts_csv_response(request: Request, session: Session, pattern: str | Non
     """Attempts (of a pattern, which must exist) as a streamed CSV download. The rows are
     read in a session of their own: the request's ends before the body is sent."""
     if pattern is not None:
-        with read_only(session):
-            bank.get_pattern_or_raise(session, pattern)
+        bank.get_pattern_or_raise(session, pattern)
+    session.close()  # the request's read ends here; the body is read by a session of its own
     database: Database = request.app.state.db
 
     def chunks() -> Iterator[str]:

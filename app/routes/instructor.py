@@ -17,10 +17,9 @@ from app.deps import (
     CsrfDep,
     PatternDep,
     RowId,
-    RunsDep,
     SessionDep,
     StaffDep,
-    read_only,
+    StaffRunsDep,
 )
 from app.errors import Invalid
 from app.routes.downloads import attempts_csv_response, download
@@ -36,12 +35,10 @@ PatternField = Annotated[str, Form(max_length=200)]
 @router.get("", name="instructor")
 def dashboard(request: Request, session: SessionDep, staff: StaffDep) -> Response:
     """The bank: every pattern and question (retired ones too), with links to edit them."""
-    with read_only(session):
-        patterns = [
-            (pattern, bank.list_records(session, pattern))
-            for pattern in bank.list_patterns(session)
-        ]
-        orphans = bank.list_orphans(session)
+    patterns = [
+        (pattern, bank.list_records(session, pattern)) for pattern in bank.list_patterns(session)
+    ]
+    orphans = bank.list_orphans(session)
     return render(
         request,
         "instructor/dashboard.html",
@@ -99,7 +96,7 @@ def create_question(
     request: Request,
     session: SessionDep,
     staff: StaffDep,
-    runs: RunsDep,
+    runs: StaffRunsDep,
     source: Source,
     action: Action,
     pattern: PatternField = "",
@@ -155,7 +152,7 @@ def update_question(
     request: Request,
     session: SessionDep,
     staff: StaffDep,
-    runs: RunsDep,
+    runs: StaffRunsDep,
     record: AnyQuestionDep,
     source: Source,
     action: Action,
@@ -217,9 +214,8 @@ def question_versions(
     """Every version of a question, and the diff between two of them."""
     new = new or record.version
     old = old or max(1, new - 1)
-    with read_only(session):
-        history = versions.history(session, record.id)
-        diff = versions.diff(session, record.id, old=old, new=new) if old != new else []
+    history = versions.history(session, record.id)
+    diff = versions.diff(session, record.id, old=old, new=new) if old != new else []
     return render(
         request,
         "instructor/versions.html",
@@ -236,7 +232,7 @@ def restore_version(
     request: Request,
     session: SessionDep,
     staff: StaffDep,
-    runs: RunsDep,
+    runs: StaffRunsDep,
     record: AnyQuestionDep,
     version: RowId,
     base_version: Annotated[int | None, Form(ge=1, le=2**31)] = None,
@@ -274,8 +270,7 @@ def retire_question(
 @router.get("/import", name="import_questions")
 def import_form(request: Request, session: SessionDep, staff: StaffDep) -> Response:
     """Upload YAML (one question, or a zip in the questions/ layout) or GIFT."""
-    with read_only(session):
-        patterns = bank.list_patterns(session)
+    patterns = bank.list_patterns(session)
     return render(request, "instructor/import.html", {"patterns": patterns, "result": None})
 
 
@@ -284,7 +279,7 @@ def import_upload(
     request: Request,
     session: SessionDep,
     staff: StaffDep,
-    runs: RunsDep,
+    runs: StaffRunsDep,
     file: Annotated[UploadFile, File()],
     pattern: PatternField = "",
 ) -> Response:
@@ -298,8 +293,7 @@ def import_upload(
         runs=runs,
         author_id=staff.id,
     )
-    with read_only(session):
-        patterns = bank.list_patterns(session)
+    patterns = bank.list_patterns(session)
     return render(
         request,
         "instructor/import.html",
@@ -315,24 +309,21 @@ def export_zip(
     pattern: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """The bank (or one pattern) as a zip of YAML files in the questions/ layout."""
-    with read_only(session):
-        data = transfer.export_zip(session, slug=pattern)
+    data = transfer.export_zip(session, slug=pattern)
     return download(data, "application/zip", f"tracewise-{pattern or 'questions'}.zip")
 
 
 @router.get("/patterns/{slug}/export.gift", name="export_gift")
 def export_gift(session: SessionDep, staff: StaffDep, pattern: PatternDep) -> Response:
     """A pattern's choice questions in Moodle's GIFT format."""
-    with read_only(session):
-        text = transfer.export_gift(session, pattern=pattern)
+    text = transfer.export_gift(session, pattern=pattern)
     return download(text, "text/plain; charset=utf-8", f"{pattern.slug}.gift.txt")
 
 
 @router.get("/patterns/{slug}/export.xml", name="export_moodle_xml")
 def export_moodle_xml(session: SessionDep, staff: StaffDep, pattern: PatternDep) -> Response:
     """A pattern's choice questions as Moodle XML."""
-    with read_only(session):
-        text = transfer.export_moodle_xml(session, pattern=pattern)
+    text = transfer.export_moodle_xml(session, pattern=pattern)
     return download(text, "application/xml", f"{pattern.slug}.moodle.xml")
 
 
@@ -344,8 +335,7 @@ def pattern_stats(
     request: Request, session: SessionDep, staff: StaffDep, pattern: PatternDep
 ) -> Response:
     """How each question of a pattern performs, and each learner's progress."""
-    with read_only(session):
-        report = stats.pattern_stats(session, pattern=pattern)
+    report = stats.pattern_stats(session, pattern=pattern)
     return render(request, "instructor/stats.html", {"pattern": pattern, "report": report})
 
 
@@ -366,8 +356,7 @@ def attempts_csv(
 @router.get("/tokens", name="api_tokens")
 def api_tokens(request: Request, session: SessionDep, staff: BrowserStaffDep) -> Response:
     """The instructor's personal API tokens."""
-    with read_only(session):
-        tokens = accounts.list_api_tokens(session, user=staff)
+    tokens = accounts.list_api_tokens(session, user=staff)
     return render(request, "instructor/tokens.html", {"tokens": tokens, "new_token": None})
 
 

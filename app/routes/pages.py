@@ -18,7 +18,7 @@ from app.deps import (
     read_shown,
     sign_shown,
 )
-from app.errors import Busy, Invalid
+from app.errors import Busy, Invalid, TooManyRequests
 from app.learning import answering, progress
 from app.templating import render
 
@@ -117,8 +117,8 @@ def answer(
 ) -> Response:
     """Grade and store an answer, then show its result (post/redirect/get).
 
-    A wrong-shaped answer, or a busy sandbox, shows the question again with the message and
-    what the learner typed; nothing is stored.
+    A wrong-shaped answer, a busy sandbox or a learner over their share of it shows the
+    question again with the message and what the learner typed; nothing is stored.
     """
     variant, version, time_taken_ms = _read_shown_token(request, shown_at, question.id)
     try:
@@ -135,10 +135,10 @@ def answer(
             time_taken_ms=time_taken_ms,
             time_measured=True,
         )
-    except (Invalid, Busy) as exc:
+    except (Invalid, Busy, TooManyRequests) as exc:
         session.rollback()
         page = answering.question_page(session, question=question, visitor=visitor)
-        if isinstance(exc, Busy):
+        if isinstance(exc, Busy | TooManyRequests):
             message, retry = (
                 f"{exc.message} Your answer was not graded yet: submit it again.",
                 (exc.retry_after),

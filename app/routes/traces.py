@@ -8,14 +8,21 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.bank import service as bank
 from app.bank.schema import ChoiceQuestion
-from app.deps import JsonRequestDep, PatternDep, SandboxDep, SessionDep, SettingsDep, csrf_token
+from app.deps import (
+    JsonRequestDep,
+    OwnerDep,
+    PatternDep,
+    SandboxDep,
+    SessionDep,
+    SettingsDep,
+    csrf_token,
+)
 from app.errors import NotFound
 from app.templating import render, render_fragment
 from app.traces import charts, playground, service
@@ -88,10 +95,16 @@ def _first_pipeline(session: Session, slug: str | None) -> bank.PatternView:
     responses={404: {"description": "No such pattern, or it has no pipeline."}},
 )
 def get_trace(
-    session: SessionDep, pattern: PatternDep, sandbox: SandboxDep, settings: SettingsDep
+    session: SessionDep,
+    pattern: PatternDep,
+    sandbox: SandboxDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
 ) -> TraceOut:
     """The pattern's recorded training run; `lr` of an epoch is the LR used during it."""
-    trace = service.pattern_trace(session, sandbox, pattern, timeout_s=settings.sandbox_timeout_s)
+    trace = service.pattern_trace(
+        session, sandbox, pattern, timeout_s=settings.sandbox_timeout_s, owner=owner
+    )
     return _trace_out(trace)
 
 
@@ -109,6 +122,7 @@ def playground_api(
     session: SessionDep,
     sandbox: SandboxDep,
     settings: SettingsDep,
+    owner: OwnerDep,
     body: PlaygroundRequest,
 ) -> TraceOut:
     """Run (or fetch the stored run of) a scheduler on the pattern's pipeline, or alone."""
@@ -120,6 +134,7 @@ def playground_api(
         body,
         timeout_s=settings.sandbox_timeout_s,
         gate=request.app.state.playground_gate,
+        owner=owner,
     )
     return _trace_out(trace)
 
@@ -128,23 +143,22 @@ def playground_api(
 
 
 @router.get("/patterns/{slug}/trace", name="trace", include_in_schema=False)
-async def trace_page(
+def trace_page(
     request: Request,
     session: SessionDep,
     pattern: PatternDep,
     sandbox: SandboxDep,
     settings: SettingsDep,
+    owner: OwnerDep,
 ) -> Response:
     """Stages, the epoch table, charts, the prediction trace, the key insight and the quiz.
 
-    `async`: once recorded (at import) a trace is only read, and the page is cached, so it runs
-    on the event loop instead of paying a thread-pool hop (bench/traces.py: 300+ pages/s).
+    Once recorded (at import) a trace is only read, and the page is cached: only the
+    visitor's CSRF token and account are filled in per request.
     """
-    trace = service.stored_pattern_trace(session, pattern)
-    if trace is None:  # not recorded yet (a new torch version): train it, off the event loop
-        trace = await run_in_threadpool(
-            service.pattern_trace, session, sandbox, pattern, timeout_s=settings.sandbox_timeout_s
-        )
+    trace = service.pattern_trace(
+        session, sandbox, pattern, timeout_s=settings.sandbox_timeout_s, owner=owner
+    )
     quiz = [
         q
         for q in bank.list_questions(session, pattern)
@@ -191,6 +205,7 @@ def playground_page(
     pattern: PatternDep,
     sandbox: SandboxDep,
     settings: SettingsDep,
+    owner: OwnerDep,
 ) -> Response:
     """Pick a scheduler and its parameters; see its real LR, loss and accuracy curves over the
     lesson's. The form uses GET, so every state is a URL."""
@@ -201,6 +216,7 @@ def playground_page(
         request.query_params,
         timeout_s=settings.sandbox_timeout_s,
         gate=request.app.state.playground_gate,
+        owner=owner,
     )
     return render(
         request,

@@ -1,13 +1,19 @@
 """The sandboxed PyTorch runner: untrusted code runs here, never in the web process.
 
-    web process ──(pipes, framed JSON)──▶ runner process ──fork──▶ one child per job
+    web process ──(socket)──▶ zygote ──fork──▶ runner ──fork──▶ one child per job
+         └────(pipes, framed JSON)───────────────▲
 
-- `client`: the web side. Starts the runner with a clean environment, sends jobs, waits for
-  results, answers Busy when the queue is full and restarts a runner that died or wedged.
-- `runner`: imports torch once, goes single-threaded, warms the optimizers and schedulers,
-  enters its own network/IPC/UTS/mount namespaces, then keeps one locked-down child ready per
-  slot. The runner decides every verdict from what the kernel says (exit status, signals,
-  rusage, bytes read), never from what a child claims.
+- `client`: the web side. Starts the zygote with a clean environment, has it fork a runner,
+  queues runs fairly, sends the runner a job per free slot, waits for results, and replaces a
+  runner that died or stopped answering its pings in milliseconds.
+- `scheduler`: the fair queue: one run per learner, a budget of running time per learner,
+  turns by least use, the last slot kept for light users.
+- `uids`: claims the slots' uids for the whole host, so no two runners ever share one.
+- `zygote`: imports torch once, goes single-threaded, warms the optimizers and schedulers,
+  then forks runners on request (they share its memory copy-on-write).
+- `runner`: enters its own network/IPC/UTS/mount namespaces, then keeps one locked-down
+  child ready per slot. The runner decides every verdict from what the kernel says (exit
+  status, signals, rusage, bytes read), never from what a child claims.
 - `lockdown`: the layers a child goes through before it reads its job: rlimits, its slot's
   own unprivileged uid, no_new_privs, Landlock (files, TCP, signals, abstract sockets),
   seccomp (no process creation, exec, sockets, ptrace, namespaces, mounts…).
@@ -15,5 +21,6 @@
   expression, warnings, and the learning rate after every optimizer and scheduler step.
 - `protocol`: the messages, shared by both sides.
 
-This package must stay importable without the web app (the runner imports only it and torch).
+The runner side (zygote, runner, lockdown, harness, protocol) must stay importable without
+the web app: it imports only this package and torch.
 """

@@ -1,34 +1,70 @@
-"""The web side of the sandbox: start the runner, send it jobs, wait for their results."""
+"""The web side of the sandbox: a warm zygote, the runner forked from it, a fair queue.
+
+    web process ──control socket──▶ zygote: torch imported and warmed, waits
+        │                              │ fork (milliseconds)
+        └──job and result pipes──────▶ runner ──fork──▶ one locked-down child per job
+
+Runs wait here, not in the runner, in a fair queue (app.sandbox.scheduler): the runner is
+given at most one job per slot, so the next job is picked when a slot frees, by the rules of
+fairness, and jobs not yet started survive a runner that dies.
+
+Recovery. A runner that exits is noticed at once (its result pipe closes); one that stops
+answering its pings for STUCK_AFTER_S is killed. Either way the zygote forks a replacement
+in milliseconds; the runs it had started fail with "try again" (503), the queued ones go to
+the replacement. A zygote that dies is started again in the background (seconds) while the
+runner goes on working. In strict mode the slots' uids are claimed for the host
+(app.sandbox.uids) for as long as this object lives, and whatever still runs as one of them
+when a runner is replaced is killed.
+
+Every wait is bounded: for a slot, by the request's deadline (app.deadline); for a started
+run, by its time limit plus ANSWER_GRACE_S.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import logging
 import os
+import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from app import deadline
 from app.errors import Busy
+from app.sandbox import uids
 from app.sandbox.protocol import Job, RunResult, encode, read_frame
 from app.sandbox.runner import RunnerConfig
+from app.sandbox.scheduler import SYSTEM, FairQueue, Owner
 
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 60.0  # importing and warming torch takes ~3 s here; slow disks take longer
-ANSWER_GRACE_S = 5.0  # beyond a job's own timeout, before the runner counts as wedged
+ANSWER_GRACE_S = 5.0  # beyond a started job's own timeout, before the runner counts as wedged
+PING_INTERVAL_S = 0.2
+STUCK_AFTER_S = 1.5  # a ping unanswered this long: the runner is stuck (its loop answers in ms)
+SPAWN_TIMEOUT_S = 5.0  # the zygote forks a runner in milliseconds
+NO_DEADLINE_WAIT_S = 600.0  # outside a request (an import), how long a run may wait for a slot
+RESPAWN_BACKOFF_S = (0.0, 0.2, 0.5, 1.0, 2.0)  # after runners that die one after another
+SWEEP_INTERVAL_S = 10.0
+DEFAULT_BUDGET_S = 30.0  # running time per learner per minute; a run's limit is 5 s
+JOB_PIPE_BYTES = 1024 * 1024  # a slot's job frame is at most ~70 KiB; room for all of them
 MAX_CODE_BYTES = 64 * 1024
+MAX_CONTROL_MESSAGE = 1024 * 1024
 # The runner's whole environment: nothing of ours (no secret key, no database URL) reaches it.
 RUNNER_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -68,77 +104,147 @@ def read_only_paths() -> list[str]:
     return sorted(path for path in paths if Path(path).exists())
 
 
-class Sandbox:
-    """A runner process and the jobs in flight to it. Thread-safe; restarts a dead runner."""
+class Ticket:
+    """One run on its way: queued, then started (given to the runner), then done."""
 
-    def __init__(self, config: RunnerConfig, *, queue_limit: int) -> None:
+    def __init__(self, sandbox: Sandbox, job: Job, owner: Owner) -> None:
+        self.sandbox = sandbox
+        self.job = job
+        self.owner = owner
+        self.future: Future[RunResult] = Future()
+        self.left_queue = threading.Event()  # started, or failed before it could start
+        self.started_at = 0.0
+
+    def result(self, wait_s: float | None = None) -> RunResult:
+        """The run's result. Waits for a slot at most `wait_s` (default: what is left of the
+        request's deadline; Busy after that), then at most the run's own time limit."""
+        if wait_s is None:
+            wait_s = deadline.remaining(NO_DEADLINE_WAIT_S)
+        if not self.left_queue.wait(wait_s) and self.sandbox.withdraw(self):
+            raise Busy(
+                "The code runner is busy: no slot came free in time. Try again in a moment.",
+                retry_after=2,
+            )
+        try:
+            return self.future.result(timeout=self.job.timeout_s + ANSWER_GRACE_S)
+        except FutureTimeout:
+            self.sandbox.replace_runner(self.sandbox.runner_pid, "a run got no answer in time")
+            raise SandboxUnavailable(
+                "The code runner stopped answering and was replaced. Try again.", retry_after=1
+            ) from None
+
+
+class _Runner:
+    """A runner process as the web side sees it: its pipes and threads, its state."""
+
+    def __init__(self, pid: int, jobs_fd: int, results_fd: int, scratch: str) -> None:
+        self.pid = pid
+        self.jobs_fd = jobs_fd
+        self.results_fd = results_fd
+        self.scratch = scratch
+        self.ready = False
+        self.pings = itertools.count(1)
+        self.unanswered_since: float | None = None  # when the oldest unanswered ping left
+        self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame for the writer thread (never blocks: a stuck runner must not hold
+        up whoever holds the sandbox's lock)."""
+        self.outbox.put(frame)
+
+    def write_frames(self) -> None:
+        """The writer thread: frames to the runner until it is gone or told to stop."""
+        try:
+            while (frame := self.outbox.get()) is not None:
+                data = memoryview(frame)
+                while data:
+                    data = data[os.write(self.jobs_fd, data) :]
+        except OSError:
+            pass  # the runner is gone; the reader thread notices
+        finally:
+            os.close(self.jobs_fd)
+
+    def kill(self) -> None:
+        """SIGKILL the runner (its children die with it: PR_SET_PDEATHSIG)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+class Sandbox:
+    """The zygote, its runner and the runs waiting for them. Thread-safe."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        *,
+        queue_limit: int,
+        budget_s: float = DEFAULT_BUDGET_S,
+        lock_dir: Path = uids.DEFAULT_LOCK_DIR,
+    ) -> None:
         self.config = config
-        self.queue_limit = queue_limit
+        self.lock_dir = lock_dir
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: FairQueue[Ticket] = FairQueue(queue_limit=queue_limit, budget_s=budget_s)
+        self._running: dict[int, Ticket] = {}  # given to the runner, by job id
         self._ids = itertools.count(1)
-        self._pending: dict[int, Future[RunResult]] = {}
-        self._process: subprocess.Popen[bytes] | None = None
-        self._ready = threading.Event()
+        self._zygote: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._runner: _Runner | None = None
+        self._ready = threading.Event()  # a runner was ready once (or the sandbox is fatal)
         self._hello: dict[str, Any] = {}
         self._fatal: str | None = None
         self._closed = False
-        self._scratch_roots: list[str] = []  # removed once their runner has exited
-        self.restarts = 0
+        self._started = False
+        self._uids: uids.UidRange | None = None
+        self._failures = 0  # runners that died one after another, for the back-off
+        self.restarts = 0  # runners replaced
 
     # --- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the runner (returns at once; jobs wait until it is warm)."""
+        """Claim the slots' uids (strict mode; UidsTaken if the configured ones are not
+        free) and start the zygote and runner in the background: returns at once, and runs
+        queue until the runner is warm."""
         with self._lock:
-            self._start_locked()
-
-    def _start_locked(self) -> None:
-        self._ready.clear()
-        self._fatal = None
-        scratch = tempfile.mkdtemp(prefix="tracewise-sandbox-")
-        os.chmod(scratch, 0o711)  # children reach their own slot below it, nothing else
-        self._scratch_roots.append(scratch)
-        config = replace(self.config, scratch_root=scratch)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.sandbox.runner", json.dumps(asdict(config))],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=RUNNER_ENV,
-            cwd="/",
-            close_fds=True,
-            start_new_session=True,
-        )
-        self._process = process
-        threading.Thread(
-            target=self._read_results, args=(process,), daemon=True, name="sandbox-results"
-        ).start()
+            if self._started:
+                return
+            self._started = True
+            if self.config.mode == "strict":
+                self._uids = uids.claim(
+                    self.config.slots, base=self.config.uid_base, lock_dir=self.lock_dir
+                )
+                self.config = replace(self.config, uid_base=self._uids.base)
+        threading.Thread(target=self._supervise, daemon=True, name="sandbox-supervisor").start()
 
     def close(self) -> None:
-        """Stop the runner and fail whatever was still waiting."""
+        """Stop the runner and the zygote; fail whatever was still waiting."""
         with self._lock:
             self._closed = True
-            process = self._process
-            self._process = None
-        if process is not None:
-            self._stop(process)
-        self._fail_pending("The code runner was shut down.")
-        for scratch in self._scratch_roots:
-            shutil.rmtree(scratch, ignore_errors=True)
+            runner, self._runner = self._runner, None
+            zygote, control = self._zygote, self._control
+            self._wake.notify_all()
+        self._fail_all("The code runner was shut down.")
+        if runner is not None:
+            runner.outbox.put(None)  # closing the job pipe ends the runner and its children
+            if not _wait_gone(runner.pid, 2.0):
+                runner.kill()
+            shutil.rmtree(runner.scratch, ignore_errors=True)
+        if control is not None:
+            control.close()  # the zygote exits when its socket closes
+        if zygote is not None:
+            _stop(zygote, grace_s=2.0 if control is not None else 0.0)
+        if self._uids is not None:
+            uids.kill_leftovers(self._uids.uids)
+            self._uids.release()
 
-    def _stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.stdin:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def wait_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> dict[str, Any]:
-        """Block until the runner is warm; its hello (torch version, mode, …)."""
+    def wait_ready(self, timeout: float | None = None) -> dict[str, Any]:
+        """Block until a runner is warm (at most `timeout`, default: what is left of the
+        request's deadline); what it said of itself (torch version, mode, …)."""
+        if timeout is None:
+            timeout = deadline.remaining(STARTUP_TIMEOUT_S)
         if not self._ready.wait(timeout):
-            raise SandboxUnavailable("The code runner did not start in time.", retry_after=5)
+            raise SandboxUnavailable("The code runner is still starting.", retry_after=2)
         if self._fatal:
             raise SandboxUnavailable(
                 f"The code runner cannot run code here: {self._fatal}", retry_after=60
@@ -159,115 +265,326 @@ class Sandbox:
 
     @property
     def runner_pid(self) -> int | None:
-        """The runner's process id, for monitoring."""
-        return self._process.pid if self._process else None
+        """The current runner's process id, for monitoring."""
+        runner = self._runner
+        return runner.pid if runner else None
 
-    # --- jobs -------------------------------------------------------------------------------
+    @property
+    def zygote_pid(self) -> int | None:
+        """The zygote's process id, for monitoring."""
+        zygote = self._zygote
+        return zygote.pid if zygote else None
 
-    def submit(self, job: Job) -> Future[RunResult]:
-        """Queue a job; Busy when the queue is full."""
+    @property
+    def uid_range(self) -> range | None:
+        """The uids the slots run as (strict mode), claimed for this host."""
+        return self._uids.uids if self._uids else None
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def submit(self, job: Job, owner: Owner = SYSTEM) -> Ticket:
+        """Queue a run for `owner`: TooManyRequests if it is not their turn or they used
+        their share; Busy if too many learners wait or the sandbox cannot run code."""
         if len(job.code.encode()) > MAX_CODE_BYTES:
             raise ValueError(f"code is longer than {MAX_CODE_BYTES} bytes")
-        self.wait_ready()
-        future: Future[RunResult] = Future()
         with self._lock:
-            if self._closed or self._process is None or self._process.stdin is None:
+            if self._closed or not self._started:
                 raise SandboxUnavailable("The code runner is not running.", retry_after=5)
-            if len(self._pending) >= self.queue_limit:
-                raise Busy("The code runner is busy. Try again in a moment.", retry_after=1)
-            job_id = next(self._ids)
-            self._pending[job_id] = future
-            try:
-                self._process.stdin.write(encode({"id": job_id, "job": asdict(job)}))
-                self._process.stdin.flush()
-            except (BrokenPipeError, ValueError):
-                del self._pending[job_id]
+            if self._fatal:
                 raise SandboxUnavailable(
-                    "The code runner restarted. Try again.", retry_after=1
-                ) from None
-        return future
+                    f"The code runner cannot run code here: {self._fatal}", retry_after=60
+                )
+            ticket = Ticket(self, job, owner)
+            self._queue.push(owner, ticket)
+            self._dispatch()
+        return ticket
 
-    def run(self, job: Job) -> RunResult:
-        """Run a job and wait for its result."""
-        future = self.submit(job)
+    def run(self, job: Job, owner: Owner = SYSTEM) -> RunResult:
+        """Run a job and wait for its result (see Ticket.result for how long)."""
+        return self.submit(job, owner).result()
+
+    def withdraw(self, ticket: Ticket) -> bool:
+        """Take a run that has not started out of the queue; False if it has started."""
+        with self._lock:
+            withdrawn = self._queue.withdraw(ticket.owner, ticket)
+        if withdrawn:
+            ticket.future.cancel()
+        return withdrawn
+
+    def used_s(self, owner: Owner) -> float:
+        """Seconds of running time `owner` used in the last minute."""
+        with self._lock:
+            return self._queue.used_s(owner)
+
+    def replace_runner(self, pid: int | None, reason: str) -> None:
+        """Kill the runner `pid` (if it is still the current one) so that it is replaced."""
+        with self._lock:
+            runner = self._runner
+        if runner is not None and runner.pid == pid:
+            log.error("sandbox runner %s is replaced: %s", pid, reason)
+            runner.kill()
+
+    def _dispatch(self) -> None:
+        """Give waiting runs to the runner while it has free slots (holding the lock)."""
+        runner = self._runner
+        if runner is None or not runner.ready:
+            return
+        slots = self.config.slots
+        while len(self._running) < slots:
+            last_slot = slots >= 2 and len(self._running) == slots - 1
+            popped = self._queue.pop(last_slot=last_slot)
+            if popped is None:
+                return
+            _, ticket = popped
+            job_id = next(self._ids)
+            ticket.started_at = time.monotonic()
+            self._running[job_id] = ticket
+            runner.send(encode({"id": job_id, "job": asdict(ticket.job)}))
+            ticket.left_queue.set()
+
+    def _finish(self, job_id: int, result: RunResult) -> None:
+        with self._lock:
+            ticket = self._running.pop(job_id, None)
+            if ticket is not None:
+                self._queue.finished(ticket.owner, result.duration_ms / 1000)
+            self._dispatch()
+        if ticket is not None and not ticket.future.done():
+            ticket.future.set_result(result)
+
+    def _fail_all(self, message: str) -> None:
+        """Fail every queued and running run (the sandbox closed, or cannot run code)."""
+        with self._lock:
+            tickets = list(self._running.values())
+            self._running.clear()
+            while (popped := self._queue.pop()) is not None:
+                tickets.append(popped[1])
+        for ticket in tickets:
+            ticket.left_queue.set()
+            if not ticket.future.done():
+                ticket.future.set_exception(SandboxUnavailable(message, retry_after=1))
+
+    # --- the supervisor: zygote, runner, pings --------------------------------------------
+
+    def _supervise(self) -> None:
+        """Keep a zygote and a runner alive, and the runner answering; until closed."""
+        last_sweep = time.monotonic()
+        while True:
+            with self._lock:
+                if self._closed or self._fatal:
+                    return
+                zygote_alive = self._zygote is not None and self._zygote.poll() is None
+                need_runner = self._runner is None
+            try:
+                if not zygote_alive:
+                    self._start_zygote()
+                    continue  # a runner next, without waiting
+                if need_runner:
+                    self._spawn_runner()
+                else:
+                    self._ping()
+            except Exception:  # the supervisor must outlive any one failure
+                log.exception("sandbox supervisor")
+                time.sleep(1)
+            if time.monotonic() - last_sweep > SWEEP_INTERVAL_S:
+                last_sweep = time.monotonic()
+                with self._lock:
+                    self._queue.sweep()
+            with self._lock:
+                if not self._closed and (self._runner is not None or self._fatal):
+                    self._wake.wait(PING_INTERVAL_S)
+
+    def _start_zygote(self) -> None:
+        """Start the zygote and wait for its hello (the one slow step: torch's import)."""
+        with self._lock:
+            old, old_control = self._zygote, self._control
+            self._zygote = self._control = None
+        if old_control is not None:
+            old_control.close()
+        if old is not None:
+            _stop(old)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        lock_fds = self._uids.lock_fds if self._uids else []
+        with self._lock:
+            if self._closed:
+                return
+            process = self._zygote = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "app.sandbox.zygote",
+                    json.dumps(asdict(self.config)),
+                    str(theirs.fileno()),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=RUNNER_ENV,
+                cwd="/",
+                close_fds=True,
+                pass_fds=(theirs.fileno(), *lock_fds),
+                start_new_session=True,
+            )
+        theirs.close()
+        ours.settimeout(STARTUP_TIMEOUT_S)
         try:
-            return future.result(timeout=job.timeout_s + ANSWER_GRACE_S + self._queue_wait())
-        except FutureTimeout:
-            log.error("sandbox runner did not answer in time; restarting it")
-            self._restart(wedged=True)
-            raise SandboxUnavailable(
-                "The code runner stopped answering and was restarted. Try again.", retry_after=1
-            ) from None
+            message = json.loads(ours.recv(MAX_CONTROL_MESSAGE) or b"{}")
+        except (OSError, ValueError):
+            message = {}
+        with self._lock:
+            if "hello" in message and not self._closed:
+                self._control = ours
+                self._hello = {**message["hello"], **self._hello}
+                return
+        ours.close()
+        _stop(process)
+        if "fatal" in message:
+            self._become_fatal(str(message["fatal"]))
+        elif not self._closed:
+            log.error("the sandbox zygote did not start; trying again")
+            time.sleep(1)
 
-    def _queue_wait(self) -> float:
-        # A queued job waits for the ones before it; each slot works through its share.
-        return len(self._pending) / max(self.config.slots, 1) * self.config.max_timeout_s
-
-    # --- the reader thread -------------------------------------------------------------------
-
-    def _read_results(self, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        fd = process.stdout.fileno()
+    def _spawn_runner(self) -> None:
+        """Fork a runner from the zygote, on fresh pipes."""
+        assert self._control is not None
+        delay = RESPAWN_BACKOFF_S[min(self._failures, len(RESPAWN_BACKOFF_S) - 1)]
+        if delay:
+            time.sleep(delay)
+        if self._uids is not None:
+            killed = uids.kill_leftovers(self._uids.uids)
+            if killed:
+                log.warning("killed %d leftover sandbox process(es)", killed)
+        jobs_r, jobs_w = os.pipe()
+        results_r, results_w = os.pipe()
+        with contextlib.suppress(OSError):  # more room than a few slots' jobs need
+            fcntl.fcntl(jobs_w, fcntl.F_SETPIPE_SZ, JOB_PIPE_BYTES)
+        scratch = tempfile.mkdtemp(prefix="tracewise-sandbox-")
+        os.chmod(scratch, 0o711)  # children reach their own slot below it, nothing else
+        reply: dict[str, Any] = {}
         try:
-            while True:
-                message = read_frame(fd)
-                if message is None:
-                    break
-                if "hello" in message:
-                    self._hello = message["hello"]
+            request = json.dumps({"spawn": next(self._ids), "scratch_root": scratch}).encode()
+            socket.send_fds(self._control, [request], [jobs_r, results_w])
+            self._control.settimeout(SPAWN_TIMEOUT_S)
+            reply = json.loads(self._control.recv(MAX_CONTROL_MESSAGE) or b"{}")
+            pid = reply.get("pid")
+        except (OSError, ValueError) as exc:
+            log.error("the sandbox zygote did not answer: %s", exc)
+            pid = None
+        finally:
+            os.close(jobs_r)
+            os.close(results_w)
+        if not isinstance(pid, int):
+            log.error("the sandbox zygote did not fork a runner (%s); starting it again", reply)
+            for fd in (jobs_w, results_r):
+                os.close(fd)
+            shutil.rmtree(scratch, ignore_errors=True)
+            assert self._zygote is not None
+            self._zygote.kill()
+            return
+        runner = _Runner(pid, jobs_w, results_r, scratch)
+        with self._lock:
+            if self._closed:
+                runner.kill()
+                return
+            self._runner = runner
+        threading.Thread(target=runner.write_frames, daemon=True, name="sandbox-jobs").start()
+        threading.Thread(
+            target=self._read_results, args=(runner,), daemon=True, name="sandbox-results"
+        ).start()
+
+    def _ping(self) -> None:
+        """Ping the runner; replace it if an earlier ping went unanswered too long."""
+        with self._lock:
+            runner = self._runner
+        if runner is None or not runner.ready:
+            return
+        now = time.monotonic()
+        if runner.unanswered_since is not None:
+            if now - runner.unanswered_since > STUCK_AFTER_S:
+                self.replace_runner(runner.pid, f"no answer to a ping for {STUCK_AFTER_S} s")
+            return
+        runner.unanswered_since = now
+        runner.send(encode({"ping": next(runner.pings)}))
+
+    # --- the reader thread ------------------------------------------------------------------
+
+    def _read_results(self, runner: _Runner) -> None:
+        try:
+            while (message := read_frame(runner.results_fd)) is not None:
+                if "pong" in message:
+                    runner.unanswered_since = None
+                elif "id" in message:
+                    self._finish(int(message["id"]), RunResult.from_json(message["result"]))
+                elif "ready" in message:
+                    with self._lock:
+                        self._hello = {**self._hello, **message["ready"]}
+                        runner.ready = True
+                        self._failures = 0
+                        self._dispatch()
                     self._ready.set()
                 elif "fatal" in message:
-                    self._fatal = str(message["fatal"])
-                    self._ready.set()
-                else:
-                    with self._lock:
-                        future = self._pending.pop(int(message["id"]), None)
-                    if future is not None:
-                        future.set_result(RunResult.from_json(message["result"]))
+                    self._become_fatal(str(message["fatal"]))
         except (OSError, ValueError) as exc:
             log.error("sandbox result stream broke: %s", exc)
         finally:
-            process.stdout.close()
-        self._on_runner_exit(process)
+            os.close(runner.results_fd)
+        self._runner_gone(runner)
 
-    def _on_runner_exit(self, process: subprocess.Popen[bytes]) -> None:
+    def _runner_gone(self, runner: _Runner) -> None:
+        """The runner's result pipe closed: it exited or was killed."""
+        runner.kill()  # if it only closed the pipe
+        runner.outbox.put(None)
+        shutil.rmtree(runner.scratch, ignore_errors=True)
         with self._lock:
-            current = process is self._process
-        if self._fatal or not current or self._closed:
-            self._ready.set()
-            return
-        log.error("sandbox runner exited (code %s); restarting it", process.poll())
-        self._restart(wedged=False)
-
-    def _restart(self, *, wedged: bool) -> None:
-        with self._lock:
-            old, stranded = self._process, self._pending
-            if self._closed:
+            if self._runner is not runner:
                 return
-            self._pending = {}
-            self.restarts += 1
-            self._start_locked()
-        message = (
-            "The code runner stopped answering and was restarted. Try again."
-            if wedged
-            else "The code runner restarted while your code was waiting. Try again."
-        )
-        for future in stranded.values():
-            future.set_exception(SandboxUnavailable(message, retry_after=1))
-        if old is not None:
-            if old.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(old.pid, signal.SIGKILL)
-                old.wait()
-            if old.stdin is not None:
-                with contextlib.suppress(OSError):
-                    old.stdin.close()
+            self._runner = None
+            stranded = list(self._running.values())
+            self._running.clear()
+            now = time.monotonic()
+            for ticket in stranded:
+                self._queue.finished(ticket.owner, now - ticket.started_at)
+            if not self._closed and not self._fatal:
+                self.restarts += 1
+                self._failures += 1
+                log.error("sandbox runner %s exited; forking a replacement", runner.pid)
+            self._wake.notify_all()
+        for ticket in stranded:
+            if not ticket.future.done():
+                ticket.future.set_exception(
+                    SandboxUnavailable(
+                        "The code runner restarted while your code was running. Please try again.",
+                        retry_after=1,
+                    )
+                )
 
-    def _fail_pending(self, message: str) -> None:
+    def _become_fatal(self, reason: str) -> None:
+        """The sandbox cannot run code here: say why to everyone who asks from now on."""
         with self._lock:
-            pending, self._pending = self._pending, {}
-        for future in pending.values():
-            future.set_exception(SandboxUnavailable(message, retry_after=1))
+            self._fatal = reason
+            self._wake.notify_all()
+        log.error("the sandbox cannot run code here: %s", reason)
+        self._ready.set()
+        self._fail_all(f"The code runner cannot run code here: {reason}")
+
+
+def _stop(process: subprocess.Popen[bytes], grace_s: float = 0.0) -> None:
+    """Let a zygote exit within `grace_s` (its socket closed), else kill it; reap it."""
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Whether process `pid` (not our child) is gone within `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def from_settings(settings: Any) -> Sandbox:
@@ -280,4 +597,9 @@ def from_settings(settings: Any) -> Sandbox:
         memory_bytes=settings.sandbox_memory_mb * 1024 * 1024,
         read_only_paths=read_only_paths(),
     )
-    return Sandbox(config, queue_limit=settings.sandbox_queue)
+    return Sandbox(
+        config,
+        queue_limit=settings.sandbox_queue,
+        budget_s=settings.sandbox_budget_s,
+        lock_dir=settings.sandbox_lock_dir,
+    )

@@ -11,6 +11,7 @@ import ctypes.util
 import errno
 import os
 import resource
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,9 @@ MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_BIND = 0x1000
 MS_MOVE = 0x2000
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -504,6 +507,20 @@ def drop_privileges(uid: int) -> None:
     os.setresuid(uid, uid, uid)
     if os.getuid() != uid or os.geteuid() != uid:
         raise RuntimeError("could not drop privileges")
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Be killed when the runner dies (a runner killed with kill -9 leaves no child behind);
+    exit now if it already has. In strict mode the web app also kills whatever still runs as
+    a slot's uid, should a child undo this."""
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "PR_SET_PDEATHSIG")
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def set_process_name(name: bytes) -> None:
+    """The name `ps -o comm`, `top` and `pgrep` show (at most 15 bytes)."""
+    _check(_libc.prctl(PR_SET_NAME, name[:15], 0, 0, 0), "PR_SET_NAME")
 
 
 def forbid_new_privileges() -> None:

@@ -1,8 +1,10 @@
-"""The runner process: `python -m app.sandbox.runner CONFIG_JSON`, started by the web app.
+"""The runner process: forked from the zygote (app.sandbox.zygote) on two pipes of the web app.
 
-It speaks framed JSON on its stdin (jobs: `{"id": n, "job": {...}}`) and stdout (first a
-`{"hello": {...}}` or `{"fatal": "..."}`, then `{"id": n, "result": {...}}`). It is one thread
-and one event loop: it never blocks on a child, so a hostile child cannot stall other jobs.
+It speaks framed JSON: jobs (`{"id": n, "job": {...}}`) and pings (`{"ping": n}`) come in;
+first `{"ready": {...}}` or `{"fatal": "..."}`, then results (`{"id": n, "result": {...}}`)
+and pongs (`{"pong": n}`) go out. It is one thread and one event loop: it never blocks on a
+child, so a hostile child cannot stall other jobs — and it answers a ping at once, so the
+web app can tell a runner that stopped answering from one that is busy.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class RunnerConfig:
 
     slots: int = 2
     mode: str = "strict"  # "strict": full lockdown; "trusted": limits only, for trusted code
-    uid_base: int = 61000  # slot i runs as uid/gid uid_base + i
+    uid_base: int | None = None  # slot i runs as uid/gid uid_base + i (strict mode: the
+    # client claims a free range for the host when this is None; see app.sandbox.uids)
     max_timeout_s: float = 10.0
     memory_bytes: int = 512 * 1024 * 1024  # address space a child may add to the runner's
     output_bytes: int = 64 * 1024  # stdout + stderr
@@ -160,8 +163,9 @@ class Runner:
         self.frames = FrameBuffer()
         self.setup_failures = 0
         self.seccomp: lockdown.SeccompFilter | None = None
+        uid_base = config.uid_base or 0  # strict mode always has one (isolate checks)
         self.slots = [
-            Slot(index=i, uid=config.uid_base + i, scratch=Path(config.scratch_root) / f"slot-{i}")
+            Slot(index=i, uid=uid_base + i, scratch=Path(config.scratch_root) / f"slot-{i}")
             for i in range(config.slots)
         ]
         self.limits = lockdown.Limits(
@@ -181,6 +185,8 @@ class Runner:
             return {"mode": "trusted"}
         if sys.platform != "linux":
             raise lockdown.SandboxUnsupported("the sandbox needs Linux")
+        if self.config.uid_base is None:
+            raise lockdown.SandboxUnsupported("strict mode needs a claimed uid range")
         if os.geteuid() != 0:
             raise lockdown.SandboxUnsupported(
                 "the sandbox needs root to give each slot its own uid and scratch mount; "
@@ -283,10 +289,12 @@ class Runner:
                 "OMP_NUM_THREADS": "1",
             }
         )
+        runner_pid = os.getppid()
         if self.strict:
             lockdown.enter_own_ipc_namespace()
             lockdown.apply_limits(limits)
             lockdown.drop_privileges(slot.uid)
+            lockdown.die_with_parent(runner_pid)  # after the uid change, which would clear it
             lockdown.forbid_new_privileges()
             lockdown.landlock_restrict_self(slot.ruleset)
             os.close(slot.ruleset)
@@ -294,6 +302,7 @@ class Runner:
             self.seccomp.load()
         else:
             lockdown.apply_limits(limits, with_task_limit=False)
+            lockdown.die_with_parent(runner_pid)
         sys.stdout = io.TextIOWrapper(
             io.FileIO(1, "w", closefd=False),
             encoding="utf-8",
@@ -513,15 +522,18 @@ class Runner:
     # --- the loop -------------------------------------------------------------------------
 
     def on_jobs(self) -> bool:
-        """Read job frames from the web app; False when it has gone away."""
+        """Read job and ping frames from the web app; False when it has gone away."""
         data = os.read(self.jobs_fd, 1 << 20)
         if not data:
             return False
         for message in self.frames.feed(data):
-            self.queue.append((int(message["id"]), Job(**message["job"])))
+            if "ping" in message:
+                write_frame(self.results_fd, {"pong": message["ping"]})
+            else:
+                self.queue.append((int(message["id"]), Job(**message["job"])))
         return True
 
-    def serve(self, hello: dict[str, Any]) -> None:
+    def serve(self, ready: dict[str, Any]) -> None:
         """Run until the web app closes our stdin."""
         wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(wakeup_r, False)
@@ -532,7 +544,7 @@ class Runner:
         self.selector.register(wakeup_r, selectors.EVENT_READ, "wakeup")
         for slot in self.slots:
             self.spawn(slot)
-        write_frame(self.results_fd, {"hello": hello})
+        write_frame(self.results_fd, {"ready": ready})
         while True:
             deadlines = [
                 s.deadline for s in self.slots if s.job_id is not None and s.status is None
@@ -594,25 +606,21 @@ def prepare(config: RunnerConfig) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    """Entry point: stdin carries jobs, stdout results; logs go to stderr."""
-    config = RunnerConfig(**json.loads(sys.argv[1]))
-    jobs_fd, results_fd = os.dup(0), os.dup(1)
+def run_forked(config: RunnerConfig, jobs_fd: int, results_fd: int) -> None:
+    """Be a runner, in a process just forked from the zygote: lock the runner itself away
+    (namespaces, scratch mounts), say ready (or why not), then serve jobs until the web app
+    closes the job pipe. Logs go to stderr."""
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # stray prints go to the log, never into the result stream
+    os.close(devnull)
     try:
-        hello = prepare(config)
         runner = Runner(config, jobs_fd, results_fd)
-        hello.update(runner.isolate())
+        ready = runner.isolate()
     except Exception as exc:
         write_frame(results_fd, {"fatal": f"{type(exc).__name__}: {exc}"})
-        sys.exit(1)
+        return
     try:
-        runner.serve(hello)
+        runner.serve(ready)
     finally:
         runner.shutdown()
-
-
-if __name__ == "__main__":
-    main()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.bank.service import PatternView
 from app.errors import NotFound
 from app.sandbox.client import Sandbox, SandboxUnavailable
+from app.sandbox.scheduler import Owner
 from app.traces import charts
 from app.traces.service import (
     LR_ONLY,
@@ -231,9 +232,11 @@ def run_playground(
     *,
     timeout_s: float,
     gate: threading.Semaphore,
+    owner: Owner,
 ) -> TraceView:
-    """Validate and run (or fetch the stored run of) a playground request; fresh runs take
-    one of the `gate`'s places (so that the playground never starves grading)."""
+    """Validate and run (or fetch the stored run of) a playground request, as `owner`'s run;
+    fresh runs take one of the `gate`'s places (so that the playground never starves
+    grading)."""
     if pattern.file.pipeline is None:
         raise NotFound(f"The pattern {pattern.slug!r} has no pipeline to play with.")
     if sandbox is None:
@@ -258,7 +261,9 @@ def run_playground(
     except ValidationError as exc:
         raise PlaygroundInvalid({"params": str(exc)}) from None
     kind = PIPELINE if train else LR_ONLY
-    return record(session, sandbox, kind=kind, spec=spec, timeout_s=timeout_s, gate=gate)
+    return record(
+        session, sandbox, kind=kind, spec=spec, timeout_s=timeout_s, gate=gate, owner=owner
+    )
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -323,8 +328,10 @@ def playground_page(
     *,
     timeout_s: float,
     gate: threading.Semaphore,
+    owner: Owner,
 ) -> PlaygroundPage:
-    """The playground for a query string (the form submits with GET, so a URL is a state)."""
+    """The playground for a query string (the form submits with GET, so a URL is a state);
+    runs are `owner`'s."""
     if pattern.file.pipeline is None:
         raise NotFound(f"The pattern {pattern.slug!r} has no pipeline to play with.")
     if sandbox is None:
@@ -369,11 +376,11 @@ def playground_page(
     if "run" in query and not errors:
         try:
             trace = run_playground(
-                session, sandbox, pattern, request, timeout_s=timeout_s, gate=gate
+                session, sandbox, pattern, request, timeout_s=timeout_s, gate=gate, owner=owner
             )
         except RunRefused as exc:
             errors.update({_field_name(key): message for key, message in exc.errors.items()})
-    baseline = pattern_trace(session, sandbox, pattern, timeout_s=timeout_s)
+    baseline = pattern_trace(session, sandbox, pattern, timeout_s=timeout_s, owner=owner)
     filled = [
         Fieldset(
             fs.part,

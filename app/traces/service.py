@@ -24,6 +24,7 @@ from app.models import Trace
 from app.runs import torch_version
 from app.sandbox.client import Sandbox, SandboxUnavailable
 from app.sandbox.protocol import Job, Verdict
+from app.sandbox.scheduler import SYSTEM, Owner
 from app.traces.spec import spec_json
 
 PIPELINE = "pipeline"
@@ -252,9 +253,11 @@ def record(
     spec: BaseModel,
     timeout_s: float,
     gate: threading.Semaphore | None = None,
+    owner: Owner = SYSTEM,
 ) -> TraceView:
-    """The stored run of `spec`, or a fresh one from the sandbox (then stored). With a
-    `gate`, a fresh run needs one of its places, and is Busy at once if none is free."""
+    """The stored run of `spec`, or a fresh one from the sandbox, run as `owner`'s (then
+    stored). With a `gate`, a fresh run needs one of its places, and is Busy at once if
+    none is free."""
     if (found := stored_trace(session, kind=kind, spec=spec)) is not None:
         return found
     data_spec = spec_json(spec)
@@ -265,7 +268,7 @@ def record(
     if gate is not None and not gate.acquire(blocking=False):
         raise Busy("The playground is busy with other runs: try again in a moment.", retry_after=2)
     try:
-        result = sandbox.run(_job(kind, data_spec, timeout_s))
+        result = sandbox.run(_job(kind, data_spec, timeout_s), owner)
     finally:
         if gate is not None:
             gate.release()
@@ -319,16 +322,22 @@ def record_for_import(
 
 
 def pattern_trace(
-    session: Session, sandbox: Sandbox | None, pattern: PatternView, *, timeout_s: float
+    session: Session,
+    sandbox: Sandbox | None,
+    pattern: PatternView,
+    *,
+    timeout_s: float,
+    owner: Owner = SYSTEM,
 ) -> TraceView:
-    """The recorded run of a pattern's pipeline (recorded at import; here if it was not)."""
+    """The recorded run of a pattern's pipeline (recorded at import; here, as `owner`'s run,
+    if it was not)."""
     if pattern.file.pipeline is None:
         raise NotFound(f"The pattern {pattern.slug!r} has no pipeline trace.")
-    return record(session, sandbox, kind=PIPELINE, spec=pattern.file.pipeline, timeout_s=timeout_s)
-
-
-def stored_pattern_trace(session: Session, pattern: PatternView) -> TraceView | None:
-    """A pattern's recorded run if it is stored (reads only); NotFound without a pipeline."""
-    if pattern.file.pipeline is None:
-        raise NotFound(f"The pattern {pattern.slug!r} has no pipeline trace.")
-    return stored_trace(session, kind=PIPELINE, spec=pattern.file.pipeline)
+    return record(
+        session,
+        sandbox,
+        kind=PIPELINE,
+        spec=pattern.file.pipeline,
+        timeout_s=timeout_s,
+        owner=owner,
+    )
