@@ -13,15 +13,22 @@ database pool and the worker threads, and under enough load none finishes in tim
 The deadline (app.deadline) then goes with the request: what it waits for inside the app —
 SQLite's write lock, a sandbox slot — waits only for what is left of it. So every request is
 answered, with a page or an error, never left to hang.
+
+A request waiting for its code to run steps aside (app.deadline.long_wait): it lends its
+place to the next in line and, when the run is done, comes back ahead of the line. It holds
+a worker thread meanwhile, but no connection; the thread pool has room for every run that
+may wait (app.main).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +36,7 @@ from app import deadline
 from app.errors import Busy
 
 RejectFn = Callable[[Scope, Busy], ASGIApp]  # renders the 503 for a request it refuses
+COMEBACK_S = 30.0  # a request back from the sandbox waits at most this for its place again
 
 
 class Gate:
@@ -45,16 +53,20 @@ class Gate:
         """Requests waiting to come in."""
         return len(self._waiters)
 
-    async def enter(self, until: float) -> bool:
+    async def enter(self, until: float, *, first: bool = False) -> bool:
         """Come in (True), or give up at `until` (time.monotonic()) or when the line is full
-        (False). Every True must be followed by one `leave()`."""
+        (False). `first`: wait at the head of the line (a request coming back). Every True
+        must be followed by one `leave()`."""
         if self.active < self.limit and not self._waiters:
             self.active += 1
             return True
-        if len(self._waiters) >= self.max_waiting:
+        if len(self._waiters) >= self.max_waiting and not first:
             return False
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        if first:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), max(0.0, until - time.monotonic()))
         except TimeoutError:
@@ -82,6 +94,39 @@ class Gate:
             self._waiters.remove(waiter)
 
 
+class Place:
+    """A request's place in the gate, which it may lend while it waits for the sandbox."""
+
+    def __init__(self, gate: Gate, loop: asyncio.AbstractEventLoop) -> None:
+        self.gate = gate
+        self.loop = loop
+        self.loop_thread = threading.get_ident()  # made on the loop
+        self.held = True
+
+    @contextmanager
+    def step_aside(self) -> Iterator[None]:
+        """Lend the place for the block; come back ahead of the line (Busy if even that
+        takes longer than COMEBACK_S). Called from the request's worker thread."""
+        if not self.held or threading.get_ident() == self.loop_thread:
+            yield  # on the loop itself nothing may block: keep the place
+            return
+        self.held = False
+        self.loop.call_soon_threadsafe(self.gate.leave)
+        try:
+            yield
+        finally:
+            back = self.gate.enter(time.monotonic() + COMEBACK_S, first=True)
+            self.held = asyncio.run_coroutine_threadsafe(back, self.loop).result()
+            if not self.held:
+                raise Busy("The server is too busy to finish this request. Try again.")
+
+    def release(self) -> None:
+        """Leave the gate for good (the request is done)."""
+        if self.held:
+            self.held = False
+            self.gate.leave()
+
+
 class Admission:
     """ASGI middleware: every HTTP request passes the gate and carries its deadline."""
 
@@ -103,7 +148,8 @@ class Admission:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with deadline.within(self.timeout_s) as until:
+        place = Place(self.gate, asyncio.get_running_loop())
+        with deadline.within(self.timeout_s, step_aside=place.step_aside) as until:
             if not await self.gate.enter(until):
                 retry = self.retry_after()
                 busy = Busy(
@@ -116,7 +162,7 @@ class Admission:
             try:
                 await self.app(scope, receive, send)
             finally:
-                self.gate.leave()
+                place.release()
 
     def retry_after(self) -> int:
         """Seconds a refused client should wait: longer the longer the line."""

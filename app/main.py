@@ -41,6 +41,8 @@ from app.sandbox.client import from_settings as sandbox_from_settings
 from app.templating import STATIC_DIR, make_templates
 
 SESSION_COOKIE = "tracewise"
+STAFF_RUNS = 8  # instructors' checks waiting for the sandbox at once (they are not queued as
+# learners are; beyond this they wait for a thread)
 
 
 def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None) -> FastAPI:
@@ -62,8 +64,10 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # An admitted request uses at most one worker thread at a time (app.admission).
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_requests
+        # A worker thread for each admitted request, and for each that stepped aside to wait
+        # for its run: learners waiting or running, and a few instructors' checks.
+        threads = settings.max_requests + settings.sandbox_queue + settings.sandbox_slots
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads + STAFF_RUNS
         if owns_sandbox and sandbox is not None:
             sandbox.start()
         try:
@@ -113,15 +117,16 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     app.add_middleware(BodySizeLimit)
     app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(authoring_api.router)
+    # Routes are matched router by router, in this order: what a class asks for most first.
+    app.include_router(pages.router)
     app.include_router(api.router)
-    app.include_router(instructor.router)
-    app.include_router(admin.router)
-    app.include_router(traces.router)
     app.include_router(exams.router)
+    app.include_router(traces.router)
     app.include_router(modes.router)
     app.include_router(accounts.router)
-    app.include_router(pages.router)
+    app.include_router(authoring_api.router)
+    app.include_router(instructor.router)
+    app.include_router(admin.router)
     _add_error_handlers(app)
     return app
 

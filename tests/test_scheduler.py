@@ -143,3 +143,18 @@ def test_idle_learners_are_forgotten(clock: Clock) -> None:
     clock.now += 61
     queue.sweep()
     assert queue._accounts == {}
+
+
+def test_a_full_queue_makes_room_for_a_lighter_learner(clock: Clock) -> None:
+    queue = make_queue(clock, queue_limit=2)
+    hog, other_hog, honest = (Owner.learner(n) for n in ("hog", "other hog", "honest"))
+    for owner, seconds in ((hog, 5), (other_hog, 3)):
+        queue.push(owner, "loop")
+        run(queue, clock, seconds)
+        queue.push(owner, f"{owner.key}: loop again")
+    assert queue.push(honest, "answer") == "learner:hog: loop again"  # the heaviest goes
+    newcomer = Owner.learner("newcomer")
+    assert queue.push(newcomer, "answer") == "learner:other hog: loop again"
+    with pytest.raises(Busy):
+        queue.push(Owner.learner("third"), "answer")  # nobody waiting is heavier now
+    assert {queue.pop(), queue.pop()} == {(honest, "answer"), (newcomer, "answer")}

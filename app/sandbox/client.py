@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from app import deadline
-from app.errors import Busy
+from app.errors import Busy, TooManyRequests
 from app.sandbox import uids
 from app.sandbox.protocol import Job, RunResult, encode, read_frame
 from app.sandbox.runner import RunnerConfig
@@ -120,13 +120,15 @@ class Ticket:
         request's deadline; Busy after that), then at most the run's own time limit."""
         if wait_s is None:
             wait_s = deadline.remaining(NO_DEADLINE_WAIT_S)
-        if not self.left_queue.wait(wait_s) and self.sandbox.withdraw(self):
-            raise Busy(
-                "The code runner is busy: no slot came free in time. Try again in a moment.",
-                retry_after=2,
-            )
         try:
-            return self.future.result(timeout=self.job.timeout_s + ANSWER_GRACE_S)
+            with deadline.long_wait():
+                if not self.left_queue.wait(wait_s) and self.sandbox.withdraw(self):
+                    raise Busy(
+                        "The code runner is busy: no slot came free in time. "
+                        "Try again in a moment.",
+                        retry_after=2,
+                    )
+                return self.future.result(timeout=self.job.timeout_s + ANSWER_GRACE_S)
         except FutureTimeout:
             self.sandbox.replace_runner(self.sandbox.runner_pid, "a run got no answer in time")
             raise SandboxUnavailable(
@@ -295,8 +297,17 @@ class Sandbox:
                     f"The code runner cannot run code here: {self._fatal}", retry_after=60
                 )
             ticket = Ticket(self, job, owner)
-            self._queue.push(owner, ticket)
+            evicted = self._queue.push(owner, ticket)
             self._dispatch()
+        if evicted is not None:
+            evicted.left_queue.set()
+            evicted.future.set_exception(
+                TooManyRequests(
+                    "The code runner is full, and you have used it more than others waiting: "
+                    "try again in a moment.",
+                    retry_after=5,
+                )
+            )
         return ticket
 
     def run(self, job: Job, owner: Owner = SYSTEM) -> RunResult:

@@ -13,7 +13,9 @@ endless loops fill every slot and everyone else waits. So runs are queued per ow
 - the last free slot is kept for learners who used less than `LIGHT_USE_S` in the window: a
   slot stays free for them even while heavy users fill the others, so an honest learner
   beside endless loops waits for nobody's five-second timeout;
-- at most `queue_limit` learners wait at once; past that the server is full (503).
+- at most `queue_limit` learners wait at once. When the queue is full, a newcomer takes the
+  place of the waiting learner who used the sandbox most, if that is more than the newcomer
+  used (that learner is told to come back later, 429); else the newcomer is (503).
 
 Staff and the system (imports, the editor) are not limited: they may queue many runs, which
 still take their turn among learners by the same rule.
@@ -91,10 +93,12 @@ class FairQueue(Generic[Item]):
         """Runs waiting, of every owner."""
         return sum(len(account.waiting) for account in self._accounts.values())
 
-    def push(self, owner: Owner, item: Item) -> None:
+    def push(self, owner: Owner, item: Item) -> Item | None:
         """Queue a run, or refuse it: TooManyRequests (this learner's turn or budget), Busy
-        (too many learners waiting)."""
+        (too many learners waiting, none of them heavier). Returns the run of a heavier
+        learner that was pushed out to make room, if one was: its caller must be told."""
         account = self._accounts.setdefault(owner, _Account())
+        evicted: Item | None = None
         if owner.limited:
             if account.waiting or account.running:
                 raise TooManyRequests(
@@ -108,11 +112,30 @@ class FairQueue(Generic[Item]):
                     retry_after=wait,
                 )
             if self._waiting_learners >= self.queue_limit:
-                raise Busy("The code runner is busy. Try again in a moment.", retry_after=2)
+                evicted = self._evict_heavier_than(self.used_s(owner))
+                if evicted is None:
+                    raise Busy("The code runner is busy. Try again in a moment.", retry_after=2)
             self._waiting_learners += 1
         if not account.waiting:
             account.waiting_since = self._clock()
         account.waiting.append(item)
+        return evicted
+
+    def _evict_heavier_than(self, used_s: float) -> Item | None:
+        """Take out the waiting run of the learner who used most, if more than `used_s`."""
+        heaviest: tuple[float, Owner] | None = None
+        now = self._clock()
+        for owner, account in self._accounts.items():
+            self._expire(account, now)
+            heavier = heaviest[0] if heaviest else used_s
+            if owner.limited and account.waiting and account.used_s > heavier:
+                heaviest = (account.used_s, owner)
+        if heaviest is None:
+            return None
+        account = self._accounts[heaviest[1]]
+        item: Item = account.waiting.popleft()  # type: ignore[assignment]
+        self._waiting_learners -= 1
+        return item
 
     def pop(self, *, last_slot: bool = False) -> tuple[Owner, Item] | None:
         """The next run to start (now counted as running), or None if none may. `last_slot`:
