@@ -25,18 +25,20 @@ URL_CACHE_SIZE = 4096  # distinct (route, parameters) pairs; a page links to a f
 
 @jinja2.pass_context
 def url_for(context: Any, name: str, /, **path_params: Any) -> str:
-    """Starlette's url_for, with the route lookup cached per app: finding a route by name
-    walks every route, and a page asks for dozens of links."""
+    """The path of a route (from the server's root: links need no scheme or host), with
+    the lookup cached per app: finding a route by name walks every route, and a page asks
+    for dozens of links — building absolute URLs for them was half a page's rendering."""
     request: Request = context["request"]
-    cache: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = request.app.state.url_paths
+    cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = request.app.state.url_paths
     key = (name, tuple(sorted((k, str(v)) for k, v in path_params.items())))
     path = cache.get(key)
     if path is None:
-        path = request.scope["router"].url_path_for(name, **path_params)
+        found = request.scope["router"].url_path_for(name, **path_params)
+        path = request.scope.get("root_path", "").rstrip("/") + str(found)
         if len(cache) >= URL_CACHE_SIZE:
             cache.clear()
         cache[key] = path
-    return str(path.make_absolute_url(base_url=request.base_url))
+    return path
 
 
 def make_templates() -> Jinja2Templates:

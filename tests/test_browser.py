@@ -251,5 +251,5 @@ def test_an_instructor_writes_runs_and_saves_an_output_question_then_reads_its_s
     for link, kind in (("YAML (zip)", "application/zip"), ("GIFT", "text/plain")):
         href = tab.get_by_role("link", name=link).first.get_attribute("href")
         assert href is not None
-        response = tab.request.get(href)
+        response = tab.request.get(base + href)  # links are paths from the server's root
         assert response.ok and response.headers["content-type"].startswith(kind)

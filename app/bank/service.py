@@ -215,6 +215,27 @@ def get_pinned_or_raise(session: Session, question_id: str, version: int) -> Liv
     return _live(session, row)
 
 
+def get_pinned(
+    session: Session, keys: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], LiveQuestion]:
+    """Questions as they were at given versions, by (question id, version), in one query
+    (versions that do not exist are left out)."""
+    if not keys:
+        return {}
+    query = (
+        select(*_LIVE_COLUMNS)
+        .join(QuestionVersion, QuestionVersion.question_id == QuestionRow.id)
+        .join(Pattern, Pattern.id == QuestionRow.pattern_id)
+        .where(QuestionRow.id.in_({qid for qid, _ in keys}))
+    )
+    wanted = set(keys)
+    return {
+        (row[0], row[2]): _live(session, row)
+        for row in session.execute(query).all()
+        if (row[0], row[2]) in wanted
+    }
+
+
 def get_versions(
     session: Session, keys: Collection[tuple[str, int]]
 ) -> dict[tuple[str, int], Question]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from app import grading
@@ -215,12 +215,28 @@ def exam_view(session: Session, exam: Exam) -> ExamView:
     items = session.scalars(
         select(ExamItem).where(ExamItem.exam_id == exam.id).order_by(ExamItem.position)
     ).all()
-    questions = []
-    for item in items:
-        question = bank.get_pinned_or_raise(session, item.question_id, item.question_version)
-        shown = answering.shown(question.question, item.variant_index)
-        questions.append(ExamQuestion(item.position + 1, item, question, shown))
-    return ExamView(exam, _pattern_of(session, exam), questions)
+    pinned = bank.get_pinned(session, [(i.question_id, i.question_version) for i in items])
+    return ExamView(exam, _pattern_of(session, exam), [_exam_question(i, pinned) for i in items])
+
+
+def _exam_question(
+    item: ExamItem, pinned: dict[tuple[str, int], bank.LiveQuestion]
+) -> ExamQuestion:
+    question = pinned.get((item.question_id, item.question_version))
+    if question is None:  # versions are never deleted
+        raise NotFound(f"There is no version {item.question_version} of {item.question_id!r}.")
+    shown = answering.shown(question.question, item.variant_index)
+    return ExamQuestion(item.position + 1, item, question, shown)
+
+
+def exam_question(session: Session, exam: Exam, number: int) -> ExamQuestion:
+    """Question `number` (1-based) of a test, or NotFound — without the rest of the test."""
+    item = session.get(ExamItem, (exam.id, number - 1)) if number >= 1 else None
+    if item is None:
+        total = session.scalar(select(func.count()).where(ExamItem.exam_id == exam.id))
+        raise NotFound(f"This test has questions 1–{total}, not {number}.")
+    key = (item.question_id, item.question_version)
+    return _exam_question(item, bank.get_pinned(session, [key]))
 
 
 def _checked_answer(question: Question, answer: object) -> object:
@@ -246,8 +262,7 @@ def save_answer(
     """Save (or clear, with an empty answer) the answer to question `number`, ungraded, and
     remember it as where the learner is."""
     exam = get_exam_or_raise(session, exam_id, learner=visitor.learner)
-    view = exam_view(session, exam)
-    target = view.question(number)
+    target = exam_question(session, exam, number)
     saved = _checked_answer(target.shown, answer)
     begin_write(session)
     _move_open_exam(session, exam.id, number)
@@ -279,7 +294,7 @@ def _move_open_exam(session: Session, exam_id: int, number: int) -> None:
 def move_to(session: Session, *, visitor: Visitor, exam_id: int, number: int) -> None:
     """Remember question `number` as where the learner is (to resume there)."""
     exam = get_exam_or_raise(session, exam_id, learner=visitor.learner)
-    exam_view(session, exam).question(number)  # NotFound for a number the test lacks
+    exam_question(session, exam, number)  # NotFound for a number the test lacks
     begin_write(session)
     _move_open_exam(session, exam.id, number)
     session.commit()
