@@ -43,15 +43,24 @@ def _fail(errors: list[str]) -> typer.Exit:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (TRACEWISE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (TRACEWISE_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (TRACEWISE_WORKERS).")
+    ] = None,
 ) -> None:
-    """Serve the app with uvicorn."""
+    """Serve the app with uvicorn: one process, or several sharing the port (each with its
+    own sandbox runner and uid range; uvicorn starts a worker again if one dies)."""
     import uvicorn
 
     from app.main import create_app
 
     settings = Settings()
-    app = create_app(settings)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port)
+    workers = workers or settings.workers
+    bind = {"host": host or settings.host, "port": port or settings.port}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **bind)
+        return
+    settings.signing_key()  # generated here once, not by workers racing to create it
+    uvicorn.run("app.main:create_app", factory=True, workers=workers, **bind)
 
 
 @cli.command("migrate")

@@ -57,7 +57,7 @@ def server(**settings: str) -> Iterator[Server]:
         # the server's log, for when a run goes wrong: BENCH_SERVER_LOG=/tmp/server.log
         log = open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w")  # noqa: SIM115
         process = subprocess.Popen(
-            [*python, "serve", "--port", str(port)],
+            [*python, "serve", "--port", str(port)],  # TRACEWISE_WORKERS may ask for more
             env={**env, "PYTHONWARNINGS": "ignore"},
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
