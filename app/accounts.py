@@ -27,7 +27,7 @@ from app.db import begin_write
 from app.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from app.learning import learners
 from app.models import ApiToken, Learner, User, utcnow
-from app.ratelimit import RateLimiter
+from app.ratelimit import RateLimit
 
 EMAIL_MAX_CHARS = 254  # the longest address SMTP can carry (RFC 5321)
 EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -50,39 +50,53 @@ _DUMMY_HASH = _hasher.hash("not a password anyone has")
 
 @dataclass(frozen=True)
 class AuthLimits:
-    """How often one client address may try, and how often one account may fail."""
+    """How often one client address may try, and how often one account may fail — counted
+    in the database, so that every instance of the app counts together."""
 
-    per_client: RateLimiter
-    failures_per_account: RateLimiter
+    per_client: RateLimit
+    failures_per_account: RateLimit
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthLimits:
         """The limits the settings describe."""
         window_s = settings.auth_window_minutes * 60
         return cls(
-            per_client=RateLimiter(settings.auth_attempts_per_ip, window_s),
-            failures_per_account=RateLimiter(settings.login_failures_per_account, window_s),
+            per_client=RateLimit("sign-ins per address", settings.auth_attempts_per_ip, window_s),
+            failures_per_account=RateLimit(
+                "failed log-ins per account", settings.login_failures_per_account, window_s
+            ),
         )
 
-    def take_client(self, client: str) -> None:
-        """Count an attempt from `client`, or refuse it if it has made too many."""
-        wait = self.per_client.take(client)
-        if wait is not None:
-            raise TooManyRequests(
-                f"Too many log-in and sign-up attempts from your address. "
-                f"Try again in {_minutes(wait)}.",
-                retry_after=wait,
-            )
+    def count(self, session: Session, *, client: str, email: str | None = None) -> None:
+        """Count an attempt from `client` (and on `email`'s account) in a transaction of its
+        own — it counts even if the password turns out wrong — or refuse it if there were
+        too many lately (TooManyRequests, nothing counted)."""
+        begin_write(session)
+        try:
+            if (wait := self.per_client.take(session, client)) is not None:
+                raise TooManyRequests(
+                    f"Too many log-in and sign-up attempts from your address. "
+                    f"Try again in {_minutes(wait)}.",
+                    retry_after=wait,
+                )
+            if (
+                email is not None
+                and (wait := self.failures_per_account.take(session, email)) is not None
+            ):
+                raise TooManyRequests(
+                    f"Too many failed log-ins to this account. Try again in {_minutes(wait)}.",
+                    retry_after=wait,
+                )
+        except TooManyRequests:
+            session.rollback()
+            raise
+        session.commit()
 
-    def take_account(self, email: str) -> None:
-        """Count a log-in attempt on an account (given back if the password is right), or
-        refuse it if the account has failed too often lately."""
-        wait = self.failures_per_account.take(email)
-        if wait is not None:
-            raise TooManyRequests(
-                f"Too many failed log-ins to this account. Try again in {_minutes(wait)}.",
-                retry_after=wait,
-            )
+    def forgive(self, session: Session, *, client: str, email: str) -> None:
+        """A right password: the account's failures are cleared, and the attempt is not held
+        against the address. Inside the caller's write transaction."""
+        self.failures_per_account.reset(session, email)
+        self.per_client.give_back(session, client)
 
 
 def _minutes(seconds: int) -> str:
@@ -136,7 +150,7 @@ def sign_up(
     client: str,
 ) -> User:
     """Create an account; the visitor's guest progress becomes the account's."""
-    limits.take_client(client)
+    limits.count(session, client=client)
     user = _add_user(session, email=email, password=password, role=LEARNER)
     guest = learners.get_learner(session, visitor.token) if visitor.user is None else None
     if guest is not None and guest.user_id is None and guest.merged_into_id is None:
@@ -162,16 +176,14 @@ def log_in(
     email = normalise_email(email)
     if not email:
         raise Invalid("Enter your email address.", field="email")
-    limits.take_client(client)
-    limits.take_account(email)
+    limits.count(session, client=client, email=email)
     user = session.scalar(select(User).where(User.email == email))
     session.commit()  # end the read: argon2 takes a while, and holds no connection meanwhile
     if not _password_matches(user.password_hash if user else _DUMMY_HASH, password) or not user:
         raise Invalid("Wrong email or password.", field="password")
-    limits.failures_per_account.reset(email)  # a right password clears the failures
-    limits.per_client.give_back(client)  # …and is not held against the address
 
     begin_write(session)
+    limits.forgive(session, client=client, email=email)
     user = session.get(User, user.id, populate_existing=True)
     if user is None:  # deleted while the password was checked
         session.rollback()

@@ -55,12 +55,12 @@ def serve(
 
     settings = Settings()
     workers = workers or settings.workers
-    bind = {"host": host or settings.host, "port": port or settings.port}
+    host, port = host or settings.host, port or settings.port
     if workers == 1:
-        uvicorn.run(create_app(settings), **bind)
+        uvicorn.run(create_app(settings), host=host, port=port)
         return
     settings.signing_key()  # generated here once, not by workers racing to create it
-    uvicorn.run("app.main:create_app", factory=True, workers=workers, **bind)
+    uvicorn.run("app.main:create_app", factory=True, workers=workers, host=host, port=port)
 
 
 @cli.command("migrate")

@@ -85,9 +85,18 @@ class Settings(BaseSettings):
         default=15, ge=1, description="The window the two limits below count over."
     )
     auth_attempts_per_ip: int = Field(
-        default=20,
+        default=200,
         ge=1,
-        description="Log-in and sign-up attempts one client address may make per window.",
+        description="Log-in and sign-up attempts one client address may make per window. A "
+        "class shares one address (a campus NAT): this is for a whole class signing in at "
+        "once; the per-account limit below is what stops password guessing.",
+    )
+    guests_per_ip_per_hour: int = Field(
+        default=1000,
+        ge=1,
+        description="New guest learners one client address may start per hour (a class "
+        "shares one). Each guest has its own fair share of the sandbox, so this bounds the "
+        "shares one address can take; a guest starts at its first answer, hint or run.",
     )
     login_failures_per_account: int = Field(
         default=5,

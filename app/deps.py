@@ -86,8 +86,9 @@ def get_visitor(request: Request, session: SessionDep) -> learners.Visitor:
     if account is not None:
         return account
     token = request.session.get(LEARNER_KEY)
+    gate = learners.GuestGate(client_address(request), request.app.state.guest_limit)
     visitor = learners.guest_visitor(
-        session, token if isinstance(token, str) else learners.new_token()
+        session, token if isinstance(token, str) else learners.new_token(), gate
     )
     # Only a changed token is written: an unchanged session sends no cookie, so a slow
     # response cannot put back the session that a log-in in the meantime replaced.

@@ -24,6 +24,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import AppError, Busy
 from app.middleware import BodySizeLimit, TrustedHosts
+from app.ratelimit import RateLimit
 from app.routes import (
     accounts,
     admin,
@@ -89,6 +90,9 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
     )
     app.state.auth_limits = AuthLimits.from_settings(settings)
+    app.state.guest_limit = RateLimit(
+        "new guests per address", settings.guests_per_ip_per_hour, 3600
+    )
     # Playground runs may use half the sandbox's slots at most: the rest stay for grading.
     app.state.playground_gate = threading.BoundedSemaphore(max(1, settings.sandbox_slots // 2))
     app.state.templates = make_templates()

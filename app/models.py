@@ -375,3 +375,19 @@ class AuditEvent(Base):
     subject: Mapped[str] = mapped_column(String(200), comment="what it was done to")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict, comment="what changed")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RateBucket(Base):
+    """The token bucket of one rate limit for one key (app.ratelimit): in the database, so
+    that every instance of the app counts together."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(
+        String(64), primary_key=True, comment="SHA-256 of the limit's name and the key"
+    )
+    tokens: Mapped[float] = mapped_column(Float, comment="events allowed now")
+    updated_at: Mapped[datetime] = mapped_column(comment="when `tokens` was computed")
+    full_at: Mapped[datetime] = mapped_column(
+        index=True, comment="when the bucket is full again, and may be forgotten"
+    )

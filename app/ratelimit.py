@@ -1,85 +1,84 @@
-"""A sliding-window rate limiter, kept in memory.
+"""Rate limits kept in the database, so that every instance of the app counts together.
 
-Counts are per process: behind several worker processes each counts on its own, so the
-effective limit is the configured one times the number of workers.
+A limit allows `limit` events per key in any `window_s`: a token bucket per key, full to
+start with, refilled at `limit / window_s` tokens a second. Checking and counting are one
+step in the caller's write transaction, on the bucket's row (locked: SQLite's write lock,
+PostgreSQL's `FOR UPDATE`), so concurrent requests — on any instance — cannot all slip under
+the limit. Keys are stored hashed; a bucket that is full again is forgotten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
-MAX_KEYS = 100_000  # distinct keys remembered; beyond this the stalest are forgotten
+from sqlalchemy import Executable, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.models import RateBucket, utcnow
 
 
-class RateLimiter:
-    """At most `limit` events per key in any `window_s` seconds."""
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` events per key in `window_s` seconds, under the name `name`."""
 
-    def __init__(
-        self, limit: int, window_s: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._clock = clock
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    name: str
+    limit: int
+    window_s: float
 
-    def retry_after(self, key: str) -> int | None:
-        """Seconds until `key` may act again, or None if it may act now."""
-        with self._lock:
-            events = self._fresh(key, self._clock())
-            if len(events) < self.limit:
-                return None
-            return max(1, math.ceil(events[0] + self.window_s - self._clock()))
+    @property
+    def per_second(self) -> float:
+        """How fast a used event comes back."""
+        return self.limit / self.window_s
 
-    def take(self, key: str) -> int | None:
-        """Count one event for `key` if it is allowed now (and return None); else count
-        nothing and return the seconds to wait. Checking and counting are one step, so
-        concurrent requests cannot all slip under the limit."""
-        with self._lock:
-            now = self._clock()
-            events = self._fresh(key, now)
-            if len(events) >= self.limit:
-                return max(1, math.ceil(events[0] + self.window_s - now))
-            events.append(now)
-            self._events[key] = events
-            if len(self._events) > MAX_KEYS:
-                self._forget_stalest()
-            return None
+    def take(self, session: Session, key: str) -> int | None:
+        """Count one event for `key` if it is allowed now (None); else count nothing and
+        return the whole seconds to wait. Inside the caller's write transaction."""
+        bucket, tokens = self._bucket(session, key)
+        if tokens < 1:
+            return max(1, math.ceil((1 - tokens) / self.per_second))
+        self._store(bucket, tokens - 1)
+        return None
 
-    def give_back(self, key: str) -> None:
-        """Uncount `key`'s latest event (it turned out not to count, e.g. a right password)."""
-        with self._lock:
-            events = self._events.get(key)
-            if events:
-                events.pop()
+    def give_back(self, session: Session, key: str) -> None:
+        """Uncount one event of `key` (it turned out not to count: a right password)."""
+        bucket, tokens = self._bucket(session, key)
+        self._store(bucket, min(self.limit, tokens + 1))
 
-    def hit(self, key: str) -> None:
-        """Count one event for `key`."""
-        with self._lock:
-            now = self._clock()
-            events = self._fresh(key, now)
-            events.append(now)
-            self._events[key] = events
-            if len(self._events) > MAX_KEYS:
-                self._forget_stalest()
+    def reset(self, session: Session, key: str) -> None:
+        """Forget `key`'s events (its failures, after a success)."""
+        session.execute(delete(RateBucket).where(RateBucket.key == self._digest(key)))
 
-    def reset(self, key: str) -> None:
-        """Forget `key`'s events (e.g. its failures, after a success)."""
-        with self._lock:
-            self._events.pop(key, None)
+    def _digest(self, key: str) -> str:
+        return hashlib.sha256(f"{self.name}\0{key}".encode()).hexdigest()
 
-    def _fresh(self, key: str, now: float) -> deque[float]:
-        events = self._events.pop(key, deque())  # re-inserted on hit: dict order = recency
-        while events and events[0] <= now - self.window_s:
-            events.popleft()
-        if events:
-            self._events[key] = events
-        return events
+    def _bucket(self, session: Session, key: str) -> tuple[RateBucket, float]:
+        """The key's bucket, locked, and its tokens now."""
+        digest, now = self._digest(key), utcnow()
+        values = {"key": digest, "tokens": float(self.limit), "updated_at": now, "full_at": now}
+        statement: Executable
+        if session.get_bind().dialect.name == "postgresql":
+            statement = postgresql_insert(RateBucket).values(values).on_conflict_do_nothing()
+        else:
+            statement = sqlite_insert(RateBucket).values(values).on_conflict_do_nothing()
+        if session.execute(statement).rowcount:  # type: ignore[attr-defined]
+            # A new key: forget the buckets that are full again (no limit remembers them).
+            session.execute(delete(RateBucket).where(RateBucket.full_at < now))
+        bucket = session.scalars(
+            select(RateBucket)
+            .where(RateBucket.key == digest)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        elapsed = max(0.0, (now - bucket.updated_at).total_seconds())
+        return bucket, min(float(self.limit), bucket.tokens + elapsed * self.per_second)
 
-    def _forget_stalest(self) -> None:
-        for key in list(self._events)[: len(self._events) - MAX_KEYS]:
-            del self._events[key]
+    def _store(self, bucket: RateBucket, tokens: float) -> None:
+        now = utcnow()
+        bucket.tokens = tokens
+        bucket.updated_at = now
+        bucket.full_at = now + timedelta(seconds=(self.limit - tokens) / self.per_second)

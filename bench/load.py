@@ -10,8 +10,10 @@ per endpoint, statuses, time-outs, and attempts acknowledged (201) against attem
 (read from the database afterwards: every acknowledged one must be there).
 
 Then two runs about fairness and recovery:
-- hogs: H learners submit endless loops, back to back, beside one honest learner answering
-  the code question with a pause between answers; the honest learner's latencies;
+- hogs: H learners submit endless loops, back to back; once each has had a run (the
+  sandbox cannot tell a hog from anyone else before its first five-second loop ends), one
+  honest learner answers the code question, pausing a second between answers, for the
+  given time; the honest learner's latencies;
 - runner kill: under 50 learners the sandbox runner is killed with kill -9; how long until
   a code answer is graded again.
 
@@ -254,10 +256,14 @@ def report(label: str, tally: Tally, stored: int) -> None:
         )
 
 
+SLOTS, RUN_LIMIT_S = 4, 5.0  # the server's default sandbox slots and time limit
+
+
 async def _hogs(port: int, hogs: int, seconds: float) -> tuple[list[float], int, int]:
     """Hogs loop endlessly beside one honest learner; the honest learner's latencies (ms),
     answers graded, answers sent."""
-    until = time.monotonic() + seconds
+    first_round = hogs * RUN_LIMIT_S / SLOTS
+    until = time.monotonic() + first_round + seconds
     honest_ms: list[float] = []
     sent = graded = 0
 
@@ -280,7 +286,7 @@ async def _hogs(port: int, hogs: int, seconds: float) -> tuple[list[float], int,
     async def honest() -> None:
         nonlocal sent, graded
         connection = Connection(port)
-        await asyncio.sleep(2)  # the hogs are at it already
+        await asyncio.sleep(first_round)  # every hog has run once: they are known now
         while time.monotonic() < until:
             sent += 1
             started = time.perf_counter()

@@ -17,7 +17,6 @@ from app.learning import answering
 from app.learning.learners import Visitor
 from app.main import create_app
 from app.models import Attempt, Exam, Learner, ReviewCard, User
-from app.ratelimit import RateLimiter
 from app.sandbox.client import Sandbox
 from tests.conftest import CSRF_RE
 from tests.conftest import Learner as Browser
@@ -176,19 +175,31 @@ def test_one_address_cannot_keep_trying(strict_client: TestClient) -> None:
     assert "Too many log-in and sign-up attempts from your address" in refused.text  # type: ignore[attr-defined]
 
 
-def test_the_rate_limiter_forgets_after_the_window() -> None:
-    now = [0.0]
-    limiter = RateLimiter(2, 60, clock=lambda: now[0])
-    limiter.hit("a")
-    limiter.hit("a")
-    assert limiter.retry_after("a") == 60 and limiter.retry_after("b") is None
-    now[0] = 30
-    assert limiter.retry_after("a") == 30
-    now[0] = 60.5
-    assert limiter.retry_after("a") is None
-    limiter.hit("a")
-    limiter.reset("a")
-    assert limiter.retry_after("a") is None
+def test_one_address_starts_only_so_many_new_guests(
+    settings: Settings, sandbox: Sandbox, db: Session
+) -> None:
+    """A class shares an address: the cap is on new guests, not on what each one does."""
+    app = create_app(settings.model_copy(update={"guests_per_ip_per_hour": 2}), sandbox=sandbox)
+    first, second, third = (TestClient(app) for _ in range(3))
+    for guest in (first, second):
+        answer = guest.post("/api/questions/lr-purpose/attempts", json={"answer": 1})
+        assert answer.status_code == 201
+    refused = third.post("/api/questions/lr-purpose/attempts", json={"answer": 1})
+    assert refused.status_code == 429
+    assert "Too many new visitors from your network" in refused.json()["detail"]
+    assert int(refused.headers["retry-after"]) >= 1
+    # A guest's code would not run either: it is admitted first.
+    code = third.post(
+        "/api/questions/lr-code-steplr/attempts",
+        json={"answer": "scheduler = lr_scheduler.StepLR(optimizer, 3, 0.5)"},
+    )
+    assert code.status_code == 429
+    # Guests the address already started go on as before; so does reading.
+    again = first.post("/api/questions/lr-purpose/attempts", json={"answer": 2})
+    assert again.status_code == 201
+    assert third.get("/api/questions/lr-purpose").status_code == 200
+    db.rollback()
+    assert db.scalar(select(func.count()).select_from(Learner)) == 2
 
 
 # --- the guest's progress -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from app.bank.service import LiveQuestion
 from app.db import begin_write
 from app.errors import Conflict, Invalid, NotFound
 from app.learning import review
-from app.learning.learners import Visitor, ensure_learner
+from app.learning.learners import Visitor, admit, ensure_learner
 from app.learning.progress import QuestionState, question_states
 from app.models import (
     Attempt,
@@ -230,6 +230,7 @@ def _grade_output(
     text = grading.parse_output_answer(answer)
     run, fresh = runs.lookup(session, q, index), False
     if run is None:
+        admit(session, visitor)  # a guest's code runs under their own share
         session.commit()  # end the read: no connection or snapshot is held while code runs
         run, fresh = runs.execute(q, index), True
     params = variants.variant(q, index) if q.params else {}
@@ -237,9 +238,12 @@ def _grade_output(
     return Graded(grade, index, params, run.result, run if fresh else None)
 
 
-def _grade_code(session: Session, q: CodeQuestion, answer: object, runs: QuestionRuns) -> Graded:
+def _grade_code(
+    session: Session, visitor: Visitor, q: CodeQuestion, answer: object, runs: QuestionRuns
+) -> Graded:
     code = grading.parse_code_answer(answer)
     reference, fresh = runs.reference(session, q)
+    admit(session, visitor)  # a guest's code runs under their own share
     session.commit()  # end the read: no connection or snapshot is held while code runs
     learner_run = runs.learner(q, code)
     grade = grading.grade_code(q, reference.result, learner_run, code, reference_key=reference.key)
@@ -265,7 +269,7 @@ def grade_answer(
         raise SandboxUnavailable("This question cannot be graded here right now.")
     if isinstance(q, OutputQuestion):
         return _grade_output(session, visitor, question, q, answer, runs, variant)
-    return _grade_code(session, q, answer, runs)
+    return _grade_code(session, visitor, q, answer, runs)
 
 
 def store_attempt(

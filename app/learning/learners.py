@@ -19,20 +19,33 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.db import begin_write
+from app.errors import TooManyRequests
 from app.learning import review
 from app.models import Attempt, Exam, Learner, LearnerVariant, Reveal, ReviewCard, User
+from app.ratelimit import RateLimit
 
 LEARNER_TOKEN_BYTES = 24
 
 
 @dataclass(frozen=True)
+class GuestGate:
+    """Where a new guest comes from, and how many new guests one address may start."""
+
+    address: str
+    limit: RateLimit
+
+
+@dataclass(frozen=True)
 class Visitor:
     """Whoever holds the cookie: always a token; a learner row once they have one; the
-    account, when logged in."""
+    account, when logged in. `gate`: the limit their learner row is created under, if
+    they are a guest without one (None: no limit, e.g. the command line)."""
 
     token: str
     learner: Learner | None
     user: User | None = None
+    gate: GuestGate | None = None
 
 
 def new_token() -> str:
@@ -49,12 +62,13 @@ def get_learner(session: Session, token: str | None) -> Learner | None:
     return session.scalar(query.execution_options(populate_existing=True))
 
 
-def guest_visitor(session: Session, token: str) -> Visitor:
-    """The visitor a guest token names; a token that has become an account's names no one."""
+def guest_visitor(session: Session, token: str, gate: GuestGate | None = None) -> Visitor:
+    """The visitor a guest token names; a token that has become an account's names no one.
+    A guest's learner row will be created under `gate`."""
     learner = get_learner(session, token)
     if learner is not None and (learner.user_id is not None or learner.merged_into_id is not None):
-        return Visitor(token=new_token(), learner=None)
-    return Visitor(token=token, learner=learner)
+        return Visitor(token=new_token(), learner=None, gate=gate)
+    return Visitor(token=token, learner=learner, gate=gate)
 
 
 def account_visitor(session: Session, session_token: str) -> Visitor | None:
@@ -80,10 +94,30 @@ def ensure_learner(session: Session, visitor: Visitor) -> Learner:
         assert merged_into is not None  # learners are never deleted
         return merged_into
     if learner is None:
+        if visitor.gate is not None:
+            wait = visitor.gate.limit.take(session, visitor.gate.address)
+            if wait is not None:
+                raise TooManyRequests(
+                    "Too many new visitors from your network have started here lately. Log "
+                    f"in, or try again in {wait} s.",
+                    retry_after=wait,
+                )
         learner = Learner(token=visitor.token)
         session.add(learner)
         session.flush()
     return learner
+
+
+def admit(session: Session, visitor: Visitor) -> Visitor:
+    """The visitor with a learner row, created now (in a write transaction of its own, under
+    the guest limit) if they have none: before a guest's code runs, so that a new guest
+    per request cannot take a new share of the sandbox each time."""
+    if visitor.learner is not None:
+        return visitor
+    begin_write(session)
+    learner = ensure_learner(session, visitor)
+    session.commit()
+    return Visitor(visitor.token, learner, visitor.user, visitor.gate)
 
 
 def merge(session: Session, *, guest: Learner, into: Learner) -> None:
