@@ -18,9 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 run: install
-	$(PY) -m app migrate
-	$(PY) -m app import-questions questions
-	$(PY) -m app serve
+	$(PY) -m app serve --questions questions  # migrate, import questions/, serve
 
 lint: install
 	$(PY) -m ruff check app tests bench migrations

@@ -14,6 +14,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -43,9 +44,14 @@ API_TOKEN_NAME_MAX_CHARS = 100
 API_TOKEN_TOUCH_S = 3600  # `last_used_at` is written at most hourly: reads stay reads
 
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 "low memory") parameters
-# Checked against when no account has the email, so that "no such account" costs as long
-# as "wrong password" and the timing does not tell which emails have accounts.
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when no account has the email, so that "no such account" costs as
+    long as "wrong password" and the timing does not tell which emails have accounts (made
+    on first use: hashing at import would slow every command's start)."""
+    return _hasher.hash("not a password anyone has")
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ def log_in(
     limits.count(session, client=client, email=email)
     user = session.scalar(select(User).where(User.email == email))
     session.commit()  # end the read: argon2 takes a while, and holds no connection meanwhile
-    if not _password_matches(user.password_hash if user else _DUMMY_HASH, password) or not user:
+    if not _password_matches(user.password_hash if user else _dummy_hash(), password) or not user:
         raise Invalid("Wrong email or password.", field="password")
 
     begin_write(session)

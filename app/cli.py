@@ -46,9 +46,14 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (TRACEWISE_WORKERS).")
     ] = None,
+    questions: Annotated[
+        Path | None,
+        typer.Option(help="Migrate the database and import this questions/ folder first."),
+    ] = None,
 ) -> None:
     """Serve the app with uvicorn: one process, or several sharing the port (each with its
-    own sandbox runner and uid range; uvicorn starts a worker again if one dies)."""
+    own sandbox runner and uid range; uvicorn starts a worker again if one dies). With
+    --questions, `migrate` and `import-questions` first, in this one process (faster)."""
     import uvicorn
 
     from app.main import create_app
@@ -56,11 +61,20 @@ def serve(
     settings = Settings()
     workers = workers or settings.workers
     host, port = host or settings.host, port or settings.port
-    if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port)
+    if workers > 1:
+        if questions is not None:
+            migrate(settings.resolved_database_url)
+            _import(settings, questions)
+        settings.signing_key()  # generated here once, not by workers racing to create it
+        uvicorn.run("app.main:create_app", factory=True, workers=workers, host=host, port=port)
         return
-    settings.signing_key()  # generated here once, not by workers racing to create it
-    uvicorn.run("app.main:create_app", factory=True, workers=workers, host=host, port=port)
+    app = create_app(settings)
+    if questions is not None:
+        if app.state.sandbox is not None:
+            app.state.sandbox.start()  # warming up while the database is brought up to date
+        migrate(settings.resolved_database_url)
+        _import(settings, questions, runs=app.state.runs)
+    uvicorn.run(app, host=host, port=port)
 
 
 @cli.command("migrate")
@@ -93,11 +107,13 @@ def check_questions(path: PathArg) -> None:
 
 
 @contextmanager
-def _question_runs(settings: Settings) -> Iterator[QuestionRuns]:
-    """A sandbox for the length of a command (output questions are checked by running them)."""
+def _question_runs(settings: Settings, given: QuestionRuns | None = None) -> Iterator[QuestionRuns]:
+    """A sandbox for the length of a command (output questions are checked by running them);
+    it starts only if something has to run. `given`: runs to use instead (the server's)."""
+    if given is not None:
+        yield given
+        return
     sandbox = None if settings.sandbox_mode == "off" else sandbox_from_settings(settings)
-    if sandbox is not None:
-        sandbox.start()
     try:
         yield QuestionRuns(
             sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
@@ -129,10 +145,14 @@ def import_questions(path: PathArg) -> None:
 
     Output questions are run, every variant, in the sandbox; their keys come from those runs.
     """
-    settings = Settings()
+    _import(Settings(), path)
+
+
+def _import(settings: Settings, path: Path, runs: QuestionRuns | None = None) -> None:
+    """Import `path`, running what must run in `runs`' sandbox (default: one of its own)."""
     database = Database(settings.resolved_database_url)
     try:
-        with _question_runs(settings) as runs, database.session() as session:
+        with _question_runs(settings, runs) as runs, database.session() as session:
             report = import_bank(session, path, runs=runs, on_commit=_audit_import(path))
     except BankError as exc:
         raise _fail(exc.errors) from None

@@ -169,16 +169,22 @@ class QuestionRuns:
             )
         return Run(key, result)
 
+    def stored_reference(self, session: Session, question: CodeQuestion) -> Run | None:
+        """The reference solution's stored run, if there is one (never runs anything)."""
+        job = code_job(question, question.reference, timeout_s=self.timeout_s)
+        key = code_key(job)
+        result = stored(session, key)
+        return Run(key, result) if result is not None else None
+
     def reference(self, session: Session, question: CodeQuestion) -> tuple[Run, bool]:
         """The reference solution's run — stored, or run now; (run, whether it is new).
         A fresh run is made with no database connection held (the caller's read ends)."""
-        job = code_job(question, question.reference, timeout_s=self.timeout_s)
-        key = code_key(job)
-        if (result := stored(session, key)) is not None:
-            return Run(key, result), False
+        if (run := self.stored_reference(session, question)) is not None:
+            return run, False
         if self.sandbox is None:
             raise SandboxUnavailable.switched_off()
         session.commit()
+        job = code_job(question, question.reference, timeout_s=self.timeout_s)
         result = self.sandbox.run(job, self.owner)
         if result.status not in CACHEABLE:
             raise Busy(
@@ -186,7 +192,7 @@ class QuestionRuns:
                 "Try again in a moment.",
                 retry_after=2,
             )
-        return Run(key, result), True
+        return Run(code_key(job), result), True
 
     def learner(self, question: CodeQuestion, code: str) -> RunResult:
         """Run a learner's code for a code question (never stored: answers vary)."""

@@ -207,7 +207,8 @@ class Sandbox:
     def start(self) -> None:
         """Claim the slots' uids (strict mode; UidsTaken if the configured ones are not
         free) and start the zygote and runner in the background: returns at once, and runs
-        queue until the runner is warm."""
+        queue until the runner is warm. The server starts it to be warm for its first
+        learner; a command leaves it to the first run (an unchanged import runs nothing)."""
         with self._lock:
             if self._started:
                 return
@@ -289,8 +290,10 @@ class Sandbox:
         their share; Busy if too many learners wait or the sandbox cannot run code."""
         if len(job.code.encode()) > MAX_CODE_BYTES:
             raise ValueError(f"code is longer than {MAX_CODE_BYTES} bytes")
+        if not self._started:
+            self.start()  # a command starts it when it first has something to run
         with self._lock:
-            if self._closed or not self._started:
+            if self._closed:
                 raise SandboxUnavailable("The code runner is not running.", retry_after=5)
             if self._fatal:
                 raise SandboxUnavailable(
@@ -413,11 +416,11 @@ class Sandbox:
             old_control.close()
         if old is not None:
             _stop(old)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        lock_fds = self._uids.lock_fds if self._uids else []
         with self._lock:
             if self._closed:
                 return
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            lock_fds = self._uids.lock_fds if self._uids else []
             process = self._zygote = subprocess.Popen(
                 [
                     sys.executable,
