@@ -3,7 +3,14 @@
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.grading", "bench.traces", "bench.code", "bench.stats"]
+BENCHMARKS = [
+    "bench.load",
+    "bench.startup",
+    "bench.grading",
+    "bench.traces",
+    "bench.code",
+    "bench.stats",
+]
 
 failed = [
     name
