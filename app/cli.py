@@ -62,6 +62,14 @@ def serve(
     workers = workers or settings.workers
     host, port = host or settings.host, port or settings.port
     if workers > 1:
+        if settings.sandbox_uid_base is not None and settings.sandbox_mode == "strict":
+            raise _fail(
+                [
+                    "TRACEWISE_SANDBOX_UID_BASE names one range of sandbox uids, and each of "
+                    f"the {workers} workers needs its own: leave it unset (each worker then "
+                    "claims a free range), or run one worker per base."
+                ]
+            )
         if questions is not None:
             migrate(settings.resolved_database_url)
             _import(settings, questions)

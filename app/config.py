@@ -52,8 +52,8 @@ class Settings(BaseSettings):
         description="Requests served at once. Each may hold one database connection and one "
         "worker thread, so the connection pool has this size. Python runs one thread at a "
         "time: more than a few only contend (measured: 4 → 116 req/s, 32 → 96 req/s), and a "
-        "request waiting for the sandbox lends its place meanwhile. On PostgreSQL keep it "
-        "times the number of instances under `max_connections`.",
+        "request waiting for the sandbox lends its place meanwhile. On PostgreSQL keep "
+        "(this + 4) × workers × instances under the server's `max_connections`.",
     )
     max_waiting_requests: int = Field(
         default=2000,
@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         "runs are refused (429) until enough of the minute has passed.",
     )
     sandbox_lock_dir: Path = Field(
-        default=Path("/run/lock/tracewise"),
+        default=Path("/run/tracewise"),
         description="Host-wide directory of the lock files that claim sandbox uids: every "
         "server on a host must use the same one.",
     )

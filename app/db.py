@@ -59,8 +59,14 @@ def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: floa
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not connection.get_execution_options().get(WRITE_OPTION, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        # Another process's writer (a second worker, the import command) is waited for by
+        # SQLite itself: for no longer than the request has left.
+        wait_ms = int(deadline.remaining(BUSY_TIMEOUT_MS / 1000) * 1000)
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={max(1, wait_ms)}")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -50,6 +50,12 @@ def within(seconds: float, *, step_aside: StepAside | None = None) -> Iterator[f
         _DEADLINE.reset(token)
 
 
+def renew(seconds: float) -> None:
+    """A fresh deadline `seconds` from now (a request back from the sandbox: the run was
+    work, not waiting; what it still waits for gets its own time)."""
+    _DEADLINE.set(time.monotonic() + seconds)
+
+
 def long_wait() -> AbstractContextManager[None]:
     """Around a wait that holds no database connection (a run in the sandbox): the request
     lends its place in the admission gate meanwhile. Outside a request, nothing happens."""

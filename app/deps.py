@@ -138,6 +138,19 @@ async def get_owner(visitor: VisitorDep) -> Owner:
 OwnerDep = Annotated[Owner, Depends(get_owner)]
 
 
+def get_running_owner(request: Request, session: SessionDep, visitor: VisitorDep) -> Owner:
+    """The visitor as the sandbox knows them, for a request that may run code now (a POST,
+    or a page asked to `run`): a guest gets their learner row first, under the limit on new
+    guests per address — else a client dropping its cookie would be a new owner, with a
+    fresh share, at every request."""
+    if request.method != "GET" or "run" in request.query_params:
+        learners.admit(session, visitor)
+    return Owner.learner(visitor.token)
+
+
+RunningOwnerDep = Annotated[Owner, Depends(get_running_owner)]
+
+
 async def get_runs(request: Request, owner: OwnerDep) -> QuestionRuns:
     """Where output and code questions' runs come from (the store, or the sandbox), made
     on the visitor's behalf."""

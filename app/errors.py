@@ -5,6 +5,7 @@
     ├── NotFound (404)      no such pattern, question or attempt
     ├── Forbidden (403)     it exists, but is not yours to see or do
     ├── Conflict (409)      the thing is not in a state that allows this (a finished test)
+    ├── TooLarge (413)      the request's body is over the limit
     ├── Invalid (422)       the input cannot be right; `field` names which part
     ├── UnsupportedMediaType (415)  not JSON where JSON is required
     ├── TooManyRequests (429)  slow down: try again in `retry_after` seconds
@@ -56,6 +57,13 @@ class Conflict(AppError):
 
     status = 409
     title = "Conflict"
+
+
+class TooLarge(AppError):
+    """The request's body is larger than this route takes."""
+
+    status = 413
+    title = "Too large"
 
 
 class Invalid(AppError):

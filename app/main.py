@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import TimestampSigner
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -42,8 +43,9 @@ from app.sandbox.client import from_settings as sandbox_from_settings
 from app.templating import STATIC_DIR, make_templates
 
 SESSION_COOKIE = "tracewise"
-STAFF_RUNS = 8  # instructors' checks waiting for the sandbox at once (they are not queued as
-# learners are; beyond this they wait for a thread)
+# Worker threads at most: more than the gate's places plus every request that can wait aside
+# for the sandbox (its queue, its slots, instructors' checks). Idle, a thread costs memory.
+WORKER_THREADS = 1000
 
 
 def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None) -> FastAPI:
@@ -65,10 +67,9 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # A worker thread for each admitted request, and for each that stepped aside to wait
-        # for its run: learners waiting or running, and a few instructors' checks.
-        threads = settings.max_requests + settings.sandbox_queue + settings.sandbox_slots
-        anyio.to_thread.current_default_thread_limiter().total_tokens = threads + STAFF_RUNS
+        # The gate bounds the requests at work; a request waiting aside for its run holds a
+        # thread too. The thread pool must never be what an admitted request waits for.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         if owns_sandbox and sandbox is not None:
             sandbox.start()
         try:
@@ -118,8 +119,8 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         same_site="lax",
         https_only=settings.https_only_cookies,
     )
-    app.add_middleware(BodySizeLimit)
-    app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(BodySizeLimit, reject=_refusal)
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts, reject=_refusal)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Routes are matched router by router, in this order: what a class asks for most first.
     app.include_router(pages.router)
@@ -167,7 +168,7 @@ def _error_response(
 
 
 def _refusal(scope: Scope, error: AppError) -> Response:
-    """The response to a request refused before it reached a route (app.admission)."""
+    """The response to a request refused before it reached a route (by the middleware)."""
     request = Request(scope)
     scope.setdefault("router", request.app.router)  # for url_for in the error page
     return _app_error_response(request, error)
@@ -202,6 +203,14 @@ def _add_error_handlers(app: FastAPI) -> None:
         busy = Busy("The database is busy. Try again in a moment.", retry_after=2)
         return _app_error_response(request, busy)
 
+    @app.exception_handler(OperationalError)
+    async def _database_locked(request: Request, exc: OperationalError) -> Response:
+        # SQLite's write lock, held by another process past the request's deadline.
+        if "database is locked" not in str(exc.orig):
+            raise exc
+        busy = Busy("The database is busy. Try again in a moment.", retry_after=2)
+        return _app_error_response(request, busy)
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = [(_field_name(error["loc"]), error["msg"]) for error in exc.errors()]
@@ -211,7 +220,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {404: "Not found", 405: "Method not allowed", 408: "Too slow", 413: "Too large"}
         message = "There is no page here." if exc.status_code == 404 else str(exc.detail)
         return _error_response(
             request,

@@ -1,11 +1,19 @@
 """ASGI middleware: checks applied before a request reaches any route (the admission gate
-has a module of its own: app.admission)."""
+has a module of its own: app.admission). Refusals are rendered by the app's one error
+renderer (`reject`), as JSON or as a page, like any other error."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import AppError, TooLarge
+
+RejectFn = Callable[[Scope, AppError], ASGIApp]  # renders the error for a refused request
+UNCHECKED_HOST = ("/healthz",)  # probes ask for a process by address, not by name
 
 MAX_BODY_BYTES = 256 * 1024  # the largest legitimate body (an answer, a playground run) is ~1 KiB
 # Instructors upload question files (up to 2 MiB, app.authoring.uploads) and post questions.
@@ -24,20 +32,19 @@ def is_authoring(scope: Scope) -> bool:
     )
 
 
-class BodyTooLarge(Exception):
-    """The body went over the limit while it was being read."""
-
-
 class BodySizeLimit:
     """Refuse request bodies over `limit` bytes with 413, whether or not they say their size."""
 
     def __init__(
         self,
         app: ASGIApp,
+        *,
+        reject: RejectFn,
         limit: int = MAX_BODY_BYTES,
         authoring_limit: int = MAX_AUTHORING_BODY_BYTES,
     ) -> None:
         self.app = app
+        self.reject = reject
         self.default_limit = limit
         self.authoring_limit = authoring_limit
 
@@ -46,13 +53,12 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.authoring_limit if is_authoring(scope) else self.default_limit
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"0")
+        too_large = TooLarge(f"The request body is larger than {limit} bytes.")
+        length = Headers(scope=scope).get("content-length", "0")
         if not length.isdigit() or int(length) > limit:
-            await self._refuse(send, limit)
+            await self.reject(scope, too_large)(scope, receive, send)
             return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -60,30 +66,11 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    # An HTTPException passes through the body parsing to the app's handler.
+                    raise HTTPException(413, too_large.message)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send, limit)
-
-    async def _refuse(self, send: Send, limit: int) -> None:
-        body = json.dumps({"detail": f"The request body is larger than {limit} bytes."})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body.encode()})
+        await self.app(scope, limited_receive, send)
 
 
 class TrustedHosts:
@@ -95,8 +82,9 @@ class TrustedHosts:
     matches subdomains, `*` anything.
     """
 
-    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str], reject: RejectFn) -> None:
         self.app = app
+        self.reject = reject
         self.any_host = "*" in allowed_hosts
         self.exact = {host.lower() for host in allowed_hosts if not host.startswith("*.")}
         self.suffixes = tuple(host[1:].lower() for host in allowed_hosts if host.startswith("*."))
@@ -109,22 +97,15 @@ class TrustedHosts:
         return host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.any_host or scope["type"] != "http":
+        if self.any_host or scope["type"] != "http" or scope["path"] in UNCHECKED_HOST:
             await self.app(scope, receive, send)
             return
-        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        host = Headers(scope=scope).get("host", "")  # the one Starlette's Request reads
         if self.allows(host):
             await self.app(scope, receive, send)
             return
-        message = (
+        wrong_host = AppError(
             f"This server does not answer to the name {host!r}. If that is its name, add it "
             "to its allowed hosts (TRACEWISE_ALLOWED_HOSTS)."
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": json.dumps({"detail": message}).encode()})
+        await self.reject(scope, wrong_host)(scope, receive, send)

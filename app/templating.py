@@ -29,12 +29,12 @@ def url_for(context: Any, name: str, /, **path_params: Any) -> str:
     the lookup cached per app: finding a route by name walks every route, and a page asks
     for dozens of links — building absolute URLs for them was half a page's rendering."""
     request: Request = context["request"]
-    cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = request.app.state.url_paths
-    key = (name, tuple(sorted((k, str(v)) for k, v in path_params.items())))
+    cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = request.app.state.url_paths
+    root = request.scope.get("root_path", "").rstrip("/")
+    key = (root, name, tuple(sorted((k, str(v)) for k, v in path_params.items())))
     path = cache.get(key)
     if path is None:
-        found = request.scope["router"].url_path_for(name, **path_params)
-        path = request.scope.get("root_path", "").rstrip("/") + str(found)
+        path = root + str(request.scope["router"].url_path_for(name, **path_params))
         if len(cache) >= URL_CACHE_SIZE:
             cache.clear()
         cache[key] = path

@@ -9,6 +9,10 @@ Every request has a 30 s client timeout. Reported per level: requests/s, latency
 per endpoint, statuses, time-outs, and attempts acknowledged (201) against attempts stored
 (read from the database afterwards: every acknowledged one must be there).
 
+Baseline, in the same run: 64 clients fetching a static file without pause — what the
+server answers when a request costs it next to nothing; each level's throughput is printed
+as a share of it.
+
 Then two runs about fairness and recovery:
 - hogs: H learners submit endless loops, back to back; once each has had a run (the
   sandbox cannot tell a hog from anyone else before its first five-second loop ends), one
@@ -36,7 +40,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import Connection, check_targets, descendants, server
+from bench.harness import Connection, check_targets, descendants, get, load, server
 
 SLUG = "lr-schedulers"
 CHOICE = ["lr-purpose", "lr-steplr-syntax", "lr-step-order", "lr-steplr-three-steps"]
@@ -51,6 +55,7 @@ def two_phase(epoch):
 scheduler = lr_scheduler.LambdaLR(optimizer, two_phase)
 """
 ENDLESS = "while True: pass"
+STATIC = "/static/css/app.css"
 CLIENT_TIMEOUT_S = 30.0
 ARRIVAL_S = 5.0  # learners arrive over this many seconds
 TEST_BETWEEN = (3, 20)  # the step at which a learner takes their test, at random
@@ -372,10 +377,13 @@ def main() -> None:
             f"{len(levels)} levels of {seconds:.0f} s, thinking {low}-{high} s between steps; "
             f"{args.workers} server worker(s)"
         )
+        static = load(srv.port, clients=64, requests_each=50, make_request=get(STATIC))
+        print(static.line("baseline: static file, 64"))
         for learners in levels:
             tally = asyncio.run(_class(srv.port, learners, seconds, (low, high)))
             stored = stored_attempts(srv.var_dir, tally.acknowledged)
             report(f"{learners} learners", tally, stored)
+            print(f"  {tally.throughput / static.throughput:.2f}x the static file's req/s")
             checks.append(
                 (
                     f"{learners} learners: lost attempts",

@@ -200,6 +200,17 @@ def test_huge_bodies_are_refused_with_413_not_echoed(client: TestClient) -> None
     assert len(medium.content) < 500  # the message quotes a few characters, not the input
 
 
+def test_a_chunked_body_over_the_limit_is_413_too(client: TestClient) -> None:
+    chunks = (b'{"answer": "' + b"C" * 100_000 if n == 0 else b"C" * 100_000 for n in range(4))
+    big = client.post(
+        "/api/questions/lr-purpose/attempts",
+        content=chunks,  # no Content-Length: it is counted as it comes
+        headers={"Content-Type": "application/json"},
+    )
+    assert big.status_code == 413
+    assert "larger than" in big.json()["detail"]
+
+
 @pytest.mark.parametrize("attempt_id", ["99999999999999999999", "0", "-1"])
 def test_out_of_range_ids_are_422_not_500(client: TestClient, attempt_id: str) -> None:
     assert client.get(f"/api/attempts/{attempt_id}").status_code == 422

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from app.models import Attempt
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 from app.sandbox.protocol import RunResult, Verdict, WarningRecord
+from tests.browser import live_server
 from tests.conftest import QUESTIONS
 from tests.test_sandbox import ATTACKS, victims
 
@@ -200,10 +202,11 @@ def test_attacks_through_the_code_box_get_the_same_verdicts(
 
 
 def test_hostile_learners_never_affect_other_learners_grading(
-    quick_client: TestClient, client: TestClient
+    settings: Settings, sandbox: Sandbox
 ) -> None:
-    """Five learners send attacks, six others right answers, all at once (each learner one
-    at a time: the sandbox runs one run per learner)."""
+    """Five learners send attacks, six others right answers, all at once, to one server
+    (each learner one answer at a time: the sandbox runs one run per learner)."""
+    app = create_app(settings.model_copy(update={"sandbox_timeout_s": 1.0}), sandbox=sandbox)
     hostile = [
         "while True: pass",
         "x = bytearray(64 * 1024**3)",
@@ -212,20 +215,22 @@ def test_hostile_learners_never_affect_other_learners_grading(
         "import ctypes\nctypes.string_at(0)",
     ]
     right = "scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)"
+    with live_server(app) as base:
 
-    def attacker(code: str) -> list[bool]:
-        own = TestClient(quick_client.app)  # a learner of their own, on the same server
-        return [_attempt(own, STEPLR, code)["correct"] for _ in range(2)]
+        def learner(code: str) -> list[bool]:
+            with httpx.Client(base_url=base, timeout=60) as own:  # cookies of their own
+                answers = []
+                for _ in range(2):
+                    response = own.post(f"/api/questions/{STEPLR}/attempts", json={"answer": code})
+                    assert response.status_code == 201, response.text
+                    answers.append(response.json()["correct"])
+                return answers
 
-    def honest(_: int) -> list[bool]:
-        own = TestClient(client.app)
-        return [_attempt(own, STEPLR, right)["correct"] for _ in range(2)]
-
-    with ThreadPoolExecutor(max_workers=11) as pool:
-        attacks = [pool.submit(attacker, code) for code in hostile]
-        results = [answer for answers in pool.map(honest, range(6)) for answer in answers]
-        for future in attacks:
-            assert future.result() == [False, False]
+        with ThreadPoolExecutor(max_workers=11) as pool:
+            attacks = [pool.submit(learner, code) for code in hostile]
+            results = [answer for answers in pool.map(learner, [right] * 6) for answer in answers]
+            for future in attacks:
+                assert future.result() == [False, False]
     assert results == [True] * 12
 
 

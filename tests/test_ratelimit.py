@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -81,17 +83,29 @@ def test_full_buckets_are_forgotten(db: Session, clock: Clock) -> None:
     assert db.scalar(select(func.count()).select_from(RateBucket)) == 1
 
 
-def test_two_app_instances_count_together(settings_url: str, clock: Clock) -> None:
-    first, second = Database(settings_url), Database(settings_url)
+def test_two_app_instances_counting_at_once_let_exactly_the_limit_through(
+    settings_url: str,
+) -> None:
+    """Eight threads on two "instances" (databases objects of their own) take at once."""
+    limit = RateLimit("concurrent events", limit=5, window_s=3600)
+    instances = [Database(settings_url), Database(settings_url)]
+    start = threading.Barrier(8)
+
+    def take_once(n: int) -> bool:
+        with instances[n % 2].session() as session:
+            start.wait()
+            begin_write(session)
+            allowed = limit.take(session, "shared") is None
+            session.commit()
+            return allowed
+
     try:
-        with first.session() as one, second.session() as two:
-            assert take(one, "shared") is None
-            assert take(two, "shared") is None
-            assert take(one, "shared") is not None
-            assert take(two, "shared") is not None
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            allowed = list(pool.map(take_once, range(8)))
     finally:
-        first.dispose()
-        second.dispose()
+        for instance in instances:
+            instance.dispose()
+    assert allowed.count(True) == 5
 
 
 @pytest.fixture

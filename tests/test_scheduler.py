@@ -158,3 +158,24 @@ def test_a_full_queue_makes_room_for_a_lighter_learner(clock: Clock) -> None:
     with pytest.raises(Busy):
         queue.push(Owner.learner("third"), "answer")  # nobody waiting is heavier now
     assert {queue.pop(), queue.pop()} == {(honest, "answer"), (newcomer, "answer")}
+
+
+def test_a_newcomer_never_pushes_out_a_light_learner(clock: Clock) -> None:
+    queue = make_queue(clock, queue_limit=1)
+    honest = Owner.learner("honest")
+    queue.push(honest, "answer")
+    run(queue, clock, 0.5)  # used a little
+    queue.push(honest, "another answer")
+    with pytest.raises(Busy):
+        queue.push(Owner.learner("newcomer"), "answer")
+
+
+def test_an_owner_without_budget_is_counted_but_never_refused(clock: Clock) -> None:
+    queue = make_queue(clock, budget_s=5)
+    grading_a_test = Owner.learner("alice").without_budget()
+    for _ in range(3):
+        queue.push(grading_a_test, "saved answer")
+        run(queue, clock, 5)
+    assert queue.used_s(Owner.learner("alice")) == 15  # the same learner's account
+    with pytest.raises(TooManyRequests, match="share"):
+        queue.push(Owner.learner("alice"), "practice")  # practice is refused, as it should

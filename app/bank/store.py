@@ -203,6 +203,7 @@ def verify_outputs(
 
     def collect(item: tuple[Path, OutputQuestion, int, str, PendingRun]) -> None:
         path, question, variant, key, future = item
+        session.commit()  # end the read: no connection is held while code runs
         try:
             result = future.result()
         except AppError as exc:

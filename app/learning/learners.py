@@ -108,16 +108,15 @@ def ensure_learner(session: Session, visitor: Visitor) -> Learner:
     return learner
 
 
-def admit(session: Session, visitor: Visitor) -> Visitor:
-    """The visitor with a learner row, created now (in a write transaction of its own, under
-    the guest limit) if they have none: before a guest's code runs, so that a new guest
-    per request cannot take a new share of the sandbox each time."""
+def admit(session: Session, visitor: Visitor) -> None:
+    """Give a guest without a learner row one now (in a write transaction of its own, under
+    the guest limit): before their code runs, so that a new guest per request cannot take a
+    new share of the sandbox each time."""
     if visitor.learner is not None:
-        return visitor
+        return
     begin_write(session)
-    learner = ensure_learner(session, visitor)
+    ensure_learner(session, visitor)
     session.commit()
-    return Visitor(visitor.token, learner, visitor.user, visitor.gate)
 
 
 def merge(session: Session, *, guest: Learner, into: Learner) -> None:

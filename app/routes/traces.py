@@ -18,6 +18,7 @@ from app.deps import (
     JsonRequestDep,
     OwnerDep,
     PatternDep,
+    RunningOwnerDep,
     SandboxDep,
     SessionDep,
     SettingsDep,
@@ -122,7 +123,7 @@ def playground_api(
     session: SessionDep,
     sandbox: SandboxDep,
     settings: SettingsDep,
-    owner: OwnerDep,
+    owner: RunningOwnerDep,
     body: PlaygroundRequest,
 ) -> TraceOut:
     """Run (or fetch the stored run of) a scheduler on the pattern's pipeline, or alone."""
@@ -205,7 +206,7 @@ def playground_page(
     pattern: PatternDep,
     sandbox: SandboxDep,
     settings: SettingsDep,
-    owner: OwnerDep,
+    owner: RunningOwnerDep,
 ) -> Response:
     """Pick a scheduler and its parameters; see its real LR, loss and accuracy curves over the
     lesson's. The form uses GET, so every state is a URL."""

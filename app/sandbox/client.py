@@ -58,6 +58,7 @@ ANSWER_GRACE_S = 5.0  # beyond a started job's own timeout, before the runner co
 PING_INTERVAL_S = 0.2
 STUCK_AFTER_S = 1.5  # a ping unanswered this long: the runner is stuck (its loop answers in ms)
 SPAWN_TIMEOUT_S = 5.0  # the zygote forks a runner in milliseconds
+READY_TIMEOUT_S = 30.0  # a runner locks itself away and forks its children in a second or so
 NO_DEADLINE_WAIT_S = 600.0  # outside a request (an import), how long a run may wait for a slot
 RESPAWN_BACKOFF_S = (0.0, 0.2, 0.5, 1.0, 2.0)  # after runners that die one after another
 SWEEP_INTERVAL_S = 10.0
@@ -137,14 +138,20 @@ class Ticket:
 
 
 class _Runner:
-    """A runner process as the web side sees it: its pipes and threads, its state."""
+    """A runner process as the web side sees it: its pipes and threads, its state. It is
+    the zygote's child, not ours: it is signalled and watched through a pidfd, which names
+    this process and no other even once its pid is reused."""
 
-    def __init__(self, pid: int, jobs_fd: int, results_fd: int, scratch: str) -> None:
+    def __init__(self, pid: int, pidfd: int, jobs_fd: int, results_fd: int, scratch: str) -> None:
         self.pid = pid
+        self.pidfd = pidfd
         self.jobs_fd = jobs_fd
         self.results_fd = results_fd
         self.scratch = scratch
+        self.spawned_at = time.monotonic()
         self.ready = False
+        self.reader: threading.Thread | None = None
+        self._pidfd_lock = threading.Lock()  # the pidfd is closed once, never used after
         self.pings = itertools.count(1)
         self.unanswered_since: float | None = None  # when the oldest unanswered ping left
         self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -168,8 +175,17 @@ class _Runner:
 
     def kill(self) -> None:
         """SIGKILL the runner (its children die with it: PR_SET_PDEATHSIG)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+        with self._pidfd_lock:
+            if self.pidfd != -1:
+                with contextlib.suppress(ProcessLookupError, OSError):
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+
+    def forget(self) -> None:
+        """Close the pidfd (the runner is gone)."""
+        with self._pidfd_lock:
+            if self.pidfd != -1:
+                os.close(self.pidfd)
+                self.pidfd = -1
 
 
 class Sandbox:
@@ -212,12 +228,12 @@ class Sandbox:
         with self._lock:
             if self._started:
                 return
-            self._started = True
             if self.config.mode == "strict":
                 self._uids = uids.claim(
                     self.config.slots, base=self.config.uid_base, lock_dir=self.lock_dir
                 )
                 self.config = replace(self.config, uid_base=self._uids.base)
+            self._started = True
         threading.Thread(target=self._supervise, daemon=True, name="sandbox-supervisor").start()
 
     def close(self) -> None:
@@ -230,9 +246,11 @@ class Sandbox:
         self._fail_all("The code runner was shut down.")
         if runner is not None:
             runner.outbox.put(None)  # closing the job pipe ends the runner and its children
-            if not _wait_gone(runner.pid, 2.0):
-                runner.kill()
-            shutil.rmtree(runner.scratch, ignore_errors=True)
+            if runner.reader is not None:
+                runner.reader.join(timeout=2.0)
+            runner.kill()  # if it did not end by itself
+            if runner.reader is not None:
+                runner.reader.join(timeout=2.0)
         if control is not None:
             control.close()  # the zygote exits when its socket closes
         if zygote is not None:
@@ -325,11 +343,6 @@ class Sandbox:
             ticket.future.cancel()
         return withdrawn
 
-    def used_s(self, owner: Owner) -> float:
-        """Seconds of running time `owner` used in the last minute."""
-        with self._lock:
-            return self._queue.used_s(owner)
-
     def replace_runner(self, pid: int | None, reason: str) -> None:
         """Kill the runner `pid` (if it is still the current one) so that it is replaced."""
         with self._lock:
@@ -421,22 +434,12 @@ class Sandbox:
                 return
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             lock_fds = self._uids.lock_fds if self._uids else []
-            process = self._zygote = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "app.sandbox.zygote",
-                    json.dumps(asdict(self.config)),
-                    str(theirs.fileno()),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=RUNNER_ENV,
-                cwd="/",
-                close_fds=True,
-                pass_fds=(theirs.fileno(), *lock_fds),
-                start_new_session=True,
-            )
+            try:
+                process = self._zygote = self._popen_zygote(theirs, lock_fds)
+            except OSError:
+                ours.close()
+                theirs.close()
+                raise
         theirs.close()
         ours.settimeout(STARTUP_TIMEOUT_S)
         try:
@@ -456,6 +459,25 @@ class Sandbox:
             log.error("the sandbox zygote did not start; trying again")
             time.sleep(1)
 
+    def _popen_zygote(self, theirs: socket.socket, lock_fds: list[int]) -> subprocess.Popen[bytes]:
+        """The zygote process, on its end of the control socket, holding the uid locks."""
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.sandbox.zygote",
+                json.dumps(asdict(self.config)),
+                str(theirs.fileno()),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=RUNNER_ENV,
+            cwd="/",
+            close_fds=True,
+            pass_fds=(theirs.fileno(), *lock_fds),
+            start_new_session=True,
+        )
+
     def _spawn_runner(self) -> None:
         """Fork a runner from the zygote, on fresh pipes."""
         assert self._control is not None
@@ -473,46 +495,54 @@ class Sandbox:
         scratch = tempfile.mkdtemp(prefix="tracewise-sandbox-")
         os.chmod(scratch, 0o711)  # children reach their own slot below it, nothing else
         reply: dict[str, Any] = {}
+        pidfds: list[int] = []
         try:
             request = json.dumps({"spawn": next(self._ids), "scratch_root": scratch}).encode()
             socket.send_fds(self._control, [request], [jobs_r, results_w])
             self._control.settimeout(SPAWN_TIMEOUT_S)
-            reply = json.loads(self._control.recv(MAX_CONTROL_MESSAGE) or b"{}")
-            pid = reply.get("pid")
+            data, pidfds, _, _ = socket.recv_fds(self._control, MAX_CONTROL_MESSAGE, 1)
+            reply = json.loads(data or b"{}")
         except (OSError, ValueError) as exc:
             log.error("the sandbox zygote did not answer: %s", exc)
-            pid = None
         finally:
             os.close(jobs_r)
             os.close(results_w)
-        if not isinstance(pid, int):
+        pid = reply.get("pid")
+        if not isinstance(pid, int) or len(pidfds) != 1:
             log.error("the sandbox zygote did not fork a runner (%s); starting it again", reply)
-            for fd in (jobs_w, results_r):
+            for fd in (jobs_w, results_r, *pidfds):
                 os.close(fd)
             shutil.rmtree(scratch, ignore_errors=True)
             assert self._zygote is not None
             self._zygote.kill()
             return
-        runner = _Runner(pid, jobs_w, results_r, scratch)
-        with self._lock:
-            if self._closed:
-                runner.kill()
-                return
-            self._runner = runner
-        threading.Thread(target=runner.write_frames, daemon=True, name="sandbox-jobs").start()
-        threading.Thread(
+        runner = _Runner(pid, pidfds[0], jobs_w, results_r, scratch)
+        runner.reader = threading.Thread(
             target=self._read_results, args=(runner,), daemon=True, name="sandbox-results"
-        ).start()
+        )
+        with self._lock:
+            if not self._closed:
+                self._runner = runner
+        threading.Thread(target=runner.write_frames, daemon=True, name="sandbox-jobs").start()
+        runner.reader.start()  # if closed meanwhile, the runner is ended like any other
+        if self._closed:
+            runner.outbox.put(None)
 
     def _ping(self) -> None:
-        """Ping the runner; replace it if an earlier ping went unanswered too long."""
+        """Ping the runner; replace it if an earlier ping went unanswered too long, or if
+        it never became ready."""
         with self._lock:
             runner = self._runner
-        if runner is None or not runner.ready:
+        if runner is None:
             return
         now = time.monotonic()
-        if runner.unanswered_since is not None:
-            if now - runner.unanswered_since > STUCK_AFTER_S:
+        if not runner.ready:
+            if now - runner.spawned_at > READY_TIMEOUT_S:
+                self.replace_runner(runner.pid, f"not ready after {READY_TIMEOUT_S} s")
+            return
+        unanswered_since = runner.unanswered_since  # the reader thread clears it
+        if unanswered_since is not None:
+            if now - unanswered_since > STUCK_AFTER_S:
                 self.replace_runner(runner.pid, f"no answer to a ping for {STUCK_AFTER_S} s")
             return
         runner.unanswered_since = now
@@ -545,6 +575,7 @@ class Sandbox:
     def _runner_gone(self, runner: _Runner) -> None:
         """The runner's result pipe closed: it exited or was killed."""
         runner.kill()  # if it only closed the pipe
+        runner.forget()
         runner.outbox.put(None)
         shutil.rmtree(runner.scratch, ignore_errors=True)
         with self._lock:
@@ -587,18 +618,6 @@ def _stop(process: subprocess.Popen[bytes], grace_s: float = 0.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Whether process `pid` (not our child) is gone within `timeout` seconds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def from_settings(settings: Any) -> Sandbox:

@@ -240,13 +240,15 @@ class Runner:
         """Fork a child for `slot`; it locks itself down and reports ready."""
         job_r, job_w = os.pipe()
         pipes = {name: os.pipe() for name in ("result", "stdout", "stderr")}
+        runner_pid = os.getpid()  # before the fork: the child checks it still has this parent
         pid = os.fork()
         if pid == 0:  # the child
             try:
                 os.close(job_w)
                 for read_end, _ in pipes.values():
                     os.close(read_end)
-                self._child(slot, self.limits, job_r, {n: w for n, (_, w) in pipes.items()})
+                writes = {n: w for n, (_, w) in pipes.items()}
+                self._child(slot, self.limits, job_r, writes, runner_pid)
             finally:
                 os._exit(CHILD_SETUP_FAILED)
         os.close(job_r)
@@ -262,7 +264,9 @@ class Runner:
             slot.output[name] = bytearray()
             self.selector.register(read_end, selectors.EVENT_READ, (slot, name))
 
-    def _child(self, slot: Slot, limits: lockdown.Limits, job_r: int, w: dict[str, int]) -> None:
+    def _child(
+        self, slot: Slot, limits: lockdown.Limits, job_r: int, w: dict[str, int], runner_pid: int
+    ) -> None:
         """In the child: lock down, say ready, read one job, run it, report, exit."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -289,7 +293,6 @@ class Runner:
                 "OMP_NUM_THREADS": "1",
             }
         )
-        runner_pid = os.getppid()
         if self.strict:
             lockdown.enter_own_ipc_namespace()
             lockdown.apply_limits(limits)
@@ -534,7 +537,7 @@ class Runner:
         return True
 
     def serve(self, ready: dict[str, Any]) -> None:
-        """Run until the web app closes our stdin."""
+        """Run until the web app closes the job pipe."""
         wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(wakeup_r, False)
         os.set_blocking(wakeup_w, False)

@@ -15,7 +15,8 @@ endless loops fill every slot and everyone else waits. So runs are queued per ow
   beside endless loops waits for nobody's five-second timeout;
 - at most `queue_limit` learners wait at once. When the queue is full, a newcomer takes the
   place of the waiting learner who used the sandbox most, if that is more than the newcomer
-  used (that learner is told to come back later, 429); else the newcomer is (503).
+  used and more than a light user uses (that learner is told to come back later, 429); else
+  the newcomer is (503).
 
 Staff and the system (imports, the editor) are not limited: they may queue many runs, which
 still take their turn among learners by the same rule.
@@ -30,7 +31,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from app.errors import Busy, TooManyRequests
@@ -41,10 +42,16 @@ LIGHT_USE_S = 2.0  # an honest learner's runs take 20–100 ms; an endless loop'
 
 @dataclass(frozen=True)
 class Owner:
-    """Whose run it is. A `limited` owner (a learner) has one run at a time and a budget."""
+    """Whose run it is. A `limited` owner (a learner) has one run at a time and, when
+    `budgeted`, a budget of running time."""
 
     key: str
     limited: bool = True
+    budgeted: bool = True
+
+    def without_budget(self) -> Owner:
+        """The same owner, its runs not refused for the budget (still counted against it)."""
+        return replace(self, budgeted=False)
 
     @classmethod
     def learner(cls, token: str) -> Owner:
@@ -62,8 +69,9 @@ SYSTEM = Owner("system", limited=False)  # imports, the command line, recording 
 
 @dataclass
 class _Account:
-    """What one owner has waiting, running and used lately."""
+    """What one owner (by key) has waiting, running and used lately."""
 
+    owner: Owner  # as it last queued a run
     waiting: deque[object] = field(default_factory=deque)
     running: int = 0
     usage: deque[tuple[float, float]] = field(default_factory=deque)  # (ended at, seconds)
@@ -86,7 +94,7 @@ class FairQueue(Generic[Item]):
         self.budget_s = budget_s
         self.window_s = window_s
         self._clock = clock
-        self._accounts: dict[Owner, _Account] = {}
+        self._accounts: dict[str, _Account] = {}  # by owner key
         self._waiting_learners = 0
 
     def __len__(self) -> int:
@@ -97,7 +105,8 @@ class FairQueue(Generic[Item]):
         """Queue a run, or refuse it: TooManyRequests (this learner's turn or budget), Busy
         (too many learners waiting, none of them heavier). Returns the run of a heavier
         learner that was pushed out to make room, if one was: its caller must be told."""
-        account = self._accounts.setdefault(owner, _Account())
+        account = self._accounts.setdefault(owner.key, _Account(owner))
+        account.owner = owner
         evicted: Item | None = None
         if owner.limited:
             if account.waiting or account.running:
@@ -105,7 +114,7 @@ class FairQueue(Generic[Item]):
                     "Your previous code is still running: wait for its result, then try again.",
                     retry_after=1,
                 )
-            if (wait := self._budget_wait(account)) is not None:
+            if owner.budgeted and (wait := self._budget_wait(account)) is not None:
                 raise TooManyRequests(
                     f"You have used your share of the code runner for now ({self.budget_s:g} s "
                     f"of running time a minute). Try again in {wait} s.",
@@ -122,18 +131,19 @@ class FairQueue(Generic[Item]):
         return evicted
 
     def _evict_heavier_than(self, used_s: float) -> Item | None:
-        """Take out the waiting run of the learner who used most, if more than `used_s`."""
-        heaviest: tuple[float, Owner] | None = None
+        """Take out the waiting run of the learner who used most, if more than `used_s` and
+        more than a light user does (a newcomer never pushes out an honest learner)."""
+        heaviest: _Account | None = None
         now = self._clock()
-        for owner, account in self._accounts.items():
+        for account in self._accounts.values():
             self._expire(account, now)
-            heavier = heaviest[0] if heaviest else used_s
-            if owner.limited and account.waiting and account.used_s > heavier:
-                heaviest = (account.used_s, owner)
+            floor = max(used_s, heaviest.used_s if heaviest else 0.0)
+            heavy = account.used_s >= LIGHT_USE_S and account.used_s > floor
+            if account.owner.limited and account.waiting and heavy:
+                heaviest = account
         if heaviest is None:
             return None
-        account = self._accounts[heaviest[1]]
-        item: Item = account.waiting.popleft()  # type: ignore[assignment]
+        item: Item = heaviest.waiting.popleft()  # type: ignore[assignment]
         self._waiting_learners -= 1
         return item
 
@@ -141,41 +151,39 @@ class FairQueue(Generic[Item]):
         """The next run to start (now counted as running), or None if none may. `last_slot`:
         it would take the last free slot, which only a light user (or staff) may have."""
         now = self._clock()
-        best: tuple[float, float, Owner] | None = None
-        for owner, account in self._accounts.items():
+        best: _Account | None = None
+        for account in self._accounts.values():
             if account.waiting:
                 self._expire(account, now)
-                if last_slot and owner.limited and account.used_s >= LIGHT_USE_S:
+                if last_slot and account.owner.limited and account.used_s >= LIGHT_USE_S:
                     continue
-                rank = (account.used_s, account.waiting_since, owner)
-                if best is None or rank[:2] < best[:2]:
-                    best = rank
+                rank = (account.used_s, account.waiting_since)
+                if best is None or rank < (best.used_s, best.waiting_since):
+                    best = account
         if best is None:
             return None
-        owner = best[2]
-        account = self._accounts[owner]
-        item: Item = account.waiting.popleft()  # type: ignore[assignment]
-        account.waiting_since = now
-        account.running += 1
-        if owner.limited:
+        item: Item = best.waiting.popleft()  # type: ignore[assignment]
+        best.waiting_since = now
+        best.running += 1
+        if best.owner.limited:
             self._waiting_learners -= 1
-        return owner, item
+        return best.owner, item
 
     def withdraw(self, owner: Owner, item: Item) -> bool:
         """Take a run out of the queue before it started (its caller gave up waiting);
         False if it is not waiting any more."""
-        account = self._accounts.get(owner)
+        account = self._accounts.get(owner.key)
         if account is None or item not in account.waiting:
             return False
         account.waiting.remove(item)
         if owner.limited:
             self._waiting_learners -= 1
-        self._forget_if_idle(owner, account)
+        self._forget_if_idle(account)
         return True
 
     def finished(self, owner: Owner, seconds: float) -> None:
         """A run of `owner` that was started has ended, after `seconds` of running time."""
-        account = self._accounts.get(owner)
+        account = self._accounts.get(owner.key)
         if account is None:
             return
         account.running = max(0, account.running - 1)
@@ -183,11 +191,11 @@ class FairQueue(Generic[Item]):
         account.usage.append((now, seconds))
         account.used_s += seconds
         self._expire(account, now)
-        self._forget_if_idle(owner, account)
+        self._forget_if_idle(account)
 
     def used_s(self, owner: Owner) -> float:
         """Seconds of running time `owner` used in the window."""
-        account = self._accounts.get(owner)
+        account = self._accounts.get(owner.key)
         if account is None:
             return 0.0
         self._expire(account, self._clock())
@@ -197,9 +205,9 @@ class FairQueue(Generic[Item]):
         """Forget owners with nothing waiting, running or used in the window (call now and
         then: a class leaves thousands of idle owners behind)."""
         now = self._clock()
-        for owner, account in list(self._accounts.items()):
+        for account in list(self._accounts.values()):
             self._expire(account, now)
-            self._forget_if_idle(owner, account)
+            self._forget_if_idle(account)
 
     def _budget_wait(self, account: _Account) -> int | None:
         """Whole seconds until the account is under its budget again; None if it is now."""
@@ -221,6 +229,6 @@ class FairQueue(Generic[Item]):
         if not account.usage:
             account.used_s = 0.0  # no float dust left behind
 
-    def _forget_if_idle(self, owner: Owner, account: _Account) -> None:
+    def _forget_if_idle(self, account: _Account) -> None:
         if not account.waiting and not account.running and not account.usage:
-            del self._accounts[owner]
+            del self._accounts[account.owner.key]

@@ -2,11 +2,14 @@
 
 Slot i of a runner runs as uid `base + i`. Two runners on one host must never share a uid: a
 child of one could then signal or trace the children of the other. So a runner's range is
-claimed with one lock file per uid under a host-wide directory (`/run/lock/tracewise` by
-default), each held with flock(2) for as long as the runner lives — the locks pass to the
-runner process, so they outlive a web process killed with kill -9 until its runner is gone
-too. Overlapping ranges collide on at least one file. A uid that names an account in the
-user database is never used.
+claimed with one lock file per uid under a host-wide directory (`/run/tracewise` by
+default: root's, and checked to be root's alone — whoever could write in it could steal or
+jam the claims), each held with flock(2) for as long as the runner lives — the locks pass to
+the runner process, so they outlive a web process killed with kill -9 until its runner is
+gone too. Overlapping ranges collide on at least one file. A uid or gid that names an
+account or group in the user database is never used. Ranges are looked for in 61000–61183:
+above the ids Debian gives people (1000–59999), below systemd's dynamic users
+(61184–65519).
 
 Because a claimed range is ours alone, any process still running as one of its uids is a
 leftover of ours (a child of a runner that was killed) and may be killed.
@@ -16,17 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import grp
 import os
 import pwd
 import signal
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import Busy
 
-DEFAULT_LOCK_DIR = Path("/run/lock/tracewise")
-FIRST_UID = 61000  # above the ids Debian gives people (1000–59999) and below nobody (65534)
-LAST_UID = 65000  # ranges are looked for in [FIRST_UID, LAST_UID)
+DEFAULT_LOCK_DIR = Path("/run/tracewise")
+FIRST_UID = 61000  # above the ids Debian gives people (1000–59999)
+LAST_UID = 61184  # ranges are looked for in [FIRST_UID, LAST_UID): systemd's start here
 
 
 class UidsTaken(Busy):
@@ -57,10 +62,10 @@ class UidRange:
 def claim(count: int, *, base: int | None = None, lock_dir: Path = DEFAULT_LOCK_DIR) -> UidRange:
     """Claim `count` consecutive uids: from `base` if given (UidsTaken if they are not all
     free), else the first free range."""
-    lock_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _check_lock_dir(lock_dir)
     candidates = [base] if base is not None else range(FIRST_UID, LAST_UID - count + 1, count)
     for start in candidates:
-        if any(_is_account(uid) for uid in range(start, start + count)):
+        if any(_is_taken_id(uid) for uid in range(start, start + count)):
             continue
         claimed = _try_lock(lock_dir, start, count)
         if claimed is not None:
@@ -99,19 +104,41 @@ def kill_leftovers(uids: range) -> int:
     return killed
 
 
-def _is_account(uid: int) -> bool:
-    try:
-        pwd.getpwuid(uid)
-    except KeyError:
-        return False
-    return True
+def _check_lock_dir(lock_dir: Path) -> None:
+    """Make the lock directory if needed; refuse one that others could write in."""
+    with contextlib.suppress(FileExistsError):
+        lock_dir.mkdir(mode=0o755, parents=True)
+    info = os.lstat(lock_dir)
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.geteuid()
+        or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ):
+        raise UidsTaken(
+            f"{lock_dir} must be a directory of this user's that nobody else can write in "
+            "(it holds the claims on sandbox uids); remove it, or set "
+            "TRACEWISE_SANDBOX_LOCK_DIR to another.",
+            retry_after=60,
+        )
+
+
+def _is_taken_id(uid: int) -> bool:
+    """Whether an account has this uid or a group this gid (slots use both)."""
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(uid)
+        except KeyError:
+            continue
+        return True
+    return False
 
 
 def _try_lock(lock_dir: Path, start: int, count: int) -> list[int] | None:
     """Lock files for every uid of the range, or None (and nothing held) if one is taken."""
     held: list[int] = []
     for uid in range(start, start + count):
-        fd = os.open(lock_dir / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(lock_dir / f"uid-{uid}.lock", flags, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -8,8 +8,8 @@ runners share the zygote's warmed memory copy-on-write instead of each holding i
 It speaks on one Unix socket (SOCK_SEQPACKET; its descriptor is the second argument): first
 `{"hello": {...}}` or `{"fatal": "..."}`; then, for each `{"spawn": n, "scratch_root": dir}`
 that arrives with two file descriptors (the new runner's job pipe to read and result pipe to
-write), it forks a runner on them and answers `{"spawned": n, "pid": pid}`. It exits when the
-web app closes the socket.
+write), it forks a runner on them and answers `{"spawned": n, "pid": pid}` with a pidfd of the
+runner. It exits when the web app closes the socket.
 """
 
 from __future__ import annotations
@@ -61,7 +61,14 @@ def serve(control: socket.socket, config: RunnerConfig) -> None:
                 os._exit(0)
         os.close(jobs_fd)
         os.close(results_fd)
-        _send(control, {"spawned": request["spawn"], "pid": pid})
+        try:
+            pidfd = os.pidfd_open(pid)  # the web app signals the runner through this, never
+        except ProcessLookupError:  # by a pid that may be reused; gone already: no runner
+            _send(control, {"spawned": request["spawn"], "pid": None})
+            continue
+        reply = json.dumps({"spawned": request["spawn"], "pid": pid}).encode()
+        socket.send_fds(control, [reply], [pidfd])
+        os.close(pidfd)
 
 
 def main() -> None:
