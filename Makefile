@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_INDEX ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test test-postgres lint typecheck bench clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest
+
+# The whole suite again on a throwaway PostgreSQL server of its own (Debian's package).
+test-postgres: install lint
+	TRACEWISE_TEST_DATABASE=postgresql $(PY) -m pytest
 
 bench: install
 	$(PY) -m bench

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import re
-import shutil
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,20 @@ from app.main import create_app
 from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox, read_only_paths
 from app.sandbox.runner import RunnerConfig
+from tests.databases import ENGINE, Databases, SqliteFiles, throwaway_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
+ENGINE_ONLY = {"sqlite_only": "sqlite", "postgresql_only": "postgresql"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests of one engine itself run only on that engine."""
+    for item in items:
+        for marker, engine in ENGINE_ONLY.items():
+            if item.get_closest_marker(marker) and engine != ENGINE:
+                item.add_marker(pytest.mark.skip(reason=f"a test of {engine} itself"))
+
+
 QUESTIONS = ROOT / "questions"
 TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 
@@ -32,18 +46,27 @@ TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 SANDBOX_TIMEOUT_S = 5.0
 
 
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    """One strict sandbox runner for the whole run (starting one takes ~3 s), on a uid range
-    claimed for the host (another server or suite may run beside this one)."""
+@contextmanager
+def strict_sandbox() -> Iterator[Sandbox]:
+    """A strict sandbox runner, started and ready (~3 s), on a uid range claimed for the host
+    (another server or suite may run beside this one)."""
     runner = Sandbox(
         RunnerConfig(slots=4, max_timeout_s=SANDBOX_TIMEOUT_S, read_only_paths=read_only_paths()),
         queue_limit=256,
     )
     runner.start()
-    runner.wait_ready()
-    yield runner
-    runner.close()
+    try:
+        runner.wait_ready()
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """One strict sandbox runner for the whole run."""
+    with strict_sandbox() as runner:
+        yield runner
 
 
 @pytest.fixture(scope="session")
@@ -53,45 +76,71 @@ def runs(sandbox: Sandbox) -> QuestionRuns:
 
 
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory, runs: QuestionRuns) -> Path:
-    """A database migrated with Alembic and loaded with questions/, built once per run."""
-    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    url = f"sqlite:///{path}"
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """SQLite files, or a throwaway PostgreSQL server (TRACEWISE_TEST_DATABASE=postgresql)."""
+    if ENGINE == "postgresql":
+        with throwaway_postgres() as server:
+            yield server
+            _forget_engines()
+    else:
+        yield SqliteFiles(tmp_path_factory.mktemp("databases"))
+
+
+@pytest.fixture(scope="session")
+def template_db(databases: Databases, runs: QuestionRuns) -> str:
+    """URL of a database migrated with Alembic and loaded with questions/, built once per
+    run; each test works on a copy."""
+    url = databases.create()
     migrate(url)
     database = Database(url)
     with database.session() as session:
         import_bank(session, QUESTIONS, runs=runs)
-    with database.engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    database.dispose()
-    return path
-
-
-@pytest.fixture
-def empty_db(tmp_path: Path) -> str:
-    """URL of a freshly migrated database with no questions."""
-    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
-    migrate(url)
+    if database.engine.dialect.name == "sqlite":
+        with database.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.dispose()  # a PostgreSQL template must have no one connected to be copied
     return url
 
 
 @pytest.fixture
-def settings(tmp_path: Path, template_db: Path) -> Settings:
-    """Settings for one test: its own copy of the template database."""
-    db_path = tmp_path / "tracewise.sqlite3"
-    shutil.copyfile(template_db, db_path)
-    return Settings(
-        var_dir=tmp_path / "var",
-        database_url=f"sqlite:///{db_path}",
-        secret_key=TEST_SECRET,  # type: ignore[arg-type]
-        allowed_hosts=["testserver", "127.0.0.1", "localhost"],  # TestClient's, a live server's
-    )
+def empty_db(databases: Databases) -> Iterator[str]:
+    """URL of a freshly migrated database with no questions."""
+    url = databases.create()
+    migrate(url)
+    yield url
+    _forget_engines()
+    databases.drop(url)
 
 
 @pytest.fixture
-def app(settings: Settings, sandbox: Sandbox) -> FastAPI:
+def settings(tmp_path: Path, template_db: str, databases: Databases) -> Iterator[Settings]:
+    """Settings for one test: its own copy of the template database."""
+    url = databases.copy(template_db)
+    yield Settings(
+        var_dir=tmp_path / "var",
+        database_url=url,
+        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        allowed_hosts=["testserver", "127.0.0.1", "localhost"],  # TestClient's, a live server's
+    )
+    _forget_engines()
+    databases.drop(url)
+
+
+def _forget_engines() -> None:
+    """Collect the engines this test made (apps and sessions it did not close): psycopg
+    warns of every pooled connection garbage-collected while open, and a warning in a later
+    test is an error there. The connections are the test's, not the app's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.fixture
+def app(settings: Settings, sandbox: Sandbox) -> Iterator[FastAPI]:
     """The app under test, on the shared sandbox."""
-    return create_app(settings, sandbox=sandbox)
+    app = create_app(settings, sandbox=sandbox)
+    yield app
+    app.state.db.dispose()  # before its database is dropped
 
 
 @pytest.fixture

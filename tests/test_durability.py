@@ -5,7 +5,6 @@ answer, started again, and every attempt it answered 201 for is there; the datab
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -16,7 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
+from sqlalchemy import make_url
 
+from app.config import Settings
 from bench.harness import _wait_until_up, free_port
 from tests.conftest import ROOT, TEST_SECRET
 
@@ -44,15 +46,16 @@ def serving(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]
         process.wait(timeout=30)
 
 
+@pytest.mark.sqlite_only  # PostgreSQL's durability is PostgreSQL's
 def test_every_acknowledged_attempt_survives_kill_9_of_the_server(
-    tmp_path: Path, template_db: Path
+    tmp_path: Path, settings: Settings
 ) -> None:
-    database = tmp_path / "tracewise.sqlite3"
-    shutil.copyfile(template_db, database)
+    assert settings.database_url is not None
+    database = make_url(settings.database_url).database
     env = {
         **os.environ,
         "TRACEWISE_VAR_DIR": str(tmp_path / "var"),
-        "TRACEWISE_DATABASE_URL": f"sqlite:///{database}",
+        "TRACEWISE_DATABASE_URL": settings.database_url,
         "TRACEWISE_SECRET_KEY": TEST_SECRET,
         "TRACEWISE_SANDBOX_MODE": "off",  # choice answers: the database is what is tested
         "PYTHONWARNINGS": "ignore",

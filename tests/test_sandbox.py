@@ -28,7 +28,7 @@ from app.sandbox.protocol import Job, RunResult, Verdict
 from app.sandbox.runner import RunnerConfig
 from app.sandbox.scheduler import Owner
 from app.sandbox.uids import UidsTaken
-from tests.conftest import SANDBOX_TIMEOUT_S
+from tests.conftest import ROOT, SANDBOX_TIMEOUT_S
 
 # World-writable files outside the sandbox's scratch, unique to this run (another suite may
 # run beside this one).
@@ -108,7 +108,9 @@ ATTACKS: list[tuple[str, str, Verdict]] = [
     ("read /etc/passwd", "print(open('/etc/passwd').read())", V.FORBIDDEN),
     ("read the app's database", f"print(open('{VICTIMS}/tracewise.sqlite3').read())", V.FORBIDDEN),
     ("read the secret key", f"print(open('{VICTIMS}/secret_key').read())", V.FORBIDDEN),
-    ("read the app's source", "import app.config", V.FORBIDDEN),
+    # by path: an import's verdict would depend on whether the import system's cache of the
+    # folder's listing is still fresh (it is not, once a file there changed)
+    ("read the app's source", f"print(open('{ROOT}/app/config.py').read())", V.FORBIDDEN),
     ("other processes' /proc", "print(open('/proc/1/environ').read())", V.FORBIDDEN),
     ("list the host's /tmp", "import os\nprint(os.listdir('/tmp'))", V.FORBIDDEN),
     (

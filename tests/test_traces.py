@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.bank.files import read_bank
+from app.config import Settings
 from app.models import Trace
 from app.sandbox.client import Sandbox
 from app.sandbox.protocol import Job, Verdict
@@ -427,16 +427,15 @@ def test_the_learning_rate_is_drawn_as_a_staircase() -> None:
     assert max(widths) - min(widths) < 0.5  # every epoch as wide, the last one too
 
 
-def test_the_web_process_never_imports_torch(tmp_path: Path, template_db: Path) -> None:
+def test_the_web_process_never_imports_torch(settings: Settings) -> None:
     script = textwrap.dedent(f"""
-        import shutil, sys
+        import sys
         from fastapi.testclient import TestClient
         from app.config import Settings
         from app.main import create_app
-        shutil.copyfile({str(template_db)!r}, {str(tmp_path / "db.sqlite3")!r})
-        settings = Settings(var_dir={str(tmp_path)!r}, sandbox_mode="off",
-                            allowed_hosts=["testserver"],
-                            database_url="sqlite:///{tmp_path / "db.sqlite3"}")
+        settings = Settings(var_dir={str(settings.var_dir)!r}, sandbox_mode="off",
+                            database_url={settings.database_url!r},
+                            allowed_hosts=["testserver"])
         with TestClient(create_app(settings)) as client:
             for url in ("/", "/patterns/lr-schedulers", "/patterns/lr-schedulers/trace",
                         "/api/patterns/lr-schedulers/trace",
