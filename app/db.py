@@ -12,16 +12,28 @@ Writers of one process also queue on a threading.Lock before BEGIN IMMEDIATE. Le
 alone, a waiting writer sleeps in its busy handler (1, 2, 5, 10 … 100 ms backoff) and wakes
 long after the lock is free: under 64 concurrent submissions that wasted most of the time.
 Other processes (a second server, the import command) still meet at SQLite's own lock.
+
+PostgreSQL: the same interface, the same guarantee. `begin_write` takes one transaction-level
+advisory lock, so write transactions run one at a time as on SQLite — on every process and
+machine of a course — and each use case stays as simple as it is there (read, decide, write,
+with nobody writing in between); readers never wait. Writers of a process queue on the same
+threading.Lock first. Every wait for a lock — the thread lock, SQLite's busy timeout,
+PostgreSQL's lock_timeout — lasts at most what is left of the request's deadline, then 503.
+
+JSON columns are written and read by `dump_json` / `load_json` on every engine (below).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from app import deadline
@@ -31,21 +43,69 @@ BUSY_TIMEOUT_MS = 10_000  # outside a request, a writer waits this long for the 
 WRITE_OPTION = "tracewise_write"
 WRITE_LOCK = "tracewise_write_lock"  # Session.info keys
 HOLDS_WRITE_LOCK = "tracewise_holds_write_lock"
+WRITE_LOCK_KEY = 0x7472616365  # "trace": the advisory lock every writer takes on PostgreSQL
 DEFAULT_POOL_SIZE = 8  # the command line and tests; the server sizes its pool to its requests
 POOL_OVERFLOW = 4  # beyond the pool, for a session outside any request (a CSV being streamed)
 
 
+# --- JSON: one encoding on every engine ------------------------------------------------------
+
+NON_FINITE = "$float"  # {"$float": "inf"} stands for a float JSON has no number for
+NON_FINITE_NAMES = ("inf", "-inf", "nan")
+
+
+def dump_json(value: Any) -> str:
+    """JSON text for a column. A learning rate can overflow (StepLR with gamma=100 reaches
+    inf, and 0 * inf is nan), and JSON has no number for that: PostgreSQL refuses Python's
+    `Infinity`, so a non-finite float is stored as {"$float": "inf" | "-inf" | "nan"}."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_tag_non_finite(value), allow_nan=False)
+
+
+def load_json(text: str | bytes) -> Any:
+    """A column's JSON value, with non-finite floats back as floats (and rows written before
+    this encoding, with Python's bare `Infinity`, read as they always were). SQLite hands a
+    bare number over as a number, refused here with the TypeError SQLAlchemy expects."""
+    tagged = NON_FINITE in text if isinstance(text, str) else NON_FINITE.encode() in text
+    return json.loads(text, object_hook=_untag_non_finite if tagged else None)
+
+
+def _tag_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {NON_FINITE: repr(value)}
+    if isinstance(value, dict):
+        return {key: _tag_non_finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_tag_non_finite(item) for item in value]
+    return value
+
+
+def _untag_non_finite(value: dict[str, Any]) -> Any:
+    if len(value) == 1 and value.get(NON_FINITE) in NON_FINITE_NAMES:
+        return float(value[NON_FINITE])
+    return value
+
+
 def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: float = 30) -> Engine:
     """Create the engine for `url` with a pool of `pool_size` connections (a checkout waits
-    at most `timeout_s`); SQLite files get WAL, foreign keys and a busy timeout."""
+    at most `timeout_s`) and our JSON encoding; SQLite files get WAL, foreign keys and a busy
+    timeout."""
     parsed = make_url(url)
-    pool = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW, "pool_timeout": timeout_s}
+    common: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": POOL_OVERFLOW,
+        "pool_timeout": timeout_s,
+        "json_serializer": dump_json,
+        "json_deserializer": load_json,
+    }
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **pool)
+        return create_engine(url, pool_pre_ping=True, **common)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **common)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -72,23 +132,46 @@ def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: floa
 
 
 def begin_write(session: Session) -> None:
-    """Start the transaction that writes: on SQLite, take the write lock now.
+    """Start the transaction that writes, holding the write lock (SQLite's, or PostgreSQL's
+    advisory lock) from now until it commits or rolls back; Busy if the lock does not come
+    within what is left of the request's deadline.
 
     Whatever the session did before (reads, or a flushed guest learner) is committed first,
-    so that the write transaction starts from the latest state. The lock is let go when the
-    transaction commits or rolls back.
+    so that the write transaction starts from the latest state.
     """
     session.commit()
-    lock: threading.Lock | None = session.info.get(WRITE_LOCK)
-    if lock is not None:
-        if not lock.acquire(timeout=deadline.remaining(BUSY_TIMEOUT_MS / 1000)):
-            raise Busy("The database is busy. Try again in a moment.", retry_after=1)
-        session.info[HOLDS_WRITE_LOCK] = True
+    lock: threading.Lock = session.info[WRITE_LOCK]
+    if not lock.acquire(timeout=deadline.remaining(BUSY_TIMEOUT_MS / 1000)):
+        raise Busy("The database is busy. Try again in a moment.", retry_after=1)
+    session.info[HOLDS_WRITE_LOCK] = True
     try:
-        session.connection(execution_options={WRITE_OPTION: True})
+        connection = session.connection(execution_options={WRITE_OPTION: True})
+        if connection.dialect.name == "postgresql":
+            wait_ms = max(1, int(deadline.remaining(BUSY_TIMEOUT_MS / 1000) * 1000))
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+            lock_for_writing(connection)
+    except OperationalError as exc:
+        session.rollback()
+        _drop_write_lock(session)
+        if is_lock_wait(exc):
+            raise Busy("The database is busy. Try again in a moment.", retry_after=1) from None
+        raise
     except BaseException:
         _drop_write_lock(session)
         raise
+
+
+def lock_for_writing(connection: Connection) -> None:
+    """On PostgreSQL, take the write lock for the rest of the connection's transaction
+    (SQLite's comes with BEGIN IMMEDIATE, from the WRITE_OPTION execution option)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+
+
+def is_lock_wait(exc: OperationalError) -> bool:
+    """Whether a database error is a lock that did not come in time (SQLite's "database is
+    locked", PostgreSQL's lock_not_available)."""
+    return "database is locked" in str(exc.orig) or getattr(exc.orig, "sqlstate", "") == "55P03"
 
 
 def _release_write_lock(session: Session, transaction: SessionTransaction) -> None:
@@ -110,8 +193,7 @@ class Database:
         self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: float = 30
     ) -> None:
         self.engine = make_engine(url, pool_size=pool_size, timeout_s=timeout_s)
-        is_sqlite = self.engine.dialect.name == "sqlite"
-        info = {WRITE_LOCK: threading.Lock()} if is_sqlite else {}
+        info = {WRITE_LOCK: threading.Lock()}  # this process's writers queue here first
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         event.listen(self._sessions, "after_transaction_end", _release_write_lock)
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Executable, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -60,14 +60,15 @@ class RateLimit:
         """The key's bucket, locked, and its tokens now."""
         digest, now = self._digest(key), utcnow()
         values = {"key": digest, "tokens": float(self.limit), "updated_at": now, "full_at": now}
-        statement: Executable
-        if session.get_bind().dialect.name == "postgresql":
-            statement = postgresql_insert(RateBucket).values(values).on_conflict_do_nothing()
-        else:
-            statement = sqlite_insert(RateBucket).values(values).on_conflict_do_nothing()
-        if session.execute(statement).rowcount:  # type: ignore[attr-defined]
+        insert = (
+            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+        statement = insert(RateBucket).values(values).on_conflict_do_nothing()
+        if session.execute(statement.returning(RateBucket.key)).first() is not None:
             # A new key: forget the buckets that are full again (no limit remembers them).
-            session.execute(delete(RateBucket).where(RateBucket.full_at < now))
+            session.execute(
+                delete(RateBucket).where(RateBucket.full_at < now, RateBucket.key != digest)
+            )
         bucket = session.scalars(
             select(RateBucket)
             .where(RateBucket.key == digest)

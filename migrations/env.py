@@ -7,7 +7,7 @@ from typing import Any
 from alembic import context
 
 from app.config import Settings
-from app.db import make_engine
+from app.db import WRITE_OPTION, lock_for_writing, make_engine
 from app.models import Base, UTCDateTime
 
 config = context.config
@@ -22,9 +22,11 @@ def render_item(kind: str, obj: Any, _context: Any) -> str | bool:
 
 
 def run_migrations_online() -> None:
-    """Run every pending migration in one transaction."""
+    """Run every pending migration in one transaction, holding the write lock from before
+    the schema's version is read: instances migrating at once take turns, and the second
+    finds nothing left to do."""
     engine = make_engine(url)
-    with engine.connect() as connection:
+    with engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
@@ -34,6 +36,7 @@ def run_migrations_online() -> None:
             render_item=render_item,
         )
         with context.begin_transaction():
+            lock_for_writing(connection)
             context.run_migrations()
     engine.dispose()
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -11,7 +16,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 
 from app.db import WRITE_LOCK, Database, begin_write
-from app.models import Base
+from app.models import Base, SandboxRun
+from tests.databases import Databases
 
 
 def test_models_and_migrations_agree(empty_db: str) -> None:
@@ -31,6 +37,52 @@ def test_migrations_create_every_table(empty_db: str) -> None:
     assert "alembic_version" in tables
 
 
+def test_instances_migrating_one_database_at_once_both_succeed(
+    databases: Databases, tmp_path: Path
+) -> None:
+    url = databases.create()
+    env = {**os.environ, "TRACEWISE_DATABASE_URL": url, "TRACEWISE_VAR_DIR": str(tmp_path)}
+    migrating = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app", "migrate"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    errors = [process.communicate(timeout=120)[1] for process in migrating]
+    try:
+        assert [process.returncode for process in migrating] == [0, 0], errors
+        database = Database(url)
+        assert set(Base.metadata.tables) <= set(inspect(database.engine).get_table_names())
+        database.dispose()
+    finally:
+        databases.drop(url)
+
+
+def test_json_columns_keep_non_finite_floats_and_everything_else(empty_db: str) -> None:
+    stored = {
+        "lrs": [0.1, math.inf, -math.inf, math.nan, 1e-300],
+        "looks_tagged": {"$float": "not a float"},
+        "text": "Infinity, NaN and $float in a string",
+    }
+    database = Database(empty_db)
+    with database.session() as session:
+        begin_write(session)
+        session.add(SandboxRun(key="k", torch_version="2.13.0", result=stored))
+        session.commit()
+    with database.session() as session:
+        result = session.get_one(SandboxRun, "k").result
+    database.dispose()
+    assert result["lrs"][:3] == [0.1, math.inf, -math.inf]
+    assert math.isnan(result["lrs"][3]) and result["lrs"][4] == 1e-300
+    assert result["looks_tagged"] == stored["looks_tagged"]
+    assert result["text"] == stored["text"]
+
+
+@pytest.mark.sqlite_only
 def test_sqlite_is_set_up_for_a_web_server(empty_db: str) -> None:
     database = Database(empty_db)
     with database.engine.connect() as connection:
@@ -68,6 +120,7 @@ def test_the_write_lock_is_released_however_the_transaction_ends(empty_db: str) 
     database.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_a_failed_commit_releases_the_write_lock(
     empty_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
