@@ -74,7 +74,14 @@ def serve(
             migrate(settings.resolved_database_url)
             _import(settings, questions)
         settings.signing_key()  # generated here once, not by workers racing to create it
-        uvicorn.run("app.main:create_app", factory=True, workers=workers, host=host, port=port)
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+        )
         return
     app = create_app(settings)
     if questions is not None:
@@ -82,7 +89,7 @@ def serve(
             app.state.sandbox.start()  # warming up while the database is brought up to date
         migrate(settings.resolved_database_url)
         _import(settings, questions, runs=app.state.runs)
-    uvicorn.run(app, host=host, port=port)
+    uvicorn.run(app, host=host, port=port, forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
 @cli.command("migrate")

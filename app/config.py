@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the database; default: a SQLite file under var_dir. "
-        "PostgreSQL works too (postgresql+psycopg://...).",
+        "PostgreSQL: postgresql://user:password@host/name (psycopg 3 is the driver).",
     )
     host: str = Field(default="127.0.0.1", description="Address `serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         "matches subdomains, `*` anything). A request for any other name is refused with "
         "400: a page on another site cannot reach this server by renaming itself (DNS "
         "rebinding). Add the server's public name when it is served beyond this machine.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Addresses of the proxies (load balancers) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed, comma-separated: a request through one of them is "
+        "taken to come from the client the proxy saw, as the per-address limits need. Add "
+        "a balancer on another machine; `*` only when nothing else can reach the server.",
     )
     max_requests: int = Field(
         default=8,
@@ -156,6 +163,16 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [host.strip() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_for_postgresql(cls, value: str | None) -> str | None:
+        """postgresql:// (and Heroku-style postgres://) mean our driver, psycopg 3, not
+        SQLAlchemy's default psycopg2, which is not installed."""
+        for bare in ("postgresql://", "postgres://"):
+            if value is not None and value.startswith(bare):
+                return "postgresql+psycopg://" + value.removeprefix(bare)
         return value
 
     @property

@@ -67,8 +67,8 @@ async def get_auth_limits(request: Request) -> AuthLimits:
 
 
 def client_address(request: Request) -> str:
-    """The client's address, as the server sees it (behind a proxy: run uvicorn with
-    --proxy-headers so that this is the real client's)."""
+    """The client's address: the peer's, or behind a trusted proxy the one it forwarded
+    (uvicorn's proxy headers, trusted from FORWARDED_ALLOW_IPS)."""
     return request.client.host if request.client else "unknown"
 
 

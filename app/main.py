@@ -22,8 +22,9 @@ from starlette.types import Scope
 from app.accounts import AuthLimits
 from app.admission import Admission
 from app.config import Settings
-from app.db import Database
+from app.db import Database, is_lock_wait
 from app.errors import AppError, Busy
+from app.instances import check_shared_secret
 from app.middleware import BodySizeLimit, TrustedHosts
 from app.ratelimit import RateLimit
 from app.routes import (
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         # The gate bounds the requests at work; a request waiting aside for its run holds a
         # thread too. The thread pool must never be what an admitted request waits for.
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        with database.session() as session:  # refuses to start beside instances of another key
+            await anyio.to_thread.run_sync(check_shared_secret, session, settings)
         if owns_sandbox and sandbox is not None:
             sandbox.start()
         try:
@@ -205,8 +208,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _database_locked(request: Request, exc: OperationalError) -> Response:
-        # SQLite's write lock, held by another process past the request's deadline.
-        if "database is locked" not in str(exc.orig):
+        # A lock held by another writer past the request's deadline (begin_write turns the
+        # usual case into Busy itself; this is for a lock met later in a transaction).
+        if not is_lock_wait(exc):
             raise exc
         busy = Busy("The database is busy. Try again in a moment.", retry_after=2)
         return _app_error_response(request, busy)

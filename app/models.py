@@ -391,3 +391,13 @@ class RateBucket(Base):
     full_at: Mapped[datetime] = mapped_column(
         index=True, comment="when the bucket is full again, and may be forgotten"
     )
+
+
+class DeploymentSetting(Base):
+    """A value every instance of one deployment must agree on (app.instances)."""
+
+    __tablename__ = "deployment_settings"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 
 from app.bank.files import read_bank
@@ -16,8 +17,21 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: str) -> None:
     monkeypatch.setenv("TRACEWISE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("TRACEWISE_DATABASE_URL", empty_db)
+
+
+def test_serve_believes_forwarded_addresses_from_its_proxies_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACEWISE_SANDBOX_MODE", "off")
+    monkeypatch.setenv("TRACEWISE_FORWARDED_ALLOW_IPS", "10.0.0.5,10.0.0.6")
+    served: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    result = runner.invoke(cli, ["serve", "--port", "8765"])
+    assert result.exit_code == 0, result.output
+    assert served["forwarded_allow_ips"] == "10.0.0.5,10.0.0.6"
 
 
 def test_check_questions_ok() -> None:

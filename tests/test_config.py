@@ -1,4 +1,5 @@
-"""Settings: environment variables, and the secret key generated once with mode 0600."""
+"""Settings: environment variables, the secret key generated once with mode 0600, and the
+one every instance of a deployment must share."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from app.config import Settings, load_or_create_secret
+from app.instances import SecretKeyMismatch
+from app.main import create_app
 
 
 def test_secret_is_generated_once_with_private_mode(tmp_path: Path) -> None:
@@ -42,6 +47,50 @@ def test_settings_come_from_the_environment(
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'tracewise.sqlite3'}"
 
 
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgresql://ada:pw@db.example.edu/tw", "postgresql+psycopg://ada:pw@db.example.edu/tw"),
+        ("postgres://ada@db/tw", "postgresql+psycopg://ada@db/tw"),
+        ("postgresql+psycopg://ada@db/tw", "postgresql+psycopg://ada@db/tw"),
+        ("sqlite:////srv/tw.sqlite3", "sqlite:////srv/tw.sqlite3"),
+    ],
+)
+def test_a_postgresql_url_uses_the_installed_driver(given: str, used: str) -> None:
+    assert Settings(database_url=given).resolved_database_url == used
+
+
 def test_every_setting_is_described() -> None:
     missing = [name for name, field in Settings.model_fields.items() if not field.description]
     assert missing == []
+
+
+def _instance(settings: Settings, var_dir: Path, secret: str | None = None) -> TestClient:
+    """An instance of the app on the test's database, with its own var_dir (machine)."""
+    key = SecretStr(secret) if secret else None
+    own = settings.model_copy(update={"var_dir": var_dir, "secret_key": key, "sandbox_mode": "off"})
+    return TestClient(create_app(own))
+
+
+def test_instances_on_one_database_must_share_the_secret_key(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with _instance(settings, tmp_path / "first"):
+        pass  # the first instance records its generated key
+    with _instance(settings, tmp_path / "first"):
+        pass  # the same machine's key again: fine
+    another_machine = _instance(settings, tmp_path / "second")  # a key of its own
+    with pytest.raises(SecretKeyMismatch, match="set TRACEWISE_SECRET_KEY to one value"):
+        another_machine.__enter__()
+
+
+def test_a_configured_secret_key_is_the_one_every_instance_must_use(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with _instance(settings, tmp_path / "first"):
+        pass
+    with _instance(settings, tmp_path / "second", secret="the administrator's choice"):
+        pass  # set by the administrator: recorded
+    generated = _instance(settings, tmp_path / "first")  # a generated key, beside it
+    with pytest.raises(SecretKeyMismatch):
+        generated.__enter__()
