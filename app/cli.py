@@ -100,6 +100,22 @@ def migrate_command() -> None:
     typer.echo(f"Database is at the latest schema: {url}")
 
 
+@cli.command("adopt-secret-key")
+def adopt_secret_key_command() -> None:
+    """Make this environment's secret key the one every instance on the database must use
+    (after changing it on purpose: instances with the old key then refuse to start)."""
+    from app.instances import adopt_secret_key
+
+    settings = Settings()
+    database = Database(settings.resolved_database_url)
+    try:
+        with database.session() as session:
+            adopt_secret_key(session, settings)
+    finally:
+        database.dispose()
+    typer.echo("Every instance on this database must now use this secret key.")
+
+
 @cli.command("make-migration")
 def make_migration(
     message: Annotated[str, typer.Argument(help="What the migration does.")],

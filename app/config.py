@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -188,16 +189,22 @@ class Settings(BaseSettings):
 
 
 def load_or_create_secret(path: Path) -> str:
-    """Read the secret at `path`, creating it (mode 0600, never overwritten) when missing."""
+    """Read the secret at `path`, creating it (mode 0600, never overwritten) when missing.
+    It appears whole or not at all — written aside, then linked into place — so processes
+    starting at once all read the one that won."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text().strip()
-        if not secret:
-            raise RuntimeError(f"{path} is empty; delete it to generate a new secret key") from None
-        return secret
-    secret = secrets.token_hex(SECRET_KEY_BYTES)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
+    if not path.exists():
+        secret = secrets.token_hex(SECRET_KEY_BYTES)
+        aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secret + "\n")
+            with contextlib.suppress(FileExistsError):  # another process's came first
+                os.link(aside, path)
+        finally:
+            aside.unlink()
+    secret = path.read_text().strip()
+    if not secret:
+        raise RuntimeError(f"{path} is empty; delete it to generate a new secret key")
     return secret

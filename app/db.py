@@ -44,6 +44,17 @@ WRITE_OPTION = "tracewise_write"
 WRITE_LOCK = "tracewise_write_lock"  # Session.info keys
 HOLDS_WRITE_LOCK = "tracewise_holds_write_lock"
 WRITE_LOCK_KEY = 0x7472616365  # "trace": the advisory lock every writer takes on PostgreSQL
+# A connection whose instance died mid-transaction must not keep the write lock for long:
+# the server ends a transaction left idle. And an instance notices a database server gone
+# silent (TCP keepalives, a time-out on unacknowledged data) instead of waiting on it.
+POSTGRESQL_CONNECT_ARGS = {
+    "options": "-c idle_in_transaction_session_timeout=60000",  # ms
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms
+}
 DEFAULT_POOL_SIZE = 8  # the command line and tests; the server sizes its pool to its requests
 POOL_OVERFLOW = 4  # beyond the pool, for a session outside any request (a CSV being streamed)
 
@@ -74,7 +85,7 @@ def load_json(text: str | bytes) -> Any:
 
 def _tag_non_finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        return {NON_FINITE: repr(value)}
+        return {NON_FINITE: "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"}
     if isinstance(value, dict):
         return {key: _tag_non_finite(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -100,6 +111,14 @@ def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: floa
         "json_serializer": dump_json,
         "json_deserializer": load_json,
     }
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            isolation_level="READ COMMITTED",  # what follows the write lock sees the last write
+            connect_args=POSTGRESQL_CONNECT_ARGS,
+            **common,
+        )
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **common)
 
@@ -146,13 +165,12 @@ def begin_write(session: Session) -> None:
     session.info[HOLDS_WRITE_LOCK] = True
     try:
         connection = session.connection(execution_options={WRITE_OPTION: True})
-        if connection.dialect.name == "postgresql":
-            wait_ms = max(1, int(deadline.remaining(BUSY_TIMEOUT_MS / 1000) * 1000))
-            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
-            lock_for_writing(connection)
+        lock_for_writing(connection, wait_s=deadline.remaining(BUSY_TIMEOUT_MS / 1000))
     except OperationalError as exc:
-        session.rollback()
-        _drop_write_lock(session)
+        try:
+            session.rollback()
+        finally:
+            _drop_write_lock(session)
         if is_lock_wait(exc):
             raise Busy("The database is busy. Try again in a moment.", retry_after=1) from None
         raise
@@ -161,11 +179,15 @@ def begin_write(session: Session) -> None:
         raise
 
 
-def lock_for_writing(connection: Connection) -> None:
-    """On PostgreSQL, take the write lock for the rest of the connection's transaction
-    (SQLite's comes with BEGIN IMMEDIATE, from the WRITE_OPTION execution option)."""
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+def lock_for_writing(connection: Connection, *, wait_s: float | None = None) -> None:
+    """On PostgreSQL, take the write lock for the rest of the connection's transaction,
+    waiting at most `wait_s` (else lock_not_available); SQLite's came with BEGIN IMMEDIATE,
+    from the WRITE_OPTION execution option."""
+    if connection.dialect.name != "postgresql":
+        return
+    if wait_s is not None:
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(wait_s * 1000))}")
+    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
 
 def is_lock_wait(exc: OperationalError) -> bool:
@@ -217,6 +239,17 @@ def alembic_config(url: str) -> Any:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["database_url"] = url
     return config
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Whether the database has had every migration (none missing, none unknown to us)."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    scripts = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string()))
+    return current == set(scripts.get_heads())
 
 
 def migrate(url: str, revision: str = "head") -> None:

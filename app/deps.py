@@ -68,7 +68,7 @@ async def get_auth_limits(request: Request) -> AuthLimits:
 
 def client_address(request: Request) -> str:
     """The client's address: the peer's, or behind a trusted proxy the one it forwarded
-    (uvicorn's proxy headers, trusted from FORWARDED_ALLOW_IPS)."""
+    (uvicorn reads X-Forwarded-For from TRACEWISE_FORWARDED_ALLOW_IPS' proxies only)."""
     return request.client.host if request.client else "unknown"
 
 

@@ -2,12 +2,11 @@
 
 Cookies and form tokens are signed with the secret key. Behind a load balancer a learner's
 requests go to any instance, so every instance must sign with the same key: with one
-generated per instance (`var_dir/secret_key`, on each machine), a learner would be logged
-out, or refused a form, every time the balancer switched. So each instance records a
-fingerprint of its key in the database it shares with the others; an instance with a
-*generated* key that differs from the recorded one refuses to start and says how to set one
-key for all. A key set in the environment is the administrator's choice: it is recorded,
-and an instance with a generated key will not start beside it.
+generated per instance (`var_dir/secret_key`, on each machine), or set differently on two, a
+learner would be logged out, or refused a form, every time the balancer switched. So the
+first instance records a fingerprint of its key in the database it shares with the others,
+and an instance whose key differs refuses to start, saying how to set one key for all. A key
+changed on purpose is adopted with `python -m app adopt-secret-key`.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ FINGERPRINT = "secret_key_fingerprint"
 
 
 class SecretKeyMismatch(RuntimeError):
-    """This instance's generated key is not the one its database's other instances use."""
+    """This instance's key is not the one its database's other instances use."""
 
 
 def fingerprint(key: str) -> str:
@@ -36,22 +35,41 @@ def fingerprint(key: str) -> str:
 
 
 def check_shared_secret(session: Session, settings: Settings) -> None:
-    """Record this instance's key, or refuse (SecretKeyMismatch) a generated key that is
-    not the one recorded. Commits."""
+    """Record this instance's key if none is recorded yet, or refuse (SecretKeyMismatch) a
+    key that is not the recorded one. Commits."""
     mine = fingerprint(settings.signing_key())
     begin_write(session)
     row = session.get(DeploymentSetting, FINGERPRINT)
-    if row is not None and row.value != mine and settings.secret_key is None:
-        session.rollback()
-        raise SecretKeyMismatch(
-            "Another instance of Tracewise on this database signs cookies with a different "
-            "secret key, and this one generated its own (in "
-            f"{settings.var_dir / 'secret_key'}). Every instance must use the same key: set "
-            "TRACEWISE_SECRET_KEY to one value on all of them, e.g. the output of "
-            "`python -c 'import secrets; print(secrets.token_hex(32))'`."
-        )
     if row is None:
         session.add(DeploymentSetting(name=FINGERPRINT, value=mine))
     elif row.value != mine:
-        row.value, row.updated_at = mine, utcnow()
+        session.rollback()
+        raise SecretKeyMismatch(_mismatch(settings))
     session.commit()
+
+
+def adopt_secret_key(session: Session, settings: Settings) -> None:
+    """Record this instance's key as the one every instance must use. Commits."""
+    begin_write(session)
+    row = session.get(DeploymentSetting, FINGERPRINT)
+    if row is None:
+        row = DeploymentSetting(name=FINGERPRINT)
+        session.add(row)
+    row.value, row.updated_at = fingerprint(settings.signing_key()), utcnow()
+    session.commit()
+
+
+def _mismatch(settings: Settings) -> str:
+    where = (
+        "TRACEWISE_SECRET_KEY"
+        if settings.secret_key is not None
+        else f"the key this instance generated in {settings.var_dir / 'secret_key'}"
+    )
+    return (
+        f"This instance's secret key ({where}) is not the one the other instances of this "
+        "database sign cookies with. Every instance must use the same key: set "
+        "TRACEWISE_SECRET_KEY to one value on all of them, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_hex(32))'`. If the key was changed "
+        "on purpose, stop every instance, set the new key on all, and run "
+        "`python -m app adopt-secret-key` once."
+    )

@@ -22,7 +22,7 @@ from starlette.types import Scope
 from app.accounts import AuthLimits
 from app.admission import Admission
 from app.config import Settings
-from app.db import Database, is_lock_wait
+from app.db import Database, is_lock_wait, schema_is_current
 from app.errors import AppError, Busy
 from app.instances import check_shared_secret
 from app.middleware import BodySizeLimit, TrustedHosts
@@ -49,6 +49,10 @@ SESSION_COOKIE = "tracewise"
 WORKER_THREADS = 1000
 
 
+class SchemaNotCurrent(RuntimeError):
+    """The database needs migrating before the app can serve it."""
+
+
 def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None) -> FastAPI:
     """Build the app: settings, database, sandbox, templates, middleware, routes, errors.
 
@@ -71,11 +75,16 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         # The gate bounds the requests at work; a request waiting aside for its run holds a
         # thread too. The thread pool must never be what an admitted request waits for.
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-        with database.session() as session:  # refuses to start beside instances of another key
-            await anyio.to_thread.run_sync(check_shared_secret, session, settings)
-        if owns_sandbox and sandbox is not None:
-            sandbox.start()
         try:
+            if not await anyio.to_thread.run_sync(schema_is_current, database.engine):
+                raise SchemaNotCurrent(
+                    "The database is not at this version's schema: run `python -m app "
+                    "migrate` first (`make run` and `serve --questions` do)."
+                )
+            with database.session() as session:  # refuses to start beside another key
+                await anyio.to_thread.run_sync(check_shared_secret, session, settings)
+            if owns_sandbox and sandbox is not None:
+                sandbox.start()
             yield
         finally:
             if owns_sandbox and sandbox is not None:

@@ -2,9 +2,9 @@
 
 A limit allows `limit` events per key in any `window_s`: a token bucket per key, full to
 start with, refilled at `limit / window_s` tokens a second. Checking and counting are one
-step in the caller's write transaction, on the bucket's row (locked: SQLite's write lock,
-PostgreSQL's `FOR UPDATE`), so concurrent requests — on any instance — cannot all slip under
-the limit. Keys are stored hashed; a bucket that is full again is forgotten.
+step in the caller's write transaction (`app.db.begin_write`: one writer at a time, on any
+engine and instance), so concurrent requests cannot all slip under the limit. Keys are
+stored hashed; a bucket that is full again is forgotten.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class RateLimit:
         return hashlib.sha256(f"{self.name}\0{key}".encode()).hexdigest()
 
     def _bucket(self, session: Session, key: str) -> tuple[RateBucket, float]:
-        """The key's bucket, locked, and its tokens now."""
+        """The key's bucket and its tokens now."""
         digest, now = self._digest(key), utcnow()
         values = {"key": digest, "tokens": float(self.limit), "updated_at": now, "full_at": now}
         insert = (
@@ -72,7 +72,6 @@ class RateLimit:
         bucket = session.scalars(
             select(RateBucket)
             .where(RateBucket.key == digest)
-            .with_for_update()
             .execution_options(populate_existing=True)
         ).one()
         elapsed = max(0.0, (now - bucket.updated_at).total_seconds())

@@ -4,15 +4,19 @@ one every instance of a deployment must share."""
 from __future__ import annotations
 
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
+from app.cli import cli
 from app.config import Settings, load_or_create_secret
 from app.instances import SecretKeyMismatch
-from app.main import create_app
+from app.main import SchemaNotCurrent, create_app
+from tests.databases import Databases
 
 
 def test_secret_is_generated_once_with_private_mode(tmp_path: Path) -> None:
@@ -22,6 +26,13 @@ def test_secret_is_generated_once_with_private_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(first) == 64
     assert Settings(var_dir=tmp_path).signing_key() == first
+
+
+def test_processes_starting_at_once_read_one_generated_secret(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        secrets = set(pool.map(lambda _: load_or_create_secret(tmp_path / "secret_key"), range(8)))
+    assert len(secrets) == 1
+    assert [path.name for path in tmp_path.iterdir()] == ["secret_key"]  # nothing left aside
 
 
 def test_configured_secret_wins_and_writes_nothing(tmp_path: Path) -> None:
@@ -84,13 +95,32 @@ def test_instances_on_one_database_must_share_the_secret_key(
         another_machine.__enter__()
 
 
-def test_a_configured_secret_key_is_the_one_every_instance_must_use(
-    settings: Settings, tmp_path: Path
+def test_a_changed_key_is_refused_until_adopted(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with _instance(settings, tmp_path / "first"):
+    with _instance(settings, tmp_path / "first", secret="the first key"):
         pass
-    with _instance(settings, tmp_path / "second", secret="the administrator's choice"):
-        pass  # set by the administrator: recorded
-    generated = _instance(settings, tmp_path / "first")  # a generated key, beside it
-    with pytest.raises(SecretKeyMismatch):
-        generated.__enter__()
+    changed = _instance(settings, tmp_path / "second", secret="another key")
+    with pytest.raises(SecretKeyMismatch, match="adopt-secret-key"):
+        changed.__enter__()
+    monkeypatch.setenv("TRACEWISE_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("TRACEWISE_SECRET_KEY", "another key")
+    adopted = CliRunner().invoke(cli, ["adopt-secret-key"])
+    assert adopted.exit_code == 0, adopted.output
+    with _instance(settings, tmp_path / "second", secret="another key"):
+        pass  # the adopted key starts
+    old = _instance(settings, tmp_path / "first", secret="the first key")
+    with pytest.raises(SecretKeyMismatch):  # and the old one no longer does
+        old.__enter__()
+
+
+def test_an_unmigrated_database_is_refused_with_what_to_do(
+    settings: Settings, databases: Databases
+) -> None:
+    url = databases.create()
+    try:
+        unmigrated = settings.model_copy(update={"database_url": url, "sandbox_mode": "off"})
+        with pytest.raises(SchemaNotCurrent, match="python -m app migrate"):
+            TestClient(create_app(unmigrated)).__enter__()
+    finally:
+        databases.drop(url)

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
+from app import deadline
 from app.db import WRITE_LOCK, Database, begin_write
+from app.errors import Busy
 from app.models import Base, SandboxRun
 from tests.databases import Databases
 
@@ -42,24 +46,66 @@ def test_instances_migrating_one_database_at_once_both_succeed(
 ) -> None:
     url = databases.create()
     env = {**os.environ, "TRACEWISE_DATABASE_URL": url, "TRACEWISE_VAR_DIR": str(tmp_path)}
-    migrating = [
-        subprocess.Popen(
-            [sys.executable, "-m", "app", "migrate"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    errors = [process.communicate(timeout=120)[1] for process in migrating]
+    holder = Database(url)
+    with holder.session() as held:
+        begin_write(held)  # both find the lock taken: they must wait for it, then take turns
+        migrating = [
+            subprocess.Popen(
+                [sys.executable, "-m", "app", "migrate"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        _until_both_wait(held, migrating)
+        held.rollback()
     try:
+        errors = [process.communicate(timeout=60)[1] for process in migrating]
         assert [process.returncode for process in migrating] == [0, 0], errors
-        database = Database(url)
-        assert set(Base.metadata.tables) <= set(inspect(database.engine).get_table_names())
-        database.dispose()
+        assert set(Base.metadata.tables) <= set(inspect(holder.engine).get_table_names())
     finally:
+        for process in migrating:
+            process.kill()
+        holder.dispose()
         databases.drop(url)
+
+
+def _until_both_wait(held: Session, migrating: list[subprocess.Popen[str]]) -> None:
+    """Until both processes wait for the write lock (PostgreSQL shows it; SQLite does not,
+    so there: long enough for both to have started and reached it)."""
+    if held.get_bind().dialect.name != "postgresql":
+        time.sleep(3)
+        return
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    stop = time.monotonic() + 30
+    while held.connection().execute(waiting).scalar() != 2:
+        assert all(process.poll() is None for process in migrating), "a migration ended early"
+        assert time.monotonic() < stop, "the migrations never waited for the lock"
+        time.sleep(0.05)
+
+
+def test_a_writer_waits_for_another_instances_lock_no_longer_than_its_deadline(
+    empty_db: str,
+) -> None:
+    holder, waiter = Database(empty_db), Database(empty_db)  # two instances: two thread locks
+    try:
+        with holder.session() as held:
+            begin_write(held)
+            with waiter.session() as session, deadline.within(0.3):
+                started = time.monotonic()
+                with pytest.raises(Busy):
+                    begin_write(session)
+                assert time.monotonic() - started < 5
+                assert not session.info[WRITE_LOCK].locked()
+            held.rollback()
+        with waiter.session() as session:  # the lock is free again for the waiter
+            begin_write(session)
+            session.commit()
+    finally:
+        holder.dispose()
+        waiter.dispose()
 
 
 def test_json_columns_keep_non_finite_floats_and_everything_else(empty_db: str) -> None:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from app.bank import variants
 from app.bank.schema import ChoiceQuestion, Difficulty, OutputQuestion, Question
 from app.bank.service import PatternView, parse_version
+from app.db import load_json
 from app.errors import NotFound
 from app.grading import choice_label
 
@@ -245,12 +246,12 @@ class _Attempt(NamedTuple):
     @property
     def answer(self) -> Any:
         """The answer as grading stored it."""
-        return None if self.answer_json is None else json.loads(self.answer_json)
+        return None if self.answer_json is None else load_json(self.answer_json)
 
     @property
     def variant(self) -> dict[str, Any] | None:
         """The parameter values of the variant answered (output questions)."""
-        return None if self.variant_json is None else json.loads(self.variant_json)
+        return None if self.variant_json is None else load_json(self.variant_json)
 
 
 @dataclass(frozen=True)
