@@ -1,10 +1,13 @@
-"""Real-browser testing: the app served by uvicorn in a thread, Debian's chromium driven by
-Playwright. Screenshots go to test-artifacts/."""
+"""The app served for tests — by uvicorn in a thread, or as `python -m app serve` in a process
+of its own — and real-browser testing: Debian's chromium driven by Playwright. Screenshots
+go to test-artifacts/."""
 
 from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +17,10 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+from bench.harness import free_port, wait_until_up
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root
     "--disable-gpu",
@@ -55,3 +61,23 @@ def live_server(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def served(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m app serve` on a free port, configured by `env`; the process and its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(port, process)
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=30)

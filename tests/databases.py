@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -21,9 +22,13 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 ENGINE = os.environ.get("TRACEWISE_TEST_DATABASE", "sqlite")
+if ENGINE not in ("sqlite", "postgresql"):
+    raise RuntimeError(f"TRACEWISE_TEST_DATABASE must be sqlite or postgresql, not {ENGINE!r}")
 PG_USER = "tracewise"
+PG_PORT = 5432  # only names the socket file (.s.PGSQL.5432): there is no TCP
 PG_START_TIMEOUT_S = 30
 _names = itertools.count(1)
 
@@ -76,7 +81,7 @@ class PostgresServer:
 
     def url(self, name: str) -> str:
         """The SQLAlchemy URL of database `name`."""
-        return f"postgresql+psycopg://{PG_USER}@/{name}?host={self.socket_dir}"
+        return f"postgresql+psycopg://{PG_USER}@/{name}?host={self.socket_dir}&port={PG_PORT}"
 
     def create(self) -> str:
         name = f"test_{os.getpid()}_{next(_names)}"
@@ -122,65 +127,62 @@ def throwaway_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of our own for the length of the block."""
     bin_dir = postgres_bin_dir()
     root = Path(tempfile.mkdtemp(prefix="tracewise-pg-"))
-    as_root = os.geteuid() == 0
-    user = "postgres" if as_root else None
-    if as_root:
-        shutil.chown(root, user="postgres")
-    data = root / "data"
-    subprocess.run(
-        [bin_dir / "initdb", "-D", data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync"],
-        check=True,
-        user=user,
-        stdout=subprocess.DEVNULL,
-        cwd=root,
-    )
-    log = open(root / "server.log", "w")  # noqa: SIM115 (closed below; the server writes it)
-    server = subprocess.Popen(
-        [
-            bin_dir / "postgres",
-            "-D",
-            data,
-            "-k",
-            root,
-            "-c",
-            "listen_addresses=",  # the socket only: no network
-            "-c",
-            "fsync=off",  # a throwaway server: speed over durability
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=400",
-        ],
-        user=user,
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    log.close()  # the server has its own copy
+    server: subprocess.Popen[bytes] | None = None
     databases = None
     try:
-        _wait_for_socket(root, server)
+        as_root = os.geteuid() == 0
+        user = "postgres" if as_root else None
+        if as_root:
+            shutil.chown(root, user="postgres")
+        data = root / "data"
+        subprocess.run(
+            [bin_dir / "initdb", "-D", data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "-N"],
+            check=True,
+            user=user,
+            stdout=subprocess.DEVNULL,
+            cwd=root,
+        )
+        with open(root / "server.log", "w") as log:  # the server keeps its own copy
+            server = subprocess.Popen(
+                [
+                    *(bin_dir / "postgres", "-D", data, "-k", root, "-p", str(PG_PORT)),
+                    *("-c", "listen_addresses="),  # the socket only: no network
+                    *("-c", "fsync=off", "-c", "synchronous_commit=off"),  # thrown away: speed
+                    *("-c", "full_page_writes=off", "-c", "max_connections=400"),
+                ],
+                user=user,
+                cwd=root,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         databases = PostgresServer(root)
+        _wait_until_accepting(databases, root, server)
         yield databases
     finally:
         if databases is not None:
             databases.close()
-        server.terminate()  # SIGTERM: a smart shutdown, after the last connection
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        if server is not None:
+            server.send_signal(signal.SIGINT)  # a fast shutdown: ends open sessions
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_for_socket(root: Path, server: subprocess.Popen[bytes]) -> None:
+def _wait_until_accepting(
+    databases: PostgresServer, root: Path, server: subprocess.Popen[bytes]
+) -> None:
+    """Until the server accepts connections (it is up a moment after its socket is)."""
     deadline = time.monotonic() + PG_START_TIMEOUT_S
-    while not (root / ".s.PGSQL.5432").exists():
-        if server.poll() is not None or time.monotonic() > deadline:
-            log = (root / "server.log").read_text()
-            raise RuntimeError(f"the throwaway PostgreSQL server did not start:\n{log}")
-        time.sleep(0.05)
-    time.sleep(0.2)  # the socket appears just before connections are accepted
+    while True:
+        try:
+            with databases.admin.connect():
+                return
+        except OperationalError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                log = (root / "server.log").read_text()
+                message = f"the throwaway PostgreSQL server did not start:\n{log}"
+                raise RuntimeError(message) from None
+            time.sleep(0.05)

@@ -1,5 +1,5 @@
 """An acknowledged attempt is never lost: the server is killed with kill -9 while learners
-answer, started again, and every attempt it answered 201 for is there; the database is whole.
+answer, started again, and every attempt it answered 201 for is there; a SQLite file is whole.
 """
 
 from __future__ import annotations
@@ -7,51 +7,26 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2 as httpx
-import pytest
-from sqlalchemy import make_url
+from sqlalchemy import make_url, select
 
 from app.config import Settings
-from bench.harness import _wait_until_up, free_port
-from tests.conftest import ROOT, TEST_SECRET
+from app.db import Database
+from app.models import Attempt
+from tests.browser import served
+from tests.conftest import TEST_SECRET
 
 LEARNERS = 8
 ACKNOWLEDGED_BEFORE_KILL = 150
 
 
-@contextmanager
-def serving(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`python -m app serve` on a free port; the process and its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_until_up(port)
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.mark.sqlite_only  # PostgreSQL's durability is PostgreSQL's
 def test_every_acknowledged_attempt_survives_kill_9_of_the_server(
     tmp_path: Path, settings: Settings
 ) -> None:
     assert settings.database_url is not None
-    database = make_url(settings.database_url).database
     env = {
         **os.environ,
         "TRACEWISE_VAR_DIR": str(tmp_path / "var"),
@@ -78,7 +53,7 @@ def test_every_acknowledged_attempt_survives_kill_9_of_the_server(
                     if len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL:
                         enough.set()
 
-    with serving(env) as (server, base):
+    with served(env) as (server, base):
         threads = [threading.Thread(target=learner, args=(n, base)) for n in range(LEARNERS)]
         for thread in threads:
             thread.start()
@@ -89,10 +64,14 @@ def test_every_acknowledged_attempt_survives_kill_9_of_the_server(
         for thread in threads:
             thread.join()
 
-    with serving(env) as (_, base):  # started again on the same database
+    with served(env) as (_, base):  # started again on the same database
         assert httpx.get(f"{base}/healthz").status_code == 200
-        with sqlite3.connect(database) as connection:
-            assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-            stored = {row[0] for row in connection.execute("SELECT id FROM attempts")}
+        database = Database(settings.database_url)
+        with database.session() as session:
+            stored = set(session.scalars(select(Attempt.id)))
+        database.dispose()
     assert len(acknowledged) >= ACKNOWLEDGED_BEFORE_KILL
     assert set(acknowledged) <= stored
+    if (url := make_url(settings.database_url)).get_backend_name() == "sqlite":
+        with sqlite3.connect(url.database or "") as connection:  # PostgreSQL's is its own
+            assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)

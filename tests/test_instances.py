@@ -1,55 +1,55 @@
 """Two instances of the app on one database, learners split between them: what must agree
 across instances lives in the database (make test-postgres runs this on PostgreSQL).
 
-Each instance is its own app — its own engine, pool, write lock, admission gate and caches —
-served on its own port; they share only the database and the secret key, as instances on
-two machines do. Every learner sends every other request to the other instance.
+One instance is an app served in this process, the other `python -m app serve` in a process
+of its own — its own engine, pool, write lock, admission gate, caches and sandbox runner —
+as on two machines; they share only the database and the secret key. Every learner sends
+every other request to the other instance.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from fastapi import FastAPI
+import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import accounts
 from app.config import Settings
 from app.main import create_app
 from app.models import Attempt, Exam, ExamItem
 from app.sandbox.client import Sandbox
-from tests.browser import live_server
-from tests.conftest import strict_sandbox
+from tests.browser import live_server, served
+from tests.conftest import QUESTIONS, TEST_SECRET
 
 LEARNERS = 8
 ANSWERS_EACH = 6
 WRONG_PASSWORDS = 30
 TIMEOUT_S = 60
 ANSWER_BY_KIND = {"choice": 0, "output": "[0.05]", "code": "scheduler = None"}
-
-
-@pytest.fixture(scope="module")
-def other_sandbox() -> Iterator[Sandbox]:
-    """The second instance's own runner, on a uid range of its own."""
-    with strict_sandbox() as runner:
-        yield runner
+QUIZ_QUESTION = "lr-quiz-epoch-5"
 
 
 @pytest.fixture
-def instances(settings: Settings, sandbox: Sandbox, other_sandbox: Sandbox) -> Iterator[list[str]]:
-    """Two instances' base URLs."""
-    apps: list[FastAPI] = [
-        create_app(settings, sandbox=runner) for runner in (sandbox, other_sandbox)
-    ]
-    with ExitStack() as stack:
-        yield [stack.enter_context(live_server(app)) for app in apps]
-    for app in apps:
-        app.state.db.dispose()
+def instances(settings: Settings, sandbox: Sandbox, tmp_path: Path) -> Iterator[list[str]]:
+    """Two instances' base URLs: here, and in a process of their own."""
+    assert settings.database_url is not None
+    env = {
+        **os.environ,
+        "TRACEWISE_DATABASE_URL": settings.database_url,
+        "TRACEWISE_SECRET_KEY": TEST_SECRET,
+        "TRACEWISE_VAR_DIR": str(tmp_path / "other-machine"),
+        "PYTHONWARNINGS": "ignore",
+    }
+    with live_server(create_app(settings, sandbox=sandbox)) as here, served(env) as (_, there):
+        yield [here, there]
 
 
 class Learner:
@@ -137,6 +137,40 @@ def test_learners_split_between_two_instances_lose_and_double_nothing(
     assert learners_attempts == len(acknowledged) + sum(  # nothing more was recorded
         db.scalar(select(func.count()).where(ExamItem.exam_id == exam)) or 0 for exam in exams
     )
+
+
+def test_a_question_saved_on_one_instance_is_what_the_other_shows(
+    instances: list[str], db: Session
+) -> None:
+    instructor = accounts.create_user(
+        db, email="teacher@example.com", password="a long passphrase", role="instructor"
+    )
+    _, token = accounts.create_api_token(db, user=instructor, name="two instances")
+    headers = {"Authorization": f"Bearer {token}"}
+    question = yaml.safe_load((QUESTIONS / "lr-schedulers" / "quiz-epoch-5.yaml").read_text())
+    with httpx.Client(timeout=TIMEOUT_S) as client:
+        trace = [client.get(f"{base}/patterns/lr-schedulers/trace") for base in instances]
+        assert [page.status_code for page in trace] == [200, 200]  # cached on both now
+
+        def save(n: int) -> httpx.Response:  # an edit on each instance at once
+            edited = {**question, "prompt": f"Edit {n}: what happens at the end of epoch 5?"}
+            return client.put(
+                f"{instances[n]}/api/questions/{QUIZ_QUESTION}",
+                json={"question": edited},
+                headers=headers,
+            )
+
+        with ThreadPoolExecutor(max_workers=2) as both:
+            saves = list(both.map(save, range(2)))
+        assert [saved.status_code for saved in saves] == [200, 200], [s.text for s in saves]
+        assert sorted(saved.json()["version"] for saved in saves) == [2, 3]
+        last = max(range(2), key=lambda n: saves[n].json()["version"])
+        for base in instances:
+            shown = client.get(f"{base}/api/questions/{QUIZ_QUESTION}").json()
+            assert shown["version"] == 3
+            assert f"Edit {last}:" in shown["prompt"]
+            page = client.get(f"{base}/patterns/lr-schedulers/trace").text
+            assert f"Edit {last}:" in page  # the quiz on the cached trace page too
 
 
 def test_wrong_passwords_spread_over_two_instances_are_limited_as_on_one(

@@ -62,20 +62,22 @@ def output_question(qid: str = "out", **overrides: Any) -> dict[str, Any]:
 def test_every_variant_key_is_reproduced_by_a_fresh_run_and_the_cache_agrees(
     question: OutputQuestion, sandbox: Sandbox, template_db: str
 ) -> None:
-    database = Database(template_db)
-    with database.session() as session:
-        for index in range(variants.count(question)):
-            job = job_for(question, index, timeout_s=SANDBOX_TIMEOUT_S)
-            fresh = sandbox.run(job)
-            assert fresh.status in (Verdict.OK, Verdict.ERROR), (index, fresh)
-            cached = stored(session, run_key(job.code, job.expression))
-            assert cached is not None, f"variant {index} has no stored run"
-            key = expected_output(question, fresh)
-            assert key and key == expected_output(question, cached)
-            assert [e.lrs for e in fresh.trace] == [e.lrs for e in cached.trace]
-            if question.answer is not None:
-                assert compare_output(question.answer, key) is None
-    database.dispose()
+    database = Database(template_db)  # closed whatever happens: a template is copied only
+    try:  # while nobody is connected to it
+        with database.session() as session:
+            for index in range(variants.count(question)):
+                job = job_for(question, index, timeout_s=SANDBOX_TIMEOUT_S)
+                fresh = sandbox.run(job)
+                assert fresh.status in (Verdict.OK, Verdict.ERROR), (index, fresh)
+                cached = stored(session, run_key(job.code, job.expression))
+                assert cached is not None, f"variant {index} has no stored run"
+                key = expected_output(question, fresh)
+                assert key and key == expected_output(question, cached)
+                assert [e.lrs for e in fresh.trace] == [e.lrs for e in cached.trace]
+                if question.answer is not None:
+                    assert compare_output(question.answer, key) is None
+    finally:
+        database.dispose()
 
 
 def test_the_lesson_has_output_questions_on_every_required_topic() -> None:
