@@ -4,8 +4,10 @@ percentiles, and memory (PSS) of a process tree."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -29,18 +31,40 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A running `python -m app serve` on its own database."""
+    """Running `python -m app serve` instances sharing one fresh database."""
 
-    process: subprocess.Popen[bytes]
-    port: int
+    processes: list[subprocess.Popen[bytes]]
+    ports: list[int]
     var_dir: Path
+    database_url: str
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The first instance's process."""
+        return self.processes[0]
+
+    @property
+    def port(self) -> int:
+        """The first instance's port."""
+        return self.ports[0]
 
 
 @contextmanager
-def server(**settings: str) -> Iterator[Server]:
-    """Migrate and import a fresh database, then serve it; settings are TRACEWISE_* values."""
+def server(
+    *, instances: int = 1, database_url: str | None = None, **settings: str
+) -> Iterator[Server]:
+    """Migrate and import a fresh database — a SQLite file in a temp folder, or the empty
+    database at `database_url` — then serve it with `instances` instances of the app, each
+    on its own port and with its own var_dir (as on machines of their own behind a load
+    balancer), sharing one secret key. Settings are TRACEWISE_* values."""
     with tempfile.TemporaryDirectory(prefix="tracewise-bench-") as tmp:
-        env = {**os.environ, "TRACEWISE_VAR_DIR": tmp}
+        url = database_url or f"sqlite:///{tmp}/tracewise.sqlite3"
+        env = {
+            **os.environ,
+            "TRACEWISE_VAR_DIR": tmp,
+            "TRACEWISE_DATABASE_URL": url,
+            "TRACEWISE_SECRET_KEY": secrets.token_hex(32),
+        }
         env.update({f"TRACEWISE_{key.upper()}": value for key, value in settings.items()})
         python = [sys.executable, "-m", "app"]
         subprocess.run(
@@ -53,34 +77,77 @@ def server(**settings: str) -> Iterator[Server]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        port = free_port()
-        # the server's log, for when a run goes wrong: BENCH_SERVER_LOG=/tmp/server.log
+        ports: list[int] = []
+        while len(ports) < instances:  # distinct: a port freed by one probe may come again
+            if (port := free_port()) not in ports:
+                ports.append(port)
+        # the servers' log, for when a run goes wrong: BENCH_SERVER_LOG=/tmp/server.log
         log = open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w")  # noqa: SIM115
-        process = subprocess.Popen(
-            [*python, "serve", "--port", str(port)],  # TRACEWISE_WORKERS may ask for more
-            env={**env, "PYTHONWARNINGS": "ignore"},
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+        processes = []
         try:
-            _wait_until_up(port)
-            yield Server(process, port, Path(tmp))
+            for n, port in enumerate(ports):
+                var_dir = Path(tmp) / f"instance-{n}"
+                processes.append(
+                    subprocess.Popen(
+                        [*python, "serve", "--port", str(port)],  # TRACEWISE_WORKERS: more
+                        env={**env, "TRACEWISE_VAR_DIR": str(var_dir), "PYTHONWARNINGS": "ignore"},
+                        cwd=ROOT,
+                        stdout=subprocess.DEVNULL,
+                        stderr=log,
+                    )
+                )
+            for port, process in zip(ports, processes, strict=True):
+                wait_until_up(port, process)
+            yield Server(processes, ports, Path(tmp), url)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
             log.close()
 
 
-def _wait_until_up(port: int, timeout: float = 60.0) -> None:
+@contextmanager
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server at `server_url` (a URL of any
+    database there the user may connect to); dropped afterwards."""
+    from sqlalchemy import create_engine, make_url, text
+
+    from app.config import Settings
+
+    url = make_url(Settings(database_url=server_url).resolved_database_url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"tracewise_bench_{os.getpid()}_{next(_database_names)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+_database_names = itertools.count(1)
+
+
+def wait_until_up(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Until the server `process` accepts connections on `port` (RuntimeError if it exits
+    or takes longer than `timeout`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server for port {port} exited: see BENCH_SERVER_LOG")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"server on port {port} did not start")
+
+
+class IdleClosed(ConnectionError):
+    """The server closed a kept-alive connection without answering: it had timed out."""
 
 
 class Connection:
@@ -97,7 +164,16 @@ class Connection:
     async def request(
         self, method: str, path: str, body: object | None = None
     ) -> tuple[int, bytes]:
-        """Send one request; (status, body)."""
+        """Send one request; (status, body). An idle connection the server has closed (its
+        keep-alive time-out) is opened again and the request sent on it, as HTTP clients do."""
+        if self.writer is not None:
+            try:
+                return await self._send(method, path, body)
+            except IdleClosed:
+                self.close()
+        return await self._send(method, path, body)
+
+    async def _send(self, method: str, path: str, body: object | None) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
@@ -111,6 +187,8 @@ class Connection:
         )
         self.writer.write(head.encode() + payload)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise IdleClosed("the server closed the connection before answering")
         status = int(status_line.split()[1])
         length, chunked = 0, False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
@@ -133,9 +211,10 @@ class Connection:
         return status, b"".join(parts)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (the next request opens a new one)."""
         if self.writer is not None:
             self.writer.close()
+        self.reader = self.writer = None
 
 
 @dataclass

@@ -23,6 +23,16 @@ Then two runs about fairness and recovery:
 
     python -m bench.load [--learners 50,200,500] [--seconds 45] [--hogs 20] [--workers N]
                          [--quick]
+
+With --database, the same class on several deployments side by side instead: SQLite with
+one instance (the baseline), PostgreSQL with one instance, and PostgreSQL with N instances
+sharing the database, each learner's requests spread over them by round robin (as a load
+balancer does). Each on a fresh database; PostgreSQL's throughput is printed as a share of
+SQLite's.
+
+    python -m bench.load --database postgresql://user@host/postgres [--instances 2]
+                         [--learners 200,500] [--seconds 45]
+    python -m bench.load --database postgresql   # a throwaway server, as make test-postgres
 """
 
 from __future__ import annotations
@@ -33,14 +43,28 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import Connection, check_targets, descendants, get, load, server
+from sqlalchemy import func, select
+
+from app.db import Database
+from app.models import Attempt
+from bench.harness import (
+    Check,
+    Connection,
+    check_targets,
+    descendants,
+    fresh_postgres_database,
+    get,
+    load,
+    server,
+)
 
 SLUG = "lr-schedulers"
 CHOICE = ["lr-purpose", "lr-steplr-syntax", "lr-step-order", "lr-steplr-three-steps"]
@@ -119,11 +143,14 @@ def percentile(values: list[float], p: float) -> float:
 
 
 class Learner:
-    """One simulated learner: a keep-alive connection with its own cookie."""
+    """One simulated learner with its own cookie: a keep-alive connection to each instance,
+    its requests sent to one instance after the other (a round-robin load balancer)."""
 
-    def __init__(self, port: int, tally: Tally, think: tuple[float, float]) -> None:
-        self.connection = Connection(port)
-        self.port = port
+    def __init__(self, ports: list[int], tally: Tally, think: tuple[float, float]) -> None:
+        self.connections = [Connection(port) for port in ports]
+        self.ports = ports
+        self.turn = random.randrange(len(ports))
+        self.cookie = ""
         self.tally = tally
         self.think = think
 
@@ -131,18 +158,20 @@ class Learner:
         self, label: str, method: str, path: str, body: object | None = None
     ) -> tuple[int, object]:
         """One request; (status, JSON body or None). A time-out costs the connection."""
+        n, self.turn = self.turn % len(self.ports), self.turn + 1
+        connection = self.connections[n]
+        connection.cookie = self.cookie
         started = time.perf_counter()
         try:
             status, raw = await asyncio.wait_for(
-                self.connection.request(method, path, body), CLIENT_TIMEOUT_S
+                connection.request(method, path, body), CLIENT_TIMEOUT_S
             )
         except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError):
             self.tally.timeouts += 1
-            cookie = self.connection.cookie
-            self.connection.close()
-            self.connection = Connection(self.port)
-            self.connection.cookie = cookie
+            connection.close()
+            self.connections[n] = Connection(self.ports[n])
             return 0, None
+        self.cookie = connection.cookie
         self.tally.record(label, status, (time.perf_counter() - started) * 1000)
         try:
             body = json.loads(raw) if raw else None
@@ -211,30 +240,37 @@ class Learner:
                 await self.attempt("code answer", CODE, {"answer": CODE_ANSWER})
             else:
                 await self.call("lesson page", "GET", f"/patterns/{SLUG}")
-        self.connection.close()
+        for connection in self.connections:
+            connection.close()
 
 
-async def _class(port: int, learners: int, seconds: float, think: tuple[float, float]) -> Tally:
+async def _class(
+    ports: list[int], learners: int, seconds: float, think: tuple[float, float]
+) -> Tally:
     tally = Tally()
     until = time.monotonic() + seconds
     tally.window = (time.monotonic() + ARRIVAL_S, until)
     started = time.perf_counter()
-    await asyncio.gather(*(Learner(port, tally, think).study(until) for _ in range(learners)))
+    await asyncio.gather(*(Learner(ports, tally, think).study(until) for _ in range(learners)))
     tally.seconds = time.perf_counter() - started
     return tally
 
 
-def stored_attempts(var_dir: Path, ids: list[int]) -> int:
+def stored_attempts(database_url: str, ids: list[int]) -> int:
     """How many of the attempt ids are in the database."""
-    with sqlite3.connect(var_dir / "tracewise.sqlite3") as connection:
-        found = 0
+    database = Database(database_url)
+    found = 0
+    with database.session() as session:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found += connection.execute(
-                f"SELECT count(*) FROM attempts WHERE id IN ({marks})", chunk
-            ).fetchone()[0]
-    return int(found)
+            found += (
+                session.scalar(
+                    select(func.count()).select_from(Attempt).where(Attempt.id.in_(chunk))
+                )
+                or 0
+            )
+    database.dispose()
+    return found
 
 
 def report(label: str, tally: Tally, stored: int) -> None:
@@ -331,7 +367,7 @@ async def _kill_runner(port: int, server_pid: int, learners: int) -> float:
     tally = Tally()
     until = time.monotonic() + 20
     background = asyncio.gather(
-        *(Learner(port, tally, (0.5, 1.5)).study(until) for _ in range(learners))
+        *(Learner([port], tally, (0.5, 1.5)).study(until) for _ in range(learners))
     )
     await asyncio.sleep(8)
     pid = runner_pid(server_pid)
@@ -358,30 +394,20 @@ async def _kill_runner(port: int, server_pid: int, learners: int) -> float:
     return recovered
 
 
-def main() -> None:
-    """Measure and print the report; exit 1 if a target is missed."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--learners", default="50,200,500")
-    parser.add_argument("--seconds", type=float, default=45.0)
-    parser.add_argument("--think", default="1,3", help="seconds between steps: min,max")
-    parser.add_argument("--hogs", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
-    parser.add_argument("--quick", action="store_true", help="shorter runs, same levels")
-    args = parser.parse_args()
-    levels = [int(n) for n in args.learners.split(",")]
-    seconds = 15.0 if args.quick else args.seconds
-    low, high = (float(x) for x in args.think.split(","))
-    checks = []
+def one_server(args: argparse.Namespace, levels: list[int], think: tuple[float, float]) -> int:
+    """The class at each level, then hogs and a killed runner, on one SQLite server; the
+    exit status (1 if a target is missed)."""
+    checks: list[Check] = []
     with server(workers=str(args.workers)) as srv:
         print(
-            f"{len(levels)} levels of {seconds:.0f} s, thinking {low}-{high} s between steps; "
-            f"{args.workers} server worker(s)"
+            f"{len(levels)} levels of {args.seconds:.0f} s, thinking {think[0]}-{think[1]} s "
+            f"between steps; {args.workers} server worker(s)"
         )
         static = load(srv.port, clients=64, requests_each=50, make_request=get(STATIC))
         print(static.line("baseline: static file, 64"))
         for learners in levels:
-            tally = asyncio.run(_class(srv.port, learners, seconds, (low, high)))
-            stored = stored_attempts(srv.var_dir, tally.acknowledged)
+            tally = asyncio.run(_class(srv.ports, learners, args.seconds, think))
+            stored = stored_attempts(srv.database_url, tally.acknowledged)
             report(f"{learners} learners", tally, stored)
             print(f"  {tally.throughput / static.throughput:.2f}x the static file's req/s")
             checks.append(
@@ -414,7 +440,7 @@ def main() -> None:
                         "req/s",
                     ),
                 ]
-        honest_ms, graded, sent = asyncio.run(_hogs(srv.port, args.hogs, seconds))
+        honest_ms, graded, sent = asyncio.run(_hogs(srv.port, args.hogs, args.seconds))
         print(
             f"\nhonest learner beside {args.hogs} endless loops: p50 "
             f"{percentile(honest_ms, 50):.0f} ms, max {max(honest_ms):.0f} ms, "
@@ -434,7 +460,100 @@ def main() -> None:
         print(f"\nrunner killed under 50 learners: grading again after {recovered:.2f} s")
         checks.append(("grading again after kill -9", recovered, "<=", TARGETS["recovery_s"], "s"))
     print()
-    sys.exit(check_targets(checks))
+    return check_targets(checks)
+
+
+@contextmanager
+def postgres_server(database: str) -> Iterator[str]:
+    """The URL of a PostgreSQL server: the one given, or (for `postgresql`) a throwaway
+    server of our own, as make test-postgres starts."""
+    if "://" in database:
+        yield database
+        return
+    from tests.databases import throwaway_postgres
+
+    with throwaway_postgres() as throwaway:
+        yield throwaway.url("postgres")
+
+
+def deployments(args: argparse.Namespace, levels: list[int], think: tuple[float, float]) -> int:
+    """The class on SQLite, PostgreSQL and PostgreSQL with N instances; the exit status."""
+    results: dict[tuple[str, int], tuple[Tally, int]] = {}
+    checks: list[Check] = []
+    with postgres_server(args.database) as server_url:
+        setups = [("SQLite, 1 instance", None, 1), ("PostgreSQL, 1 instance", server_url, 1)]
+        if args.instances > 1:
+            setups.append((f"PostgreSQL, {args.instances} instances", server_url, args.instances))
+        print(
+            f"{len(levels)} levels of {args.seconds:.0f} s, thinking {think[0]}-{think[1]} s "
+            f"between steps; {args.workers} worker(s) per instance"
+        )
+        for label, url, instances in setups:
+            with ExitStack() as stack:
+                database_url = stack.enter_context(fresh_postgres_database(url)) if url else None
+                srv = stack.enter_context(
+                    server(
+                        instances=instances, database_url=database_url, workers=str(args.workers)
+                    )
+                )
+                for learners in levels:
+                    tally = asyncio.run(_class(srv.ports, learners, args.seconds, think))
+                    stored = stored_attempts(srv.database_url, tally.acknowledged)
+                    report(f"{label}, {learners} learners", tally, stored)
+                    results[label, learners] = tally, stored
+    print(
+        f"\n{'':<28} {'learners':>8} {'req/s':>7} {'x SQLite':>8} {'p99 ms':>7} "
+        f"{'errors':>6} {'acknowledged':>12} {'stored':>7}"
+    )
+    for learners in levels:
+        baseline = results[setups[0][0], learners][0].throughput
+        for label, url, _ in setups:
+            tally, stored = results[label, learners]
+            errors = tally.server_errors + tally.timeouts
+            ratio = tally.throughput / baseline
+            print(
+                f"{label:<28} {learners:>8} {tally.throughput:>7.1f} {ratio:>8.2f} "
+                f"{percentile(tally.all_latencies, 99):>7.0f} {errors:>6} "
+                f"{len(tally.acknowledged):>12} {stored:>7}"
+            )
+            name = f"{label}, {learners} learners"
+            checks += [
+                (f"{name}: 5xx and time-outs", errors, "==", 0, ""),
+                (f"{name}: lost attempts", len(tally.acknowledged) - stored, "==", 0, ""),
+            ]
+            if url is not None:
+                checks.append((f"{name}: x SQLite's req/s", ratio, ">=", 0.7, ""))
+    print()
+    return check_targets(checks)
+
+
+def main() -> None:
+    """Measure and print the report; exit 1 if a target is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--learners", help="levels, comma-separated (default 50,200,500; with --database 200,500)"
+    )
+    parser.add_argument("--seconds", type=float, default=45.0)
+    parser.add_argument("--think", default="1,3", help="seconds between steps: min,max")
+    parser.add_argument("--hogs", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per instance")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, same levels")
+    parser.add_argument(
+        "--database",
+        help="compare deployments on PostgreSQL: a server's URL, or `postgresql` for a "
+        "throwaway server (Debian's package)",
+    )
+    parser.add_argument(
+        "--instances", type=int, default=2, help="with --database: instances side by side"
+    )
+    args = parser.parse_args()
+    default_levels = "200,500" if args.database else "50,200,500"
+    levels = [int(n) for n in (args.learners or default_levels).split(",")]
+    if args.quick:
+        args.seconds = 15.0
+    low, high = (float(x) for x in args.think.split(","))
+    run = deployments if args.database else one_server
+    sys.exit(run(args, levels, (low, high)))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ from app.bank import service as bank
 from app.bank import variants
 from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion
 from app.codecheck import MISTAKES
-from app.config import Settings
 from app.db import Database, begin_write
 from app.grading import CodeFeedback, expected_output, grade_choice, grade_output
 from app.learning import review
@@ -389,7 +388,7 @@ def main() -> None:
     """Seed the class, measure, and print the report."""
     scale = 4 if "--quick" in sys.argv else 1
     with server() as srv:
-        database = Database(Settings(var_dir=srv.var_dir).resolved_database_url)
+        database = Database(srv.database_url)
         started = time.perf_counter()
         seeded = seed_class(database)
         database.dispose()
