@@ -1,4 +1,7 @@
-"""What every instance of one deployment must agree on: the secret key.
+"""What every instance of one deployment must agree on: the schema and the secret key.
+
+An instance serves only a database at its own schema (a course upgrading runs `migrate`
+once; an instance of the new version refuses to start before it has).
 
 Cookies and form tokens are signed with the secret key. Behind a load balancer a learner's
 requests go to any instance, so every instance must sign with the same key: with one
@@ -17,14 +20,34 @@ import hmac
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db import begin_write
+from app.db import Database, begin_write, schema_is_current
 from app.models import DeploymentSetting, utcnow
 
 FINGERPRINT = "secret_key_fingerprint"
 
 
-class SecretKeyMismatch(RuntimeError):
+class CannotServe(RuntimeError):
+    """This instance must not serve this database; the message says what to do."""
+
+
+class SchemaNotCurrent(CannotServe):
+    """The database needs migrating before this version of the app can serve it."""
+
+
+class SecretKeyMismatch(CannotServe):
     """This instance's key is not the one its database's other instances use."""
+
+
+def check_instance(database: Database, settings: Settings) -> None:
+    """Refuse (CannotServe) a database not at this version's schema, or whose instances use
+    another secret key; record this instance's key if none is recorded yet."""
+    if not schema_is_current(database.engine):
+        raise SchemaNotCurrent(
+            "The database is not at this version's schema: run `python -m app migrate` "
+            "first (`make run` and `serve --questions` do)."
+        )
+    with database.session() as session:
+        check_shared_secret(session, settings)
 
 
 def fingerprint(key: str) -> str:
@@ -49,7 +72,14 @@ def check_shared_secret(session: Session, settings: Settings) -> None:
 
 
 def adopt_secret_key(session: Session, settings: Settings) -> None:
-    """Record this instance's key as the one every instance must use. Commits."""
+    """Record the configured key (TRACEWISE_SECRET_KEY) as the one every instance must use;
+    a generated key is refused (SecretKeyMismatch): it is one machine's, not a deployment's.
+    Commits."""
+    if settings.secret_key is None:
+        raise SecretKeyMismatch(
+            "Set TRACEWISE_SECRET_KEY to the new key first: only a key set by you can be "
+            "every instance's (this machine's generated one is not adopted)."
+        )
     begin_write(session)
     row = session.get(DeploymentSetting, FINGERPRINT)
     if row is None:
@@ -67,9 +97,10 @@ def _mismatch(settings: Settings) -> str:
     )
     return (
         f"This instance's secret key ({where}) is not the one the other instances of this "
-        "database sign cookies with. Every instance must use the same key: set "
-        "TRACEWISE_SECRET_KEY to one value on all of them, e.g. the output of "
-        "`python -c 'import secrets; print(secrets.token_hex(32))'`. If the key was changed "
-        "on purpose, stop every instance, set the new key on all, and run "
-        "`python -m app adopt-secret-key` once."
+        "database sign cookies with. Every instance must use the same key: give this one "
+        "the TRACEWISE_SECRET_KEY the others have. If none has one set (the first instance "
+        "generated its own), set one on all — e.g. the output of `python -c 'import secrets; "
+        "print(secrets.token_hex(32))'` — and run `python -m app adopt-secret-key` once, "
+        "with every instance stopped. A new key logs everyone out, and guests lose their "
+        "progress: their cookie was signed with the old one."
     )

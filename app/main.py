@@ -22,9 +22,9 @@ from starlette.types import Scope
 from app.accounts import AuthLimits
 from app.admission import Admission
 from app.config import Settings
-from app.db import Database, is_lock_wait, schema_is_current
+from app.db import Database, is_lock_wait
 from app.errors import AppError, Busy
-from app.instances import check_shared_secret
+from app.instances import check_instance
 from app.middleware import BodySizeLimit, TrustedHosts
 from app.ratelimit import RateLimit
 from app.routes import (
@@ -47,10 +47,6 @@ SESSION_COOKIE = "tracewise"
 # Worker threads at most: more than the gate's places plus every request that can wait aside
 # for the sandbox (its queue, its slots, instructors' checks). Idle, a thread costs memory.
 WORKER_THREADS = 1000
-
-
-class SchemaNotCurrent(RuntimeError):
-    """The database needs migrating before the app can serve it."""
 
 
 def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None) -> FastAPI:
@@ -76,13 +72,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         # thread too. The thread pool must never be what an admitted request waits for.
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         try:
-            if not await anyio.to_thread.run_sync(schema_is_current, database.engine):
-                raise SchemaNotCurrent(
-                    "The database is not at this version's schema: run `python -m app "
-                    "migrate` first (`make run` and `serve --questions` do)."
-                )
-            with database.session() as session:  # refuses to start beside another key
-                await anyio.to_thread.run_sync(check_shared_secret, session, settings)
+            await anyio.to_thread.run_sync(check_instance, database, settings)
             if owns_sandbox and sandbox is not None:
                 sandbox.start()
             yield

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from app.bank.files import read_bank
 from app.cli import cli
 from tests.conftest import QUESTIONS
+from tests.databases import Databases
 from tests.factories import choice_question, write_bank
 
 runner = CliRunner()
@@ -32,6 +33,36 @@ def test_serve_believes_forwarded_addresses_from_its_proxies_only(
     result = runner.invoke(cli, ["serve", "--port", "8765"])
     assert result.exit_code == 0, result.output
     assert served["forwarded_allow_ips"] == "10.0.0.5,10.0.0.6"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_an_unmigrated_database_in_a_line_and_a_failing_status(
+    monkeypatch: pytest.MonkeyPatch, databases: Databases, workers: str
+) -> None:
+    url = databases.create()
+    monkeypatch.setenv("TRACEWISE_DATABASE_URL", url)
+    monkeypatch.setenv("TRACEWISE_SANDBOX_MODE", "off")
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    try:
+        result = runner.invoke(cli, ["serve", "--workers", workers])
+    finally:
+        databases.drop(url)
+    assert result.exit_code == 1  # uvicorn's workers that cannot start would exit 0
+    assert "run `python -m app migrate` first" in result.output
+    assert served == []
+
+
+def test_only_a_key_set_by_the_administrator_can_be_adopted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRACEWISE_SECRET_KEY", raising=False)
+    refused = runner.invoke(cli, ["adopt-secret-key"])
+    assert refused.exit_code == 1
+    assert "Set TRACEWISE_SECRET_KEY to the new key first" in refused.output
+    monkeypatch.setenv("TRACEWISE_SECRET_KEY", "the course's key")
+    adopted = runner.invoke(cli, ["adopt-secret-key"])
+    assert adopted.exit_code == 0, adopted.output
 
 
 def test_check_questions_ok() -> None:

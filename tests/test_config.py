@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.config import Settings, load_or_create_secret
-from app.instances import SecretKeyMismatch
-from app.main import SchemaNotCurrent, create_app
+from app.instances import SchemaNotCurrent, SecretKeyMismatch
+from app.main import create_app
 from tests.databases import Databases
 
 
@@ -91,7 +91,9 @@ def test_instances_on_one_database_must_share_the_secret_key(
     with _instance(settings, tmp_path / "first"):
         pass  # the same machine's key again: fine
     another_machine = _instance(settings, tmp_path / "second")  # a key of its own
-    with pytest.raises(SecretKeyMismatch, match="set TRACEWISE_SECRET_KEY to one value"):
+    with pytest.raises(
+        SecretKeyMismatch, match="give this one the TRACEWISE_SECRET_KEY the others have"
+    ):
         another_machine.__enter__()
 
 
