@@ -112,13 +112,8 @@ def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: floa
         "json_deserializer": load_json,
     }
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
-            url,
-            pool_pre_ping=True,
-            isolation_level="READ COMMITTED",  # what follows the write lock sees the last write
-            connect_args=POSTGRESQL_CONNECT_ARGS,
-            **common,
-        )
+        # READ COMMITTED: what follows the write lock sees the last write
+        common.update(isolation_level="READ COMMITTED", connect_args=POSTGRESQL_CONNECT_ARGS)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **common)
 

@@ -15,9 +15,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,29 +83,39 @@ def server(
             if (port := free_port()) not in ports:
                 ports.append(port)
         # the servers' log, for when a run goes wrong: BENCH_SERVER_LOG=/tmp/server.log
-        log = open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w")  # noqa: SIM115
-        processes = []
-        try:
-            for n, port in enumerate(ports):
-                var_dir = Path(tmp) / f"instance-{n}"
-                processes.append(
-                    subprocess.Popen(
-                        [*python, "serve", "--port", str(port)],  # TRACEWISE_WORKERS: more
-                        env={**env, "TRACEWISE_VAR_DIR": str(var_dir), "PYTHONWARNINGS": "ignore"},
-                        cwd=ROOT,
-                        stdout=subprocess.DEVNULL,
-                        stderr=log,
-                    )
+        with (
+            open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w") as log,
+            ExitStack() as stack,
+        ):
+            processes = [
+                stack.enter_context(
+                    serving({**env, "TRACEWISE_VAR_DIR": f"{tmp}/instance-{n}"}, port, stderr=log)
                 )
-            for port, process in zip(ports, processes, strict=True):
-                wait_until_up(port, process)
+                for n, port in enumerate(ports)
+            ]
             yield Server(processes, ports, Path(tmp), url)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
-            log.close()
+
+
+@contextmanager
+def serving(
+    env: dict[str, str], port: int, *, stderr: IO[str] | int = subprocess.DEVNULL
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m app serve` on `port`, configured by `env` (TRACEWISE_WORKERS may ask for
+    more processes), once it accepts connections; stopped afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        env={**env, "PYTHONWARNINGS": "ignore"},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    try:
+        wait_until_up(port, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=30)
 
 
 @contextmanager

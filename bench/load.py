@@ -55,6 +55,8 @@ from sqlalchemy import func, select
 
 from app.db import Database
 from app.models import Attempt
+from bench.code import ANSWER as CODE_ANSWER
+from bench.code import QUESTION as CODE
 from bench.harness import (
     Check,
     Connection,
@@ -69,15 +71,6 @@ from bench.harness import (
 SLUG = "lr-schedulers"
 CHOICE = ["lr-purpose", "lr-steplr-syntax", "lr-step-order", "lr-steplr-three-steps"]
 OUTPUT = ["lr-output-steplr-calls", "lr-output-multisteplr", "lr-output-exponentiallr"]
-CODE = "lr-code-two-phase"
-CODE_ANSWER = """\
-def two_phase(epoch):
-    if epoch < 20:
-        return 0.5 ** (epoch // 5)
-    return 0.5 ** 3 * 0.9 ** (epoch - 19)
-
-scheduler = lr_scheduler.LambdaLR(optimizer, two_phase)
-"""
 ENDLESS = "while True: pass"
 STATIC = "/static/css/app.css"
 CLIENT_TIMEOUT_S = 30.0

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,10 +16,9 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from bench.harness import free_port, wait_until_up
+from bench.harness import free_port, serving
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root
     "--disable-gpu",
@@ -67,17 +65,5 @@ def live_server(app: FastAPI) -> Iterator[str]:
 def served(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`python -m app serve` on a free port, configured by `env`; the process and its URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_up(port, process)
+    with serving(env, port) as process:
         yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=30)

@@ -6,7 +6,6 @@ import gc
 import re
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,10 +45,10 @@ TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 SANDBOX_TIMEOUT_S = 5.0
 
 
-@contextmanager
-def strict_sandbox() -> Iterator[Sandbox]:
-    """A strict sandbox runner, started and ready (~3 s), on a uid range claimed for the host
-    (another server or suite may run beside this one)."""
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """One strict sandbox runner for the whole run (starting one takes ~3 s), on a uid range
+    claimed for the host (another server or suite may run beside this one)."""
     runner = Sandbox(
         RunnerConfig(slots=4, max_timeout_s=SANDBOX_TIMEOUT_S, read_only_paths=read_only_paths()),
         queue_limit=256,
@@ -60,13 +59,6 @@ def strict_sandbox() -> Iterator[Sandbox]:
         yield runner
     finally:
         runner.close()
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    """One strict sandbox runner for the whole run."""
-    with strict_sandbox() as runner:
-        yield runner
 
 
 @pytest.fixture(scope="session")
