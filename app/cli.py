@@ -13,15 +13,16 @@ from sqlalchemy import make_url
 from sqlalchemy.orm import Session
 
 from app import accounts, audit
+from app.authoring.importing import import_bank
 from app.bank import schema
 from app.bank.files import BankError, read_bank
-from app.bank.store import ImportReport, export_bank, import_bank
+from app.bank.store import ImportReport, export_bank
+from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database, alembic_config, migrate
 from app.errors import Invalid
-from app.runs import QuestionRuns
 from app.sandbox.client import from_settings as sandbox_from_settings
-from app.sandbox.protocol import Job
+from app.sandbox.protocol import SnippetJob
 
 cli = typer.Typer(
     help="Tracewise: learn PyTorch patterns by tracing real runs.",
@@ -162,7 +163,7 @@ def check_questions(path: PathArg) -> None:
 
 
 @contextmanager
-def _question_runs(settings: Settings, given: QuestionRuns | None = None) -> Iterator[QuestionRuns]:
+def _question_runs(settings: Settings, given: Runs | None = None) -> Iterator[Runs]:
     """A sandbox for the length of a command (output questions are checked by running them);
     it starts only if something has to run. `given`: runs to use instead (the server's)."""
     if given is not None:
@@ -170,9 +171,7 @@ def _question_runs(settings: Settings, given: QuestionRuns | None = None) -> Ite
         return
     sandbox = None if settings.sandbox_mode == "off" else sandbox_from_settings(settings)
     try:
-        yield QuestionRuns(
-            sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
-        )
+        yield Runs(sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s)
     finally:
         if sandbox is not None:
             sandbox.close()
@@ -203,7 +202,7 @@ def import_questions(path: PathArg) -> None:
     _import(Settings(), path)
 
 
-def _import(settings: Settings, path: Path, runs: QuestionRuns | None = None) -> None:
+def _import(settings: Settings, path: Path, runs: Runs | None = None) -> None:
     """Import `path`, running what must run in `runs`' sandbox (default: one of its own)."""
     database = Database(settings.resolved_database_url)
     try:
@@ -285,7 +284,7 @@ def sandbox_run(
     sandbox = sandbox_from_settings(settings)
     sandbox.start()
     try:
-        job = Job(
+        job = SnippetJob(
             code=file.read_text(encoding="utf-8"),
             expression=expression,
             timeout_s=timeout or settings.sandbox_timeout_s,

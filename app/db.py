@@ -43,6 +43,7 @@ BUSY_TIMEOUT_MS = 10_000  # outside a request, a writer waits this long for the 
 WRITE_OPTION = "tracewise_write"
 WRITE_LOCK = "tracewise_write_lock"  # Session.info keys
 HOLDS_WRITE_LOCK = "tracewise_holds_write_lock"
+FLUSHED = "tracewise_flushed"  # the transaction has written something
 WRITE_LOCK_KEY = 0x7472616365  # "trace": the advisory lock every writer takes on PostgreSQL
 # A connection whose instance died mid-transaction must not keep the write lock for long:
 # the server ends a transaction left idle. And an instance notices a database server gone
@@ -150,10 +151,10 @@ def begin_write(session: Session) -> None:
     advisory lock) from now until it commits or rolls back; Busy if the lock does not come
     within what is left of the request's deadline.
 
-    Whatever the session did before (reads, or a flushed guest learner) is committed first,
-    so that the write transaction starts from the latest state.
+    The session's read transaction, if any, ends first (`end_read`: it must have written
+    nothing), so that the write transaction starts from the latest state.
     """
-    session.commit()
+    end_read(session)
     lock: threading.Lock = session.info[WRITE_LOCK]
     if not lock.acquire(timeout=deadline.remaining(BUSY_TIMEOUT_MS / 1000)):
         raise Busy("The database is busy. Try again in a moment.", retry_after=1)
@@ -172,6 +173,15 @@ def begin_write(session: Session) -> None:
     except BaseException:
         _drop_write_lock(session)
         raise
+
+
+def end_read(session: Session) -> None:
+    """End the session's read transaction, returning its connection to the pool; the next
+    query begins a new one. A read writes nothing: pending changes here are a bug (they
+    belong in a `begin_write` transaction), and raise instead of being committed unseen."""
+    if session.new or session.dirty or session.deleted or session.info.get(FLUSHED):
+        raise RuntimeError("end_read() after writing: write in begin_write(), then commit")
+    session.commit()  # nothing to write; ends the transaction without expiring what was read
 
 
 def lock_for_writing(connection: Connection, *, wait_s: float | None = None) -> None:
@@ -195,7 +205,12 @@ def _release_write_lock(session: Session, transaction: SessionTransaction) -> No
     """Let the write lock go when the outermost transaction ends — committed, rolled back,
     or abandoned by close() after a failed COMMIT."""
     if transaction.parent is None:
+        session.info.pop(FLUSHED, None)
         _drop_write_lock(session)
+
+
+def _note_flush(session: Session, _context: Any) -> None:
+    session.info[FLUSHED] = True
 
 
 def _drop_write_lock(session: Session) -> None:
@@ -213,6 +228,7 @@ class Database:
         info = {WRITE_LOCK: threading.Lock()}  # this process's writers queue here first
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         event.listen(self._sessions, "after_transaction_end", _release_write_lock)
+        event.listen(self._sessions, "after_flush", _note_flush)
 
     def session(self) -> Session:
         """A new session; call `begin_write(session)` before writing."""

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from app import accounts
 from app.accounts import AuthLimits
 from app.bank import service as bank
+from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden, Unauthorized, UnsupportedMediaType
 from app.learning import learners
 from app.models import User
-from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 from app.sandbox.scheduler import Owner
 
@@ -151,14 +151,14 @@ def get_running_owner(request: Request, session: SessionDep, visitor: VisitorDep
 RunningOwnerDep = Annotated[Owner, Depends(get_running_owner)]
 
 
-async def get_runs(request: Request, owner: OwnerDep) -> QuestionRuns:
+async def get_runs(request: Request, owner: OwnerDep) -> Runs:
     """Where output and code questions' runs come from (the store, or the sandbox), made
     on the visitor's behalf."""
-    runs: QuestionRuns = request.app.state.runs
+    runs: Runs = request.app.state.runs
     return runs.for_owner(owner)
 
 
-RunsDep = Annotated[QuestionRuns, Depends(get_runs)]
+RunsDep = Annotated[Runs, Depends(get_runs)]
 
 
 def get_pattern(slug: str, session: SessionDep) -> bank.PatternView:
@@ -294,14 +294,14 @@ BrowserStaffDep = Annotated[User, Depends(get_browser_staff)]
 AdminDep = Annotated[User, Depends(get_admin)]
 
 
-async def get_staff_runs(request: Request, staff: StaffDep) -> QuestionRuns:
+async def get_staff_runs(request: Request, staff: StaffDep) -> Runs:
     """Runs on an instructor's behalf (the editor, the API): not limited like a learner's,
     still taking their turn among them."""
-    runs: QuestionRuns = request.app.state.runs
+    runs: Runs = request.app.state.runs
     return runs.for_owner(Owner.staff(staff.id))
 
 
-StaffRunsDep = Annotated[QuestionRuns, Depends(get_staff_runs)]
+StaffRunsDep = Annotated[Runs, Depends(get_staff_runs)]
 
 
 def get_any_question(question_id: str, session: SessionDep) -> bank.QuestionRecord:

@@ -17,6 +17,22 @@ as an HTML page for browsers. Anything else is a bug and stays a 500.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong, in which field (`choices.1.mistake`, `(file)` for the whole), and on
+    which line of the YAML when that is known; reads `line 3: field: message`."""
+
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.field}: {self.message}"
+
 
 class AppError(Exception):
     """Base of errors that a client caused or can recover from."""

@@ -21,6 +21,7 @@ from starlette.types import Scope
 
 from app.accounts import AuthLimits
 from app.admission import Admission
+from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database, is_lock_wait
 from app.errors import AppError, Busy
@@ -38,7 +39,6 @@ from app.routes import (
     pages,
     traces,
 )
-from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
 from app.sandbox.client import from_settings as sandbox_from_settings
 from app.templating import STATIC_DIR, make_templates
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     app.state.settings = settings
     app.state.db = database
     app.state.sandbox = sandbox
-    app.state.runs = QuestionRuns(
+    app.state.runs = Runs(
         sandbox, use_cache=settings.sandbox_cache, timeout_s=settings.sandbox_timeout_s
     )
     app.state.auth_limits = AuthLimits.from_settings(settings)

@@ -248,26 +248,20 @@ class LearnerVariant(Base):
 
 
 class SandboxRun(Base):
-    """The result of running a piece of code, by (code, expression, torch version)."""
+    """A run the sandbox made — of a snippet, a code answer, a pipeline — by run key (the job
+    and the torch version: app.checking.jobs.run_key)."""
 
     __tablename__ = "sandbox_runs"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(
+        String(10),
+        index=True,
+        server_default="snippet",
+        comment="snippet | code | pipeline | lr-only",
+    )
     torch_version: Mapped[str] = mapped_column(String(40))
     result: Mapped[dict[str, Any]] = mapped_column(comment="the RunResult as JSON")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class Trace(Base):
-    """A recorded training run or LR-only run, by spec hash (and torch version)."""
-
-    __tablename__ = "traces"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10), comment="pipeline | lr-only")
-    torch_version: Mapped[str] = mapped_column(String(40))
-    spec: Mapped[dict[str, Any]] = mapped_column(comment="the validated spec that was run")
-    data: Mapped[dict[str, Any]] = mapped_column(comment="what the run recorded")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

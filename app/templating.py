@@ -11,9 +11,9 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from app import markup
-from app.bank.variants import PLACEHOLDER
+from app.bank.schema import PLACEHOLDER
+from app.checking.grading import choice_label
 from app.deps import csrf_token
-from app.grading import choice_label
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"

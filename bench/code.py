@@ -20,7 +20,7 @@ def two_phase(epoch):
 
 scheduler = lr_scheduler.LambdaLR(optimizer, two_phase)
 """
-TARGETS = {"p50_1": 25.0}
+TARGETS = {"p50_1": 10.0, "throughput_32": 100.0}
 
 
 def code_answer(client: int, n: int) -> tuple[str, str, dict[str, object]]:
@@ -53,6 +53,13 @@ def main() -> None:
     )
     checks = [
         ("code question p50, 1 client", one.percentile(50), "<=", TARGETS["p50_1"], "ms"),
+        (
+            "code question throughput, 32 clients",
+            many.throughput,
+            ">=",
+            TARGETS["throughput_32"],
+            "req/s",
+        ),
         ("errors", one.errors + many.errors, "<=", 0, ""),
     ]
     sys.exit(check_targets(checks))

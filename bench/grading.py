@@ -1,5 +1,7 @@
-"""Grading an output question through the HTTP API with caching off: every submission runs
-the code in the sandbox. Baseline, measured in the same run: a fresh `python` per snippet.
+"""Grading an output question through the HTTP API, with the server's default settings (the
+variant's key is stored: nothing runs) and with the sandbox cache off (every submission runs
+the variant's code). Baseline, measured in the same run: a fresh `python` per snippet, as a
+naive server would grade.
 
     python -m bench.grading [--quick]
 """
@@ -12,7 +14,7 @@ import time
 
 from app.bank.files import read_bank
 from app.bank.schema import OutputQuestion
-from app.runs import job_for
+from app.checking.jobs import variant_job
 from bench.harness import (
     ROOT,
     ROUNDS,
@@ -26,7 +28,14 @@ from bench.harness import (
 )
 
 QUESTION = "lr-output-steplr-calls"  # 30 variants: StepLR, a few steps, print get_last_lr()
-TARGETS = {"p50_1": 15.0, "p99_1": 60.0, "throughput_64": 100.0, "speedup": 150.0, "pss": 800.0}
+TARGETS = {
+    "stored_p50_1": 5.0,  # ms: the key stored, nothing runs
+    "stored_throughput_64": 200.0,  # graded/s
+    "stored_speedup": 500.0,  # × the naive baseline
+    "run_p50_1": 8.0,  # ms: cache off, the variant's code runs every time
+    "pss": 450.0,  # MiB, server and runner
+}
+LEVELS = ((1, 300), (8, 60), (64, 25))  # (clients, requests each)
 
 
 def _question() -> OutputQuestion:
@@ -39,7 +48,7 @@ def _question() -> OutputQuestion:
 
 def baseline_ms(runs: int) -> list[float]:
     """Wall time of running the same snippet in a fresh interpreter, as a naive server would."""
-    code = job_for(_question(), 0, timeout_s=30).code
+    code = variant_job(_question(), 0, timeout_s=30).code
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -57,22 +66,13 @@ def submission(client: int, n: int) -> tuple[str, str, dict[str, object]]:
     )
 
 
-def main() -> None:
-    """Measure and print the report."""
-    quick = "--quick" in sys.argv
-    scale = 4 if quick else 1
-    print(f"Grading {QUESTION} through HTTP, sandbox cache off (every submission runs the code)")
-    naive = baseline_ms(3 if quick else 8)
-    print(
-        f"{'baseline: fresh python/run':<28} p50 {median(naive):7.1f} ms  "
-        f"({len(naive)} runs: torch import + first optimizer each time)"
-    )
-
-    with server(sandbox_cache="false", sandbox_slots="4") as srv:
+def measure(label: str, scale: int, **settings: str) -> tuple[dict[int, LoadResult], int, float]:
+    """Each level's median round on a fresh server with these settings; errors; PSS."""
+    results: dict[int, LoadResult] = {}
+    errors = 0
+    with server(sandbox_slots="4", **settings) as srv:
         load(srv.port, clients=4, requests_each=20, make_request=submission)  # warm up
-        results: dict[int, LoadResult] = {}
-        errors = 0
-        for clients, each in ((1, 300), (8, 60), (64, 25)):
+        for clients, each in LEVELS:
             rounds = [
                 load(
                     srv.port,
@@ -84,20 +84,46 @@ def main() -> None:
             ]
             results[clients] = median_round(rounds)
             errors += sum(result.errors for result in rounds)
-            print(results[clients].line(f"{clients} client(s), median of {ROUNDS}"))
+            print(results[clients].line(f"{label}, {clients} client(s)"))
         pss = pss_mb(srv.process.pid)
+    return results, errors, pss
 
-    one, many = results[1], results[64]
-    speedup = median(naive) / one.percentile(50)
-    print(f"{'memory (PSS, server+runner)':<28} {pss:7.0f} MiB")
-    print(f"{'speed-up vs baseline (p50)':<28} {speedup:7.0f}x")
+
+def main() -> None:
+    """Measure and print the report."""
+    quick = "--quick" in sys.argv
+    scale = 4 if quick else 1
+    print(f"Grading {QUESTION} through HTTP; medians of {ROUNDS} rounds")
+    naive = baseline_ms(3 if quick else 8)
+    print(
+        f"{'baseline: fresh python/run':<32} p50 {median(naive):7.1f} ms  "
+        f"({len(naive)} runs: torch import + first optimizer each time)"
+    )
+    stored, stored_errors, stored_pss = measure("key stored (default)", scale)
+    ran, ran_errors, ran_pss = measure("cache off (runs)", scale, sandbox_cache="false")
+    speedup = median(naive) / stored[1].percentile(50)
+    print(f"{'memory (PSS, server+runner)':<32} {max(stored_pss, ran_pss):7.0f} MiB")
+    print(f"{'speed-up vs baseline, key stored':<32} {speedup:7.0f}x")
+    print(f"{'speed-up vs baseline, cache off':<32} {median(naive) / ran[1].percentile(50):7.0f}x")
     checks = [
-        ("p50, 1 client", one.percentile(50), "<=", TARGETS["p50_1"], "ms"),
-        ("p99, 1 client", one.percentile(99), "<=", TARGETS["p99_1"], "ms"),
-        ("throughput, 64 clients", many.throughput, ">=", TARGETS["throughput_64"], "req/s"),
-        ("errors, every round", errors, "<=", 0, ""),
-        ("speed-up vs fresh python", speedup, ">=", TARGETS["speedup"], "x"),
-        ("PSS", pss, "<=", TARGETS["pss"], "MiB"),
+        (
+            "key stored: p50, 1 client",
+            stored[1].percentile(50),
+            "<=",
+            TARGETS["stored_p50_1"],
+            "ms",
+        ),
+        (
+            "key stored: throughput, 64 clients",
+            stored[64].throughput,
+            ">=",
+            TARGETS["stored_throughput_64"],
+            "req/s",
+        ),
+        ("key stored: speed-up vs fresh python", speedup, ">=", TARGETS["stored_speedup"], "x"),
+        ("cache off: p50, 1 client", ran[1].percentile(50), "<=", TARGETS["run_p50_1"], "ms"),
+        ("errors, every round", stored_errors + ran_errors, "<=", 0, ""),
+        ("PSS", max(stored_pss, ran_pss), "<=", TARGETS["pss"], "MiB"),
     ]
     sys.exit(check_targets(checks))
 

@@ -35,14 +35,14 @@ from app import accounts
 from app.bank import service as bank
 from app.bank import variants
 from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion
-from app.codecheck import MISTAKES
+from app.checking.codecheck import MISTAKES
+from app.checking.grading import CodeFeedback, expected_output, grade_choice, grade_output
+from app.checking.runs import Runs
 from app.db import Database, begin_write
-from app.grading import CodeFeedback, expected_output, grade_choice, grade_output
 from app.learning import review
 from app.learning.answering import MAX_TIME_TAKEN_MS
 from app.learning.learners import LEARNER_TOKEN_BYTES
 from app.models import Attempt, Learner, User, utcnow
-from app.runs import QuestionRuns
 from app.sandbox.protocol import RunResult
 from bench.harness import Connection, check_targets, get, rounds, server
 
@@ -94,7 +94,9 @@ class _Item:
     """A question with what grading it needs: its key runs (output), its reference (code)."""
 
     live: bank.LiveQuestion
-    runs: list[tuple[str, RunResult, dict[str, Any]]]  # output: (key, run, params) per variant
+    runs: list[
+        tuple[str, RunResult[None], dict[str, Any]]
+    ]  # output: (key, run, params) per variant
     reference_key: str | None = None  # code: the stored reference run…
     target_lrs: tuple[float, ...] = ()  # …and its LR at each step
 
@@ -105,7 +107,7 @@ NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 def _items(session: Session) -> list[_Item]:
     """The pattern's live questions, with the stored runs behind their keys (from import)."""
     # No sandbox: only what import stored is read (a run's key does not depend on the timeout).
-    runs = QuestionRuns(None, use_cache=True, timeout_s=5.0)
+    runs = Runs(None, use_cache=True, timeout_s=5.0)
     items = []
     pattern = bank.get_pattern_or_raise(session, PATTERN)
     for live in bank.list_questions(session, pattern):
@@ -113,15 +115,16 @@ def _items(session: Session) -> list[_Item]:
         if isinstance(q, OutputQuestion):
             stored = []
             for index in range(variants.count(q)):
-                run = runs.lookup(session, q, index)
+                run = runs.stored_key(session, runs.variant_job(q, index))
                 assert run is not None, f"{live.id} variant {index} has no stored run"
                 params = variants.variant(q, index) if q.params else {}
                 stored.append((run.key, run.result, params))
             items.append(_Item(live, stored))
         elif isinstance(q, CodeQuestion):
-            reference, _ = runs.reference(session, q)
-            trajectory = (reference.result.data or {}).get("trajectory") or []
-            lrs = tuple(float(step[0]) for step in trajectory if step)
+            reference = runs.stored_reference(session, q)
+            assert reference is not None, f"{live.id} has no stored reference run"
+            data = reference.result.data
+            lrs = tuple(step[0] for step in (data.trajectory if data else []) if step)
             items.append(_Item(live, [], reference.key, lrs))
         else:
             items.append(_Item(live, []))

@@ -13,15 +13,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app import grading
+from app.authoring.importing import import_bank
 from app.bank import service as bank
 from app.bank.schema import ChoiceQuestion, OutputQuestion
-from app.bank.store import import_bank
+from app.checking import grading
+from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database, migrate
 from app.learning.answering import shown
 from app.main import create_app
-from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox, read_only_paths
 from app.sandbox.runner import RunnerConfig
 from tests.databases import ENGINE, Databases, SqliteFiles, throwaway_postgres
@@ -62,9 +62,9 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="session")
-def runs(sandbox: Sandbox) -> QuestionRuns:
+def runs(sandbox: Sandbox) -> Runs:
     """Question runs through the shared sandbox, with the store used as a cache."""
-    return QuestionRuns(sandbox, use_cache=True, timeout_s=SANDBOX_TIMEOUT_S)
+    return Runs(sandbox, use_cache=True, timeout_s=SANDBOX_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +79,7 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
 
 
 @pytest.fixture(scope="session")
-def template_db(databases: Databases, runs: QuestionRuns) -> str:
+def template_db(databases: Databases, runs: Runs) -> str:
     """URL of a database migrated with Alembic and loaded with questions/, built once per
     run; each test works on a copy."""
     url = databases.create()
@@ -222,7 +222,8 @@ def right_answer(app: FastAPI, question_id: str, version: int, variant: int) -> 
         if isinstance(question, ChoiceQuestion):
             return str(question.correct_index)
         if isinstance(question, OutputQuestion):
-            run = app.state.runs.lookup(session, question, variant)
+            runs = app.state.runs
+            run = runs.stored_key(session, runs.variant_job(question, variant))
             assert run is not None, "keys are stored at import"
             return grading.expected_output(shown(question, variant), run.result)
         return question.reference

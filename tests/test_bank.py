@@ -11,16 +11,17 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.authoring.importing import import_bank
 from app.bank import schema
 from app.bank.files import BankError, read_bank
 from app.bank.service import get_question_or_raise, list_patterns
-from app.bank.store import export_bank, import_bank
+from app.bank.store import export_bank
+from app.checking.runs import Runs
 from app.db import Database
 from app.errors import NotFound
 from app.learning.answering import record_attempt
 from app.learning.learners import Visitor
 from app.models import Attempt, Pattern, Question, QuestionVersion
-from app.runs import QuestionRuns
 from tests.conftest import QUESTIONS
 from tests.factories import PATTERN, choice_question, write_bank
 
@@ -188,7 +189,7 @@ def test_broken_file_leaves_previous_import_untouched(tmp_path: Path, session: S
     assert get_question_or_raise(session, "good").question.prompt == "Which is right?"
 
 
-def test_reimporting_unchanged_files_changes_nothing(session: Session, runs: QuestionRuns) -> None:
+def test_reimporting_unchanged_files_changes_nothing(session: Session, runs: Runs) -> None:
     first = import_bank(session, QUESTIONS, runs=runs)
     assert first.created and first.changed
     counts = _counts(session)
@@ -265,9 +266,7 @@ def test_importing_one_pattern_folder_leaves_the_others_alone(
     assert get_question_or_raise(session, "b1").id == "b1"
 
 
-def test_export_then_import_is_lossless(
-    tmp_path: Path, session: Session, runs: QuestionRuns
-) -> None:
+def test_export_then_import_is_lossless(tmp_path: Path, session: Session, runs: Runs) -> None:
     import_bank(session, QUESTIONS, runs=runs)
     exported = tmp_path / "exported"
     count = export_bank(session, exported)

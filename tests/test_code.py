@@ -15,15 +15,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import codecheck
 from app.bank.files import read_bank
 from app.bank.schema import CodeCheck, CodeQuestion
+from app.checking import codecheck
+from app.checking.runs import Runs
 from app.config import Settings
 from app.main import create_app
 from app.models import Attempt
-from app.runs import QuestionRuns
 from app.sandbox.client import Sandbox
-from app.sandbox.protocol import RunResult, Verdict, WarningRecord
+from app.sandbox.protocol import CodeData, RunResult, Verdict, WarningRecord
 from tests.browser import live_server
 from tests.conftest import QUESTIONS
 from tests.test_sandbox import ATTACKS, victims
@@ -63,9 +63,10 @@ def test_there_are_enough_code_questions_with_known_wrong_answers() -> None:
 
 @pytest.mark.parametrize("question", CODE_QUESTIONS, ids=lambda q: q.id)
 def test_the_reference_passes_and_every_self_test_is_judged_as_written(
-    question: CodeQuestion, runs: QuestionRuns, db: Session
+    question: CodeQuestion, runs: Runs, db: Session
 ) -> None:
-    reference, _ = runs.reference(db, question)
+    reference = runs.stored_reference(db, question)
+    assert reference is not None, "stored at import"
     assert codecheck.judge(question.check, reference.result, reference.result).correct
     for test in question.self_tests:
         verdict = codecheck.judge(
@@ -244,14 +245,21 @@ def _run(
     warnings: Sequence[str] = (),
     milestones: Sequence[int] = (),
     **more: Any,
-) -> RunResult:
+) -> RunResult[CodeData]:
     params = {"milestones": list(milestones)} if milestones else {}
     params.update(more)
-    return RunResult(
+    return _result(
         Verdict.OK,
         data={"trajectory": [[lr] for lr in lrs], "scheduler": {"type": kind, "params": params}},
-        warnings=[WarningRecord("UserWarning", message, None) for message in warnings],
+        warnings=[
+            WarningRecord(category="UserWarning", message=message, line=None)
+            for message in warnings
+        ],
     )
+
+
+def _result(status: Verdict, **fields: Any) -> RunResult[CodeData]:
+    return RunResult[CodeData].model_validate({"status": status, **fields})
 
 
 @pytest.mark.parametrize(
@@ -336,16 +344,15 @@ def test_other_checks() -> None:
     late = CodeCheck(epochs=4, from_epoch=2)
     assert codecheck.judge(late, _run([1, 1, 0.5, 0.5]), _run([9, 9, 0.5, 0.5])).correct
     raises = CodeCheck(kind="exception", exception="ValueError")
-    error = RunResult(Verdict.ERROR, error=None)
+    error = _result(Verdict.ERROR, error=None)
     assert not codecheck.judge(raises, error, _run([1])).correct
     obj = CodeCheck(kind="object", compare=["step_size"])
-    want = RunResult(Verdict.OK, data={"scheduler": {"type": "StepLR", "params": {"step_size": 3}}})
-    same = RunResult(
-        Verdict.OK, data={"scheduler": {"type": "StepLR", "params": {"step_size": 3, "gamma": 0.1}}}
-    )
-    other = RunResult(
-        Verdict.OK, data={"scheduler": {"type": "StepLR", "params": {"step_size": 4}}}
-    )
+
+    def step_lr(**params: Any) -> RunResult[CodeData]:
+        scheduler = {"type": "StepLR", "params": params}
+        return _result(Verdict.OK, data={"trajectory": [], "scheduler": scheduler})
+
+    want, same, other = step_lr(step_size=3), step_lr(step_size=3, gamma=0.1), step_lr(step_size=4)
     assert codecheck.judge(obj, want, same).correct
     assert "should be 3" in codecheck.judge(obj, want, other).message
 

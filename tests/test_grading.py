@@ -6,8 +6,8 @@ import pytest
 
 from app.bank.files import read_bank
 from app.bank.schema import ChoiceQuestion
+from app.checking.grading import compare_output, grade, parse_choice, parse_output_answer
 from app.errors import Invalid
-from app.grading import compare_output, grade, parse_choice, parse_output_answer
 from tests.conftest import QUESTIONS
 from tests.factories import choice_question
 

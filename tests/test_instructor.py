@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from app import accounts
 from app.authoring import starters
+from app.authoring.importing import import_bank
 from app.bank.files import read_bank
-from app.bank.store import import_bank
+from app.checking.runs import Runs
 from app.cli import _audit_import as cli_audit
 from app.cli import cli
 from app.db import Database, begin_write
@@ -32,7 +33,6 @@ from app.models import Question as QuestionRow
 from app.routes import admin as admin_routes
 from app.routes import api, authoring_api, exams, modes, pages, traces
 from app.routes import instructor as instructor_routes
-from app.runs import QuestionRuns
 from tests import factories
 from tests.conftest import CSRF_RE, QUESTIONS
 
@@ -446,7 +446,7 @@ def test_retiring_hides_a_question_from_learners_but_keeps_its_history(
 
 
 def test_a_file_import_keeps_editor_work_until_the_file_changes(
-    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+    instructor: TestClient, database: Database, runs: Runs, tmp_path: Path
 ) -> None:
     source = _current_source(instructor, CHOICE_ID)
     edited = source.replace("prompt: ", "prompt: Edited in the browser. ", 1)
@@ -502,7 +502,7 @@ def upload(client: TestClient, name: str, data: bytes, pattern: str = "") -> Any
 
 
 def test_export_then_import_changes_nothing(
-    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+    instructor: TestClient, database: Database, runs: Runs, tmp_path: Path
 ) -> None:
     assert instructor.get('/instructor/export.zip?pattern=no"such').status_code == 404
     exported = instructor.get("/instructor/export.zip")
@@ -911,7 +911,7 @@ def test_a_gift_file_over_the_limit_is_refused_not_cut(instructor: TestClient) -
 
 
 def test_retired_in_the_browser_stays_retired_when_its_file_changes(
-    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+    instructor: TestClient, database: Database, runs: Runs, tmp_path: Path
 ) -> None:
     import shutil
 
@@ -932,7 +932,7 @@ def test_a_pattern_folder_that_goes_and_comes_back(
     instructor: TestClient,
     other_client: TestClient,
     database: Database,
-    runs: QuestionRuns,
+    runs: Runs,
     tmp_path: Path,
 ) -> None:
     assert editor_post(instructor, OUTPUT_QUESTION, "save").status_code == 303
@@ -970,7 +970,7 @@ def test_the_editor_keeps_comments_and_layout(instructor: TestClient) -> None:
 
 
 def test_the_audit_log_names_what_imports_changed(
-    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path, db: Session
+    instructor: TestClient, database: Database, runs: Runs, tmp_path: Path, db: Session
 ) -> None:
     text = yaml.safe_dump(factories.choice_question("audited-upload")).encode()
     assert upload(instructor, "one.yaml", text, pattern=LESSON).status_code == 200
@@ -1055,7 +1055,7 @@ def test_an_export_never_lets_two_questions_share_a_file(instructor: TestClient)
 
 
 def test_a_browser_retirement_survives_its_file_leaving_and_coming_back(
-    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+    instructor: TestClient, database: Database, runs: Runs, tmp_path: Path
 ) -> None:
     import shutil
 
@@ -1110,7 +1110,7 @@ def test_restore_from_a_stale_versions_page_is_refused(instructor: TestClient) -
 
 
 def test_browser_work_in_a_vanished_folder_is_listed(
-    instructor: TestClient, database: Database, runs: QuestionRuns, tmp_path: Path
+    instructor: TestClient, database: Database, runs: Runs, tmp_path: Path
 ) -> None:
     assert editor_post(instructor, OUTPUT_QUESTION, "save").status_code == 303
     renamed = tmp_path / "bank"

@@ -12,18 +12,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.authoring.importing import import_bank
 from app.bank import variants
 from app.bank.files import BankError, read_bank
 from app.bank.schema import OutputQuestion
-from app.bank.store import import_bank
+from app.checking import store
+from app.checking.grading import compare_output, expected_output
+from app.checking.jobs import variant_job
+from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database
 from app.errors import Busy
-from app.grading import compare_output, expected_output
 from app.main import create_app
 from app.models import Attempt, SandboxRun
 from app.models import Learner as LearnerRow
-from app.runs import QuestionRuns, job_for, run_key, stored
 from app.sandbox.client import Sandbox
 from app.sandbox.protocol import RunResult, Verdict
 from tests.conftest import QUESTIONS, SANDBOX_TIMEOUT_S, Learner
@@ -66,11 +68,12 @@ def test_every_variant_key_is_reproduced_by_a_fresh_run_and_the_cache_agrees(
     try:  # while nobody is connected to it
         with database.session() as session:
             for index in range(variants.count(question)):
-                job = job_for(question, index, timeout_s=SANDBOX_TIMEOUT_S)
+                job = variant_job(question, index, timeout_s=SANDBOX_TIMEOUT_S)
                 fresh = sandbox.run(job)
                 assert fresh.status in (Verdict.OK, Verdict.ERROR), (index, fresh)
-                cached = stored(session, run_key(job.code, job.expression))
-                assert cached is not None, f"variant {index} has no stored run"
+                found = store.find(session, job)
+                assert found is not None, f"variant {index} has no stored run"
+                cached = found.result
                 key = expected_output(question, fresh)
                 assert key and key == expected_output(question, cached)
                 assert [e.lrs for e in fresh.trace] == [e.lrs for e in cached.trace]
@@ -101,7 +104,7 @@ def test_the_lesson_has_output_questions_on_every_required_topic() -> None:
 # --- import refuses what real torch contradicts ------------------------------------------------
 
 
-def _import(tmp_path: Path, empty_db: str, runs: QuestionRuns, *questions: dict[str, Any]) -> Any:
+def _import(tmp_path: Path, empty_db: str, runs: Runs, *questions: dict[str, Any]) -> Any:
     write_bank(tmp_path / "bank", list(questions))
     database = Database(empty_db)
     try:
@@ -112,7 +115,7 @@ def _import(tmp_path: Path, empty_db: str, runs: QuestionRuns, *questions: dict[
 
 
 def test_an_answer_the_real_run_contradicts_is_refused_with_a_diff(
-    tmp_path: Path, empty_db: str, runs: QuestionRuns
+    tmp_path: Path, empty_db: str, runs: Runs
 ) -> None:
     with pytest.raises(BankError) as caught:
         _import(tmp_path, empty_db, runs, output_question(answer="0.5"))
@@ -125,7 +128,7 @@ def test_an_answer_the_real_run_contradicts_is_refused_with_a_diff(
 
 
 def test_an_answer_the_real_run_confirms_is_imported_with_its_run(
-    tmp_path: Path, empty_db: str, runs: QuestionRuns
+    tmp_path: Path, empty_db: str, runs: Runs
 ) -> None:
     report = _import(tmp_path, empty_db, runs, output_question(answer="0.05"))
     assert report.created == ["out"]
@@ -154,7 +157,7 @@ def test_an_answer_the_real_run_confirms_is_imported_with_its_run(
 def test_a_variant_that_cannot_give_a_key_is_refused(
     tmp_path: Path,
     empty_db: str,
-    runs: QuestionRuns,
+    runs: Runs,
     overrides: dict[str, Any],
     message: str | None,
 ) -> None:
@@ -168,14 +171,14 @@ def test_a_variant_that_cannot_give_a_key_is_refused(
 
 
 def test_placeholders_in_the_expression_are_filled_per_variant(
-    tmp_path: Path, empty_db: str, runs: QuestionRuns
+    tmp_path: Path, empty_db: str, runs: Runs
 ) -> None:
     question = output_question(code="x = 0.5", expression="x * {{ n }}", params={"n": [2, 4]})
     assert _import(tmp_path, empty_db, runs, question).created == ["out"]
     database = Database(empty_db)
     with database.session() as session:
         values = sorted(
-            RunResult.from_json(row.result).value or ""
+            RunResult[None].model_validate(row.result).value or ""
             for row in session.scalars(select(SandboxRun))
         )
     database.dispose()
@@ -408,8 +411,8 @@ def test_a_busy_sandbox_is_503_with_retry_after_and_nothing_is_stored(
     def busy(*_: Any, **__: Any) -> Any:
         raise Busy("The code runner is busy. Try again in a moment.", retry_after=1)
 
-    monkeypatch.setattr(QuestionRuns, "lookup", lambda *_: None)
-    monkeypatch.setattr(QuestionRuns, "execute", busy)
+    monkeypatch.setattr(Runs, "stored_key", lambda *_: None)
+    monkeypatch.setattr(Runs, "run_key", busy)
     response = client.post(f"/api/questions/{STEPLR}/attempts", json={"answer": "0.1"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"

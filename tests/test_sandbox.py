@@ -24,7 +24,7 @@ import pytest
 from app.errors import Busy
 from app.sandbox import uids
 from app.sandbox.client import STUCK_AFTER_S, Sandbox, SandboxUnavailable, read_only_paths
-from app.sandbox.protocol import Job, RunResult, Verdict
+from app.sandbox.protocol import RunResult, SnippetJob, Verdict
 from app.sandbox.runner import RunnerConfig
 from app.sandbox.scheduler import Owner
 from app.sandbox.uids import UidsTaken
@@ -62,7 +62,7 @@ def victims() -> Iterator[Path]:
 
 
 def run(sandbox: Sandbox, code: str, *, timeout_s: float = QUICK_TIMEOUT_S) -> RunResult:
-    return sandbox.run(Job(code=textwrap.dedent(code).lstrip("\n"), timeout_s=timeout_s))
+    return sandbox.run(SnippetJob(code=textwrap.dedent(code).lstrip("\n"), timeout_s=timeout_s))
 
 
 V = Verdict
@@ -389,14 +389,14 @@ def test_a_full_queue_answers_busy_instead_of_hanging() -> None:
     try:
         small.wait_ready()
         slow = [
-            small.submit(Job(code="import time\ntime.sleep(0.5)"), Owner.learner(name))
+            small.submit(SnippetJob(code="import time\ntime.sleep(0.5)"), Owner.learner(name))
             for name in ("a", "b", "c")  # one runs, two wait
         ]
         with pytest.raises(Busy) as caught:
-            small.submit(Job(code="pass"), Owner.learner("d"))
+            small.submit(SnippetJob(code="pass"), Owner.learner("d"))
         assert caught.value.retry_after >= 1
         assert {ticket.result().status for ticket in slow} == {Verdict.OK}
-        assert small.run(Job(code="print(1)")).stdout == "1\n"
+        assert small.run(SnippetJob(code="print(1)")).stdout == "1\n"
     finally:
         small.close()
 
@@ -409,13 +409,13 @@ def test_a_killed_runner_is_replaced_at_once_and_its_runs_are_told_to_try_again(
         sandbox.wait_ready()
         first_pid = sandbox.runner_pid
         assert first_pid is not None
-        running = sandbox.submit(Job(code="import time\ntime.sleep(3)"))
+        running = sandbox.submit(SnippetJob(code="import time\ntime.sleep(3)"))
         assert running.left_queue.wait(5)
         os.kill(first_pid, 9)
         killed_at = time.monotonic()
         with pytest.raises(SandboxUnavailable, match="try again"):
             running.result()
-        assert sandbox.run(Job(code="print('back')")).stdout == "back\n"
+        assert sandbox.run(SnippetJob(code="print('back')")).stdout == "back\n"
         assert time.monotonic() - killed_at < 2  # a fork of the zygote, not a cold start
         assert sandbox.runner_pid != first_pid and sandbox.restarts == 1
     finally:
@@ -445,10 +445,10 @@ def _run_until_it_works(sandbox: Sandbox, code: str, tries: int = 20) -> RunResu
     """Run `code`, again while the answer is "the runner restarted: try again"."""
     for _ in range(tries - 1):
         try:
-            return sandbox.run(Job(code=code))
+            return sandbox.run(SnippetJob(code=code))
         except SandboxUnavailable as exc:
             assert "try again" in exc.message.lower()
-    return sandbox.run(Job(code=code))
+    return sandbox.run(SnippetJob(code=code))
 
 
 def test_a_dead_zygote_costs_nothing_while_the_runner_works() -> None:
@@ -460,7 +460,7 @@ def test_a_dead_zygote_costs_nothing_while_the_runner_works() -> None:
         zygote = sandbox.zygote_pid
         assert zygote is not None
         os.kill(zygote, 9)
-        assert sandbox.run(Job(code="print('still here')")).stdout == "still here\n"
+        assert sandbox.run(SnippetJob(code="print('still here')")).stdout == "still here\n"
         deadline = time.monotonic() + 30
         while sandbox.zygote_pid in (None, zygote) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -476,7 +476,7 @@ def test_two_sandboxes_on_one_host_never_share_a_uid(sandbox: Sandbox, tmp_path:
     try:
         assert sandbox.uid_range is not None and other.uid_range is not None
         assert not set(sandbox.uid_range) & set(other.uid_range)
-        uid_line = other.run(Job(code="import os\nprint(os.getuid())")).stdout
+        uid_line = other.run(SnippetJob(code="import os\nprint(os.getuid())")).stdout
         assert int(uid_line) in other.uid_range
         # Asking for a range that is taken is refused, with what to do about it.
         taken = replace(config, uid_base=sandbox.uid_range.start + 1)
@@ -492,7 +492,7 @@ def test_a_sandbox_whose_uids_are_taken_does_not_start(sandbox: Sandbox) -> None
     refused = Sandbox(config, queue_limit=2)
     for _ in range(2):  # not half-started: every attempt says why at once
         with pytest.raises(UidsTaken):
-            refused.submit(Job(code="print(1)"))
+            refused.submit(SnippetJob(code="print(1)"))
     refused.close()
 
 
@@ -563,7 +563,7 @@ def test_a_machine_without_what_the_sandbox_needs_is_refused_with_the_reason() -
         assert "cannot run code here" in caught.value.message
         assert "is not reachable by unprivileged users" in caught.value.message
         with pytest.raises(SandboxUnavailable):
-            sandbox.run(Job(code="print(1)"))
+            sandbox.run(SnippetJob(code="print(1)"))
     finally:
         sandbox.close()
         for path in (hidden / "inner" / "lib", hidden / "inner", hidden):
@@ -578,8 +578,8 @@ def test_trusted_mode_runs_code_with_limits_but_no_lockdown() -> None:
     sandbox.start()
     try:
         assert sandbox.wait_ready()["mode"] == "trusted"
-        assert sandbox.run(Job(code=BENIGN)).stdout == "[0.05]\n"
-        assert sandbox.run(Job(code="while True: pass", timeout_s=0.5)).status is V.TIMEOUT
-        assert sandbox.run(Job(code="x = bytearray(64 * 1024**3)")).status is V.MEMORY
+        assert sandbox.run(SnippetJob(code=BENIGN)).stdout == "[0.05]\n"
+        assert sandbox.run(SnippetJob(code="while True: pass", timeout_s=0.5)).status is V.TIMEOUT
+        assert sandbox.run(SnippetJob(code="x = bytearray(64 * 1024**3)")).status is V.MEMORY
     finally:
         sandbox.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.bank.store import import_bank
+from app.authoring.importing import import_bank
 from app.config import Settings
 from app.db import Database
 from app.main import create_app

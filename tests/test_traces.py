@@ -16,13 +16,12 @@ from sqlalchemy.orm import Session
 
 from app.bank.files import read_bank
 from app.config import Settings
-from app.models import Trace
+from app.models import SandboxRun
 from app.sandbox.client import Sandbox
-from app.sandbox.protocol import Job, Verdict
+from app.sandbox.protocol import PipelineJob, SnippetJob, Verdict
 from app.traces import charts
 from app.traces.playground import SUGGESTED
 from app.traces.service import observations
-from app.traces.spec import spec_json
 from tests.conftest import QUESTIONS, ROOT
 
 LESSON = "lr-schedulers"
@@ -73,7 +72,7 @@ def _reference_lrs(
             {step}
         print(json.dumps(seen))
     """)
-    result = sandbox.run(Job(code=code))
+    result = sandbox.run(SnippetJob(code=code))
     assert result.status is Verdict.OK, result
     return list(json.loads(result.stdout))
 
@@ -123,7 +122,7 @@ def test_the_trace_has_real_shapes_and_a_real_prediction(client: TestClient) -> 
 
 
 def test_the_same_spec_trains_to_the_same_trace_bit_for_bit(sandbox: Sandbox) -> None:
-    job = Job(kind="pipeline", spec=spec_json(SPEC))
+    job = PipelineJob(spec=SPEC)
     first, second = sandbox.run(job), sandbox.run(job)
     assert first.status is Verdict.OK
     assert first.data == second.data
@@ -132,7 +131,7 @@ def test_the_same_spec_trains_to_the_same_trace_bit_for_bit(sandbox: Sandbox) ->
 def test_a_page_view_never_retrains(
     client: TestClient, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_runs(job: Job) -> None:
+    def no_runs(job: object) -> None:
         raise AssertionError("the trace page ran the pipeline")
 
     monkeypatch.setattr(sandbox, "run", no_runs)
@@ -286,7 +285,8 @@ def test_invalid_parameters_are_422_naming_the_parameter(
 def test_playground_results_are_cached_by_spec(client: TestClient, db: Session) -> None:
     def count() -> int:
         db.rollback()
-        return db.scalar(select(func.count()).select_from(Trace)) or 0
+        kinds = ("pipeline", "lr-only")
+        return db.scalar(select(func.count()).where(SandboxRun.kind.in_(kinds))) or 0
 
     before = count()
     first = _play(client, "ExponentialLR", params={"gamma": 0.7}).json()
@@ -454,10 +454,10 @@ def test_a_trace_missing_from_the_store_is_recorded_on_first_view(
 ) -> None:
     from app.traces import service
 
-    db.execute(delete(Trace))
+    db.execute(delete(SandboxRun).where(SandboxRun.kind == "pipeline"))
     db.commit()
     monkeypatch.setattr(service, "_views", {})
     client.app.state.trace_pages.clear()  # type: ignore[attr-defined]
     assert client.get(f"/patterns/{LESSON}/trace").status_code == 200
     db.rollback()
-    assert db.scalar(select(func.count()).select_from(Trace)) == 1
+    assert db.scalar(select(func.count()).where(SandboxRun.kind == "pipeline")) == 1

@@ -20,46 +20,30 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.bank import service as bank
-from app.bank import variants
 from app.bank.files import compose_yaml, describe_errors, parse_yaml
 from app.bank.lint import markdown_problems
 from app.bank.schema import (
     QUESTION_ADAPTER,
-    CodeQuestion,
-    OutputQuestion,
     Question,
 )
-from app.bank.store import RETIRED_BY_BROWSER, add_version, check_reference, variant_problem
+from app.bank.store import RETIRED_BY_BROWSER, add_version
+from app.checking import store
+from app.checking.runs import Runs
+from app.checking.verify import Verification, verify
 from app.db import begin_write
-from app.errors import AppError, Busy, Conflict, Invalid, NotFound
-from app.grading import expected_output
+from app.errors import Busy, Conflict, Invalid, NotFound, Problem
 from app.learning import answering
 from app.models import Question as QuestionRow
 from app.models import QuestionVersion, utcnow
-from app.runs import PendingRun, QuestionRuns, Run, store
-from app.sandbox.protocol import RunResult, Verdict
 
 MAX_SOURCE_CHARS = 100_000  # the longest question in the bank is ~5,000 characters
 EDITOR, API, RESTORE = "editor", "api", "restore"  # QuestionVersion.source of a save
 
 
-@dataclass(frozen=True)
-class FieldError:
-    """What is wrong, in which field (`choices.1.mistake`), on which line of the YAML."""
-
-    field: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.field}: {self.message}"
-
-
 class QuestionRejected(Invalid):
     """The question cannot be saved; `errors` says why, field by field."""
 
-    def __init__(self, errors: list[FieldError]) -> None:
+    def __init__(self, errors: list[Problem]) -> None:
         super().__init__("; ".join(str(error) for error in errors), field=errors[0].field)
         self.errors = errors
         self.extra = {
@@ -78,7 +62,7 @@ def parse_source(text: str) -> Question:
     its field and line; Markdown that would not render as written is a problem too."""
     if len(text) > MAX_SOURCE_CHARS:
         raise QuestionRejected(
-            [FieldError("(file)", f"is longer than {MAX_SOURCE_CHARS:,} characters")]
+            [Problem("(file)", f"is longer than {MAX_SOURCE_CHARS:,} characters")]
         )
     try:
         data = parse_yaml(text)
@@ -86,14 +70,14 @@ def parse_source(text: str) -> Question:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         line = mark.line + 1 if mark is not None else None
-        raise QuestionRejected([FieldError("(file)", f"not valid YAML: {problem}", line)]) from None
+        raise QuestionRejected([Problem("(file)", f"not valid YAML: {problem}", line)]) from None
     if not isinstance(data, dict):
-        raise QuestionRejected([FieldError("(file)", "a question is a mapping of fields", 1)])
+        raise QuestionRejected([Problem("(file)", "a question is a mapping of fields", 1)])
     try:
         question = QUESTION_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise QuestionRejected(_placed(text, exc)) from None
-    problems = [FieldError(path, message) for path, message in markdown_problems(question)]
+    problems = [Problem(path, message) for path, message in markdown_problems(question)]
     if problems:
         raise QuestionRejected([_with_line(text, error) for error in problems])
     return question
@@ -105,22 +89,22 @@ def parse_data(data: Any) -> Question:
         question = QUESTION_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise QuestionRejected(
-            [FieldError(path, message) for path, message in describe_errors(exc)]
+            [Problem(path, message) for path, message in describe_errors(exc)]
         ) from None
-    problems = [FieldError(path, message) for path, message in markdown_problems(question)]
+    problems = [Problem(path, message) for path, message in markdown_problems(question)]
     if problems:
         raise QuestionRejected(problems)
     return question
 
 
-def _placed(text: str, exc: ValidationError) -> list[FieldError]:
-    return [_with_line(text, FieldError(path, message)) for path, message in describe_errors(exc)]
+def _placed(text: str, exc: ValidationError) -> list[Problem]:
+    return [_with_line(text, Problem(path, message)) for path, message in describe_errors(exc)]
 
 
-def _with_line(text: str, error: FieldError) -> FieldError:
+def _with_line(text: str, error: Problem) -> Problem:
     if error.line is not None:
         return error
-    return FieldError(error.field, error.message, line_of(text, error.field))
+    return Problem(error.field, error.message, line_of(text, error.field))
 
 
 def line_of(text: str, path: str) -> int | None:
@@ -150,104 +134,20 @@ def line_of(text: str, path: str) -> int | None:
 # --- the real run ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VariantRun:
-    """One variant of an output question, run: its parameters, the run, the key it gives."""
-
-    index: int
-    params: dict[str, Any]
-    result: RunResult | None
-    key: str | None
-    problem: str | None
-
-
-@dataclass
-class QuestionCheck:
-    """What running a question showed: per variant (output questions), the reference's run
-    (code questions), and what is wrong."""
-
-    variants: list[VariantRun] = field(default_factory=list)
-    reference: Run | None = None
-    problems: list[FieldError] = field(default_factory=list)
-    runs: list[Run] = field(default_factory=list)  # to keep: keys and solutions come from them
-    warnings: list[str] = field(default_factory=list)  # worth a look, but no reason to refuse
-
-    @property
-    def ok(self) -> bool:
-        """Whether the question may be saved."""
-        return not self.problems
-
-
-def check_question(session: Session, question: Question, runs: QuestionRuns) -> QuestionCheck:
-    """Run what a question's key depends on, in the sandbox: every variant of an output
-    question, a code question's reference and self-tests. Holds no database connection
-    while code runs. Choice questions have nothing to run."""
-    check = QuestionCheck()
-    if isinstance(question, OutputQuestion):
-        _check_variants(session, question, runs, check)
-    elif isinstance(question, CodeQuestion):
-        run, problems = check_reference(session, question, runs)
-        check.reference = run
-        check.problems += [FieldError(p.field, p.message) for p in problems]
-        if run is not None and not problems:
-            check.runs.append(run)
-    session.commit()  # end any read before the caller goes on
-    return check
-
-
-def _check_variants(
-    session: Session, question: OutputQuestion, runs: QuestionRuns, check: QuestionCheck
-) -> None:
-    pending: list[tuple[int, str, PendingRun]] = []
-    cached: dict[int, tuple[str, RunResult]] = {}
-    for index in range(variants.count(question)):
-        if (run := runs.lookup(session, question, index)) is not None:
-            cached[index] = (run.key, run.result)
-    session.commit()  # no connection held while the sandbox works
-    try:
-        for index in range(variants.count(question)):
-            if index not in cached:
-                pending.append((index, *runs.submit(question, index)))
-    except Busy:
-        raise  # not the question's fault: the caller says "try again" (503)
-    except AppError as exc:
-        check.problems.append(FieldError("code", f"the sandbox could not run it: {exc.message}"))
-        return
-    results = dict(cached)
-    for index, key, future in pending:
-        try:
-            results[index] = (key, future.result())
-        except Busy:
-            raise
-        except AppError as exc:
-            check.problems.append(
-                FieldError("code", f"the sandbox could not run it: {exc.message}")
-            )
-            return
-    raised = [i for i, (_, result) in results.items() if result.status is Verdict.ERROR]
-    if raised and len(raised) < len(results):
-        check.warnings.append(
-            f"{len(raised)} of {len(results)} variants raise an exception (their key is "
-            "the exception's name) while the others print an answer. Intended? If not, a "
-            "parameter value breaks the code."
-        )
-    all_params = variants.all_variants(question)
-    for index in range(variants.count(question)):
-        key, result = results[index]
-        problem = variant_problem(question, index, result)
-        answer = expected_output(question, result) if result.status in _ANSWERED else None
-        check.variants.append(
-            VariantRun(
-                index, all_params[index], result, answer or None, str(problem) if problem else None
-            )
-        )
-        if problem:
-            check.problems.append(FieldError(problem.field, problem.message))
-        else:
-            check.runs.append(Run(key, result))
-
-
-_ANSWERED = (Verdict.OK, Verdict.ERROR)
+def check_question(
+    session: Session, question: Question, runs: Runs, *, verified_before: bool = False
+) -> Verification:
+    """Run what a question's key depends on, in the sandbox (app.checking.verify): every
+    variant of an output question, a code question's reference and self-tests. Ends the
+    session's read first: no connection is held while code runs. Busy if the sandbox cannot
+    run code now. Choice questions have nothing to run."""
+    verified = verify(
+        session,
+        runs,
+        questions=[question],
+        verified_before=[question.id] if verified_before else [],
+    )
+    return verified.questions[question.id]
 
 
 # --- saving --------------------------------------------------------------------------------
@@ -259,7 +159,7 @@ def save_question(
     question: Question,
     pattern_slug: str | None,
     editing: str | None,
-    runs: QuestionRuns,
+    runs: Runs,
     author_id: int,
     source: str = EDITOR,
     source_text: str | None = None,
@@ -293,7 +193,7 @@ def _check_id(question: Question, editing: str | None) -> None:
     if editing is not None and question.id != editing:
         raise QuestionRejected(
             [
-                FieldError(
+                Problem(
                     "id",
                     f"stays {editing!r}: learners' attempts refer to it. To make a different "
                     "question, create a new one",
@@ -306,7 +206,7 @@ def _save_checked(
     session: Session,
     *,
     question: Question,
-    check: QuestionCheck,
+    check: Verification,
     pattern_slug: str | None,
     editing: str | None,
     author_id: int,
@@ -321,7 +221,7 @@ def _save_checked(
         if row is not None:
             session.rollback()
             raise QuestionRejected(
-                [FieldError("id", f"{question.id!r} is taken (ids are never reused)")]
+                [Problem("id", f"{question.id!r} is taken (ids are never reused)")]
             )
         pattern = bank.live_pattern_row(session, pattern_slug)
         if pattern is None:
@@ -351,7 +251,7 @@ def _save_checked(
             "(its versions page shows what changed), and make your change on top of it."
         )
     for run in check.runs:
-        store(session, run)
+        store.keep(session, run)
     version = add_version(
         session, row, question, source=source, author_id=author_id, source_text=source_text
     )
@@ -376,15 +276,15 @@ def question_exists(session: Session, question_id: str) -> bool:
 
 def placement_problems(
     session: Session, *, question: Question, pattern_slug: str | None
-) -> list[FieldError]:
+) -> list[Problem]:
     """What would stop a new question being created in `pattern_slug` (if one is named)."""
     if pattern_slug is None:
         return []
     problems = []
     if bank.live_pattern_row(session, pattern_slug) is None:
-        problems.append(FieldError("pattern", f"there is no pattern {pattern_slug!r}"))
+        problems.append(Problem("pattern", f"there is no pattern {pattern_slug!r}"))
     if question_exists(session, question.id):
-        problems.append(FieldError("id", f"{question.id!r} is taken (ids are never reused)"))
+        problems.append(Problem("id", f"{question.id!r} is taken (ids are never reused)"))
     return problems
 
 
@@ -411,8 +311,8 @@ class EditorOutcome:
     question: Question | None = None
     page: PreviewPage | None = None
     shown: Question | None = None  # as the first variant shows it
-    check: QuestionCheck | None = None
-    errors: list[FieldError] = field(default_factory=list)
+    check: Verification | None = None
+    errors: list[Problem] = field(default_factory=list)
     saved: QuestionVersion | None = None
     unchanged: bool = False
 
@@ -424,7 +324,7 @@ def submit(
     action: str,
     pattern_slug: str | None,
     editing: str | None,
-    runs: QuestionRuns,
+    runs: Runs,
     author_id: int,
     base_version: int | None = None,
 ) -> EditorOutcome:
@@ -438,7 +338,7 @@ def submit(
     try:
         outcome.check = check_question(session, question, runs)
     except Busy as exc:
-        outcome.errors = [FieldError("(file)", f"{exc.message} Nothing was saved: try again.")]
+        outcome.errors = [Problem("(file)", f"{exc.message} Nothing was saved: try again.")]
         return outcome
     outcome.errors = [_with_line(source, error) for error in outcome.check.problems]
     if action == RUN or outcome.errors:
@@ -458,7 +358,7 @@ def submit(
     except QuestionRejected as exc:
         outcome.errors = [_with_line(source, error) for error in exc.errors]
     except (Invalid, Conflict, NotFound) as exc:
-        outcome.errors = [FieldError(exc.field or "(file)", exc.message)]
+        outcome.errors = [Problem(exc.field or "(file)", exc.message)]
     outcome.unchanged = outcome.saved is None and not outcome.errors
     return outcome
 

@@ -29,12 +29,18 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.orm import Session
 
-from app.bank import variants
-from app.bank.schema import ChoiceQuestion, Difficulty, OutputQuestion, Question
+from app.bank.schema import (
+    ChoiceQuestion,
+    Difficulty,
+    OutputQuestion,
+    Question,
+    Value,
+    values_of,
+)
 from app.bank.service import PatternView, parse_version
+from app.checking.grading import choice_label
 from app.db import load_json
 from app.errors import NotFound
-from app.grading import choice_label
 
 # Mastery is progress's own rules (credit per rating, recency, difficulty weights), applied to
 # attempts read once for every learner; progress only offers a query per learner.
@@ -103,7 +109,7 @@ class VariantFacility:
     first one's solution in mind, which would make later variants look easier."""
 
     param: str  # the parameter's name, as in the question file's `params`
-    value: variants.Value  # one of its values
+    value: Value  # one of its values
     learners: int  # learners whose first attempt had this value
     facility: float  # the share of them whose first attempt was right, 0–1
 
@@ -434,7 +440,7 @@ def _variant_facility(info: _QuestionInfo, first: Iterable[_Attempt]) -> list[Va
     values in the order the current version lists them, any others after them."""
     # Values are keyed by their JSON, so that True, 1 and 1.0 stay three values.
     outcomes: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
-    value_of: dict[str, variants.Value] = {}
+    value_of: dict[str, Value] = {}
     for attempt in first:
         for param, value in (attempt.variant or {}).items():
             key = json.dumps(value)
@@ -444,7 +450,7 @@ def _variant_facility(info: _QuestionInfo, first: Iterable[_Attempt]) -> list[Va
     current = info.parsed(info.version) if outcomes and info.kind == "output" else None
     if isinstance(current, OutputQuestion):
         declared = {
-            name: [json.dumps(value) for value in variants.values_of(spec)]
+            name: [json.dumps(value) for value in values_of(spec)]
             for name, spec in current.params.items()
         }
     params = [name for name in declared if name in outcomes]

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.authoring import interchange, uploads
+from app.authoring.importing import import_bank
 from app.bank import service as bank
 from app.bank.files import PATTERN_FILE, BankError, dump_yaml
 from app.bank.schema import MAX_ID_LENGTH, ChoiceQuestion
-from app.bank.store import UPLOAD, ImportReport, export_bank, import_bank, pattern_file
+from app.bank.store import UPLOAD, ImportReport, export_bank, pattern_file
+from app.checking.runs import Runs
 from app.models import Pattern
 from app.models import Question as QuestionRow
-from app.runs import QuestionRuns
 
 MAX_UPLOAD_BYTES = uploads.MAX_UPLOAD_BYTES
 GIFT_SUFFIXES = (".gift", ".txt")
@@ -45,7 +46,7 @@ def run_import(
     filename: str,
     data: bytes,
     pattern_slug: str | None,
-    runs: QuestionRuns,
+    runs: Runs,
     author_id: int,
 ) -> ImportResult:
     """Import an uploaded file, all or nothing. Loose question files (a single YAML file, a

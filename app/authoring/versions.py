@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from app.authoring import editor
 from app.bank import service as bank
 from app.bank.files import dump_yaml
+from app.checking.runs import Runs
 from app.errors import NotFound
 from app.models import Attempt, QuestionVersion, User
-from app.runs import QuestionRuns
 
 DIFF_CONTEXT_LINES = 3
 
@@ -99,7 +99,7 @@ def restore(
     *,
     question_id: str,
     version: int,
-    runs: QuestionRuns,
+    runs: Runs,
     author_id: int,
     base_version: int | None = None,
 ) -> QuestionVersion | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -24,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.traces.spec import PipelineSpec
+from app.sandbox.specs import PipelineSpec
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_ID_LENGTH = 80  # matches the String(80) id columns in app.models
@@ -34,6 +35,32 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=MAX_ID_
 MARKDOWN_FIELD = "markdown"
 Markdown = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True), MARKDOWN_FIELD]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+# --- parameters of output questions --------------------------------------------------------
+#
+# `{{ name }}` in `code` is filled with a value as a Python literal, in prose as text; every
+# combination of values is one variant (app.bank.variants computes them).
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+MAX_VARIANTS = 256  # every variant is run at import: keep that a few seconds at most
+Value = bool | int | float | str
+
+
+def values_of(spec: list[Value] | str) -> list[Value]:
+    """A parameter's values: the list itself, or the integers of an inclusive range `a..b`."""
+    if isinstance(spec, str):
+        low, high = (int(part) for part in spec.split(".."))
+        return list(range(low, high + 1))
+    return list(spec)
+
+
+def size_of(spec: list[Value] | str) -> int:
+    """How many values a parameter has, without listing a range."""
+    if isinstance(spec, str):
+        low, high = (int(part) for part in spec.split(".."))
+        return max(0, high - low + 1)
+    return len(spec)
 
 
 class FieldValueError(ValueError):
@@ -245,10 +272,50 @@ class OutputQuestion(QuestionBase):
 
     @model_validator(mode="after")
     def _params_fit_the_code(self) -> OutputQuestion:
-        from app.bank import variants
-
-        variants.check(self)
+        """Every placeholder names a parameter, every parameter is used in the code, ranges
+        and value lists make sense, and there are not too many variants."""
+        declared = set(self.params)
+        used_in_code = set(PLACEHOLDER.findall(self.code + "\n" + (self.expression or "")))
+        used = used_in_code.union(*(PLACEHOLDER.findall(text) for text in self._texts()))
+        if unknown := sorted(used - declared):
+            raise FieldValueError("code", f"placeholders without a parameter: {', '.join(unknown)}")
+        if unused := sorted(declared - used_in_code):
+            raise FieldValueError(
+                f"params.{unused[0]}",
+                f"parameters not used in `code` or `expression`: {', '.join(unused)}",
+            )
+        if (total := self.variant_count) > MAX_VARIANTS:
+            raise FieldValueError("params", f"{total} variants is more than {MAX_VARIANTS}")
+        for name, spec in self.params.items():
+            if size_of(spec) == 0:
+                raise FieldValueError(f"params.{name}", f"parameter {name!r} has no values")
+            values = values_of(spec)  # small now: the count is checked above
+            if len({repr(v) for v in values}) != len(values):
+                raise FieldValueError(f"params.{name}", f"parameter {name!r} repeats a value")
+        if self.answer is not None and self.params:
+            raise FieldValueError(
+                "answer",
+                "`answer` can only be checked without `params` (each variant has its "
+                "own key, computed by running it)",
+            )
         return self
+
+    @property
+    def variant_count(self) -> int:
+        """How many variants the question has (1 without parameters)."""
+        total = 1
+        for spec in self.params.values():
+            total *= size_of(spec)
+        return total
+
+    def _texts(self) -> list[str]:
+        texts = [
+            self.prompt,
+            *self.mistakes,
+            *(s.body for s in self.solution.steps),
+            *(s.title for s in self.solution.steps),
+        ]
+        return texts + [t for t in (self.hint, self.solution.quick_check) if t]
 
 
 MAX_CHECK_STEPS = 5000  # a trajectory longer than this tells a learner nothing more

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,31 +15,19 @@ from app.bank.files import (
     QuestionSource,
     dump_yaml,
     is_pattern_folder,
-    read_bank,
     text_hash,
     write_bank,
 )
 from app.bank.schema import (
     PATTERN_ADAPTER,
     QUESTION_ADAPTER,
-    CodeQuestion,
-    OutputQuestion,
     PatternFile,
     Question,
     content_hash,
 )
 from app.bank.service import CURRENT_VERSION
-from app.bank.variants import all_variants, count
-from app.codecheck import MISTAKES, judge
-from app.db import begin_write
-from app.errors import AppError
-from app.grading import compare_output, expected_output
-from app.models import Pattern, QuestionVersion, Trace, utcnow
+from app.models import Pattern, QuestionVersion, utcnow
 from app.models import Question as QuestionRow
-from app.runs import PendingRun, QuestionRuns, Run, store, torch_version
-from app.sandbox.protocol import RunResult, Verdict
-from app.traces import service as traces
-from app.traces.spec import spec_json
 
 
 @dataclass
@@ -102,67 +86,44 @@ class ImportReport:
         return {name: ids for name, ids in vars(self).items() if ids and name != "unchanged"}
 
 
-@dataclass(frozen=True)
-class Problem:
-    """What is wrong with a question's run, and in which field; reads `field: message`."""
-
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
-
-
 FILES, UPLOAD = "file", "upload"  # where an import comes from (QuestionVersion.source)
 RETIRED_BY_FILE, RETIRED_BY_BROWSER = "file", "browser"  # Question.retired_by
 
 
-def import_bank(
+def apply_import(
     session: Session,
-    root: Path,
+    sources: list[PatternSource],
     *,
-    runs: QuestionRuns | None = None,
+    root: Path,
     source: str = FILES,
     author_id: int | None = None,
-    on_commit: Callable[[Session, ImportReport], None] | None = None,
 ) -> ImportReport:
-    """Validate every file under `root` and bring the database in line, as one transaction.
-
-    Output questions are run, every variant, in the sandbox (`runs`): a run that fails, or an
-    `answer` the real output contradicts, is an error like any other. A broken file raises
-    BankError before anything is written. Commits on success (after `on_commit`, which may
-    add to the same transaction, e.g. an audit record).
+    """Bring the database in line with validated (and verified) files read from `root` —
+    inside the caller's write transaction.
 
     From `questions/` (source `file`), the files lead: a question whose file changed since
     the last import gets a new version, and file-made questions whose file is gone are
     retired (hidden from learners, history kept); a question whose file did not change is
     left as the editor last saved it. An `upload` only adds and updates, never retires.
     """
-    sources = read_bank(root)
-    if source != FILES:
-        check_upload(session, sources)
-    checked_runs = verify_outputs(session, sources, runs)
-    checked_runs += verify_references(session, sources, runs)
-    pipelines = record_pipelines(session, sources, runs)
     report = ImportReport()
-    begin_write(session)
-    for run in checked_runs:
-        store(session, run)
-    for key, spec, data in pipelines:
-        traces.store(session, key=key, kind=traces.PIPELINE, spec=spec, data=data)
     importer = _Importer(session, report, source=source, author_id=author_id)
     for position, pattern_source in enumerate(sources):
         importer.pattern(pattern_source, position)
     if source == FILES and not is_pattern_folder(root):
         # a whole bank: file-made patterns no longer in it are retired
         _retire_missing_patterns(session, {p.slug for p in sources}, report)
-    if on_commit is not None:
-        on_commit(session, report)
-    session.commit()
     return report
 
 
-MAX_IN_FLIGHT = 32  # variants sent to the sandbox at once during an import
+def current_hashes(session: Session, ids: list[str]) -> dict[str, str]:
+    """The content hash of each question's current version, by id (for those that exist)."""
+    rows = session.execute(
+        select(QuestionRow.id, QuestionVersion.content_hash)
+        .join(QuestionVersion, CURRENT_VERSION)
+        .where(QuestionRow.id.in_(ids))
+    )
+    return {question_id: digest for question_id, digest in rows}
 
 
 def check_upload(session: Session, sources: list[PatternSource]) -> None:
@@ -190,234 +151,6 @@ def check_upload(session: Session, sources: list[PatternSource]) -> None:
                 )
     if errors:
         raise BankError(errors)
-
-
-def verify_outputs(
-    session: Session, sources: list[PatternSource], runs: QuestionRuns | None
-) -> list[Run]:
-    """Run every variant of every output question; BankError if any run fails or an
-    author's `answer` disagrees with the real output."""
-    errors: list[str] = []
-    checked: list[Run] = []
-    pending: list[tuple[Path, OutputQuestion, int, str, PendingRun]] = []
-
-    def collect(item: tuple[Path, OutputQuestion, int, str, PendingRun]) -> None:
-        path, question, variant, key, future = item
-        session.commit()  # end the read: no connection is held while code runs
-        try:
-            result = future.result()
-        except AppError as exc:
-            errors.append(f"{path}: code: the sandbox could not run it: {exc.message}")
-            return
-        problem = variant_problem(question, variant, result)
-        if problem:
-            errors.append(f"{path}: {problem}")
-        else:
-            checked.append(Run(key, result))
-
-    for pattern in sources:
-        for source in pattern.questions:
-            question = source.question
-            if not isinstance(question, OutputQuestion):
-                continue
-            if runs is None:
-                errors.append(
-                    f"{source.path}: code: output questions are checked by running "
-                    "them, and no sandbox was given"
-                )
-                continue
-            for variant in range(count(question)):
-                if (run := runs.lookup(session, question, variant)) is not None:
-                    collect((source.path, question, variant, run.key, _done(run.result)))
-                    continue
-                try:
-                    key, future = runs.submit(question, variant)
-                except AppError as exc:
-                    errors.append(
-                        f"{source.path}: code: the sandbox could not run it: {exc.message}"
-                    )
-                    break
-                pending.append((source.path, question, variant, key, future))
-                if len(pending) >= MAX_IN_FLIGHT:
-                    collect(pending.pop(0))
-    for item in pending:
-        collect(item)
-    if errors:
-        raise BankError(errors)
-    return checked
-
-
-def verify_references(
-    session: Session, sources: list[PatternSource], runs: QuestionRuns | None
-) -> list[Run]:
-    """Run every code question's reference solution and self-tests; BankError if one fails
-    its own check. A question stored as it is, whose reference run is stored for this torch,
-    was checked when it was stored: it runs nothing (an unchanged bank imports in a moment)."""
-    errors: list[str] = []
-    checked: list[Run] = []
-    code = [
-        s.question for p in sources for s in p.questions if isinstance(s.question, CodeQuestion)
-    ]
-    stored_hashes = dict(
-        session.execute(
-            select(QuestionRow.id, QuestionVersion.content_hash)
-            .join(QuestionVersion, CURRENT_VERSION)
-            .where(QuestionRow.id.in_([q.id for q in code]))
-        ).all()
-    )
-    for pattern in sources:
-        for source in pattern.questions:
-            if isinstance(source.question, CodeQuestion):
-                unchanged = stored_hashes.get(source.question.id) == content_hash(source.question)
-                stored = runs.stored_reference(session, source.question) if runs else None
-                if unchanged and stored is not None:
-                    checked.append(stored)
-                    continue
-                run, problems = check_reference(session, source.question, runs)
-                errors += [f"{source.path}: {problem}" for problem in problems]
-                if run is not None and not problems:
-                    checked.append(run)
-    if errors:
-        raise BankError(errors)
-    return checked
-
-
-def check_reference(
-    session: Session, question: CodeQuestion, runs: QuestionRuns | None
-) -> tuple[Run | None, list[Problem]]:
-    """Run a code question's reference and self-tests: the reference's run, and what is
-    wrong, if anything."""
-    if runs is None or runs.sandbox is None:
-        return None, [
-            Problem(
-                "reference",
-                "code questions are checked by running their reference, and no sandbox was given",
-            )
-        ]
-    try:
-        run, _ = runs.reference(session, question)
-    except AppError as exc:
-        return None, [Problem("reference", f"could not run it: {exc.message}")]
-    verdict = judge(question.check, run.result, run.result)
-    problems = [
-        Problem(f"self_tests.{i}", problem)
-        for i, problem in _self_test_problems(question, run, runs)
-    ]
-    if not verdict.correct:
-        problems.append(Problem("reference", f"fails its own check: {verdict.message}"))
-    elif question.check.kind in ("trajectory", "final-lr") and not (run.result.data or {}).get(
-        "trajectory"
-    ):
-        problems.append(
-            Problem(
-                "reference",
-                "gives no learning rates to compare "
-                "(does it create `scheduler`, or step the optimizer?)",
-            )
-        )
-    elif question.check.kind != "exception" and run.result.status is not Verdict.OK:
-        error = run.result.error
-        problems.append(
-            Problem(
-                "reference",
-                f"raises {error.type if error else run.result.status}: "
-                f"{error.message if error else run.result.detail}",
-            )
-        )
-    return run, problems
-
-
-def _self_test_problems(
-    question: CodeQuestion, reference: Run, runs: QuestionRuns
-) -> list[tuple[int, str]]:
-    """Each self-test answer run and judged: where it does not come out as the file says."""
-    problems = []
-    for index, test in enumerate(question.self_tests):
-        verdict = judge(question.check, reference.result, runs.learner(question, test.code))
-        mistake = next((k for k, m in MISTAKES.items() if m is verdict.mistake), None)
-        if verdict.correct != test.correct:
-            said = "accepted" if verdict.correct else f"refused ({verdict.message})"
-            problems.append(
-                (
-                    index,
-                    f"the check {said}; the file says it is "
-                    f"{'correct' if test.correct else 'wrong'}",
-                )
-            )
-        elif (
-            not test.correct
-            and test.divergence is not None
-            and (verdict.divergence != test.divergence)
-        ):
-            problems.append(
-                (index, f"it first differs at epoch {verdict.divergence}, not {test.divergence}")
-            )
-        elif not test.correct and mistake != test.mistake:
-            problems.append(
-                (index, f"it is diagnosed as {mistake or 'no known mistake'}, not {test.mistake}")
-            )
-    return problems
-
-
-def record_pipelines(
-    session: Session, sources: list[PatternSource], runs: QuestionRuns | None
-) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """Train every pattern's pipeline that has no stored trace yet; BankError if one fails."""
-    recorded, errors = [], []
-    for source in sources:
-        spec = source.pattern.pipeline
-        if spec is None:
-            continue
-        if session.get(Trace, traces.trace_key(traces.PIPELINE, spec_json(spec))) is not None:
-            continue
-        where = f"{source.path / PATTERN_FILE}: pipeline"
-        if runs is None or runs.sandbox is None:
-            errors.append(
-                f"{where}: pipelines are recorded by running them, and no sandbox was given"
-            )
-            continue
-        try:
-            outcome = traces.record_for_import(runs.sandbox, spec, timeout_s=runs.timeout_s)
-        except AppError as exc:
-            outcome = f"the sandbox could not run it: {exc.message}"
-        if isinstance(outcome, str):
-            errors.append(f"{where}: {outcome}")
-        else:
-            recorded.append(outcome)
-    if errors:
-        raise BankError(errors)
-    return recorded
-
-
-def _done(result: RunResult) -> Future[RunResult]:
-    future: Future[RunResult] = Future()
-    future.set_result(result)
-    return future
-
-
-def variant_problem(question: OutputQuestion, variant: int, result: RunResult) -> Problem | None:
-    """What is wrong with a variant's run for a question, if anything."""
-    values = all_variants(question)[variant] if question.params else {}
-    where = f"variant {', '.join(f'{k}={v!r}' for k, v in values.items())}: " if values else ""
-    if result.status not in (Verdict.OK, Verdict.ERROR):
-        return Problem("code", f"{where}{result.sentence} {result.detail}".rstrip())
-    expected = expected_output(question, result)
-    if not expected:
-        return Problem(
-            "code", f"{where}the code prints nothing; print the answer or set `expression`"
-        )
-    if question.answer is not None and compare_output(question.answer, expected) is not None:
-        diff = "\n".join(
-            difflib.unified_diff(
-                question.answer.strip().splitlines(),
-                expected.splitlines(),
-                "answer (in the file)",
-                f"real output (torch {torch_version()})",
-                lineterm="",
-            )
-        )
-        return Problem("answer", f"the real run disagrees with the file:\n{diff}")
-    return None
 
 
 def _retire_missing_patterns(session: Session, present: set[str], report: ImportReport) -> None:

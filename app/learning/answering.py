@@ -8,15 +8,17 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import grading
 from app.bank import service as bank
 from app.bank import variants
 from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question
 from app.bank.service import LiveQuestion
-from app.db import begin_write
+from app.checking import grading, store
+from app.checking.runs import Runs
+from app.checking.store import Run
+from app.db import begin_write, end_read
 from app.errors import Conflict, Invalid, NotFound
 from app.learning import review
 from app.learning.learners import Visitor, admit, ensure_learner
@@ -29,11 +31,11 @@ from app.models import (
     LearnerVariant,
     QuestionVersion,
     Reveal,
+    ReviewCard,
     utcnow,
 )
-from app.runs import QuestionRuns, Run, store, stored
 from app.sandbox.client import SandboxUnavailable
-from app.sandbox.protocol import RunResult
+from app.sandbox.protocol import CodeData, RunResult, SnippetJob
 from app.traces.charts import Chart, comparison_chart
 
 HINT = "hint"
@@ -45,32 +47,117 @@ FEEDBACK_ADAPTER: TypeAdapter[grading.Feedback] = TypeAdapter(
 )
 
 
+# --- where a learner stands with a question ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a learner stands with one question, read in one query: the unfinished test that
+    has it, the variant they are on (the one they last asked for or answered), the help they
+    were shown (the hint; the solution — asked for, or shown with an attempt — and when
+    last), and their review card as stored."""
+
+    open_test: int | None = None
+    variant: int | None = None
+    hint_seen: bool = False
+    solution_seen_at: datetime | None = None
+    card: dict[str, Any] | None = None
+    reviews: int | None = None
+
+    def solution_seen_since(self, moment: datetime) -> bool:
+        """Whether the solution was shown at or after `moment`."""
+        return self.solution_seen_at is not None and self.solution_seen_at >= moment
+
+
+NEWCOMER = Standing()  # a visitor without a learner row: no test, no variant, no help seen
+
+
+def standing(session: Session, *, learner: Learner | None, question_id: str) -> Standing:
+    """Where `learner` stands with a question (one statement; none for a newcomer)."""
+    if learner is None:
+        return NEWCOMER
+    mine_v = (LearnerVariant.learner_id == learner.id, LearnerVariant.question_id == question_id)
+    mine_r = (Reveal.learner_id == learner.id, Reveal.question_id == question_id)
+    mine_a = (Attempt.learner_id == learner.id, Attempt.question_id == question_id)
+    mine_c = (ReviewCard.learner_id == learner.id, ReviewCard.question_id == question_id)
+    latest_attempt = select(Attempt.id).where(*mine_a).order_by(Attempt.id.desc()).limit(1)
+    row = session.execute(
+        select(
+            select(ExamItem.exam_id)
+            .join(Exam, Exam.id == ExamItem.exam_id)
+            .where(
+                Exam.learner_id == learner.id,
+                Exam.finished_at.is_(None),
+                ExamItem.question_id == question_id,
+            )
+            .limit(1)
+            .scalar_subquery()
+            .label("open_test"),
+            select(LearnerVariant.variant_index).where(*mine_v).scalar_subquery().label("asked"),
+            select(LearnerVariant.updated_at).where(*mine_v).scalar_subquery().label("asked_at"),
+            select(Attempt.variant_index)
+            .where(Attempt.id == latest_attempt.scalar_subquery())
+            .scalar_subquery()
+            .label("answered"),
+            select(func.max(Attempt.created_at))
+            .where(*mine_a)
+            .scalar_subquery()
+            .label("answered_at"),
+            select(func.max(Reveal.created_at))
+            .where(*mine_r, Reveal.kind == HINT)
+            .scalar_subquery()
+            .label("hint_at"),
+            select(func.max(Reveal.created_at))
+            .where(*mine_r, Reveal.kind == SOLUTION)
+            .scalar_subquery()
+            .label("solution_at"),
+            select(ReviewCard.card).where(*mine_c).scalar_subquery().label("card"),
+            select(ReviewCard.reviews).where(*mine_c).scalar_subquery().label("reviews"),
+        )
+    ).one()
+    variant = row.asked
+    if row.answered is not None and (row.asked_at is None or row.answered_at >= row.asked_at):
+        variant = row.answered
+    shown = [at for at in (row.solution_at, row.answered_at) if at is not None]
+    return Standing(
+        open_test=row.open_test,
+        variant=variant,
+        hint_seen=row.hint_at is not None,
+        solution_seen_at=max(shown) if shown else None,
+        card=row.card,
+        reviews=row.reviews,
+    )
+
+
 # --- variants ---------------------------------------------------------------------------------
 
 
 def variant_count(question: Question) -> int:
     """How many variants a question has (choice questions: one)."""
-    return variants.count(question) if isinstance(question, OutputQuestion) else 1
+    return question.variant_count if isinstance(question, OutputQuestion) else 1
 
 
-def current_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
+def variant_for(visitor: Visitor, question: LiveQuestion, seen: Standing) -> int:
     """The variant this visitor is on: the one they last answered or asked for, else one
     seeded by their token and the question."""
-    learner = visitor.learner
     total = variant_count(question.question)
     if total == 1:
         return 0
-    if learner is not None:
-        row = session.get(LearnerVariant, (learner.id, question.id))
-        if row is not None and row.variant_index < total:
-            return row.variant_index
+    if seen.variant is not None and seen.variant < total:
+        return seen.variant
     return variants.pick(visitor.token, question.id, total)
+
+
+def current_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
+    """The variant this visitor is on (see `variant_for`)."""
+    if variant_count(question.question) == 1:
+        return 0
+    seen = standing(session, learner=visitor.learner, question_id=question.id)
+    return variant_for(visitor, question, seen)
 
 
 def _set_variant(session: Session, learner: Learner, question_id: str, index: int) -> None:
     row = session.get(LearnerVariant, (learner.id, question_id))
-    if row is not None and row.variant_index == index:
-        return
     if row is None:
         session.add(
             LearnerVariant(learner_id=learner.id, question_id=question_id, variant_index=index)
@@ -91,10 +178,13 @@ def other_variant(session: Session, *, visitor: Visitor, question: LiveQuestion)
 
 def next_variant(session: Session, *, visitor: Visitor, question: LiveQuestion) -> int:
     """Move the visitor to a different, randomly chosen variant ("try another variant")."""
-    if variant_count(question.question) == 1:
+    total = variant_count(question.question)
+    if total == 1:
         raise Invalid("This question has only one variant.", field="variant")
-    refuse_during_test(session, learner=visitor.learner, question_id=question.id)
-    index = other_variant(session, visitor=visitor, question=question)
+    seen = standing(session, learner=visitor.learner, question_id=question.id)
+    _refuse_during_test(seen)
+    current = variant_for(visitor, question, seen)
+    index = (current + 1 + secrets.randbelow(total - 1)) % total
     begin_write(session)
     _set_variant(session, ensure_learner(session, visitor), question.id, index)
     session.commit()
@@ -124,18 +214,6 @@ def shown(question: Question, variant: int) -> Question:
 # --- hints and attempts -------------------------------------------------------------------------
 
 
-def _reveals(
-    session: Session, learner_id: int, question_id: str, *, since: datetime | None = None
-) -> set[str]:
-    """What this learner has been shown of a question ("hint", "solution"), ever or since."""
-    query = select(Reveal.kind).where(
-        Reveal.learner_id == learner_id, Reveal.question_id == question_id
-    )
-    if since is not None:
-        query = query.where(Reveal.created_at >= since)
-    return set(session.scalars(query.distinct()))
-
-
 def _reveal(session: Session, learner: Learner, question: LiveQuestion, kind: str) -> None:
     session.add(
         Reveal(
@@ -147,31 +225,22 @@ def _reveal(session: Session, learner: Learner, question: LiveQuestion, kind: st
     )
 
 
+def _refuse_during_test(seen: Standing) -> None:
+    if seen.open_test is not None:
+        raise Conflict(
+            "This question is in your unfinished test: finish the test first, then practise it."
+        )
+
+
 def open_test_with(session: Session, *, learner: Learner | None, question_id: str) -> int | None:
     """The id of the learner's unfinished test that has this question, if there is one."""
-    if learner is None:
-        return None
-    query = (
-        select(ExamItem.exam_id)
-        .join(Exam, Exam.id == ExamItem.exam_id)
-        .where(
-            Exam.learner_id == learner.id,
-            Exam.finished_at.is_(None),
-            ExamItem.question_id == question_id,
-        )
-        .limit(1)
-    )
-    exam_id: int | None = session.scalar(query)
-    return exam_id
+    return standing(session, learner=learner, question_id=question_id).open_test
 
 
 def refuse_during_test(session: Session, *, learner: Learner | None, question_id: str) -> None:
     """Conflict if the question is in the learner's unfinished test: no feedback, hint or
     other variant of it until the test is done."""
-    if open_test_with(session, learner=learner, question_id=question_id) is not None:
-        raise Conflict(
-            "This question is in your unfinished test: finish the test first, then practise it."
-        )
+    _refuse_during_test(standing(session, learner=learner, question_id=question_id))
 
 
 def record_reveal(session: Session, *, learner: Learner, question: LiveQuestion) -> None:
@@ -182,23 +251,22 @@ def record_reveal(session: Session, *, learner: Learner, question: LiveQuestion)
 
 def reveal_hint(session: Session, *, visitor: Visitor, question: LiveQuestion) -> str:
     """Record that the learner asked for the hint, and return it (for their variant)."""
-    hint = shown(
-        question.question, current_variant(session, visitor=visitor, question=question)
-    ).hint
+    seen = standing(session, learner=visitor.learner, question_id=question.id)
+    hint = shown(question.question, variant_for(visitor, question, seen)).hint
     if hint is None:
         raise NotFound(f"Question {question.id!r} has no hint.")
-    refuse_during_test(session, learner=visitor.learner, question_id=question.id)
+    _refuse_during_test(seen)
+    if seen.hint_seen:
+        return hint
     begin_write(session)
-    learner = ensure_learner(session, visitor)
-    if HINT not in _reveals(session, learner.id, question.id):
-        _reveal(session, learner, question, HINT)
+    _reveal(session, ensure_learner(session, visitor), question, HINT)
     session.commit()
     return hint
 
 
 def hint_revealed(session: Session, *, learner: Learner | None, question_id: str) -> bool:
     """Whether this learner has asked for the question's hint."""
-    return learner is not None and HINT in _reveals(session, learner.id, question_id)
+    return standing(session, learner=learner, question_id=question_id).hint_seen
 
 
 @dataclass(frozen=True)
@@ -209,42 +277,42 @@ class Graded:
     grade: grading.Grade
     variant: int | None = None
     params: dict[str, Any] | None = None
-    run: RunResult | None = None
-    new_run: Run | None = None
+    run: RunResult[Any] | None = None
+    new_run: Run[Any] | None = None
 
 
 def _grade_output(
     session: Session,
     visitor: Visitor,
-    question: LiveQuestion,
     q: OutputQuestion,
     answer: object,
-    runs: QuestionRuns,
-    variant: int | None,
+    runs: Runs,
+    variant: int,
 ) -> Graded:
-    index = (
-        current_variant(session, visitor=visitor, question=question)
-        if variant is None
-        else check_variant(q, variant)
-    )
     text = grading.parse_output_answer(answer)
-    run, fresh = runs.lookup(session, q, index), False
+    job: SnippetJob = runs.variant_job(q, variant)
+    run, fresh = runs.stored_key(session, job), False
     if run is None:
         admit(session, visitor)  # a guest's code runs under their own share
-        session.commit()  # end the read: no connection or snapshot is held while code runs
-        run, fresh = runs.execute(q, index), True
-    params = variants.variant(q, index) if q.params else {}
-    grade = grading.grade_output(q, run.result, text, variant=index, params=params, run_key=run.key)
-    return Graded(grade, index, params, run.result, run if fresh else None)
+        end_read(session)  # no connection or snapshot is held while code runs
+        run, fresh = runs.run_key(job), True
+    params = variants.variant(q, variant) if q.params else {}
+    grade = grading.grade_output(
+        q, run.result, text, variant=variant, params=params, run_key=run.key
+    )
+    return Graded(grade, variant, params, run.result, run if fresh else None)
 
 
 def _grade_code(
-    session: Session, visitor: Visitor, q: CodeQuestion, answer: object, runs: QuestionRuns
+    session: Session, visitor: Visitor, q: CodeQuestion, answer: object, runs: Runs
 ) -> Graded:
     code = grading.parse_code_answer(answer)
-    reference, fresh = runs.reference(session, q)
+    reference = runs.stored_reference(session, q)
     admit(session, visitor)  # a guest's code runs under their own share
-    session.commit()  # end the read: no connection or snapshot is held while code runs
+    end_read(session)  # no connection or snapshot is held while code runs
+    fresh = reference is None
+    if reference is None:
+        reference = runs.run_reference(q)
     learner_run = runs.learner(q, code)
     grade = grading.grade_code(q, reference.result, learner_run, code, reference_key=reference.key)
     return Graded(grade, run=reference.result, new_run=reference if fresh else None)
@@ -256,20 +324,81 @@ def grade_answer(
     visitor: Visitor,
     question: LiveQuestion,
     answer: object,
-    runs: QuestionRuns | None,
+    runs: Runs | None,
     variant: int | None = None,
+    seen: Standing | None = None,
 ) -> Graded:
     """Grade an answer without storing anything. Output and code questions are graded by
-    runs in the sandbox (stored, or made now: call this before a write transaction, so that
-    the write lock is never held while code runs)."""
+    runs in the sandbox (stored, or made now, with the session's read ended first: call
+    this before the write transaction, so that the write lock is never held while code
+    runs). `variant`: the one answered (default: the visitor's current one, from `seen`)."""
     q = question.question
     if isinstance(q, ChoiceQuestion):
         return Graded(grading.grade(q, answer), variant=check_variant(q, variant or 0))
     if runs is None:
         raise SandboxUnavailable("This question cannot be graded here right now.")
     if isinstance(q, OutputQuestion):
-        return _grade_output(session, visitor, question, q, answer, runs, variant)
+        if variant is None:
+            if seen is None:
+                seen = standing(session, learner=visitor.learner, question_id=question.id)
+            variant = variant_for(visitor, question, seen)
+        return _grade_output(session, visitor, q, answer, runs, check_variant(q, variant))
     return _grade_code(session, visitor, q, answer, runs)
+
+
+def _rating(
+    question: Question,
+    graded: Graded,
+    seen: Standing,
+    *,
+    now: datetime,
+    time_taken_ms: int | None,
+    time_measured: bool,
+) -> review.Rating:
+    """How the attempt rates its question's card (see app.learning.review). A time the
+    server did not measure (the client said so) may make it harder, never easier."""
+    rating = review.rate(
+        question=question,
+        correct=graded.grade.correct,
+        # A hint, once asked for, shows on every later visit; a solution fades.
+        assisted=seen.hint_seen or seen.solution_seen_since(now - review.ASSIST_WINDOW),
+        time_taken_ms=time_taken_ms,
+    )
+    if not time_measured and rating is review.Rating.Easy:
+        return review.Rating.Good
+    return rating
+
+
+def _attempt(
+    learner: Learner,
+    question: LiveQuestion,
+    graded: Graded,
+    seen: Standing,
+    *,
+    rating: review.Rating,
+    now: datetime,
+    time_taken_ms: int | None,
+) -> Attempt:
+    return Attempt(
+        learner_id=learner.id,
+        question_id=question.id,
+        question_version=question.version,
+        answer=graded.grade.answer,
+        correct=graded.grade.correct,
+        score=graded.grade.score,
+        feedback=graded.grade.feedback.model_dump(mode="json"),
+        hint_seen=seen.hint_seen,
+        solution_seen=seen.solution_seen_at is not None,
+        time_taken_ms=time_taken_ms,
+        variant_index=graded.variant if isinstance(question.question, OutputQuestion) else None,
+        variant=graded.params,
+        rating=int(rating),
+        created_at=now,
+    )
+
+
+def _bounded_time(time_taken_ms: int | None) -> int | None:
+    return None if time_taken_ms is None else max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
 
 
 def store_attempt(
@@ -281,46 +410,27 @@ def store_attempt(
     time_taken_ms: int | None,
     time_measured: bool,
 ) -> Attempt:
-    """Store a graded attempt, review the question's card with what happened, and mark the
-    solution as shown — inside a write transaction. A time the server did not measure
-    (`time_measured` false: the client said so) may make the rating harder, never easier."""
-    q, now = question.question, utcnow()
-    if time_taken_ms is not None:
-        time_taken_ms = max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
+    """Store a graded attempt (its solution is shown with it) and review the question's
+    card with what happened — inside a write transaction, reading where the learner stands
+    there (a test's answers are stored together)."""
+    now = utcnow()
+    seen = standing(session, learner=learner, question_id=question.id)
     if graded.new_run is not None:
-        store(session, graded.new_run)
-    if isinstance(q, OutputQuestion) and graded.variant is not None:
-        _set_variant(session, learner, question.id, graded.variant)
-    seen = _reveals(session, learner.id, question.id)
-    recent = _reveals(session, learner.id, question.id, since=now - review.ASSIST_WINDOW)
-    rating = review.rate(
-        question=q,
-        correct=graded.grade.correct,
-        # A hint, once asked for, shows on every later visit; a solution fades.
-        assisted=HINT in seen or SOLUTION in recent,
+        store.keep(session, graded.new_run)
+    time_taken_ms = _bounded_time(time_taken_ms)
+    rating = _rating(
+        question.question,
+        graded,
+        seen,
+        now=now,
         time_taken_ms=time_taken_ms,
+        time_measured=time_measured,
     )
-    if not time_measured and rating is review.Rating.Easy:
-        rating = review.Rating.Good
-    attempt = Attempt(
-        learner_id=learner.id,
-        question_id=question.id,
-        question_version=question.version,
-        answer=graded.grade.answer,
-        correct=graded.grade.correct,
-        score=graded.grade.score,
-        feedback=graded.grade.feedback.model_dump(mode="json"),
-        hint_seen=HINT in seen,
-        solution_seen=SOLUTION in seen,
-        time_taken_ms=time_taken_ms,
-        variant_index=graded.variant if isinstance(q, OutputQuestion) else None,
-        variant=graded.params,
-        rating=int(rating),
-        created_at=now,
+    attempt = _attempt(
+        learner, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
     )
     session.add(attempt)
-    review.schedule(session, learner=learner, question_id=question.id, rating=rating, at=now)
-    _reveal(session, learner, question, SOLUTION)
+    review.schedule(session, learner_id=learner.id, question_id=question.id, rating=rating, at=now)
     session.flush()
     return attempt
 
@@ -331,7 +441,7 @@ def record_attempt(
     visitor: Visitor,
     question: LiveQuestion,
     answer: object,
-    runs: QuestionRuns | None = None,
+    runs: Runs | None = None,
     variant: int | None = None,
     version: int | None = None,
     time_taken_ms: int | None = None,
@@ -340,22 +450,51 @@ def record_attempt(
     """Grade an answer and store the attempt; the learner is then shown the solution.
     `version`: the version the learner was shown, when it is not the current one any more
     (an instructor saved a new one meanwhile) — the answer is graded against what they saw.
-    `time_measured`: the time is the server's own (from a signed page), not the client's."""
-    refuse_during_test(session, learner=visitor.learner, question_id=question.id)
+    `time_measured`: the time is the server's own (from a signed page), not the client's.
+
+    One read (where the learner stands; the key's run, unless this process knows it), the
+    grading (with the read ended first when code must run), then one write transaction: the
+    learner checked afresh, the attempt, the card — as read, if nobody changed it since."""
+    seen = standing(session, learner=visitor.learner, question_id=question.id)
+    _refuse_during_test(seen)
     if version is not None and version != question.version:
         question = _recently_replaced(session, question, version)
     graded = grade_answer(
-        session, visitor=visitor, question=question, answer=answer, runs=runs, variant=variant
+        session,
+        visitor=visitor,
+        question=question,
+        answer=answer,
+        runs=runs,
+        variant=variant,
+        seen=seen,
+    )
+    now = utcnow()
+    time_taken_ms = _bounded_time(time_taken_ms)
+    rating = _rating(
+        question.question,
+        graded,
+        seen,
+        now=now,
+        time_taken_ms=time_taken_ms,
+        time_measured=time_measured,
     )
     begin_write(session)
     learner = ensure_learner(session, visitor)
-    attempt = store_attempt(
+    if visitor.learner is not None and learner.id != visitor.learner.id:
+        seen = standing(session, learner=learner, question_id=question.id)  # merged meanwhile
+    if graded.new_run is not None:
+        store.keep(session, graded.new_run)
+    attempt = _attempt(
+        learner, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
+    )
+    session.add(attempt)
+    review.schedule_seen(
         session,
-        learner=learner,
-        question=question,
-        graded=graded,
-        time_taken_ms=time_taken_ms,
-        time_measured=time_measured,
+        learner_id=learner.id,
+        question_id=question.id,
+        rating=rating,
+        at=now,
+        seen=(seen.card, seen.reviews),
     )
     session.commit()
     return Recorded(
@@ -436,22 +575,22 @@ def question_page(
     pattern = bank.get_pattern_or_raise(session, question.pattern_slug)
     siblings = bank.list_questions(session, pattern)
     index = next(i for i, sibling in enumerate(siblings) if sibling.id == question.id)
-    variant = current_variant(session, visitor=visitor, question=question)
+    seen = standing(session, learner=learner, question_id=question.id)
+    variant = variant_for(visitor, question, seen)
     displayed = shown(question.question, variant)
-    revealed = hint_revealed(session, learner=learner, question_id=question.id)
     return QuestionPage(
         question=question,
         shown=displayed,
         variant=variant,
         variant_count=variant_count(question.question),
         pattern_title=pattern.file.title,
-        hint=displayed.hint if revealed else None,
+        hint=displayed.hint if seen.hint_seen else None,
         state=question_states(session, learner=learner).get(question.id),
         next_question=siblings[index + 1] if index + 1 < len(siblings) else None,
         position=index + 1,
         total=len(siblings),
         prefill=prefill,
-        in_test=open_test_with(session, learner=learner, question_id=question.id),
+        in_test=seen.open_test,
     )
 
 
@@ -464,7 +603,7 @@ class Recorded:
     attempt: Attempt
     answered: Question
     feedback: grading.Feedback
-    run: RunResult | None
+    run: RunResult[Any] | None
     chart: Chart | None = None
 
 
@@ -476,7 +615,7 @@ class AttemptResult:
     attempt: Attempt
     answered: Question
     feedback: grading.Feedback
-    run: RunResult | None
+    run: RunResult[Any] | None
     chart: Chart | None
     page: QuestionPage
     due: list[review.DueReview]
@@ -488,10 +627,11 @@ def attempt_details(session: Session, attempt: Attempt) -> Recorded:
     feedback = FEEDBACK_ADAPTER.validate_python(attempt.feedback)
     if isinstance(feedback, grading.ChoiceFeedback):
         return Recorded(attempt, version, feedback, None)
-    key = (
-        feedback.run_key if isinstance(feedback, grading.OutputFeedback) else feedback.reference_key
-    )
-    run = stored(session, key)
+    run: RunResult[Any] | None
+    if isinstance(feedback, grading.OutputFeedback):
+        run = store.find_by_key(session, feedback.run_key, RunResult[None])
+    else:
+        run = store.find_by_key(session, feedback.reference_key, RunResult[CodeData])
     if run is None:
         raise NotFound("The run behind this attempt is no longer stored.")
     if isinstance(feedback, grading.OutputFeedback):

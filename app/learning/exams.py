@@ -19,7 +19,6 @@ from typing import Any, Literal
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from app import grading
 from app.bank import service as bank
 from app.bank.schema import (
     ChoiceQuestion,
@@ -30,13 +29,14 @@ from app.bank.schema import (
     Question,
 )
 from app.bank.service import LiveQuestion, PatternView
+from app.checking import grading, store
+from app.checking.runs import Runs
 from app.db import begin_write
 from app.errors import Conflict, Invalid, NotFound
 from app.learning import answering
 from app.learning.answering import Recorded
 from app.learning.learners import Visitor, ensure_learner
 from app.models import Attempt, Exam, ExamItem, Learner, Pattern, utcnow
-from app.runs import QuestionRuns, stored
 from app.sandbox.protocol import RunResult
 
 # How many questions of each difficulty a test draws; a pattern with fewer of one difficulty
@@ -300,9 +300,7 @@ def move_to(session: Session, *, visitor: Visitor, exam_id: int, number: int) ->
     session.commit()
 
 
-def finish_exam(
-    session: Session, *, visitor: Visitor, exam_id: int, runs: QuestionRuns | None
-) -> Exam:
+def finish_exam(session: Session, *, visitor: Visitor, exam_id: int, runs: Runs | None) -> Exam:
     """Grade every saved answer into an attempt and close the test; a test already finished
     is returned as it is (a double submit, a second tab, a retried request)."""
     exam = get_exam_or_raise(session, exam_id, learner=visitor.learner)
@@ -388,7 +386,7 @@ class ItemResult:
 
     question: ExamQuestion
     recorded: Recorded | None
-    key_run: RunResult | None = None
+    key_run: RunResult[None] | None = None
 
     @property
     def expected(self) -> str | None:
@@ -474,7 +472,7 @@ def verdict(score: float, breakdown: list[DifficultyScore]) -> Verdict:
     )
 
 
-def exam_result(session: Session, view: ExamView, *, runs: QuestionRuns) -> ExamResult:
+def exam_result(session: Session, view: ExamView, *, runs: Runs) -> ExamResult:
     """A finished test with every answer, the right answer and the worked solution."""
     if not view.finished:
         raise Conflict("This test is not finished yet.")
@@ -484,7 +482,9 @@ def exam_result(session: Session, view: ExamView, *, runs: QuestionRuns) -> Exam
         recorded = answering.attempt_details(session, attempt) if attempt else None
         key_run = None
         if recorded is None and isinstance(q.question.question, OutputQuestion):
-            key_run = stored(session, runs.key_of(q.question.question, q.item.variant_index))
+            job = runs.variant_job(q.question.question, q.item.variant_index)
+            found = store.find(session, job)
+            key_run = found.result if found is not None else None
         items.append(ItemResult(q, recorded, key_run))
     breakdown = [
         DifficultyScore(

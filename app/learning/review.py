@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import fsrs
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, false, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.bank import service as bank
@@ -69,22 +72,64 @@ def rate(*, question: Question, correct: bool, assisted: bool, time_taken_ms: in
     return Rating.Good
 
 
+def next_card(card: dict[str, Any] | None, rating: Rating, at: datetime) -> fsrs.Card:
+    """A card (as stored; None: a new one) after one review rated `rating` at `at`."""
+    current = fsrs.Card.from_dict(card) if card is not None else fsrs.Card()  # type: ignore[arg-type]
+    reviewed, _ = SCHEDULER.review_card(current, rating, review_datetime=at)
+    return reviewed
+
+
 def schedule(
-    session: Session, *, learner: Learner, question_id: str, rating: Rating, at: datetime
-) -> ReviewCard:
-    """Review the learner's card for a question (created on first answer) — inside a write
-    transaction."""
-    row = session.get(ReviewCard, (learner.id, question_id))
-    card = fsrs.Card.from_dict(row.card) if row is not None else fsrs.Card()  # type: ignore[arg-type]
-    card, _ = SCHEDULER.review_card(card, rating, review_datetime=at)
+    session: Session, *, learner_id: int, question_id: str, rating: Rating, at: datetime
+) -> None:
+    """Review the learner's card for a question (created on first answer), as it is stored
+    now — inside a write transaction."""
+    row = session.get(ReviewCard, (learner_id, question_id), populate_existing=True)
+    card = next_card(row.card if row is not None else None, rating, at)
     if row is None:
-        row = ReviewCard(learner_id=learner.id, question_id=question_id, reviews=0)
+        row = ReviewCard(learner_id=learner_id, question_id=question_id, reviews=0)
         session.add(row)
     row.card = dict(card.to_dict())
     row.due = card.due
     row.reviews = (row.reviews or 0) + 1
     row.updated_at = at
-    return row
+
+
+def schedule_seen(
+    session: Session,
+    *,
+    learner_id: int,
+    question_id: str,
+    rating: Rating,
+    at: datetime,
+    seen: tuple[dict[str, Any] | None, int | None],
+) -> None:
+    """Review the card as it was read before the write transaction (`seen`: its card and
+    review count; (None, None) for none) — in one statement, which writes only if the
+    card is still as seen; else (another review came in between) as `schedule` does."""
+    seen_card, seen_reviews = seen
+    card = next_card(seen_card, rating, at)
+    values = {
+        "learner_id": learner_id,
+        "question_id": question_id,
+        "card": dict(card.to_dict()),
+        "due": card.due,
+        "reviews": (seen_reviews or 0) + 1,
+        "updated_at": at,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        schedule(session, learner_id=learner_id, question_id=question_id, rating=rating, at=at)
+        return
+    insert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(ReviewCard)
+    statement = insert.values(values)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[ReviewCard.learner_id, ReviewCard.question_id],
+        set_={name: statement.excluded[name] for name in ("card", "due", "reviews", "updated_at")},
+        where=ReviewCard.reviews == seen_reviews if seen_reviews is not None else false(),
+    ).returning(ReviewCard.reviews)
+    if session.execute(upsert).first() is None:
+        schedule(session, learner_id=learner_id, question_id=question_id, rating=rating, at=at)
 
 
 @dataclass(frozen=True)
@@ -172,6 +217,10 @@ def rebuild(session: Session, *, learner: Learner, question_ids: Collection[str]
         for correct, rating, created_at in attempts:
             replayed = Rating(rating) if rating else (Rating.Good if correct else Rating.Again)
             schedule(
-                session, learner=learner, question_id=question_id, rating=replayed, at=created_at
+                session,
+                learner_id=learner.id,
+                question_id=question_id,
+                rating=replayed,
+                at=created_at,
             )
             session.flush()

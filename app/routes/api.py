@@ -19,6 +19,7 @@ from app.bank.schema import (
     OutputQuestion,
     Solution,
 )
+from app.checking.grading import Feedback, OutputFeedback, choice_label
 from app.deps import (
     JsonRequestDep,
     PatternDep,
@@ -28,7 +29,6 @@ from app.deps import (
     SessionDep,
     VisitorDep,
 )
-from app.grading import Feedback, OutputFeedback, choice_label
 from app.learning import answering
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, JsonValue
 
 from app.authoring import editor, stats, versions
+from app.checking.verify import VariantRun
 from app.deps import AnyQuestionDep, JsonRequestDep, SessionDep, StaffDep, StaffRunsDep
 from app.errors import Invalid
 from app.routes.downloads import attempts_csv_response
@@ -114,13 +115,13 @@ class VersionOut(BaseModel):
     current: bool
 
 
-def _variant_out(run: editor.VariantRun) -> VariantRunOut:
+def _variant_out(run: VariantRun) -> VariantRunOut:
     result = run.result
     return VariantRunOut(
         index=run.index,
         params=run.params,
         status=result.status.value if result else "not run",
-        answer=run.key,
+        answer=run.answer,
         stdout=result.stdout if result else "",
         value=result.value if result else None,
         error=result.error if result else None,

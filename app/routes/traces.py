@@ -25,10 +25,10 @@ from app.deps import (
     csrf_token,
 )
 from app.errors import NotFound
+from app.sandbox.protocol import Prediction, Stage
 from app.templating import render, render_fragment
 from app.traces import charts, playground, service
 from app.traces.playground import PlaygroundRequest
-from app.traces.service import Prediction, Stage
 
 router = APIRouter()
 MAX_CACHED_PAGES = 256  # rendered trace pages kept (one per pattern and host), ~20 KiB each

@@ -19,8 +19,11 @@
   seccomp (no process creation, exec, sockets, ptrace, namespaces, mounts…).
 - `harness`: runs the snippet inside the child, recording stdout, stderr, the value of an
   expression, warnings, and the learning rate after every optimizer and scheduler step.
-- `protocol`: the messages, shared by both sides.
+- `protocol`: the messages, shared by both sides: one typed job per kind (snippet, code,
+  pipeline, LR-only), each with its result type, validated once where it crosses a process.
+- `specs`: what a training pipeline is (dataset, split, model, optimizer, scheduler, epochs),
+  validated like every question file; `training`: the torch code that trains and records it.
 
-The runner side (zygote, runner, lockdown, harness, protocol) must stay importable without
-the web app: it imports only this package and torch.
+The runner side (zygote, runner, lockdown, harness, protocol, specs, training) must stay
+importable without the web app: it imports only this package, pydantic and torch.
 """

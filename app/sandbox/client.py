@@ -42,12 +42,14 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
+
+from pydantic import ValidationError
 
 from app import deadline
 from app.errors import Busy, TooManyRequests
 from app.sandbox import uids
-from app.sandbox.protocol import Job, RunResult, encode, read_frame
+from app.sandbox.protocol import DataT, JobBase, RunResult, Verdict, encode, read_frame
 from app.sandbox.runner import RunnerConfig
 from app.sandbox.scheduler import SYSTEM, FairQueue, Owner
 
@@ -105,18 +107,18 @@ def read_only_paths() -> list[str]:
     return sorted(path for path in paths if Path(path).exists())
 
 
-class Ticket:
+class Ticket(Generic[DataT]):
     """One run on its way: queued, then started (given to the runner), then done."""
 
-    def __init__(self, sandbox: Sandbox, job: Job, owner: Owner) -> None:
+    def __init__(self, sandbox: Sandbox, job: JobBase[DataT], owner: Owner) -> None:
         self.sandbox = sandbox
         self.job = job
         self.owner = owner
-        self.future: Future[RunResult] = Future()
+        self.future: Future[RunResult[DataT]] = Future()
         self.left_queue = threading.Event()  # started, or failed before it could start
         self.started_at = 0.0
 
-    def result(self, wait_s: float | None = None) -> RunResult:
+    def result(self, wait_s: float | None = None) -> RunResult[DataT]:
         """The run's result. Waits for a slot at most `wait_s` (default: what is left of the
         request's deadline; Busy after that), then at most the run's own time limit."""
         if wait_s is None:
@@ -203,8 +205,8 @@ class Sandbox:
         self.lock_dir = lock_dir
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._queue: FairQueue[Ticket] = FairQueue(queue_limit=queue_limit, budget_s=budget_s)
-        self._running: dict[int, Ticket] = {}  # given to the runner, by job id
+        self._queue: FairQueue[Ticket[Any]] = FairQueue(queue_limit=queue_limit, budget_s=budget_s)
+        self._running: dict[int, Ticket[Any]] = {}  # given to the runner, by job id
         self._ids = itertools.count(1)
         self._zygote: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -285,6 +287,11 @@ class Sandbox:
         return catalog
 
     @property
+    def capacity(self) -> int:
+        """How many runs the sandbox holds at once: one per slot, and its queue's places."""
+        return self.config.slots + self._queue.queue_limit
+
+    @property
     def runner_pid(self) -> int | None:
         """The current runner's process id, for monitoring."""
         runner = self._runner
@@ -303,10 +310,10 @@ class Sandbox:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def submit(self, job: Job, owner: Owner = SYSTEM) -> Ticket:
+    def submit(self, job: JobBase[DataT], owner: Owner = SYSTEM) -> Ticket[DataT]:
         """Queue a run for `owner`: TooManyRequests if it is not their turn or they used
         their share; Busy if too many learners wait or the sandbox cannot run code."""
-        if len(job.code.encode()) > MAX_CODE_BYTES:
+        if len(getattr(job, "code", "").encode()) > MAX_CODE_BYTES:
             raise ValueError(f"code is longer than {MAX_CODE_BYTES} bytes")
         if not self._started:
             self.start()  # a command starts it when it first has something to run
@@ -331,11 +338,11 @@ class Sandbox:
             )
         return ticket
 
-    def run(self, job: Job, owner: Owner = SYSTEM) -> RunResult:
+    def run(self, job: JobBase[DataT], owner: Owner = SYSTEM) -> RunResult[DataT]:
         """Run a job and wait for its result (see Ticket.result for how long)."""
         return self.submit(job, owner).result()
 
-    def withdraw(self, ticket: Ticket) -> bool:
+    def withdraw(self, ticket: Ticket[Any]) -> bool:
         """Take a run that has not started out of the queue; False if it has started."""
         with self._lock:
             withdrawn = self._queue.withdraw(ticket.owner, ticket)
@@ -366,16 +373,24 @@ class Sandbox:
             job_id = next(self._ids)
             ticket.started_at = time.monotonic()
             self._running[job_id] = ticket
-            runner.send(encode({"id": job_id, "job": asdict(ticket.job)}))
+            runner.send(encode({"id": job_id, "job": ticket.job.model_dump()}))
             ticket.left_queue.set()
 
-    def _finish(self, job_id: int, result: RunResult) -> None:
+    def _finish(self, job_id: int, message: Any) -> None:
+        """A result came: it is validated once, here, as the result of its ticket's job."""
         with self._lock:
             ticket = self._running.pop(job_id, None)
-            if ticket is not None:
-                self._queue.finished(ticket.owner, result.duration_ms / 1000)
-            self._dispatch()
-        if ticket is not None and not ticket.future.done():
+            self._dispatch()  # the slot is free for the next run now
+        if ticket is None:
+            return
+        try:
+            result = ticket.job.parse_result(message)
+        except ValidationError:
+            log.error("the sandbox runner sent a malformed result for job %s", job_id)
+            result = RunResult(status=Verdict.CRASHED, detail="its result could not be read")
+        with self._lock:
+            self._queue.finished(ticket.owner, result.duration_ms / 1000)
+        if not ticket.future.done():
             ticket.future.set_result(result)
 
     def _fail_all(self, message: str) -> None:
@@ -556,7 +571,7 @@ class Sandbox:
                 if "pong" in message:
                     runner.unanswered_since = None
                 elif "id" in message:
-                    self._finish(int(message["id"]), RunResult.from_json(message["result"]))
+                    self._finish(int(message["id"]), message["result"])
                 elif "ready" in message:
                     with self._lock:
                         self._hello = {**self._hello, **message["ready"]}

@@ -17,14 +17,30 @@ import traceback
 import warnings
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.optim import lr_scheduler
 from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
 
-from app.sandbox.protocol import ErrorInfo, Job, RunResult, TraceEvent, Verdict, WarningRecord
-from app.traces import training
+from app.sandbox import training
+from app.sandbox.protocol import (
+    AnyJob,
+    CodeData,
+    CodeJob,
+    Drive,
+    ErrorInfo,
+    LrOnlyData,
+    LrOnlyJob,
+    PipelineData,
+    PipelineJob,
+    RunResult,
+    SchedulerInfo,
+    SnippetJob,
+    TraceEvent,
+    Verdict,
+    WarningRecord,
+)
 
 SNIPPET = "<snippet>"  # the code under test: a snippet, or a learner's answer
 EXPRESSION = "<expression>"
@@ -43,7 +59,9 @@ class _Tracer:
         self.truncated = False
         self.counts: dict[int, int] = {}
 
-    def record(self, kind: str, owner: object, optimizer: Optimizer) -> None:
+    def record(
+        self, kind: Literal["optimizer", "scheduler"], owner: object, optimizer: Optimizer
+    ) -> None:
         if not self.active or self.depth:
             return
         if len(self.events) >= MAX_TRACE_EVENTS:
@@ -147,27 +165,31 @@ def _is_output_limit(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT)
 
 
-def run(job: Job) -> RunResult:
+def run(job: AnyJob) -> RunResult[Any]:
     """Run a job and describe what happened."""
-    if job.kind == "snippet":
+    if isinstance(job, SnippetJob):
         return run_snippet(job)
-    if job.kind == "code":
+    if isinstance(job, CodeJob):
         return run_code(job)
     return run_spec(job)
 
 
-def run_spec(job: Job) -> RunResult:
+def run_spec(job: PipelineJob | LrOnlyJob) -> RunResult[Any]:
     """Train a pipeline, or step a scheduler alone, from a spec; the numbers go in `data`."""
     torch.default_generator.manual_seed(job.seed)
-    record = training.record_pipeline if job.kind == "pipeline" else training.record_lr_only
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            data = record(job.spec or {})
+            spec = job.spec.model_dump(mode="json")
+            data: PipelineData | LrOnlyData = (
+                PipelineData.model_validate(training.record_pipeline(spec))
+                if isinstance(job, PipelineJob)
+                else LrOnlyData.model_validate(training.record_lr_only(spec))
+            )
         except Exception as exc:
             return RunResult(
-                Verdict.MEMORY if _is_memory_error(exc) else Verdict.ERROR,
+                status=Verdict.MEMORY if _is_memory_error(exc) else Verdict.ERROR,
                 error=ErrorInfo(
                     type=type(exc).__name__,
                     message=str(exc)[:MAX_MESSAGE],
@@ -177,10 +199,13 @@ def run_spec(job: Job) -> RunResult:
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
     return RunResult(
-        Verdict.OK,
+        status=Verdict.OK,
         data=data,
         warnings=[
-            WarningRecord(w.category.__name__, str(w.message)[:MAX_MESSAGE], None) for w in caught
+            WarningRecord(
+                category=w.category.__name__, message=str(w.message)[:MAX_MESSAGE], line=None
+            )
+            for w in caught
         ],
         duration_ms=(time.perf_counter() - started) * 1000,
     )
@@ -196,14 +221,14 @@ def _verdict_of(exc: BaseException) -> Verdict:
     return Verdict.ERROR
 
 
-def _execute(job: Job, body: Callable[[dict[str, Any]], Any]) -> RunResult:
+def _execute(job: SnippetJob | CodeJob, body: Callable[[dict[str, Any]], Any]) -> RunResult[Any]:
     """Run `body(namespace)` as the snippet's run: seeded, its warnings attributed to the
     snippet's lines, every optimizer and scheduler step traced, any exception a result.
     `body` returns the run's `value` (a repr) or `data` (a dict)."""
     for name, text in (
         (SNIPPET, job.code),
-        (EXPRESSION, job.expression or ""),
-        (SETUP, (job.spec or {}).get("setup", "")),
+        (EXPRESSION, (job.expression or "") if isinstance(job, SnippetJob) else ""),
+        (SETUP, job.setup if isinstance(job, CodeJob) else ""),
     ):
         # Tracebacks quote the code's own lines: let linecache find them.
         linecache.cache[name] = (len(text), None, text.splitlines(True), name)
@@ -247,7 +272,7 @@ def _execute(job: Job, body: Callable[[dict[str, Any]], Any]) -> RunResult:
     return RunResult(
         status=status,
         value=outcome if isinstance(outcome, str) else None,
-        data=outcome if isinstance(outcome, dict) else None,
+        data=outcome if isinstance(outcome, CodeData) else None,
         error=error,
         trace=TRACER.events,
         trace_truncated=TRACER.truncated,
@@ -256,7 +281,7 @@ def _execute(job: Job, body: Callable[[dict[str, Any]], Any]) -> RunResult:
     )
 
 
-def run_snippet(job: Job) -> RunResult:
+def run_snippet(job: SnippetJob) -> RunResult[None]:
     """Run a job's snippet (and expression) and describe what happened.
 
     The snippet's stdout and stderr go straight to the pipes the runner reads; the runner, not
@@ -272,7 +297,7 @@ def run_snippet(job: Job) -> RunResult:
     return _execute(job, body)
 
 
-def run_code(job: Job) -> RunResult:
+def run_code(job: CodeJob) -> RunResult[CodeData]:
     """A code question's run: the setup, then the learner's (or reference) code, then, unless
     the code is the loop itself, the checker stepping `scheduler` as training would.
 
@@ -280,25 +305,23 @@ def run_code(job: Job) -> RunResult:
     and what `scheduler` is (type and simple attributes). Line numbers in errors and warnings
     are those of the code the learner wrote.
     """
-    spec = job.spec or {}
-    check = spec["check"]
 
-    def body(namespace: dict[str, Any]) -> dict[str, Any]:
-        exec(compile(spec["setup"], SETUP, "exec"), namespace)
+    def body(namespace: dict[str, Any]) -> CodeData:
+        exec(compile(job.setup, SETUP, "exec"), namespace)
         exec(compile(job.code, SNIPPET, "exec"), namespace)
         scheduler = namespace.get("scheduler")
-        if check["drive"] == "loop":
+        if job.drive.drive == "loop":
             trajectory = [event.lrs for event in TRACER.events if event.kind == "optimizer"]
         else:
             if scheduler is None:
                 raise NameError("your code must create `scheduler`")
-            trajectory = _drive(scheduler, namespace.get("optimizer"), check)
-        return {"trajectory": trajectory, "scheduler": _describe(scheduler)}
+            trajectory = _drive(scheduler, namespace.get("optimizer"), job.drive)
+        return CodeData(trajectory=trajectory, scheduler=_describe(scheduler))
 
     return _execute(job, body)
 
 
-def _drive(scheduler: Any, optimizer: Any, check: dict[str, Any]) -> list[list[float]]:
+def _drive(scheduler: Any, optimizer: Any, drive: Drive) -> list[list[float]]:
     """Step `scheduler` as a training loop would: for every step, the LRs in force, then
     optimizer.step(), then scheduler.step() (ReduceLROnPlateau: once an epoch, fed the
     check's metric)."""
@@ -307,10 +330,10 @@ def _drive(scheduler: Any, optimizer: Any, check: dict[str, Any]) -> list[list[f
     if optimizer is None:
         raise TypeError("`scheduler` has no optimizer: create it with one")
     plateau = isinstance(scheduler, lr_scheduler.ReduceLROnPlateau)
-    metrics = check.get("metrics") or [1.0]
+    metrics = drive.metrics or [1.0]
     trajectory = []
-    for epoch in range(check["epochs"]):
-        for _ in range(check["steps_per_epoch"]):
+    for epoch in range(drive.epochs):
+        for _ in range(drive.steps_per_epoch):
             trajectory.append([float(group["lr"]) for group in optimizer.param_groups])
             optimizer.step()
             if not plateau:
@@ -320,7 +343,7 @@ def _drive(scheduler: Any, optimizer: Any, check: dict[str, Any]) -> list[list[f
     return trajectory
 
 
-def _describe(scheduler: Any) -> dict[str, Any] | None:
+def _describe(scheduler: Any) -> SchedulerInfo | None:
     """A scheduler's type and its plain attributes (numbers, strings, lists of numbers)."""
     if scheduler is None:
         return None
@@ -340,7 +363,7 @@ def _describe(scheduler: Any) -> dict[str, Any] | None:
     milestones = getattr(scheduler, "_milestones", None)
     if isinstance(milestones, list):  # SequentialLR keeps them private
         params["milestones"] = [int(m) for m in milestones]
-    return {"type": type(scheduler).__name__, "params": params}
+    return SchedulerInfo(type=type(scheduler).__name__, params=params)
 
 
 REHEARSAL = """\
@@ -356,7 +379,7 @@ str(opt.param_groups[0]["lr"])
 
 def rehearse() -> None:
     """A typical run, silently, in a fresh child: its first-touch costs are then paid."""
-    run(Job(code=REHEARSAL, expression="scheduler.get_last_lr()"))
+    run(SnippetJob(code=REHEARSAL, expression="scheduler.get_last_lr()"))
     TRACER.events = []
     TRACER.counts.clear()
     TRACER.truncated = False

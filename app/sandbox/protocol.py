@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from app.sandbox.specs import LrOnlySpec, PipelineSpec
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 8 * 1024 * 1024  # a result with a long trace stays far below this
@@ -40,36 +43,118 @@ VERDICT_SENTENCES = {
 }
 
 
-JOB_KINDS = ("snippet", "pipeline", "lr-only", "code")
+class Message(BaseModel):
+    """Base of every message: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-@dataclass(frozen=True)
-class Job:
-    """What to run: a snippet (code, and optionally an expression evaluated afterwards); a
-    code question's answer (`code`, with `spec` holding its setup and check); or a training
-    pipeline / a scheduler alone from a validated spec (app.traces.spec)."""
+# --- what a run recorded, by kind of job ---------------------------------------------------
+#
+# A code question's run executes the learner's code in the same process as the harness that
+# reports on it, so its report can be forged: its shape is checked, and what is stored or shown
+# is bounded.
 
-    code: str = ""
-    expression: str | None = None
-    timeout_s: float = 5.0
-    seed: int = 0  # torch.manual_seed and random.seed before the code runs
-    kind: str = "snippet"  # one of JOB_KINDS
-    spec: dict[str, Any] | None = None
+MAX_PARAM_GROUPS = 64
+MAX_NAME_CHARS = 200
+MAX_WARNINGS = 20  # a run's warnings kept, at most…
+MAX_MESSAGE_CHARS = 2000  # …and the characters of a message or traceback
+Plain = bool | int | float | str
 
 
-@dataclass(frozen=True)
-class TraceEvent:
+class SchedulerInfo(Message):
+    """What the harness says `scheduler` is: its type and plain attributes."""
+
+    type: str = Field(max_length=MAX_NAME_CHARS)
+    params: dict[str, Plain | list[Plain]] = Field(default_factory=dict, max_length=200)
+
+
+class CodeData(Message):
+    """What a code question's run recorded: the LRs of every param group at every step, and
+    what `scheduler` is."""
+
+    trajectory: list[Annotated[list[float], Field(max_length=MAX_PARAM_GROUPS)]]
+    scheduler: SchedulerInfo | None = None
+
+
+class EpochRecord(Message):
+    """One epoch of a training run: the LR it used, the losses and accuracy after it."""
+
+    epoch: int
+    lr: float
+    lrs: list[float]
+    train_loss: float
+    test_loss: float
+    test_accuracy: float
+    lr_after: float  # what the scheduler set after the epoch
+
+
+class LayerShape(Message):
+    """A layer of the model and the shapes of its parameters (torch's: outputs × inputs)."""
+
+    name: str
+    weight: list[int] | None = None
+    bias: list[int] | None = None
+
+
+class Stage(Message):
+    """One stage of the data flow, with real shapes and a few real rows."""
+
+    name: str
+    input: str
+    output: str
+    sample: list[list[float]] = Field(default_factory=list)
+    layers: list[LayerShape] = Field(default_factory=list)
+
+
+class LayerOutput(Message):
+    """What one layer made of the traced sample."""
+
+    name: str
+    values: list[float]
+
+
+class Prediction(Message):
+    """One test sample through the layers."""
+
+    input: list[float]
+    layers: list[LayerOutput]
+    probabilities: list[float]
+    predicted: int
+    label: int
+
+
+class PipelineData(Message):
+    """What training a pipeline recorded."""
+
+    stages: list[Stage]
+    epochs: list[EpochRecord]
+    prediction: Prediction
+    parameters: int
+    batches_per_epoch: int
+
+
+class LrOnlyData(Message):
+    """A scheduler stepped alone: the LR before and after each step."""
+
+    lr: list[float]
+    lr_after: list[float]
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+class TraceEvent(Message):
     """The learning rate of every param group right after one optimizer or scheduler step."""
 
-    kind: str  # "optimizer" | "scheduler"
+    kind: Literal["optimizer", "scheduler"]
     name: str  # class name, e.g. "SGD" or "StepLR"
     call: int  # 1-based count of steps of that object
     line: int | None  # line of the snippet that made the call
     lrs: list[float]
 
 
-@dataclass(frozen=True)
-class WarningRecord:
+class WarningRecord(Message):
     """A warning the code raised."""
 
     category: str
@@ -77,8 +162,7 @@ class WarningRecord:
     line: int | None
 
 
-@dataclass(frozen=True)
-class ErrorInfo:
+class ErrorInfo(Message):
     """An exception the code raised, with the traceback trimmed to the snippet's own lines."""
 
     type: str
@@ -87,19 +171,22 @@ class ErrorInfo:
     traceback: str
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """Everything a run produced. `status` is the runner's verdict."""
+DataT = TypeVar("DataT")
+
+
+class RunResult(Message, Generic[DataT]):
+    """Everything a run produced; `data` is what a job of its kind records. `status` is the
+    runner's verdict."""
 
     status: Verdict
     stdout: str = ""
     stderr: str = ""
     value: str | None = None  # repr() of the expression, when one was asked
-    data: dict[str, Any] | None = None  # what a pipeline or LR-only run recorded
+    data: DataT | None = None
     error: ErrorInfo | None = None
-    trace: list[TraceEvent] = field(default_factory=list)
+    trace: list[TraceEvent] = Field(default_factory=list)
     trace_truncated: bool = False
-    warnings: list[WarningRecord] = field(default_factory=list)
+    warnings: list[WarningRecord] = Field(default_factory=list)
     duration_ms: float = 0.0
     detail: str = ""  # the runner's own explanation, e.g. which limit was hit
 
@@ -109,39 +196,100 @@ class RunResult:
         return VERDICT_SENTENCES[self.status]
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (by hand: dataclasses.asdict deep-copies, and this is on every
-        result's path twice)."""
-        return {
-            "status": self.status.value,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "value": self.value,
-            "data": self.data,
-            "error": dict(vars(self.error)) if self.error else None,
-            "trace": [dict(vars(event)) for event in self.trace],
-            "trace_truncated": self.trace_truncated,
-            "warnings": [dict(vars(warning)) for warning in self.warnings],
-            "duration_ms": self.duration_ms,
-            "detail": self.detail,
-        }
+        """A JSON-ready dict (floats stay floats: a learning rate may be inf)."""
+        return self.model_dump()
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunResult:
-        """Rebuild a result from `to_json()` output."""
-        error = data.get("error")
-        return cls(
-            status=Verdict(data["status"]),
-            stdout=data.get("stdout", ""),
-            stderr=data.get("stderr", ""),
-            value=data.get("value"),
-            data=data.get("data"),
-            error=ErrorInfo(**error) if error else None,
-            trace=[TraceEvent(**event) for event in data.get("trace", [])],
-            trace_truncated=bool(data.get("trace_truncated", False)),
-            warnings=[WarningRecord(**w) for w in data.get("warnings", [])],
-            duration_ms=float(data.get("duration_ms", 0.0)),
-            detail=data.get("detail", ""),
-        )
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+class JobBase(Message, Generic[DataT]):
+    """What every job has: a time limit, and the seed of torch's and random's generators."""
+
+    result_type: ClassVar[type[RunResult[Any]]]
+    timeout_s: float = 5.0
+    seed: int = 0
+
+    def parse_result(self, data: Any) -> RunResult[DataT]:
+        """This job's result from its JSON form (ValidationError if it is not one)."""
+        result: RunResult[DataT] = self.result_type.model_validate(data)
+        return result
+
+    def bound(self, claimed: dict[str, Any]) -> dict[str, Any]:
+        """What a child claims of its run, cut to what may be stored or shown (before it is
+        validated: a forged report may be megabytes of steps)."""
+        claimed["warnings"] = [
+            {**w, "message": w["message"][:MAX_MESSAGE_CHARS]}
+            if isinstance(w, dict) and isinstance(w.get("message"), str)
+            else w
+            for w in (claimed.get("warnings") or [])[:MAX_WARNINGS]
+        ]
+        error = claimed.get("error")
+        if isinstance(error, dict):
+            if isinstance(error.get("message"), str):
+                error["message"] = error["message"][:MAX_MESSAGE_CHARS]
+            if isinstance(error.get("traceback"), str):
+                error["traceback"] = error["traceback"][-MAX_MESSAGE_CHARS:]
+        return claimed
+
+
+class SnippetJob(JobBase[None]):
+    """Run `code`; the key is what it prints, or the value of `expression` after it."""
+
+    result_type = RunResult[None]
+    kind: Literal["snippet"] = "snippet"
+    code: str
+    expression: str | None = None
+
+
+class Drive(Message):
+    """How a code question's run is driven: by the code's own loop, or by the checker stepping
+    `scheduler` for `epochs` × `steps_per_epoch` steps (ReduceLROnPlateau fed `metrics`)."""
+
+    drive: Literal["scheduler", "loop"]
+    epochs: int
+    steps_per_epoch: int
+    metrics: list[float] = Field(default_factory=list)
+
+
+class CodeJob(JobBase[CodeData]):
+    """A code question's answer (the learner's, or the reference): `setup`, then `code`."""
+
+    result_type = RunResult[CodeData]
+    kind: Literal["code"] = "code"
+    code: str
+    setup: str
+    drive: Drive
+
+    def bound(self, claimed: dict[str, Any]) -> dict[str, Any]:
+        """As every job's, and at most one step more than the check takes."""
+        claimed = super().bound(claimed)
+        data = claimed.get("data")
+        if isinstance(data, dict) and isinstance(data.get("trajectory"), list):
+            steps = self.drive.epochs * self.drive.steps_per_epoch
+            data["trajectory"] = data["trajectory"][: steps + 1]
+        return claimed
+
+
+class PipelineJob(JobBase[PipelineData]):
+    """Train a pipeline from its spec, recording every epoch."""
+
+    result_type = RunResult[PipelineData]
+    kind: Literal["pipeline"] = "pipeline"
+    spec: PipelineSpec
+
+
+class LrOnlyJob(JobBase[LrOnlyData]):
+    """Step a scheduler alone, without training."""
+
+    result_type = RunResult[LrOnlyData]
+    kind: Literal["lr-only"] = "lr-only"
+    spec: LrOnlySpec
+
+
+Job = Annotated[SnippetJob | CodeJob | PipelineJob | LrOnlyJob, Field(discriminator="kind")]
+JOB_ADAPTER: TypeAdapter[SnippetJob | CodeJob | PipelineJob | LrOnlyJob] = TypeAdapter(Job)
+AnyJob = SnippetJob | CodeJob | PipelineJob | LrOnlyJob
 
 
 def encode(message: Any) -> bytes:

@@ -22,17 +22,16 @@ import signal
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from app.sandbox import lockdown
 from app.sandbox.protocol import (
     HEADER,
+    JOB_ADAPTER,
+    AnyJob,
     FrameBuffer,
-    Job,
     RunResult,
     Verdict,
     encode,
@@ -41,7 +40,6 @@ from app.sandbox.protocol import (
     write_frame,
 )
 
-RESULT_ADAPTER = TypeAdapter(RunResult)
 READY = b"R"  # a child writes this once it is locked down and waiting for its job
 MAX_RESULT_BYTES = 4 * 1024 * 1024
 MAX_RESULT_DEPTH = 32  # nesting of a result's JSON; ours is at most 6 deep
@@ -89,6 +87,7 @@ class Slot:
     pipes: dict[str, int] = field(default_factory=dict)  # name → read fd, until EOF
     ready: bool = False
     job_id: int | None = None
+    job: AnyJob | None = None
     started: float = 0.0
     deadline: float = math.inf
     output: dict[str, bytearray] = field(default_factory=dict)
@@ -105,7 +104,7 @@ def _frame_complete(data: bytearray) -> bool:
     return len(data) >= HEADER.size + size
 
 
-def _single_result(data: bytearray, token: str) -> RunResult | None:
+def _single_result(data: bytearray, token: str, job: AnyJob) -> RunResult[Any] | None:
     """The one well-formed result frame for this job's token, or None for anything else."""
     if len(data) < HEADER.size:
         return None
@@ -120,7 +119,7 @@ def _single_result(data: bytearray, token: str) -> RunResult | None:
             return None  # it would not survive being encoded again for the web app
         # Types checked too: a result's numbers are graded, so a string where a float
         # belongs is no result at all.
-        return RESULT_ADAPTER.validate_python(claimed)
+        return job.parse_result(job.bound(claimed))
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None  # anything a child can write must not take the runner down
 
@@ -159,7 +158,7 @@ class Runner:
         self.results_fd = results_fd
         self.strict = config.mode == "strict"
         self.selector = selectors.DefaultSelector()
-        self.queue: deque[tuple[int, Job]] = deque()
+        self.queue: deque[tuple[int, AnyJob]] = deque()
         self.frames = FrameBuffer()
         self.setup_failures = 0
         self.seccomp: lockdown.SeccompFilter | None = None
@@ -326,7 +325,7 @@ class Runner:
         if message is None:
             os._exit(0)
         token = message.pop("token")
-        result = harness.run(Job(**message["job"]))
+        result = harness.run(JOB_ADAPTER.validate_python(message["job"]))
         write_frame(4, {**result.to_json(), "token": token})
         os._exit(0)
 
@@ -337,13 +336,13 @@ class Runner:
                 return
             if slot.ready and slot.job_id is None:
                 job_id, job = self.queue.popleft()
-                slot.job_id = job_id
+                slot.job_id, slot.job = job_id, job
                 slot.token = secrets.token_hex(16)
                 slot.started = time.monotonic()
                 slot.deadline = slot.started + min(job.timeout_s, self.config.max_timeout_s)
                 # A child that died while idle is reaped, and its job reported as crashed.
                 with contextlib.suppress(BrokenPipeError):
-                    os.write(slot.job_w, encode({"job": asdict(job), "token": slot.token}))
+                    os.write(slot.job_w, encode({"job": job.model_dump(), "token": slot.token}))
                 os.close(slot.job_w)
                 slot.job_w = -1
 
@@ -396,16 +395,16 @@ class Runner:
         self.kill(slot, Verdict.OK)
         self.respond(slot, result)
 
-    def respond(self, slot: Slot, result: RunResult) -> None:
+    def respond(self, slot: Slot, result: RunResult[Any]) -> None:
         """Send a job's result to the web app; the slot's child is done with it."""
         assert slot.job_id is not None
         try:
             frame = encode({"id": slot.job_id, "result": result.to_json()})
         except (ValueError, TypeError, RecursionError):  # a child's result we cannot send
-            unsent = RunResult(Verdict.CRASHED, detail="its result could not be read")
+            unsent = RunResult[Any](status=Verdict.CRASHED, detail="its result could not be read")
             frame = encode({"id": slot.job_id, "result": unsent.to_json()})
         write_all(self.results_fd, frame)
-        slot.job_id = None
+        slot.job_id, slot.job = None, None
         slot.answered = True
         slot.ready = False  # this child is spent; its successor reports ready itself
 
@@ -458,15 +457,15 @@ class Runner:
         self._reset_scratch(slot)
         self.spawn(slot)
 
-    def verdict(self, slot: Slot, status: int, usage: Any) -> RunResult:
+    def verdict(self, slot: Slot, status: int, usage: Any) -> RunResult[Any]:
         """Decide how the run ended from what the kernel reports; trust the child only for
         the details of a normal exit."""
         killed = self._killed(slot, status, usage)
         if killed is None:
             return self.accept_result(slot, code=os.WEXITSTATUS(status))
         verdict, detail = killed
-        return RunResult(
-            verdict,
+        return RunResult[Any](
+            status=verdict,
             stdout=slot.output["stdout"].decode("utf-8", "backslashreplace"),
             stderr=slot.output["stderr"].decode("utf-8", "backslashreplace"),
             duration_ms=(time.monotonic() - slot.started) * 1000,
@@ -495,31 +494,26 @@ class Runner:
         name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
         return Verdict.CRASHED, f"killed by {name}"
 
-    def accept_result(self, slot: Slot, *, code: int) -> RunResult:
+    def accept_result(self, slot: Slot, *, code: int) -> RunResult[Any]:
         """The child's own report, if it is one well-formed result for this job; else crashed."""
         stdout = slot.output["stdout"].decode("utf-8", "backslashreplace")
         stderr = slot.output["stderr"].decode("utf-8", "backslashreplace")
         elapsed_ms = (time.monotonic() - slot.started) * 1000
-        child = _single_result(slot.output["result"], slot.token) if code == 0 else None
+        child = (
+            _single_result(slot.output["result"], slot.token, slot.job)
+            if code == 0 and slot.job is not None
+            else None
+        )
         if child is None or child.status not in CHILD_VERDICTS:
-            return RunResult(
-                Verdict.CRASHED,
+            return RunResult[Any](
+                status=Verdict.CRASHED,
                 stdout=stdout,
                 stderr=stderr,
                 duration_ms=elapsed_ms,
                 detail=f"exited with code {code} without a valid result",
             )
-        return RunResult(
-            status=child.status,
-            value=child.value,
-            data=child.data,
-            error=child.error,
-            trace=child.trace,
-            trace_truncated=child.trace_truncated,
-            warnings=child.warnings,
-            stdout=stdout,
-            stderr=stderr,
-            duration_ms=elapsed_ms,
+        return child.model_copy(
+            update={"stdout": stdout, "stderr": stderr, "duration_ms": elapsed_ms, "detail": ""}
         )
 
     # --- the loop -------------------------------------------------------------------------
@@ -533,7 +527,7 @@ class Runner:
             if "ping" in message:
                 write_frame(self.results_fd, {"pong": message["ping"]})
             else:
-                self.queue.append((int(message["id"]), Job(**message["job"])))
+                self.queue.append((int(message["id"]), JOB_ADAPTER.validate_python(message["job"])))
         return True
 
     def serve(self, ready: dict[str, Any]) -> None:
@@ -598,7 +592,7 @@ def prepare(config: RunnerConfig) -> dict[str, Any]:
     gc.collect()
     gc.freeze()  # the collector never walks the warmed objects, so children do not copy them
     huge = lockdown.collapse_to_huge_pages()
-    from app.traces.training import scheduler_catalog
+    from app.sandbox.training import scheduler_catalog
 
     return {
         "schedulers": scheduler_catalog(),

@@ -14,24 +14,25 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from app.bank.service import PatternView
+from app.checking.jobs import lr_only_job, pipeline_job
 from app.errors import NotFound
 from app.sandbox.client import Sandbox, SandboxUnavailable
 from app.sandbox.scheduler import Owner
-from app.traces import charts
-from app.traces.service import (
-    LR_ONLY,
-    PIPELINE,
-    RunRefused,
-    TraceView,
-    pattern_trace,
-    record,
-)
-from app.traces.spec import (
+from app.sandbox.specs import (
     MAX_EPOCHS,
     MAX_LR_ONLY_STEPS,
     LrOnlySpec,
     PipelineSpec,
     SchedulerSpec,
+)
+from app.traces import charts
+from app.traces.service import (
+    PIPELINE,
+    RunRefused,
+    TraceJob,
+    TraceView,
+    pattern_trace,
+    record,
 )
 
 DEFAULT_LR_ONLY_STEPS = 100
@@ -250,20 +251,19 @@ def run_playground(
     scheduler = scheduler_spec(
         sandbox.scheduler_catalog, request.scheduler, request.params, epochs=epochs
     )
-    spec: BaseModel
+    job: TraceJob
     try:
         if train:
             spec = PipelineSpec.model_validate(
                 {**base.model_dump(), "scheduler": scheduler.model_dump(), "epochs": epochs}
             )
+            job = pipeline_job(spec, timeout_s=timeout_s)
         else:
-            spec = LrOnlySpec(lr=base.optimizer.lr, scheduler=scheduler, steps=epochs)
+            lr_only = LrOnlySpec(lr=base.optimizer.lr, scheduler=scheduler, steps=epochs)
+            job = lr_only_job(lr_only, timeout_s=timeout_s)
     except ValidationError as exc:
         raise PlaygroundInvalid({"params": str(exc)}) from None
-    kind = PIPELINE if train else LR_ONLY
-    return record(
-        session, sandbox, kind=kind, spec=spec, timeout_s=timeout_s, gate=gate, owner=owner
-    )
+    return record(session, sandbox, job, gate=gate, owner=owner)
 
 
 # --- the page -------------------------------------------------------------------------------

@@ -6,29 +6,34 @@ page view never trains.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.bank.service import PatternView
-from app.db import begin_write
+from app.checking import store
+from app.checking.jobs import pipeline_job, run_key
+from app.db import begin_write, end_read
 from app.errors import Busy, Invalid, NotFound
-from app.models import Trace
-from app.runs import torch_version
 from app.sandbox.client import Sandbox, SandboxUnavailable
-from app.sandbox.protocol import Job, Verdict
+from app.sandbox.protocol import (
+    JobBase,
+    LrOnlyData,
+    LrOnlyJob,
+    PipelineData,
+    PipelineJob,
+    Prediction,
+    RunResult,
+    Stage,
+    Verdict,
+)
 from app.sandbox.scheduler import SYSTEM, Owner
-from app.traces.spec import spec_json
 
 PIPELINE = "pipeline"
 LR_ONLY = "lr-only"
+TraceJob = PipelineJob | LrOnlyJob
 
 
 class RunRefused(Invalid):
@@ -54,45 +59,6 @@ class Epoch:
     test_loss: float | None = None
     test_accuracy: float | None = None
     observations: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LayerShape:
-    """A layer of the model and the shapes of its parameters (torch's: outputs × inputs)."""
-
-    name: str
-    weight: list[int] | None = None
-    bias: list[int] | None = None
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of the data flow, with real shapes and a few real rows."""
-
-    name: str
-    input: str
-    output: str
-    sample: list[list[float]] = field(default_factory=list)
-    layers: list[LayerShape] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LayerOutput:
-    """What one layer made of the traced sample."""
-
-    name: str
-    values: list[float]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One test sample through the layers."""
-
-    input: list[float]
-    layers: list[LayerOutput]
-    probabilities: list[float]
-    predicted: int
-    label: int
 
 
 @dataclass(frozen=True)
@@ -165,46 +131,37 @@ def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
     return notes
 
 
-def _view(kind: str, key: str, spec: dict[str, Any], data: dict[str, Any]) -> TraceView:
-    if kind == LR_ONLY:
+def _view(key: str, job: TraceJob, result: RunResult[Any]) -> TraceView:
+    spec = job.spec.model_dump(mode="json")
+    data = result.data
+    if isinstance(data, LrOnlyData):
         epochs = [
             Epoch(epoch=i + 1, lr=lr, lr_after=after)
-            for i, (lr, after) in enumerate(zip(data["lr"], data["lr_after"], strict=True))
+            for i, (lr, after) in enumerate(zip(data.lr, data.lr_after, strict=True))
         ]
-        return TraceView(kind, key, spec, epochs)
-    notes = observations(data["epochs"])
+        return TraceView(LR_ONLY, key, spec, epochs)
+    assert isinstance(data, PipelineData)
+    notes = observations([e.model_dump() for e in data.epochs])
     epochs = [
         Epoch(
-            epoch=e["epoch"],
-            lr=e["lr"],
-            lr_after=e["lr_after"],
-            train_loss=e["train_loss"],
-            test_loss=e["test_loss"],
-            test_accuracy=e["test_accuracy"],
+            epoch=e.epoch,
+            lr=e.lr,
+            lr_after=e.lr_after,
+            train_loss=e.train_loss,
+            test_loss=e.test_loss,
+            test_accuracy=e.test_accuracy,
             observations=note,
         )
-        for e, note in zip(data["epochs"], notes, strict=True)
+        for e, note in zip(data.epochs, notes, strict=True)
     ]
-    stages = [
-        Stage(
-            name=s["name"],
-            input=s["input"],
-            output=s["output"],
-            sample=s.get("sample", []),
-            layers=[LayerShape(**layer) for layer in s.get("layers", [])],
-        )
-        for s in data["stages"]
-    ]
-    p = data["prediction"]
-    prediction = Prediction(
-        input=p["input"],
-        layers=[LayerOutput(**layer) for layer in p["layers"]],
-        probabilities=p["probabilities"],
-        predicted=p["predicted"],
-        label=p["label"],
-    )
     return TraceView(
-        kind, key, spec, epochs, stages=stages, prediction=prediction, parameters=data["parameters"]
+        PIPELINE,
+        key,
+        spec,
+        epochs,
+        stages=data.stages,
+        prediction=data.prediction,
+        parameters=data.parameters,
     )
 
 
@@ -222,23 +179,14 @@ def _remember(view: TraceView) -> TraceView:
     return view
 
 
-def trace_key(kind: str, spec: dict[str, Any]) -> str:
-    """Where a run of `spec` is stored."""
-    material = json.dumps([kind, spec, torch_version()], sort_keys=True)
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
-def _job(kind: str, spec: dict[str, Any], timeout_s: float) -> Job:
-    return Job(kind=kind, spec=spec, timeout_s=timeout_s)
-
-
-def stored_trace(session: Session, *, kind: str, spec: BaseModel) -> TraceView | None:
-    """The stored run of `spec`, if there is one (reads only: never runs anything)."""
-    key = trace_key(kind, spec_json(spec))
+def stored_trace(session: Session, job: TraceJob) -> TraceView | None:
+    """The stored run of a trace job, if there is one (reads only: never runs anything)."""
+    key = run_key(job)
     if (cached := _views.get(key)) is not None:
         return cached
-    row = session.get(Trace, key)
-    return _remember(_view(kind, key, row.spec, row.data)) if row is not None else None
+    result_type: type[RunResult[Any]] = job.result_type
+    result = store.find_by_key(session, key, result_type)
+    return _remember(_view(key, job, result)) if result is not None else None
 
 
 # Playground runs stored at most (~45 KB each for 200 epochs): anyone can ask for new ones.
@@ -248,27 +196,27 @@ MAX_STORED_PLAYGROUND_TRACES = 10_000
 def record(
     session: Session,
     sandbox: Sandbox | None,
+    job: TraceJob,
     *,
-    kind: str,
-    spec: BaseModel,
-    timeout_s: float,
     gate: threading.Semaphore | None = None,
     owner: Owner = SYSTEM,
 ) -> TraceView:
-    """The stored run of `spec`, or a fresh one from the sandbox, run as `owner`'s (then
-    stored). With a `gate`, a fresh run needs one of its places, and is Busy at once if
-    none is free."""
-    if (found := stored_trace(session, kind=kind, spec=spec)) is not None:
+    """The stored run of a trace job, or a fresh one from the sandbox, run as `owner`'s
+    (then stored). With a `gate`, a fresh run needs one of its places, and is Busy at once
+    if none is free."""
+    if (found := stored_trace(session, job)) is not None:
         return found
-    data_spec = spec_json(spec)
-    key = trace_key(kind, data_spec)
     if sandbox is None:
         raise SandboxUnavailable.switched_off()
-    session.commit()  # hold no connection while the run trains
+    full = (
+        gate is not None and store.count(session, PIPELINE, LR_ONLY) >= MAX_STORED_PLAYGROUND_TRACES
+    )
+    end_read(session)  # hold no connection while the run trains
     if gate is not None and not gate.acquire(blocking=False):
         raise Busy("The playground is busy with other runs: try again in a moment.", retry_after=2)
     try:
-        result = sandbox.run(_job(kind, data_spec, timeout_s), owner)
+        runnable: JobBase[Any] = job
+        result = sandbox.run(runnable, owner)
     finally:
         if gate is not None:
             gate.release()
@@ -280,45 +228,14 @@ def record(
             "epochs, or again in a moment.",
             retry_after=2,
         )
-    view = _remember(_view(kind, key, data_spec, result.data))
-    stored_count = session.scalar(select(func.count()).select_from(Trace)) or 0
-    if gate is not None and stored_count >= MAX_STORED_PLAYGROUND_TRACES:
-        session.commit()
+    run = store.run_of(job, result)
+    view = _remember(_view(run.key, job, result))
+    if full:
         return view  # the store is full of playground runs: this one is kept in memory only
     begin_write(session)
-    store(session, key=key, kind=kind, spec=data_spec, data=result.data)
+    store.keep(session, run)
     session.commit()
     return view
-
-
-def store(
-    session: Session, *, key: str, kind: str, spec: dict[str, Any], data: dict[str, Any]
-) -> None:
-    """Keep a run, once per key (a concurrent duplicate is ignored); part of the caller's
-    write transaction."""
-    values = {
-        "key": key,
-        "kind": kind,
-        "torch_version": torch_version(),
-        "spec": spec,
-        "data": data,
-    }
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(sqlite_insert(Trace).values(values).on_conflict_do_nothing())
-    elif session.get(Trace, key) is None:
-        session.add(Trace(**values))
-
-
-def record_for_import(
-    sandbox: Sandbox, spec: BaseModel, *, timeout_s: float
-) -> tuple[str, dict[str, Any], dict[str, Any]] | str:
-    """Train a pattern's pipeline during an import: (key, spec, data), or what went wrong."""
-    data_spec = spec_json(spec)
-    result = sandbox.run(_job(PIPELINE, data_spec, timeout_s))
-    if result.status is not Verdict.OK or result.data is None:
-        reason = result.error.message if result.error else f"{result.sentence} {result.detail}"
-        return f"the pipeline did not train: {reason}"
-    return trace_key(PIPELINE, data_spec), data_spec, result.data
 
 
 def pattern_trace(
@@ -333,11 +250,5 @@ def pattern_trace(
     if it was not)."""
     if pattern.file.pipeline is None:
         raise NotFound(f"The pattern {pattern.slug!r} has no pipeline trace.")
-    return record(
-        session,
-        sandbox,
-        kind=PIPELINE,
-        spec=pattern.file.pipeline,
-        timeout_s=timeout_s,
-        owner=owner,
-    )
+    job = pipeline_job(pattern.file.pipeline, timeout_s=timeout_s)
+    return record(session, sandbox, job, owner=owner)

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.bank.schema import CodeCheck
-from app.sandbox.protocol import RunResult, Verdict
+from app.sandbox.protocol import CodeData, RunResult, Verdict
+
+CodeRun = RunResult[CodeData]
 
 STEP_ORDER_WARNING = "before `optimizer.step()`"
 
@@ -93,17 +95,16 @@ def _first_difference(
     return None
 
 
-def _trajectory(run: RunResult) -> list[list[float]]:
-    return list((run.data or {}).get("trajectory") or [])
+def _trajectory(run: CodeRun) -> list[list[float]]:
+    return run.data.trajectory if run.data is not None else []
 
 
-def _scheduler_type(run: RunResult) -> str | None:
-    described = (run.data or {}).get("scheduler") or {}
-    kind = described.get("type")
-    return kind if isinstance(kind, str) else None
+def _scheduler_type(run: CodeRun) -> str | None:
+    scheduler = run.data.scheduler if run.data is not None else None
+    return scheduler.type if scheduler is not None else None
 
 
-def judge(check: CodeCheck, reference: RunResult, learner: RunResult) -> Judgement:
+def judge(check: CodeCheck, reference: CodeRun, learner: CodeRun) -> Judgement:
     """Compare the learner's run with the reference's as the question's check says."""
     if learner.status not in (Verdict.OK, Verdict.ERROR):
         detail = f" ({learner.detail})" if learner.detail else ""
@@ -160,20 +161,18 @@ def _show(lrs: list[float]) -> str:
     return ", ".join(f"{lr:.6g}" for lr in lrs)
 
 
-def _judge_object(check: CodeCheck, reference: RunResult, learner: RunResult) -> Judgement:
-    want = (reference.data or {}).get("scheduler") or {}
-    got = (learner.data or {}).get("scheduler") or {}
-    if got.get("type") != want.get("type"):
+def _judge_object(check: CodeCheck, reference: CodeRun, learner: CodeRun) -> Judgement:
+    want_type, got_type = _scheduler_type(reference), _scheduler_type(learner)
+    if got_type != want_type:
         return Judgement(
             False,
-            f"`scheduler` is a {got.get('type') or 'missing object'}; it "
-            f"should be a {want.get('type')}.",
+            f"`scheduler` is a {got_type or 'missing object'}; it should be a {want_type}.",
         )
     for name in check.compare:
-        mine, theirs = got.get("params", {}).get(name), want.get("params", {}).get(name)
+        mine, theirs = _params(learner).get(name), _params(reference).get(name)
         if mine != theirs:
             return Judgement(False, f"`{name}` is {mine!r}; it should be {theirs!r}.")
-    return Judgement(True, f"`scheduler` is the {want.get('type')} the question asks for.")
+    return Judgement(True, f"`scheduler` is the {want_type} the question asks for.")
 
 
 # --- known mistakes ---------------------------------------------------------------------------
@@ -200,7 +199,7 @@ def _shifted(want: list[list[float]], got: list[list[float]], step: int, toleran
 
 
 def detect_mistake(
-    check: CodeCheck, reference: RunResult, learner: RunResult, step: int
+    check: CodeCheck, reference: CodeRun, learner: CodeRun, step: int
 ) -> KnownMistake | None:
     """The known mistake that explains a divergence at `step`, if the numbers show one."""
     want, got = _trajectory(reference), _trajectory(learner)
@@ -240,7 +239,7 @@ def detect_mistake(
     return None
 
 
-def _cosine_in_force(run: RunResult, step: int) -> bool:
+def _cosine_in_force(run: CodeRun, step: int) -> bool:
     """Whether the LR at `step` comes from a CosineAnnealingLR past its T_max — the only way
     a cosine rises (warm restarts rise by design, and are not this mistake)."""
     kind, params = _scheduler_type(run), _params(run)
@@ -258,12 +257,12 @@ def _cosine_in_force(run: RunResult, step: int) -> bool:
     return False
 
 
-def _params(run: RunResult) -> dict[str, object]:
-    params = ((run.data or {}).get("scheduler") or {}).get("params") or {}
-    return params if isinstance(params, dict) else {}
+def _params(run: CodeRun) -> dict[str, object]:
+    scheduler = run.data.scheduler if run.data is not None else None
+    return dict(scheduler.params) if scheduler is not None else {}
 
 
-def _children(run: RunResult) -> list[str | None]:
+def _children(run: CodeRun) -> list[str | None]:
     """Type names of the schedulers inside a SequentialLR or ChainedScheduler, if any."""
     names = _params(run).get("child_types")
     return list(names) if isinstance(names, list) else []

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app import codecheck
 from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question
+from app.checking import codecheck
 from app.errors import Invalid
-from app.sandbox.protocol import ErrorInfo, RunResult, Verdict, WarningRecord
+from app.sandbox.protocol import CodeData, ErrorInfo, RunResult, Verdict, WarningRecord
 
 CHOICE_LABELS = string.ascii_uppercase
 RELATIVE_TOLERANCE = 1e-6  # float noise such as 0.07290000000000002 vs 0.0729
@@ -156,7 +156,7 @@ def grade_choice(question: ChoiceQuestion, raw_answer: Any) -> Grade:
 # --- output questions ---------------------------------------------------------------------
 
 
-def expected_output(question: OutputQuestion, run: RunResult) -> str:
+def expected_output(question: OutputQuestion, run: RunResult[None]) -> str:
     """The key a run gives: the value of `expression`, what the code printed, or the
     exception it raised ("raises ValueError: …")."""
     if run.status is Verdict.ERROR and run.error is not None:
@@ -251,7 +251,7 @@ def compare_output(given: str, expected: str) -> str | None:
 
 def grade_output(
     question: OutputQuestion,
-    run: RunResult,
+    run: RunResult[None],
     raw_answer: Any,
     *,
     variant: int,
@@ -300,15 +300,15 @@ def parse_code_answer(raw: Any) -> str:
     return raw.replace("\r\n", "\n")
 
 
-def _first_group(run: RunResult) -> list[float]:
-    trajectory = (run.data or {}).get("trajectory") or []
-    return [float(step[0]) for step in trajectory if step]
+def _first_group(run: RunResult[CodeData]) -> list[float]:
+    trajectory = run.data.trajectory if run.data is not None else []
+    return [step[0] for step in trajectory if step]
 
 
 def grade_code(
     question: CodeQuestion,
-    reference: RunResult,
-    learner: RunResult,
+    reference: RunResult[CodeData],
+    learner: RunResult[CodeData],
     code: str,
     *,
     reference_key: str,

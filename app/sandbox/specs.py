@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -136,8 +136,3 @@ class LrOnlySpec(SpecModel):
     plateau_metric: float = Field(
         default=1.0, description="What ReduceLROnPlateau is fed each step (a flat loss)."
     )
-
-
-def spec_json(spec: BaseModel) -> dict[str, Any]:
-    """A spec as the JSON the runner receives."""
-    return spec.model_dump(mode="json")
