@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Form, Path, Request
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app import accounts
 from app.accounts import AuthLimits
@@ -43,15 +44,20 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One database session per request. It connects on first use, in the thread that
-    queries; closing it (in a worker thread too: it may roll back) returns the connection."""
+    queries. Making it does no I/O; closing it does only while a transaction is open (it
+    rolls back): then in a worker thread, else here (a use case that committed or ended
+    its read has given its connection back already)."""
     database: Database = request.app.state.db
     session = database.session()
     try:
         yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 async def get_sandbox(request: Request) -> Sandbox | None:

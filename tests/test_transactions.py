@@ -120,13 +120,7 @@ def test_a_card_reviewed_since_it_was_read_is_reviewed_again_from_what_is_stored
     _answer(client, CHOICE, "1", 0)  # the review that comes in between
     with database.session() as session:
         begin_write(session)
-        review.schedule_seen(
-            session,
-            learner_id=learner_id,
-            question_id=CHOICE,
-            rating=review.Rating.Good,
-            at=utcnow(),
-            seen=seen,
-        )
+        done = review.review(*seen, review.Rating.Good, utcnow())
+        review.store_review(session, learner_id=learner_id, question_id=CHOICE, done=done)
         session.commit()
         assert session.scalars(select(ReviewCard.reviews)).one() == 3

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.bank.files import dump_yaml
@@ -182,11 +182,15 @@ def list_questions(session: Session, pattern: PatternView) -> list[LiveQuestion]
     return [_live(session, row) for row in session.execute(query).all()]
 
 
+# Built once: the hot path (every answer) only binds the id.
+_LIVE_QUESTION = _live_query().where(QuestionRow.id == bindparam("question_id"))
+
+
 def get_question_or_raise(
     session: Session, question_id: str, *, pattern_slug: str | None = None
 ) -> LiveQuestion:
     """The current version of a live question (in the given pattern, if any), or NotFound."""
-    found = session.execute(_live_query().where(QuestionRow.id == question_id)).first()
+    found = session.execute(_LIVE_QUESTION, {"question_id": question_id}).first()
     if found is None or (pattern_slug is not None and found[4] != pattern_slug):
         raise NotFound(f"There is no question {question_id!r}.")
     return _live(session, found)

@@ -50,10 +50,39 @@ def render_text(template: str, values: Variant) -> str:
     return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), template)
 
 
+MAX_REMEMBERED = 4096  # rendered variants kept: a bank's worth, a few kB each
+
+
+class _Rendered:
+    """Variants rendered before, by question object and index: a question (the bank keeps
+    one object per version) always renders a variant the same way. An entry holds its
+    question, so the object's id cannot be reused while the entry lives."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[int, int], tuple[OutputQuestion, OutputQuestion]] = {}
+
+    def get(self, question: OutputQuestion, index: int) -> OutputQuestion:
+        entry = self.entries.get((id(question), index))
+        if entry is not None and entry[0] is question:
+            return entry[1]
+        if len(self.entries) >= MAX_REMEMBERED:
+            self.entries.clear()
+        rendered = _render(question, index)
+        self.entries[id(question), index] = (question, rendered)
+        return rendered
+
+
+_rendered = _Rendered()
+
+
 def render(question: OutputQuestion, index: int) -> OutputQuestion:
     """The question as variant `index` shows it: code and text filled in."""
     if not question.params:
         return question
+    return _rendered.get(question, index)
+
+
+def _render(question: OutputQuestion, index: int) -> OutputQuestion:
     values = variant(question, index)
     solution = question.solution.model_copy(
         update={

@@ -101,7 +101,7 @@ def keep(session: Session, run: Run[Any]) -> None:
         "key": run.key,
         "kind": kind,
         "torch_version": torch_version(),
-        "result": run.result.to_json(),
+        "result": run.result.to_store(),
     }
     dialect = session.get_bind().dialect.name
     statement: Executable

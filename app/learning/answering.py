@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
-from sqlalchemy import func, select
+from sqlalchemy import Integer, Select, String, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.bank import service as bank
@@ -72,49 +72,50 @@ class Standing:
 NEWCOMER = Standing()  # a visitor without a learner row: no test, no variant, no help seen
 
 
+def _standing_query() -> Select[Any]:
+    learner = bindparam("learner_id", type_=Integer)
+    question = bindparam("question_id", type_=String)
+    mine_v = (LearnerVariant.learner_id == learner, LearnerVariant.question_id == question)
+    mine_r = (Reveal.learner_id == learner, Reveal.question_id == question)
+    mine_a = (Attempt.learner_id == learner, Attempt.question_id == question)
+    mine_c = (ReviewCard.learner_id == learner, ReviewCard.question_id == question)
+    latest_attempt = select(Attempt.id).where(*mine_a).order_by(Attempt.id.desc()).limit(1)
+    return select(
+        select(ExamItem.exam_id)
+        .join(Exam, Exam.id == ExamItem.exam_id)
+        .where(Exam.learner_id == learner, Exam.finished_at.is_(None))
+        .where(ExamItem.question_id == question)
+        .limit(1)
+        .scalar_subquery()
+        .label("open_test"),
+        select(LearnerVariant.variant_index).where(*mine_v).scalar_subquery().label("asked"),
+        select(LearnerVariant.updated_at).where(*mine_v).scalar_subquery().label("asked_at"),
+        select(Attempt.variant_index)
+        .where(Attempt.id == latest_attempt.scalar_subquery())
+        .scalar_subquery()
+        .label("answered"),
+        select(func.max(Attempt.created_at)).where(*mine_a).scalar_subquery().label("answered_at"),
+        select(func.max(Reveal.created_at))
+        .where(*mine_r, Reveal.kind == HINT)
+        .scalar_subquery()
+        .label("hint_at"),
+        select(func.max(Reveal.created_at))
+        .where(*mine_r, Reveal.kind == SOLUTION)
+        .scalar_subquery()
+        .label("solution_at"),
+        select(ReviewCard.card).where(*mine_c).scalar_subquery().label("card"),
+        select(ReviewCard.reviews).where(*mine_c).scalar_subquery().label("reviews"),
+    )
+
+
+_STANDING = _standing_query()  # built once: every answer and question page binds two values
+
+
 def standing(session: Session, *, learner: Learner | None, question_id: str) -> Standing:
     """Where `learner` stands with a question (one statement; none for a newcomer)."""
     if learner is None:
         return NEWCOMER
-    mine_v = (LearnerVariant.learner_id == learner.id, LearnerVariant.question_id == question_id)
-    mine_r = (Reveal.learner_id == learner.id, Reveal.question_id == question_id)
-    mine_a = (Attempt.learner_id == learner.id, Attempt.question_id == question_id)
-    mine_c = (ReviewCard.learner_id == learner.id, ReviewCard.question_id == question_id)
-    latest_attempt = select(Attempt.id).where(*mine_a).order_by(Attempt.id.desc()).limit(1)
-    row = session.execute(
-        select(
-            select(ExamItem.exam_id)
-            .join(Exam, Exam.id == ExamItem.exam_id)
-            .where(
-                Exam.learner_id == learner.id,
-                Exam.finished_at.is_(None),
-                ExamItem.question_id == question_id,
-            )
-            .limit(1)
-            .scalar_subquery()
-            .label("open_test"),
-            select(LearnerVariant.variant_index).where(*mine_v).scalar_subquery().label("asked"),
-            select(LearnerVariant.updated_at).where(*mine_v).scalar_subquery().label("asked_at"),
-            select(Attempt.variant_index)
-            .where(Attempt.id == latest_attempt.scalar_subquery())
-            .scalar_subquery()
-            .label("answered"),
-            select(func.max(Attempt.created_at))
-            .where(*mine_a)
-            .scalar_subquery()
-            .label("answered_at"),
-            select(func.max(Reveal.created_at))
-            .where(*mine_r, Reveal.kind == HINT)
-            .scalar_subquery()
-            .label("hint_at"),
-            select(func.max(Reveal.created_at))
-            .where(*mine_r, Reveal.kind == SOLUTION)
-            .scalar_subquery()
-            .label("solution_at"),
-            select(ReviewCard.card).where(*mine_c).scalar_subquery().label("card"),
-            select(ReviewCard.reviews).where(*mine_c).scalar_subquery().label("reviews"),
-        )
-    ).one()
+    row = session.execute(_STANDING, {"learner_id": learner.id, "question_id": question_id}).one()
     variant = row.asked
     if row.answered is not None and (row.asked_at is None or row.answered_at >= row.asked_at):
         variant = row.answered
@@ -369,8 +370,8 @@ def _rating(
     return rating
 
 
-def _attempt(
-    learner: Learner,
+def _attempt_values(
+    learner_id: int,
     question: LiveQuestion,
     graded: Graded,
     seen: Standing,
@@ -378,23 +379,27 @@ def _attempt(
     rating: review.Rating,
     now: datetime,
     time_taken_ms: int | None,
-) -> Attempt:
-    return Attempt(
-        learner_id=learner.id,
-        question_id=question.id,
-        question_version=question.version,
-        answer=graded.grade.answer,
-        correct=graded.grade.correct,
-        score=graded.grade.score,
-        feedback=graded.grade.feedback.model_dump(mode="json"),
-        hint_seen=seen.hint_seen,
-        solution_seen=seen.solution_seen_at is not None,
-        time_taken_ms=time_taken_ms,
-        variant_index=graded.variant if isinstance(question.question, OutputQuestion) else None,
-        variant=graded.params,
-        rating=int(rating),
-        created_at=now,
-    )
+) -> dict[str, Any]:
+    return {
+        "learner_id": learner_id,
+        "question_id": question.id,
+        "question_version": question.version,
+        "answer": graded.grade.answer,
+        "correct": graded.grade.correct,
+        "score": graded.grade.score,
+        "feedback": graded.grade.feedback.model_dump(mode="json"),
+        "hint_seen": seen.hint_seen,
+        "solution_seen": seen.solution_seen_at is not None,
+        "time_taken_ms": time_taken_ms,
+        "variant_index": graded.variant if isinstance(question.question, OutputQuestion) else None,
+        "variant": graded.params,
+        "rating": int(rating),
+        "created_at": now,
+    }
+
+
+_INSERT_ATTEMPT = insert(Attempt).returning(Attempt.id)  # built once: a row will do here
+_MERGED_INTO = select(Learner.merged_into_id).where(Learner.id == bindparam("learner_id"))
 
 
 def _bounded_time(time_taken_ms: int | None) -> int | None:
@@ -426,8 +431,10 @@ def store_attempt(
         time_taken_ms=time_taken_ms,
         time_measured=time_measured,
     )
-    attempt = _attempt(
-        learner, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
+    attempt = Attempt(
+        **_attempt_values(
+            learner.id, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
+        )
     )
     session.add(attempt)
     review.schedule(session, learner_id=learner.id, question_id=question.id, rating=rating, at=now)
@@ -478,31 +485,41 @@ def record_attempt(
         time_taken_ms=time_taken_ms,
         time_measured=time_measured,
     )
+    done = review.review(seen.card, seen.reviews, rating, now)
     begin_write(session)
-    learner = ensure_learner(session, visitor)
-    if visitor.learner is not None and learner.id != visitor.learner.id:
-        seen = standing(session, learner=learner, question_id=question.id)  # merged meanwhile
+    learner_id = _learner_id_for_writing(session, visitor)
+    if visitor.learner is not None and learner_id != visitor.learner.id:  # merged meanwhile
+        seen = standing(session, learner=session.get(Learner, learner_id), question_id=question.id)
+        done = review.review(seen.card, seen.reviews, rating, now)
     if graded.new_run is not None:
         store.keep(session, graded.new_run)
-    attempt = _attempt(
-        learner, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
+    values = _attempt_values(
+        learner_id, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
     )
-    session.add(attempt)
-    review.schedule_seen(
-        session,
-        learner_id=learner.id,
-        question_id=question.id,
-        rating=rating,
-        at=now,
-        seen=(seen.card, seen.reviews),
-    )
+    attempt_id = session.connection().execute(_INSERT_ATTEMPT, values).scalar_one()
+    review.store_review(session, learner_id=learner_id, question_id=question.id, done=done)
     session.commit()
     return Recorded(
-        attempt=attempt,
+        attempt=Attempt(id=attempt_id, **values),  # as stored; not loaded again
         answered=shown(question.question, graded.variant or 0),
         feedback=graded.grade.feedback,
         run=graded.run,
     )
+
+
+def _learner_id_for_writing(session: Session, visitor: Visitor) -> int:
+    """The id of the learner an answer is stored for, checked inside the write transaction:
+    a guest's new row is created now; a guest merged into an account since the request
+    began answers as the account."""
+    if visitor.learner is not None:
+        merged_into = (
+            session.connection()
+            .execute(_MERGED_INTO, {"learner_id": visitor.learner.id})
+            .scalar_one()
+        )
+        if merged_into is None:
+            return visitor.learner.id
+    return ensure_learner(session, visitor).id
 
 
 SHOWN_VERSION_GRACE = timedelta(days=1)  # as long as a page's signed "shown at" holds

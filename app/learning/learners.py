@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.db import begin_write
@@ -53,13 +53,21 @@ def new_token() -> str:
     return secrets.token_urlsafe(LEARNER_TOKEN_BYTES)
 
 
+# Built once: every request of a guest binds only the token.
+_BY_TOKEN = (
+    select(Learner)
+    .where(Learner.token == bindparam("token"))
+    .execution_options(populate_existing=True)
+)
+
+
 def get_learner(session: Session, token: str | None) -> Learner | None:
     """The learner a cookie token names, if it exists (read afresh, not from the session's
     memory: the caller may be about to write on what it says)."""
     if not token:
         return None
-    query = select(Learner).where(Learner.token == token)
-    return session.scalar(query.execution_options(populate_existing=True))
+    learner: Learner | None = session.scalar(_BY_TOKEN, {"token": token})
+    return learner
 
 
 def guest_visitor(session: Session, token: str, gate: GuestGate | None = None) -> Visitor:

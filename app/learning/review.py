@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import fsrs
-from sqlalchemy import delete, false, func, select
+from sqlalchemy import bindparam, delete, false, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -95,41 +95,68 @@ def schedule(
     row.updated_at = at
 
 
-def schedule_seen(
-    session: Session,
-    *,
-    learner_id: int,
-    question_id: str,
-    rating: Rating,
-    at: datetime,
-    seen: tuple[dict[str, Any] | None, int | None],
-) -> None:
-    """Review the card as it was read before the write transaction (`seen`: its card and
-    review count; (None, None) for none) — in one statement, which writes only if the
-    card is still as seen; else (another review came in between) as `schedule` does."""
-    seen_card, seen_reviews = seen
+@dataclass(frozen=True)
+class Review:
+    """One review of a card as it was read (`seen_reviews` reviews before; None: no card
+    yet), computed before the write transaction: storing it is one statement."""
+
+    rating: Rating
+    at: datetime
+    card: dict[str, Any]
+    due: datetime
+    seen_reviews: int | None
+
+
+def review(
+    seen_card: dict[str, Any] | None, seen_reviews: int | None, rating: Rating, at: datetime
+) -> Review:
+    """The review of a card as read (pure: no database)."""
     card = next_card(seen_card, rating, at)
-    values = {
-        "learner_id": learner_id,
-        "question_id": question_id,
-        "card": dict(card.to_dict()),
-        "due": card.due,
-        "reviews": (seen_reviews or 0) + 1,
-        "updated_at": at,
-    }
+    return Review(rating, at, dict(card.to_dict()), card.due, seen_reviews)
+
+
+_UPSERTS: dict[tuple[str, bool], Any] = {}  # (dialect, card seen) -> the statement, built once
+
+
+def _upsert(dialect: str, seen: bool) -> Any:
+    if (dialect, seen) not in _UPSERTS:
+        insert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(ReviewCard)
+        statement = insert.values(
+            {name: bindparam(name) for name in ("learner_id", "question_id", "card", "due")}
+            | {"reviews": bindparam("reviews"), "updated_at": bindparam("updated_at")}
+        )
+        _UPSERTS[dialect, seen] = statement.on_conflict_do_update(
+            index_elements=[ReviewCard.learner_id, ReviewCard.question_id],
+            set_={
+                name: statement.excluded[name] for name in ("card", "due", "reviews", "updated_at")
+            },
+            where=ReviewCard.reviews == bindparam("seen") if seen else false(),
+        ).returning(ReviewCard.reviews)
+    return _UPSERTS[dialect, seen]
+
+
+def store_review(session: Session, *, learner_id: int, question_id: str, done: Review) -> None:
+    """Store a review computed before the write transaction — in one statement, which
+    writes only if the card is still as it was read; else (another review came in between)
+    the review is made again on the stored card, as `schedule` does. Inside a write
+    transaction."""
     dialect = session.get_bind().dialect.name
-    if dialect not in ("sqlite", "postgresql"):
-        schedule(session, learner_id=learner_id, question_id=question_id, rating=rating, at=at)
-        return
-    insert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(ReviewCard)
-    statement = insert.values(values)
-    upsert = statement.on_conflict_do_update(
-        index_elements=[ReviewCard.learner_id, ReviewCard.question_id],
-        set_={name: statement.excluded[name] for name in ("card", "due", "reviews", "updated_at")},
-        where=ReviewCard.reviews == seen_reviews if seen_reviews is not None else false(),
-    ).returning(ReviewCard.reviews)
-    if session.execute(upsert).first() is None:
-        schedule(session, learner_id=learner_id, question_id=question_id, rating=rating, at=at)
+    if dialect in ("sqlite", "postgresql"):
+        values = {
+            "learner_id": learner_id,
+            "question_id": question_id,
+            "card": done.card,
+            "due": done.due,
+            "reviews": (done.seen_reviews or 0) + 1,
+            "updated_at": done.at,
+            "seen": done.seen_reviews,
+        }
+        statement = _upsert(dialect, done.seen_reviews is not None)
+        if session.connection().execute(statement, values).first() is not None:
+            return
+    schedule(
+        session, learner_id=learner_id, question_id=question_id, rating=done.rating, at=done.at
+    )
 
 
 @dataclass(frozen=True)

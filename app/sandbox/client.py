@@ -116,7 +116,11 @@ class Ticket(Generic[DataT]):
         self.owner = owner
         self.future: Future[RunResult[DataT]] = Future()
         self.left_queue = threading.Event()  # started, or failed before it could start
+        self.submitted_at = time.monotonic()
         self.started_at = 0.0
+        # Where its time went on this side, in ms: `queued` (waiting for a slot), `trip`
+        # (given to the runner until its result arrived), `parse` (validating the result).
+        self.timings: dict[str, float] = {}
 
     def result(self, wait_s: float | None = None) -> RunResult[DataT]:
         """The run's result. Waits for a slot at most `wait_s` (default: what is left of the
@@ -383,11 +387,17 @@ class Sandbox:
             self._dispatch()  # the slot is free for the next run now
         if ticket is None:
             return
+        arrived = time.monotonic()
         try:
             result = ticket.job.parse_result(message)
         except ValidationError:
             log.error("the sandbox runner sent a malformed result for job %s", job_id)
             result = RunResult(status=Verdict.CRASHED, detail="its result could not be read")
+        ticket.timings = {
+            "queued": (ticket.started_at - ticket.submitted_at) * 1000,
+            "trip": (arrived - ticket.started_at) * 1000,
+            "parse": (time.monotonic() - arrived) * 1000,
+        }
         with self._lock:
             self._queue.finished(ticket.owner, result.duration_ms / 1000)
         if not ticket.future.done():

@@ -189,6 +189,11 @@ class RunResult(Message, Generic[DataT]):
     warnings: list[WarningRecord] = Field(default_factory=list)
     duration_ms: float = 0.0
     detail: str = ""  # the runner's own explanation, e.g. which limit was hit
+    stages: dict[str, float] = Field(
+        default_factory=dict,
+        description="Where the run's time went, in ms, as the runner measured it (see "
+        "app.sandbox.runner.STAGES); not stored.",
+    )
 
     @property
     def sentence(self) -> str:
@@ -198,6 +203,10 @@ class RunResult(Message, Generic[DataT]):
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (floats stay floats: a learning rate may be inf)."""
         return self.model_dump()
+
+    def to_store(self) -> dict[str, Any]:
+        """What is stored of a run: everything it produced, not how long that took here."""
+        return self.model_dump(exclude={"stages"})
 
 
 # --- jobs -----------------------------------------------------------------------------------
