@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_INDEX ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: install run test test-postgres lint typecheck bench clean
+.PHONY: install run test test-fast test-postgres lint typecheck bench clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,11 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest
+
+# The inner loop: everything but the tests marked slow (a real browser, servers killed and
+# started again, every sandbox attack); no lint. `make test` runs them all.
+test-fast: install
+	$(PY) -m pytest -m "not slow"
 
 # The whole suite again on a throwaway PostgreSQL server of its own (Debian's package);
 # the code is the same, so `make test` has linted it.

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.config import Settings
-from app.db import begin_write
+from app.db import begin_write, end_read
 from app.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from app.learning import learners
 from app.models import ApiToken, Learner, User, utcnow
@@ -184,7 +184,7 @@ def log_in(
         raise Invalid("Enter your email address.", field="email")
     limits.count(session, client=client, email=email)
     user = session.scalar(select(User).where(User.email == email))
-    session.commit()  # end the read: argon2 takes a while, and holds no connection meanwhile
+    end_read(session)  # argon2 takes a while: no connection is held meanwhile
     if not _password_matches(user.password_hash if user else _dummy_hash(), password) or not user:
         raise Invalid("Wrong email or password.", field="password")
 

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app import accounts
 from app.authoring.importing import import_bank
 from app.bank import service as bank
 from app.bank.schema import ChoiceQuestion, OutputQuestion
@@ -43,6 +45,16 @@ TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 
 
 SANDBOX_TIMEOUT_S = 5.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashing() -> Iterator[None]:
+    """argon2id at its cheapest for the suite (hundreds of accounts are made: at the real
+    parameters, a fifth of the run): still argon2id, still salted, still checked."""
+    real = accounts._hasher
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=256, parallelism=1)
+    yield
+    accounts._hasher = real
 
 
 @pytest.fixture(scope="session")

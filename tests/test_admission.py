@@ -133,6 +133,7 @@ def base_url(small_app: FastAPI) -> Iterator[str]:
         yield base
 
 
+@pytest.mark.slow
 def test_a_flood_is_served_or_refused_in_time_never_left_hanging(base_url: str) -> None:
     def get(_: int) -> tuple[int, str | None, float]:
         started = time.monotonic()
@@ -151,6 +152,7 @@ def test_a_flood_is_served_or_refused_in_time_never_left_hanging(base_url: str) 
     assert httpx.get(f"{base_url}/healthz", timeout=HANG_S).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_refusal_says_why_as_json_or_as_a_page(base_url: str) -> None:
     json_please = {"Accept": "application/json"}
 
@@ -170,6 +172,7 @@ def test_a_refusal_says_why_as_json_or_as_a_page(base_url: str) -> None:
     assert "<h1>Busy</h1>" in page.text and int(page.headers["retry-after"]) >= 1
 
 
+@pytest.mark.slow
 def test_a_request_waiting_for_its_code_lends_its_place(
     settings: Settings, sandbox: Sandbox
 ) -> None:
@@ -198,6 +201,7 @@ def test_a_request_waiting_for_its_code_lends_its_place(
     assert done["another request"] < done["slow code"] - 1
 
 
+@pytest.mark.slow
 def test_a_body_that_comes_too_slowly_is_refused_and_holds_no_place(
     settings: Settings,
 ) -> None:

@@ -12,6 +12,8 @@ from app.bank.files import read_bank
 from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, live_server
 from tests.conftest import QUESTIONS, right_answer, wrong_answer
 
+pytestmark = pytest.mark.slow  # a real browser: `make test`, not `make test-fast`
+
 LESSON = "lr-schedulers"
 
 

@@ -79,6 +79,7 @@ def test_check_questions_names_file_and_field(tmp_path: Path) -> None:
     assert "nothing was changed" in result.output
 
 
+@pytest.mark.slow
 def test_migrate_import_export_round_trip(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["migrate"]).exit_code == 0
     imported = runner.invoke(cli, ["import-questions", str(QUESTIONS)])

@@ -180,6 +180,7 @@ def quick_client(settings: Settings, sandbox: Sandbox) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "code", "verdict"), ATTACKS, ids=[a[0] for a in ATTACKS])
 def test_attacks_through_the_code_box_get_the_same_verdicts(
     quick_client: TestClient,
@@ -202,6 +203,7 @@ def test_attacks_through_the_code_box_get_the_same_verdicts(
     assert (victims / "secret_key").read_text() != "x"
 
 
+@pytest.mark.slow
 def test_hostile_learners_never_affect_other_learners_grading(
     settings: Settings, sandbox: Sandbox
 ) -> None:

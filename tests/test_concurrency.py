@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -23,6 +24,7 @@ THREADS = 16
 ATTEMPTS_EACH = 25
 
 
+@pytest.mark.slow
 def test_many_threads_hammering_one_sqlite_file_lose_no_attempt(database: Database) -> None:
     def learner_session(index: int) -> int:
         token = new_token()
@@ -51,6 +53,7 @@ def test_many_threads_hammering_one_sqlite_file_lose_no_attempt(database: Databa
     assert reviews == total  # every attempt reviewed its card, in the same transaction
 
 
+@pytest.mark.slow
 def test_concurrent_http_submissions_are_all_stored(app: FastAPI, database: Database) -> None:
     clients, per_client = 8, 15
 
@@ -72,6 +75,7 @@ def test_concurrent_http_submissions_are_all_stored(app: FastAPI, database: Data
         assert session.scalar(select(func.count()).select_from(Learner)) == clients
 
 
+@pytest.mark.slow
 def test_many_concurrent_clients_waiting_on_the_sandbox_get_answers_not_errors(
     settings: Settings, sandbox: Sandbox
 ) -> None:

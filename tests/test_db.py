@@ -41,6 +41,7 @@ def test_migrations_create_every_table(empty_db: str) -> None:
     assert "alembic_version" in tables
 
 
+@pytest.mark.slow
 def test_instances_migrating_one_database_at_once_both_succeed(
     databases: Databases, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
 from sqlalchemy import make_url, select
 
 from app.config import Settings
@@ -18,6 +19,8 @@ from app.db import Database
 from app.models import Attempt
 from tests.browser import served
 from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.slow  # a server killed and started again
 
 LEARNERS = 8
 ACKNOWLEDGED_BEFORE_KILL = 150

@@ -29,6 +29,8 @@ from app.sandbox.client import Sandbox
 from tests.browser import live_server, served
 from tests.conftest import QUESTIONS, TEST_SECRET
 
+pytestmark = pytest.mark.slow  # servers of their own, in processes of their own
+
 LEARNERS = 8
 ANSWERS_EACH = 6
 WRONG_PASSWORDS = 30

@@ -887,6 +887,7 @@ def test_markdown_is_checked_on_upload_too(instructor: TestClient) -> None:
     assert "sneaky.yaml: hint: raw HTML" in _unescape(response.text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "text", ["? [a]\n: 1\n", "a: " + "[" * 30_000 + "]" * 30_000 + "\n"], ids=["key", "deep"]
 )

@@ -138,6 +138,7 @@ def test_an_answer_the_real_run_confirms_is_imported_with_its_run(
     database.dispose()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -30,6 +30,8 @@ from app.sandbox.scheduler import Owner
 from app.sandbox.uids import UidsTaken
 from tests.conftest import ROOT, SANDBOX_TIMEOUT_S
 
+pytestmark = pytest.mark.slow  # every attack, and runners killed, stopped and refused
+
 # World-writable files outside the sandbox's scratch, unique to this run (another suite may
 # run beside this one).
 VICTIMS = Path(tempfile.gettempdir()) / f"tracewise-test-victims-{os.getpid()}"
@@ -382,66 +384,62 @@ def test_the_trace_records_every_step_and_the_warning(sandbox: Sandbox) -> None:
     assert "before `optimizer.step()`" in warning.message and warning.line == 5
 
 
-def test_a_full_queue_answers_busy_instead_of_hanging() -> None:
+@pytest.fixture(scope="module")
+def spare() -> Iterator[Sandbox]:
+    """A small strict sandbox of this module's own (one slot, two places in its queue), for
+    the tests that kill, stop or fill it: each leaves it working again, so that they share
+    one start-up (~3 s each) instead of paying one apiece."""
     config = RunnerConfig(slots=1, max_timeout_s=5, read_only_paths=read_only_paths())
     small = Sandbox(config, queue_limit=2)
     small.start()
     try:
         small.wait_ready()
-        slow = [
-            small.submit(SnippetJob(code="import time\ntime.sleep(0.5)"), Owner.learner(name))
-            for name in ("a", "b", "c")  # one runs, two wait
-        ]
-        with pytest.raises(Busy) as caught:
-            small.submit(SnippetJob(code="pass"), Owner.learner("d"))
-        assert caught.value.retry_after >= 1
-        assert {ticket.result().status for ticket in slow} == {Verdict.OK}
-        assert small.run(SnippetJob(code="print(1)")).stdout == "1\n"
+        yield small
     finally:
         small.close()
 
 
-def test_a_killed_runner_is_replaced_at_once_and_its_runs_are_told_to_try_again() -> None:
-    config = RunnerConfig(slots=2, max_timeout_s=5, read_only_paths=read_only_paths())
-    sandbox = Sandbox(config, queue_limit=4)
-    sandbox.start()
-    try:
-        sandbox.wait_ready()
-        first_pid = sandbox.runner_pid
-        assert first_pid is not None
-        running = sandbox.submit(SnippetJob(code="import time\ntime.sleep(3)"))
-        assert running.left_queue.wait(5)
-        os.kill(first_pid, 9)
-        killed_at = time.monotonic()
-        with pytest.raises(SandboxUnavailable, match="try again"):
-            running.result()
-        assert sandbox.run(SnippetJob(code="print('back')")).stdout == "back\n"
-        assert time.monotonic() - killed_at < 2  # a fork of the zygote, not a cold start
-        assert sandbox.runner_pid != first_pid and sandbox.restarts == 1
-    finally:
-        sandbox.close()
+def test_a_full_queue_answers_busy_instead_of_hanging(spare: Sandbox) -> None:
+    slow = [
+        spare.submit(SnippetJob(code="import time\ntime.sleep(0.5)"), Owner.learner(name))
+        for name in ("a", "b", "c")  # one runs, two wait
+    ]
+    with pytest.raises(Busy) as caught:
+        spare.submit(SnippetJob(code="pass"), Owner.learner("d"))
+    assert caught.value.retry_after >= 1
+    assert {ticket.result().status for ticket in slow} == {Verdict.OK}
+    assert spare.run(SnippetJob(code="print(1)")).stdout == "1\n"
 
 
-def test_a_stuck_runner_is_noticed_and_replaced() -> None:
-    config = RunnerConfig(slots=1, max_timeout_s=5, read_only_paths=read_only_paths())
-    sandbox = Sandbox(config, queue_limit=4)
-    sandbox.start()
-    try:
-        sandbox.wait_ready()
-        stuck = sandbox.runner_pid
-        assert stuck is not None
-        os.kill(stuck, signal.SIGSTOP)  # alive, answering nothing
-        stopped_at = time.monotonic()
-        assert _run_until_it_works(sandbox, "print('back')").stdout == "back\n"
-        assert time.monotonic() - stopped_at < STUCK_AFTER_S + 2
-        assert sandbox.runner_pid != stuck
-        with pytest.raises(ProcessLookupError):
-            os.kill(stuck, 0)
-    finally:
-        sandbox.close()
+def test_a_killed_runner_is_replaced_at_once_and_its_runs_are_told_to_try_again(
+    spare: Sandbox,
+) -> None:
+    first_pid, restarts = spare.runner_pid, spare.restarts
+    assert first_pid is not None
+    running = spare.submit(SnippetJob(code="import time\ntime.sleep(3)"))
+    assert running.left_queue.wait(5)
+    os.kill(first_pid, 9)
+    killed_at = time.monotonic()
+    with pytest.raises(SandboxUnavailable, match="try again"):
+        running.result()
+    assert spare.run(SnippetJob(code="print('back')")).stdout == "back\n"
+    assert time.monotonic() - killed_at < 2  # a fork of the zygote, not a cold start
+    assert spare.runner_pid != first_pid and spare.restarts == restarts + 1
 
 
-def _run_until_it_works(sandbox: Sandbox, code: str, tries: int = 20) -> RunResult:
+def test_a_stuck_runner_is_noticed_and_replaced(spare: Sandbox) -> None:
+    stuck = spare.runner_pid
+    assert stuck is not None
+    os.kill(stuck, signal.SIGSTOP)  # alive, answering nothing
+    stopped_at = time.monotonic()
+    assert _run_until_it_works(spare, "print('back')").stdout == "back\n"
+    assert time.monotonic() - stopped_at < STUCK_AFTER_S + 2
+    assert spare.runner_pid != stuck
+    with pytest.raises(ProcessLookupError):
+        os.kill(stuck, 0)
+
+
+def _run_until_it_works(sandbox: Sandbox, code: str, tries: int = 20) -> RunResult[None]:
     """Run `code`, again while the answer is "the runner restarted: try again"."""
     for _ in range(tries - 1):
         try:
@@ -451,39 +449,27 @@ def _run_until_it_works(sandbox: Sandbox, code: str, tries: int = 20) -> RunResu
     return sandbox.run(SnippetJob(code=code))
 
 
-def test_a_dead_zygote_costs_nothing_while_the_runner_works() -> None:
-    config = RunnerConfig(slots=1, max_timeout_s=5, read_only_paths=read_only_paths())
-    sandbox = Sandbox(config, queue_limit=4)
-    sandbox.start()
-    try:
-        sandbox.wait_ready()
-        zygote = sandbox.zygote_pid
-        assert zygote is not None
-        os.kill(zygote, 9)
-        assert sandbox.run(SnippetJob(code="print('still here')")).stdout == "still here\n"
-        deadline = time.monotonic() + 30
-        while sandbox.zygote_pid in (None, zygote) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert sandbox.zygote_pid not in (None, zygote)  # started again, in the background
-    finally:
-        sandbox.close()
+def test_a_dead_zygote_costs_nothing_while_the_runner_works(spare: Sandbox) -> None:
+    zygote = spare.zygote_pid
+    assert zygote is not None
+    os.kill(zygote, 9)
+    assert spare.run(SnippetJob(code="print('still here')")).stdout == "still here\n"
+    deadline = time.monotonic() + 30
+    while spare.zygote_pid in (None, zygote) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert spare.zygote_pid not in (None, zygote)  # started again, in the background
 
 
-def test_two_sandboxes_on_one_host_never_share_a_uid(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_two_sandboxes_on_one_host_never_share_a_uid(sandbox: Sandbox, spare: Sandbox) -> None:
+    assert sandbox.uid_range is not None and spare.uid_range is not None
+    assert not set(sandbox.uid_range) & set(spare.uid_range)
+    uid_line = spare.run(SnippetJob(code="import os\nprint(os.getuid())")).stdout
+    assert int(uid_line) in spare.uid_range
+    # Asking for a range that is taken is refused, with what to do about it.
     config = RunnerConfig(slots=2, max_timeout_s=5, read_only_paths=read_only_paths())
-    other = Sandbox(config, queue_limit=2)
-    other.start()
-    try:
-        assert sandbox.uid_range is not None and other.uid_range is not None
-        assert not set(sandbox.uid_range) & set(other.uid_range)
-        uid_line = other.run(SnippetJob(code="import os\nprint(os.getuid())")).stdout
-        assert int(uid_line) in other.uid_range
-        # Asking for a range that is taken is refused, with what to do about it.
-        taken = replace(config, uid_base=sandbox.uid_range.start + 1)
-        with pytest.raises(UidsTaken, match="TRACEWISE_SANDBOX_UID_BASE"):
-            Sandbox(taken, queue_limit=2).start()
-    finally:
-        other.close()
+    taken = replace(config, uid_base=sandbox.uid_range.start + 1)
+    with pytest.raises(UidsTaken, match="TRACEWISE_SANDBOX_UID_BASE"):
+        Sandbox(taken, queue_limit=2).start()
 
 
 def test_a_sandbox_whose_uids_are_taken_does_not_start(sandbox: Sandbox) -> None:

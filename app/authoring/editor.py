@@ -77,7 +77,7 @@ def parse_source(text: str) -> Question:
         question = QUESTION_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise QuestionRejected(_placed(text, exc)) from None
-    problems = [Problem(path, message) for path, message in markdown_problems(question)]
+    problems = markdown_problems(question)
     if problems:
         raise QuestionRejected([_with_line(text, error) for error in problems])
     return question
@@ -88,17 +88,15 @@ def parse_data(data: Any) -> Question:
     try:
         question = QUESTION_ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise QuestionRejected(
-            [Problem(path, message) for path, message in describe_errors(exc)]
-        ) from None
-    problems = [Problem(path, message) for path, message in markdown_problems(question)]
+        raise QuestionRejected(describe_errors(exc)) from None
+    problems = markdown_problems(question)
     if problems:
         raise QuestionRejected(problems)
     return question
 
 
 def _placed(text: str, exc: ValidationError) -> list[Problem]:
-    return [_with_line(text, Problem(path, message)) for path, message in describe_errors(exc)]
+    return [_with_line(text, problem) for problem in describe_errors(exc)]
 
 
 def _with_line(text: str, error: Problem) -> Problem:

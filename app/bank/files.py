@@ -28,6 +28,7 @@ from app.bank.schema import (
     PatternFile,
     Question,
 )
+from app.errors import Problem
 
 PATTERN_FILE = "pattern.yaml"
 QUESTION_SUFFIXES = (".yaml", ".yml")
@@ -116,8 +117,8 @@ def compose_yaml(text: str) -> yaml.Node | None:
         raise NestedTooDeeply("nested too deeply") from None
 
 
-def describe_errors(error: ValidationError) -> list[tuple[str, str]]:
-    """(field path, what is wrong) for each problem Pydantic found, in an author's words:
+def describe_errors(error: ValidationError) -> list[Problem]:
+    """The field and what is wrong with it, for each problem Pydantic found, in an author's words:
     the union's tag is not a field, a check across fields names the field it is about."""
     described = []
     for item in error.errors(include_url=False):
@@ -133,7 +134,7 @@ def describe_errors(error: ValidationError) -> list[tuple[str, str]]:
         elif item["type"] == "union_tag_invalid":
             tag = (item.get("ctx") or {}).get("tag")
             parts, message = ["kind"], f"{tag!r} is not a kind of question: {_KINDS}"
-        described.append((".".join(str(part) for part in parts) or "(file)", message))
+        described.append(Problem(".".join(str(part) for part in parts) or "(file)", message))
     return described
 
 
@@ -142,7 +143,7 @@ _KINDS = ", ".join(QUESTION_KINDS)
 
 def format_validation_error(where: str, error: ValidationError) -> list[str]:
     """Turn a Pydantic error into `where: field.path: message` lines."""
-    return [f"{where}: {loc}: {message}" for loc, message in describe_errors(error)]
+    return [f"{where}: {problem}" for problem in describe_errors(error)]
 
 
 def _validate_file(path: Path, adapter: Any, errors: list[str]) -> tuple[Any, str]:
@@ -158,7 +159,7 @@ def _validate_file(path: Path, adapter: Any, errors: list[str]) -> tuple[Any, st
         errors.extend(format_validation_error(str(path), exc))
         return None, text
     problems = markdown_problems(model)
-    errors.extend(f"{path}: {field}: {message}" for field, message in problems)
+    errors.extend(f"{path}: {problem}" for problem in problems)
     return (None if problems else model), text
 
 

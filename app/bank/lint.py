@@ -18,6 +18,7 @@ from markdown_it.token import Token
 from pydantic import BaseModel
 
 from app.bank.schema import MARKDOWN_FIELD
+from app.errors import Problem
 
 ALLOWED_LINK_SCHEMES = ("http", "https", "mailto")  # as app.markup lets through
 
@@ -61,11 +62,13 @@ def _list_item(annotation: Any) -> Any:
     return None
 
 
-def markdown_problems(model: BaseModel) -> list[tuple[str, str]]:
-    """(field path, what is wrong) for Markdown the pages would not show as written: raw
+def markdown_problems(model: BaseModel) -> list[Problem]:
+    """The field and what is wrong, for Markdown the pages would not show as written: raw
     HTML, links that are not http(s) or mailto, images."""
     return [
-        (path, message) for path, text in markdown_texts(model) for message in _problems_in(text)
+        Problem(path, message)
+        for path, text in markdown_texts(model)
+        for message in _problems_in(text)
     ]
 
 
