@@ -20,7 +20,7 @@ from app.bank.store import ImportReport, export_bank
 from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database, alembic_config, migrate
-from app.errors import Invalid
+from app.errors import Busy, Invalid
 from app.sandbox.client import from_settings as sandbox_from_settings
 from app.sandbox.protocol import SnippetJob
 
@@ -210,6 +210,8 @@ def _import(settings: Settings, path: Path, runs: Runs | None = None) -> None:
             report = import_bank(session, path, runs=runs, on_commit=_audit_import(path))
     except BankError as exc:
         raise _fail(exc.errors) from None
+    except Busy as exc:  # not the files' fault: the sandbox cannot run them now
+        raise _fail([f"{path}: the questions could not be run: {exc.message}"]) from None
     finally:
         database.dispose()
     typer.echo(f"Imported {path}: {report.summary()}.")

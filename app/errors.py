@@ -11,8 +11,10 @@
     ├── TooManyRequests (429)  slow down: try again in `retry_after` seconds
     └── Busy (503)          try again in `retry_after` seconds
 
-Domain code raises these; one handler in app.main renders them as JSON for API clients and
-as an HTML page for browsers. Anything else is a bug and stays a 500.
+`Problem` is what is wrong and in which field (a schema error, Markdown that would not show,
+a run that failed); `Invalid` and its kin carry them. Domain code raises these; one handler
+in app.main renders them as JSON for API clients and as an HTML page for browsers. Anything
+else is a bug and stays a 500.
 """
 
 from __future__ import annotations

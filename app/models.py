@@ -216,7 +216,9 @@ class Attempt(Base):
 
 
 class Reveal(Base):
-    """A learner was shown a question's hint or solution; later attempts are flagged by it."""
+    """A learner asked for a question's hint, or was shown its solution without answering
+    (an attempt shows its solution too: that is read from the attempt). Later attempts are
+    flagged by what was shown before them."""
 
     __tablename__ = "reveals"
     __table_args__ = (
@@ -237,7 +239,8 @@ class Reveal(Base):
 
 
 class LearnerVariant(Base):
-    """The variant of an output question a learner is currently on."""
+    """The variant of an output question a learner last asked for ("another variant", a
+    review). The variant they are on is this one, or the one they answered since, if later."""
 
     __tablename__ = "learner_variants"
 

@@ -9,6 +9,7 @@ BENCHMARKS = [
     "bench.grading",
     "bench.traces",
     "bench.code",
+    "bench.runner",
     "bench.stats",
 ]
 

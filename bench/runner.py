@@ -55,7 +55,7 @@ def _jobs() -> dict[str, JobBase[Any]]:
 
 
 def _stages(ticket: Ticket[Any], result: Any) -> dict[str, float]:
-    runner = result.stages
+    runner = result.timings
     trip = ticket.timings["trip"]
     return {
         "queued": ticket.timings["queued"],

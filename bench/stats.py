@@ -114,7 +114,7 @@ def _items(session: Session) -> list[_Item]:
         q = live.question
         if isinstance(q, OutputQuestion):
             stored = []
-            for index in range(variants.count(q)):
+            for index in range(q.variant_count):
                 run = runs.stored_key(session, runs.variant_job(q, index))
                 assert run is not None, f"{live.id} variant {index} has no stored run"
                 params = variants.variant(q, index) if q.params else {}

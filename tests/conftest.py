@@ -18,7 +18,7 @@ from app import accounts
 from app.authoring.importing import import_bank
 from app.bank import service as bank
 from app.bank.schema import ChoiceQuestion, OutputQuestion
-from app.checking import grading
+from app.checking import grading, runstore
 from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database, migrate
@@ -45,6 +45,13 @@ TEST_SECRET = "test-secret-key-not-for-production-0123456789abcdef"
 
 
 SANDBOX_TIMEOUT_S = 5.0
+
+
+@pytest.fixture(autouse=True)
+def forget_remembered_runs() -> None:
+    """Each test has a database of its own: what the process remembers of the last one's
+    runs must not answer for this one's (app.checking.runstore)."""
+    runstore.forget()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -65,6 +65,16 @@ def test_only_a_key_set_by_the_administrator_can_be_adopted(
     assert adopted.exit_code == 0, adopted.output
 
 
+def test_an_import_that_needs_code_run_where_running_is_off_says_so_in_a_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACEWISE_SANDBOX_MODE", "off")
+    result = runner.invoke(cli, ["import-questions", str(QUESTIONS)])
+    assert result.exit_code == 1
+    assert "the questions could not be run: Running code is switched off" in result.output
+    assert "Traceback" not in result.output and "nothing was changed" in result.output
+
+
 def test_check_questions_ok() -> None:
     result = runner.invoke(cli, ["check-questions", str(QUESTIONS)])
     assert result.exit_code == 0, result.output

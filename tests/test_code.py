@@ -420,6 +420,25 @@ def test_what_a_forged_report_may_store_is_bounded(client: TestClient, db: Sessi
     assert len(json.dumps(stored)) < 100_000
 
 
+def test_names_a_learner_chooses_are_bounded_too(client: TestClient, db: Session) -> None:
+    """No forging needed: an exception or a scheduler attribute may be named at will."""
+    body = _attempt(
+        client,
+        STEPLR,
+        """
+        scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+        for i in range(300):
+            setattr(scheduler, "x" * 300 + str(i), "y" * 100_000)
+        raise type("A" * 100_000, (Exception,), {})("boom")
+    """,
+    )
+    assert body["correct"] is False
+    assert len(body["feedback"]["error"]["type"]) <= 200
+    db.rollback()
+    (stored,) = db.scalars(select(Attempt.feedback)).all()
+    assert len(json.dumps(stored)) < 100_000
+
+
 def test_clearing_the_param_groups_is_a_wrong_answer_not_a_500(client: TestClient) -> None:
     body = _attempt(
         client,

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import deadline
-from app.db import WRITE_LOCK, Database, begin_write
+from app.db import WRITE_LOCK, Database, begin_write, migrate
 from app.errors import Busy
 from app.models import Base, SandboxRun
 from tests.databases import Databases
@@ -130,6 +130,44 @@ def test_json_columns_keep_non_finite_floats_and_everything_else(empty_db: str) 
 
 
 @pytest.mark.sqlite_only
+def test_migrating_to_one_store_of_runs_tells_code_runs_from_snippets(
+    databases: Databases,
+) -> None:
+    """Migration 0009 gives every stored run its kind — rows written before non-finite
+    floats were tagged too (a bare `Infinity`, which SQLite's JSON functions refuse)."""
+    url = databases.create()
+    try:
+        migrate(url, "0008")
+        rows = {
+            "code": '{"status": "ok", "data": {"trajectory": [[0.1]]}}',
+            "snippet": '{"status": "ok", "data": null, "value": "[0.05]"}',
+        }
+        if url.startswith("sqlite"):
+            rows |= {
+                "old-code": '{"status": "ok", "data": {"trajectory": [[Infinity]]}}',
+                "old-snippet": '{"status": "ok", "data": null, "value": NaN}',
+            }
+        database = Database(url)
+        with database.engine.begin() as connection:
+            for key, result in rows.items():
+                connection.execute(
+                    text(
+                        "INSERT INTO sandbox_runs (key, torch_version, result, created_at) "
+                        "VALUES (:key, '2.13.0', :result, '2026-12-01 00:00:00')"
+                    ),
+                    {"key": key, "result": result},
+                )
+        database.dispose()
+        migrate(url)
+        database = Database(url)
+        with database.engine.connect() as connection:
+            kinds = dict(connection.execute(text("SELECT key, kind FROM sandbox_runs")).all())
+        database.dispose()
+    finally:
+        databases.drop(url)
+    assert kinds == {key: key.removeprefix("old-") for key in rows}
+
+
 def test_sqlite_is_set_up_for_a_web_server(empty_db: str) -> None:
     database = Database(empty_db)
     with database.engine.connect() as connection:

@@ -13,10 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.authoring.importing import import_bank
-from app.bank import variants
 from app.bank.files import BankError, read_bank
 from app.bank.schema import OutputQuestion
-from app.checking import store
+from app.checking import runstore
 from app.checking.grading import compare_output, expected_output
 from app.checking.jobs import variant_job
 from app.checking.runs import Runs
@@ -67,11 +66,11 @@ def test_every_variant_key_is_reproduced_by_a_fresh_run_and_the_cache_agrees(
     database = Database(template_db)  # closed whatever happens: a template is copied only
     try:  # while nobody is connected to it
         with database.session() as session:
-            for index in range(variants.count(question)):
+            for index in range(question.variant_count):
                 job = variant_job(question, index, timeout_s=SANDBOX_TIMEOUT_S)
                 fresh = sandbox.run(job)
                 assert fresh.status in (Verdict.OK, Verdict.ERROR), (index, fresh)
-                found = store.find(session, job)
+                found = runstore.find(session, job)
                 assert found is not None, f"variant {index} has no stored run"
                 cached = found.result
                 key = expected_output(question, fresh)
@@ -413,7 +412,7 @@ def test_a_busy_sandbox_is_503_with_retry_after_and_nothing_is_stored(
         raise Busy("The code runner is busy. Try again in a moment.", retry_after=1)
 
     monkeypatch.setattr(Runs, "stored_key", lambda *_: None)
-    monkeypatch.setattr(Runs, "run_key", busy)
+    monkeypatch.setattr(Runs, "run_for_key", busy)
     response = client.post(f"/api/questions/{STEPLR}/attempts", json={"answer": "0.1"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"

@@ -427,7 +427,6 @@ def test_the_learning_rate_is_drawn_as_a_staircase() -> None:
     assert max(widths) - min(widths) < 0.5  # every epoch as wide, the last one too
 
 
-@pytest.mark.slow
 def test_the_web_process_never_imports_torch(settings: Settings) -> None:
     script = textwrap.dedent(f"""
         import sys

@@ -27,7 +27,7 @@ from app.bank.schema import (
     Question,
 )
 from app.bank.store import RETIRED_BY_BROWSER, add_version
-from app.checking import store
+from app.checking import runstore
 from app.checking.runs import Runs
 from app.checking.verify import Verification, verify
 from app.db import begin_write
@@ -132,20 +132,12 @@ def line_of(text: str, path: str) -> int | None:
 # --- the real run ---------------------------------------------------------------------------
 
 
-def check_question(
-    session: Session, question: Question, runs: Runs, *, verified_before: bool = False
-) -> Verification:
+def check_question(session: Session, question: Question, runs: Runs) -> Verification:
     """Run what a question's key depends on, in the sandbox (app.checking.verify): every
     variant of an output question, a code question's reference and self-tests. Ends the
     session's read first: no connection is held while code runs. Busy if the sandbox cannot
     run code now. Choice questions have nothing to run."""
-    verified = verify(
-        session,
-        runs,
-        questions=[question],
-        verified_before=[question.id] if verified_before else [],
-    )
-    return verified.questions[question.id]
+    return verify(session, runs, questions=[question]).questions[question.id]
 
 
 # --- saving --------------------------------------------------------------------------------
@@ -249,7 +241,7 @@ def _save_checked(
             "(its versions page shows what changed), and make your change on top of it."
         )
     for run in check.runs:
-        store.keep(session, run)
+        runstore.keep(session, run)
     version = add_version(
         session, row, question, source=source, author_id=author_id, source_text=source_text
     )

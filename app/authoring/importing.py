@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.bank.files import PATTERN_FILE, BankError, read_bank
 from app.bank.schema import CodeQuestion, content_hash
 from app.bank.store import FILES, ImportReport, apply_import, check_upload, current_hashes
-from app.checking import store
+from app.checking import runstore
 from app.checking.runs import Runs
 from app.checking.verify import verify
 from app.db import begin_write
@@ -62,7 +62,7 @@ def import_bank(
         raise BankError(errors)
     begin_write(session)
     for run in verified.runs:
-        store.keep(session, run)
+        runstore.keep(session, run)
     report = apply_import(session, sources, root=root, source=source, author_id=author_id)
     if on_commit is not None:
         on_commit(session, report)

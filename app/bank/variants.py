@@ -15,11 +15,6 @@ from app.bank.schema import PLACEHOLDER, OutputQuestion, Value, values_of
 Variant = dict[str, Value]
 
 
-def count(question: OutputQuestion) -> int:
-    """How many variants the question has (1 without parameters)."""
-    return question.variant_count
-
-
 def variant(question: OutputQuestion, index: int) -> Variant:
     """The parameter values of variant `index` (the index read as a mixed-radix number, the
     last parameter changing fastest, as itertools.product orders them)."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.bank.schema import CodeQuestion, OutputQuestion
-from app.checking import store
+from app.checking import runstore
 from app.checking.jobs import code_job, variant_job
-from app.checking.store import CACHEABLE, Run
+from app.checking.runstore import CACHEABLE, Run
 from app.errors import Busy
 from app.sandbox.client import Sandbox, SandboxUnavailable, Ticket
 from app.sandbox.protocol import CodeData, DataT, JobBase, RunResult, SnippetJob
@@ -53,11 +53,13 @@ class Runs:
         store (caching on, or nothing could run anyway)."""
         if not self.use_cache and self.sandbox is not None:
             return None
-        return store.find(session, job)
+        return runstore.find(session, job)
 
     def stored_reference(self, session: Session, question: CodeQuestion) -> Run[CodeData] | None:
         """The reference solution's stored run, if there is one."""
-        return store.find(session, code_job(question, question.reference, timeout_s=self.timeout_s))
+        return runstore.find(
+            session, code_job(question, question.reference, timeout_s=self.timeout_s)
+        )
 
     # --- new runs (no session: the caller holds no connection meanwhile) -----------------
 
@@ -73,7 +75,7 @@ class Runs:
             raise SandboxUnavailable.switched_off()
         return self.sandbox.run(job, self.owner)
 
-    def run_key(self, job: JobBase[DataT], *, what: str = "The code") -> Run[DataT]:
+    def run_for_key(self, job: JobBase[DataT], *, what: str = "The code") -> Run[DataT]:
         """Run a job whose result is a key (it passed when it was checked): a run that ends
         otherwise now is the load's fault, not the question's — Busy, try again."""
         result = self.run(job)
@@ -83,12 +85,12 @@ class Runs:
                 + ") Try again in a moment.",
                 retry_after=2,
             )
-        return store.run_of(job, result)
+        return runstore.run_of(job, result)
 
     def run_reference(self, question: CodeQuestion) -> Run[CodeData]:
         """Run a code question's reference solution now."""
         job = code_job(question, question.reference, timeout_s=self.timeout_s)
-        return self.run_key(job, what="The reference solution")
+        return self.run_for_key(job, what="The reference solution")
 
     def learner(self, question: CodeQuestion, code: str) -> RunResult[CodeData]:
         """Run a learner's code for a code question (never stored: answers vary). What it

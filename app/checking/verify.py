@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 
 from app.bank import variants
 from app.bank.schema import CodeQuestion, OutputQuestion, Question
-from app.checking import store
+from app.checking import runstore
 from app.checking.codecheck import MISTAKES, judge
 from app.checking.grading import compare_output, expected_output
 from app.checking.jobs import code_job, pipeline_job, torch_version
 from app.checking.runs import Runs
-from app.checking.store import Run
+from app.checking.runstore import Run
 from app.db import end_read
 from app.errors import AppError, Busy, Problem
 from app.sandbox.client import Ticket
@@ -113,7 +113,7 @@ def verify(
     pipeline_jobs = []
     for spec in pipelines:
         job = pipeline_job(spec, timeout_s=runs.timeout_s if runs else 0)
-        if (found := store.find(session, job)) is not None:
+        if (found := runstore.find(session, job)) is not None:
             recordings.append(PipelineRecording(spec, found, None))
         elif runs is None or runs.sandbox is None:
             recordings.append(PipelineRecording(spec, None, "no sandbox was given to train it"))
@@ -192,7 +192,7 @@ def _record_pipeline(
             reason = outcome.error.message if outcome.error else outcome.sentence
             recordings.append(PipelineRecording(spec, None, f"did not train: {reason}"))
         else:
-            recordings.append(PipelineRecording(spec, store.run_of(job, outcome), None))
+            recordings.append(PipelineRecording(spec, runstore.run_of(job, outcome), None))
 
     return done
 
@@ -288,7 +288,9 @@ class _OutputPlan(_Plan):
         for index, job in enumerate(self.jobs):
             result = results[index]
             problem = variant_problem(question, index, result)
-            answer = expected_output(question, result) if result.status in store.CACHEABLE else None
+            answer = (
+                expected_output(question, result) if result.status in runstore.CACHEABLE else None
+            )
             verification.variants.append(
                 VariantRun(
                     index,
@@ -303,7 +305,7 @@ class _OutputPlan(_Plan):
             else:
                 key = self.keys.get(index)
                 verification.runs.append(
-                    Run(key, job, result) if key is not None else store.run_of(job, result)
+                    Run(key, job, result) if key is not None else runstore.run_of(job, result)
                 )
 
 
@@ -313,7 +315,7 @@ def variant_problem(
     """What is wrong with a variant's run for a question, if anything."""
     values = variants.variant(question, variant) if question.params else {}
     where = f"variant {', '.join(f'{k}={v!r}' for k, v in values.items())}: " if values else ""
-    if result.status not in store.CACHEABLE:
+    if result.status not in runstore.CACHEABLE:
         return Problem("code", f"{where}{result.sentence} {result.detail}".rstrip())
     expected = expected_output(question, result)
     if not expected:
@@ -350,7 +352,7 @@ class _CodePlan(_Plan):
         self.reference_job = code_job(question, question.reference, timeout_s=runs.timeout_s)
         self.reference: Outcome | None = None
         self.tests: dict[int, Outcome] = {}
-        self.stored = store.find(session, self.reference_job)
+        self.stored = runstore.find(session, self.reference_job)
         self.skip = self.stored is not None and question.id in verified_before
         if self.stored is not None:
             self.reference = self.stored.result
@@ -380,7 +382,7 @@ class _CodePlan(_Plan):
             message = reference.message if reference is not None else "it did not run"
             verification.problems.append(Problem("reference", f"could not run it: {message}"))
             return
-        run = self.stored or store.run_of(self.reference_job, reference)
+        run = self.stored or runstore.run_of(self.reference_job, reference)
         verification.reference = run
         if self.skip:
             verification.runs.append(run)

@@ -15,9 +15,9 @@ from app.bank import service as bank
 from app.bank import variants
 from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question
 from app.bank.service import LiveQuestion
-from app.checking import grading, store
+from app.checking import grading, runstore
 from app.checking.runs import Runs
-from app.checking.store import Run
+from app.checking.runstore import Run
 from app.db import begin_write, end_read
 from app.errors import Conflict, Invalid, NotFound
 from app.learning import review
@@ -94,7 +94,10 @@ def _standing_query() -> Select[Any]:
         .where(Attempt.id == latest_attempt.scalar_subquery())
         .scalar_subquery()
         .label("answered"),
-        select(func.max(Attempt.created_at)).where(*mine_a).scalar_subquery().label("answered_at"),
+        select(Attempt.created_at)
+        .where(Attempt.id == latest_attempt.scalar_subquery())
+        .scalar_subquery()
+        .label("answered_at"),
         select(func.max(Reveal.created_at))
         .where(*mine_r, Reveal.kind == HINT)
         .scalar_subquery()
@@ -233,17 +236,6 @@ def _refuse_during_test(seen: Standing) -> None:
         )
 
 
-def open_test_with(session: Session, *, learner: Learner | None, question_id: str) -> int | None:
-    """The id of the learner's unfinished test that has this question, if there is one."""
-    return standing(session, learner=learner, question_id=question_id).open_test
-
-
-def refuse_during_test(session: Session, *, learner: Learner | None, question_id: str) -> None:
-    """Conflict if the question is in the learner's unfinished test: no feedback, hint or
-    other variant of it until the test is done."""
-    _refuse_during_test(standing(session, learner=learner, question_id=question_id))
-
-
 def record_reveal(session: Session, *, learner: Learner, question: LiveQuestion) -> None:
     """Record that the learner was shown the question's solution (not by answering it) —
     inside a write transaction."""
@@ -263,11 +255,6 @@ def reveal_hint(session: Session, *, visitor: Visitor, question: LiveQuestion) -
     _reveal(session, ensure_learner(session, visitor), question, HINT)
     session.commit()
     return hint
-
-
-def hint_revealed(session: Session, *, learner: Learner | None, question_id: str) -> bool:
-    """Whether this learner has asked for the question's hint."""
-    return standing(session, learner=learner, question_id=question_id).hint_seen
 
 
 @dataclass(frozen=True)
@@ -296,7 +283,7 @@ def _grade_output(
     if run is None:
         admit(session, visitor)  # a guest's code runs under their own share
         end_read(session)  # no connection or snapshot is held while code runs
-        run, fresh = runs.run_key(job), True
+        run, fresh = runs.run_for_key(job), True
     params = variants.variant(q, variant) if q.params else {}
     grade = grading.grade_output(
         q, run.result, text, variant=variant, params=params, run_key=run.key
@@ -421,7 +408,7 @@ def store_attempt(
     now = utcnow()
     seen = standing(session, learner=learner, question_id=question.id)
     if graded.new_run is not None:
-        store.keep(session, graded.new_run)
+        runstore.keep(session, graded.new_run)
     time_taken_ms = _bounded_time(time_taken_ms)
     rating = _rating(
         question.question,
@@ -492,7 +479,7 @@ def record_attempt(
         seen = standing(session, learner=session.get(Learner, learner_id), question_id=question.id)
         done = review.review(seen.card, seen.reviews, rating, now)
     if graded.new_run is not None:
-        store.keep(session, graded.new_run)
+        runstore.keep(session, graded.new_run)
     values = _attempt_values(
         learner_id, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
     )
@@ -646,9 +633,9 @@ def attempt_details(session: Session, attempt: Attempt) -> Recorded:
         return Recorded(attempt, version, feedback, None)
     run: RunResult[Any] | None
     if isinstance(feedback, grading.OutputFeedback):
-        run = store.find_by_key(session, feedback.run_key, RunResult[None])
+        run = runstore.find_by_key(session, feedback.run_key, RunResult[None])
     else:
-        run = store.find_by_key(session, feedback.reference_key, RunResult[CodeData])
+        run = runstore.find_by_key(session, feedback.reference_key, RunResult[CodeData])
     if run is None:
         raise NotFound("The run behind this attempt is no longer stored.")
     if isinstance(feedback, grading.OutputFeedback):

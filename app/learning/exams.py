@@ -29,7 +29,7 @@ from app.bank.schema import (
     Question,
 )
 from app.bank.service import LiveQuestion, PatternView
-from app.checking import grading, store
+from app.checking import grading, runstore
 from app.checking.runs import Runs
 from app.db import begin_write
 from app.errors import Conflict, Invalid, NotFound
@@ -483,7 +483,7 @@ def exam_result(session: Session, view: ExamView, *, runs: Runs) -> ExamResult:
         key_run = None
         if recorded is None and isinstance(q.question.question, OutputQuestion):
             job = runs.variant_job(q.question.question, q.item.variant_index)
-            found = store.find(session, job)
+            found = runstore.find(session, job)
             key_run = found.result if found is not None else None
         items.append(ItemResult(q, recorded, key_run))
     breakdown = [

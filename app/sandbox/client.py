@@ -382,12 +382,16 @@ class Sandbox:
 
     def _finish(self, job_id: int, message: Any) -> None:
         """A result came: it is validated once, here, as the result of its ticket's job."""
+        arrived = time.monotonic()
+        duration_ms = message.get("duration_ms") if isinstance(message, dict) else None
         with self._lock:
             ticket = self._running.pop(job_id, None)
+            if ticket is not None:  # counted before the next pick, which ranks by use
+                used_s = duration_ms / 1000 if isinstance(duration_ms, int | float) else 0.0
+                self._queue.finished(ticket.owner, used_s)
             self._dispatch()  # the slot is free for the next run now
         if ticket is None:
             return
-        arrived = time.monotonic()
         try:
             result = ticket.job.parse_result(message)
         except ValidationError:
@@ -398,8 +402,6 @@ class Sandbox:
             "trip": (arrived - ticket.started_at) * 1000,
             "parse": (time.monotonic() - arrived) * 1000,
         }
-        with self._lock:
-            self._queue.finished(ticket.owner, result.duration_ms / 1000)
         if not ticket.future.done():
             ticket.future.set_result(result)
 

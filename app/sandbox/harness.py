@@ -30,12 +30,9 @@ from app.sandbox.protocol import (
     CodeJob,
     Drive,
     ErrorInfo,
-    LrOnlyData,
     LrOnlyJob,
-    PipelineData,
     PipelineJob,
     RunResult,
-    SchedulerInfo,
     SnippetJob,
     TraceEvent,
     Verdict,
@@ -182,11 +179,12 @@ def run_spec(job: PipelineJob | LrOnlyJob) -> RunResult[Any]:
         warnings.simplefilter("always")
         try:
             spec = job.spec.model_dump(mode="json")
-            data: PipelineData | LrOnlyData = (
-                PipelineData.model_validate(training.record_pipeline(spec))
+            record = (
+                training.record_pipeline
                 if isinstance(job, PipelineJob)
-                else LrOnlyData.model_validate(training.record_lr_only(spec))
+                else training.record_lr_only
             )
+            data = record(spec)  # its shape is checked by the runner, as every result's
         except Exception as exc:
             return RunResult(
                 status=Verdict.MEMORY if _is_memory_error(exc) else Verdict.ERROR,
@@ -272,7 +270,7 @@ def _execute(job: SnippetJob | CodeJob, body: Callable[[dict[str, Any]], Any]) -
     return RunResult(
         status=status,
         value=outcome if isinstance(outcome, str) else None,
-        data=outcome if isinstance(outcome, CodeData) else None,
+        data=outcome if isinstance(outcome, dict) else None,
         error=error,
         trace=TRACER.events,
         trace_truncated=TRACER.truncated,
@@ -306,7 +304,7 @@ def run_code(job: CodeJob) -> RunResult[CodeData]:
     are those of the code the learner wrote.
     """
 
-    def body(namespace: dict[str, Any]) -> CodeData:
+    def body(namespace: dict[str, Any]) -> dict[str, Any]:
         exec(compile(job.setup, SETUP, "exec"), namespace)
         exec(compile(job.code, SNIPPET, "exec"), namespace)
         scheduler = namespace.get("scheduler")
@@ -316,7 +314,8 @@ def run_code(job: CodeJob) -> RunResult[CodeData]:
             if scheduler is None:
                 raise NameError("your code must create `scheduler`")
             trajectory = _drive(scheduler, namespace.get("optimizer"), job.drive)
-        return CodeData(trajectory=trajectory, scheduler=_describe(scheduler))
+        # Plain data: the runner checks its shape (a learner's code can forge it anyway).
+        return {"trajectory": trajectory, "scheduler": _describe(scheduler)}
 
     return _execute(job, body)
 
@@ -343,7 +342,7 @@ def _drive(scheduler: Any, optimizer: Any, drive: Drive) -> list[list[float]]:
     return trajectory
 
 
-def _describe(scheduler: Any) -> SchedulerInfo | None:
+def _describe(scheduler: Any) -> dict[str, Any] | None:
     """A scheduler's type and its plain attributes (numbers, strings, lists of numbers)."""
     if scheduler is None:
         return None
@@ -363,7 +362,7 @@ def _describe(scheduler: Any) -> SchedulerInfo | None:
     milestones = getattr(scheduler, "_milestones", None)
     if isinstance(milestones, list):  # SequentialLR keeps them private
         params["milestones"] = [int(m) for m in milestones]
-    return SchedulerInfo(type=type(scheduler).__name__, params=params)
+    return {"type": type(scheduler).__name__, "params": params}
 
 
 REHEARSAL = """\

@@ -49,6 +49,13 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Record(BaseModel):
+    """Base of what a run produced: frozen; fields it does not know are left out, so that
+    a run stored by a newer version still reads (instances of a course share the store)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
 # --- what a run recorded, by kind of job ---------------------------------------------------
 #
 # A code question's run executes the learner's code in the same process as the harness that
@@ -59,17 +66,18 @@ MAX_PARAM_GROUPS = 64
 MAX_NAME_CHARS = 200
 MAX_WARNINGS = 20  # a run's warnings kept, at most…
 MAX_MESSAGE_CHARS = 2000  # …and the characters of a message or traceback
+MAX_PARAMS = 200  # a scheduler's attributes shown, and the items of a list among them
 Plain = bool | int | float | str
 
 
-class SchedulerInfo(Message):
+class SchedulerInfo(Record):
     """What the harness says `scheduler` is: its type and plain attributes."""
 
     type: str = Field(max_length=MAX_NAME_CHARS)
-    params: dict[str, Plain | list[Plain]] = Field(default_factory=dict, max_length=200)
+    params: dict[str, Plain | list[Plain]] = Field(default_factory=dict, max_length=MAX_PARAMS)
 
 
-class CodeData(Message):
+class CodeData(Record):
     """What a code question's run recorded: the LRs of every param group at every step, and
     what `scheduler` is."""
 
@@ -77,7 +85,7 @@ class CodeData(Message):
     scheduler: SchedulerInfo | None = None
 
 
-class EpochRecord(Message):
+class EpochRecord(Record):
     """One epoch of a training run: the LR it used, the losses and accuracy after it."""
 
     epoch: int
@@ -89,7 +97,7 @@ class EpochRecord(Message):
     lr_after: float  # what the scheduler set after the epoch
 
 
-class LayerShape(Message):
+class LayerShape(Record):
     """A layer of the model and the shapes of its parameters (torch's: outputs × inputs)."""
 
     name: str
@@ -97,7 +105,7 @@ class LayerShape(Message):
     bias: list[int] | None = None
 
 
-class Stage(Message):
+class Stage(Record):
     """One stage of the data flow, with real shapes and a few real rows."""
 
     name: str
@@ -107,14 +115,14 @@ class Stage(Message):
     layers: list[LayerShape] = Field(default_factory=list)
 
 
-class LayerOutput(Message):
+class LayerOutput(Record):
     """What one layer made of the traced sample."""
 
     name: str
     values: list[float]
 
 
-class Prediction(Message):
+class Prediction(Record):
     """One test sample through the layers."""
 
     input: list[float]
@@ -124,7 +132,7 @@ class Prediction(Message):
     label: int
 
 
-class PipelineData(Message):
+class PipelineData(Record):
     """What training a pipeline recorded."""
 
     stages: list[Stage]
@@ -134,7 +142,7 @@ class PipelineData(Message):
     batches_per_epoch: int
 
 
-class LrOnlyData(Message):
+class LrOnlyData(Record):
     """A scheduler stepped alone: the LR before and after each step."""
 
     lr: list[float]
@@ -144,7 +152,7 @@ class LrOnlyData(Message):
 # --- results --------------------------------------------------------------------------------
 
 
-class TraceEvent(Message):
+class TraceEvent(Record):
     """The learning rate of every param group right after one optimizer or scheduler step."""
 
     kind: Literal["optimizer", "scheduler"]
@@ -154,7 +162,7 @@ class TraceEvent(Message):
     lrs: list[float]
 
 
-class WarningRecord(Message):
+class WarningRecord(Record):
     """A warning the code raised."""
 
     category: str
@@ -162,7 +170,7 @@ class WarningRecord(Message):
     line: int | None
 
 
-class ErrorInfo(Message):
+class ErrorInfo(Record):
     """An exception the code raised, with the traceback trimmed to the snippet's own lines."""
 
     type: str
@@ -174,7 +182,7 @@ class ErrorInfo(Message):
 DataT = TypeVar("DataT")
 
 
-class RunResult(Message, Generic[DataT]):
+class RunResult(Record, Generic[DataT]):
     """Everything a run produced; `data` is what a job of its kind records. `status` is the
     runner's verdict."""
 
@@ -189,7 +197,7 @@ class RunResult(Message, Generic[DataT]):
     warnings: list[WarningRecord] = Field(default_factory=list)
     duration_ms: float = 0.0
     detail: str = ""  # the runner's own explanation, e.g. which limit was hit
-    stages: dict[str, float] = Field(
+    timings: dict[str, float] = Field(
         default_factory=dict,
         description="Where the run's time went, in ms, as the runner measured it (see "
         "app.sandbox.runner.STAGES); not stored.",
@@ -206,7 +214,7 @@ class RunResult(Message, Generic[DataT]):
 
     def to_store(self) -> dict[str, Any]:
         """What is stored of a run: everything it produced, not how long that took here."""
-        return self.model_dump(exclude={"stages"})
+        return self.model_dump(exclude={"timings"})
 
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -226,20 +234,31 @@ class JobBase(Message, Generic[DataT]):
 
     def bound(self, claimed: dict[str, Any]) -> dict[str, Any]:
         """What a child claims of its run, cut to what may be stored or shown (before it is
-        validated: a forged report may be megabytes of steps)."""
-        claimed["warnings"] = [
-            {**w, "message": w["message"][:MAX_MESSAGE_CHARS]}
-            if isinstance(w, dict) and isinstance(w.get("message"), str)
-            else w
-            for w in (claimed.get("warnings") or [])[:MAX_WARNINGS]
-        ]
-        error = claimed.get("error")
-        if isinstance(error, dict):
-            if isinstance(error.get("message"), str):
-                error["message"] = error["message"][:MAX_MESSAGE_CHARS]
-            if isinstance(error.get("traceback"), str):
-                error["traceback"] = error["traceback"][-MAX_MESSAGE_CHARS:]
+        validated: a forged report may be megabytes): names to MAX_NAME_CHARS, messages to
+        MAX_MESSAGE_CHARS, at most MAX_WARNINGS warnings."""
+        warnings = claimed.get("warnings")
+        if isinstance(warnings, list):
+            claimed["warnings"] = [
+                _cut(w, {"category": MAX_NAME_CHARS, "message": MAX_MESSAGE_CHARS})
+                for w in warnings[:MAX_WARNINGS]
+            ]
+        claimed["error"] = _cut(
+            claimed.get("error"),
+            {"type": MAX_NAME_CHARS, "message": MAX_MESSAGE_CHARS, "traceback": -MAX_MESSAGE_CHARS},
+        )
         return claimed
+
+
+def _cut(record: Any, limits: dict[str, int]) -> Any:
+    """A claimed record with its strings cut to their limits (negative: keep the end)."""
+    if not isinstance(record, dict):
+        return record
+    cut = dict(record)
+    for name, limit in limits.items():
+        text = cut.get(name)
+        if isinstance(text, str):
+            cut[name] = text[limit:] if limit < 0 else text[:limit]
+    return cut
 
 
 class SnippetJob(JobBase[None]):
@@ -271,13 +290,34 @@ class CodeJob(JobBase[CodeData]):
     drive: Drive
 
     def bound(self, claimed: dict[str, Any]) -> dict[str, Any]:
-        """As every job's, and at most one step more than the check takes."""
+        """As every job's; and at most one step more than the check takes, the scheduler
+        described by at most MAX_PARAMS short plain attributes."""
         claimed = super().bound(claimed)
         data = claimed.get("data")
-        if isinstance(data, dict) and isinstance(data.get("trajectory"), list):
+        if not isinstance(data, dict):
+            return claimed
+        if isinstance(data.get("trajectory"), list):
             steps = self.drive.epochs * self.drive.steps_per_epoch
             data["trajectory"] = data["trajectory"][: steps + 1]
+        scheduler = data.get("scheduler")
+        if isinstance(scheduler, dict):
+            data["scheduler"] = _cut(scheduler, {"type": MAX_NAME_CHARS})
+            params = scheduler.get("params")
+            if isinstance(params, dict):
+                data["scheduler"]["params"] = {
+                    str(name)[:MAX_NAME_CHARS]: _plain(value)
+                    for name, value in list(params.items())[:MAX_PARAMS]
+                }
         return claimed
+
+
+def _plain(value: Any) -> Any:
+    """A scheduler attribute as it may be shown: short strings, short lists."""
+    if isinstance(value, str):
+        return value[:MAX_NAME_CHARS]
+    if isinstance(value, list):
+        return [_plain(item) for item in value[:MAX_PARAMS]]
+    return value
 
 
 class PipelineJob(JobBase[PipelineData]):

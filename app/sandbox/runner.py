@@ -43,7 +43,7 @@ from app.sandbox.protocol import (
 READY = b"R"  # a child writes this once it is locked down and waiting for its job
 MAX_RESULT_BYTES = 4 * 1024 * 1024
 MAX_RESULT_DEPTH = 32  # nesting of a result's JSON; ours is at most 6 deep
-# Where a run's time goes, measured by the runner (RunResult.stages, in ms):
+# Where a run's time goes, measured by the runner (RunResult.timings, in ms):
 #   wait    the job waited in the runner for a locked-down child (all were busy, or still
 #           being forked after their previous job)
 #   child   from the job written to the child until its result was complete: reading the
@@ -520,7 +520,7 @@ class Runner:
             if code == 0 and slot.job is not None
             else None
         )
-        stages = {
+        timings = {
             "wait": (slot.started - slot.received) * 1000,
             "child": elapsed_ms,
             "code": child.duration_ms if child is not None else 0.0,
@@ -534,7 +534,7 @@ class Runner:
                 stderr=stderr,
                 duration_ms=elapsed_ms,
                 detail=f"exited with code {code} without a valid result",
-                stages=stages,
+                timings=timings,
             )
         return child.model_copy(
             update={
@@ -542,7 +542,7 @@ class Runner:
                 "stderr": stderr,
                 "duration_ms": elapsed_ms,
                 "detail": "",
-                "stages": stages,
+                "timings": timings,
             }
         )
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -120,11 +118,6 @@ class PipelineSpec(SpecModel):
                 f"{self.dataset.classes} (one per class)"
             )
         return self
-
-    def digest(self) -> str:
-        """A stable hash of the spec."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class LrOnlySpec(SpecModel):

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.bank.service import PatternView
-from app.checking import store
+from app.checking import runstore
 from app.checking.jobs import pipeline_job, run_key
 from app.db import begin_write, end_read
 from app.errors import Busy, Invalid, NotFound
@@ -185,7 +185,7 @@ def stored_trace(session: Session, job: TraceJob) -> TraceView | None:
     if (cached := _views.get(key)) is not None:
         return cached
     result_type: type[RunResult[Any]] = job.result_type
-    result = store.find_by_key(session, key, result_type)
+    result = runstore.find_by_key(session, key, result_type)
     return _remember(_view(key, job, result)) if result is not None else None
 
 
@@ -209,7 +209,8 @@ def record(
     if sandbox is None:
         raise SandboxUnavailable.switched_off()
     full = (
-        gate is not None and store.count(session, PIPELINE, LR_ONLY) >= MAX_STORED_PLAYGROUND_TRACES
+        gate is not None
+        and runstore.count(session, PIPELINE, LR_ONLY) >= MAX_STORED_PLAYGROUND_TRACES
     )
     end_read(session)  # hold no connection while the run trains
     if gate is not None and not gate.acquire(blocking=False):
@@ -228,12 +229,12 @@ def record(
             "epochs, or again in a moment.",
             retry_after=2,
         )
-    run = store.run_of(job, result)
+    run = runstore.run_of(job, result)
     view = _remember(_view(run.key, job, result))
     if full:
         return view  # the store is full of playground runs: this one is kept in memory only
     begin_write(session)
-    store.keep(session, run)
+    runstore.keep(session, run)
     session.commit()
     return view
 

@@ -13,6 +13,8 @@ Create Date: 2026-12-06 04:40:00
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -33,11 +35,22 @@ def upgrade() -> None:
                 comment="snippet | code | pipeline | lr-only",
             )
         )
-    if op.get_bind().dialect.name == "postgresql":
-        has_data = "(result -> 'data')::text <> 'null'"
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.execute("UPDATE sandbox_runs SET kind = 'code' WHERE (result -> 'data')::text <> 'null'")
     else:
-        has_data = "json_extract(result, '$.data') IS NOT NULL"
-    op.execute(f"UPDATE sandbox_runs SET kind = 'code' WHERE {has_data}")
+        op.execute(
+            "UPDATE sandbox_runs SET kind = 'code' WHERE CASE WHEN json_valid(result) "
+            "THEN json_extract(result, '$.data') IS NOT NULL ELSE 0 END"
+        )
+        # Rows written before non-finite floats were tagged hold a bare Infinity or NaN,
+        # which SQLite's JSON functions refuse: read those as Python does.
+        refused = bind.execute(sa.text("SELECT key, result FROM sandbox_runs WHERE NOT json_valid(result)"))
+        for key, text in refused.all():
+            if json.loads(text).get("data") is not None:
+                bind.execute(
+                    sa.text("UPDATE sandbox_runs SET kind = 'code' WHERE key = :key"), {"key": key}
+                )
     op.create_index("ix_sandbox_runs_kind", "sandbox_runs", ["kind"])
     op.drop_table("traces")
 

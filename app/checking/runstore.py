@@ -1,9 +1,11 @@
 """The store of runs: every run a key, a worked solution or a trace comes from, by run key.
 
 One table (`sandbox_runs`) holds them all, whatever their kind. A stored run never changes:
-its key names the job and the torch version that made it. So this process also keeps the
-small ones it has read or written in memory (`MEMORY_SIZE`): on every instance of a course,
-a remembered run is the stored one, and a graded answer with a known key reads no row.
+its key names the job and the torch version that made it. So this process also remembers the
+snippet and code runs it has read from the table (up to MEMORY_WEIGHT steps and trace events
+in all): on every instance of a course, a remembered run is the stored one, and a graded
+answer whose key this process has read before reads no row. Only what was read is remembered
+— a run being written may yet be rolled back.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Generic
 
+from pydantic import ValidationError
 from sqlalchemy import Executable, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,10 +22,12 @@ from sqlalchemy.orm import Session
 
 from app.checking.jobs import run_key, torch_version
 from app.models import SandboxRun
-from app.sandbox.protocol import DataT, JobBase, RunResult, Verdict
+from app.sandbox.protocol import CodeData, DataT, JobBase, RunResult, Verdict
 
 CACHEABLE = {Verdict.OK, Verdict.ERROR}  # deterministic outcomes; a timeout may be load
-MEMORY_SIZE = 4096  # runs of snippets and code (a few kB each); trained pipelines are not kept
+# Remembered runs, weighed by their steps and trace events (a few hundred bytes each): a
+# bank's keys weigh a few thousand; a long reference run, up to ~10,000.
+MEMORY_WEIGHT = 200_000
 REMEMBERED_KINDS = ("snippet", "code")
 
 
@@ -35,12 +40,18 @@ class Run(Generic[DataT]):
     result: RunResult[DataT]
 
 
-class _Memory:
-    """Stored runs this process has seen, by key; emptied when full (cheap, and rare)."""
+def _weight(result: RunResult[Any]) -> int:
+    steps = len(result.data.trajectory) if isinstance(result.data, CodeData) else 0
+    return 1 + len(result.trace) + steps
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+
+class _Memory:
+    """Stored runs this process has read, by key; emptied when full (cheap, and rare)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
         self.runs: dict[str, RunResult[Any]] = {}
+        self.weight = 0
         self.lock = threading.Lock()
 
     def get(self, key: str) -> RunResult[Any] | None:
@@ -49,13 +60,27 @@ class _Memory:
     def put(self, key: str, kind: str, result: RunResult[Any]) -> None:
         if kind not in REMEMBERED_KINDS:
             return
+        weight = _weight(result)
         with self.lock:
-            if len(self.runs) >= self.size:
+            if self.weight + weight > self.capacity:
                 self.runs.clear()
-            self.runs[key] = result
+                self.weight = 0
+            if key not in self.runs:
+                self.runs[key] = result
+                self.weight += weight
+
+    def forget(self) -> None:
+        with self.lock:
+            self.runs.clear()
+            self.weight = 0
 
 
-_memory = _Memory(MEMORY_SIZE)
+_memory = _Memory(MEMORY_WEIGHT)
+
+
+def forget() -> None:
+    """Forget the runs this process remembers (a test's database is replaced by the next)."""
+    _memory.forget()
 
 
 def run_of(job: JobBase[DataT], result: RunResult[DataT]) -> Run[DataT]:
@@ -85,7 +110,10 @@ def find_by_key(
     ).first()
     if row is None:
         return None
-    parsed = result_type.model_validate(row.result)
+    try:
+        parsed = result_type.model_validate(row.result)
+    except ValidationError:
+        return None  # not a run of this kind: as good as not stored
     _memory.put(key, row.kind, parsed)
     return parsed
 
@@ -114,7 +142,6 @@ def keep(session: Session, run: Run[Any]) -> None:
             return
         statement = insert(SandboxRun).values(values)
     session.execute(statement)
-    _memory.put(run.key, kind, run.result)
 
 
 def count(session: Session, *kinds: str) -> int:
