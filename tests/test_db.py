@@ -129,7 +129,6 @@ def test_json_columns_keep_non_finite_floats_and_everything_else(empty_db: str) 
     assert result["text"] == stored["text"]
 
 
-@pytest.mark.sqlite_only
 def test_migrating_to_one_store_of_runs_tells_code_runs_from_snippets(
     databases: Databases,
 ) -> None:
@@ -168,6 +167,7 @@ def test_migrating_to_one_store_of_runs_tells_code_runs_from_snippets(
     assert kinds == {key: key.removeprefix("old-") for key in rows}
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_is_set_up_for_a_web_server(empty_db: str) -> None:
     database = Database(empty_db)
     with database.engine.connect() as connection:

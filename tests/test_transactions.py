@@ -51,7 +51,7 @@ def ledger(database: Database) -> Iterator[Ledger]:
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         text = " ".join(statement.split())
-        if text.upper().startswith(("BEGIN", *LOCKING)):
+        if text.upper().startswith(tuple(p.upper() for p in ("BEGIN", *LOCKING))):
             return
         kept.statements.append(text)
         if kept.transactions:
