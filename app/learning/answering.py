@@ -358,17 +358,27 @@ def _rating(
 
 
 def _attempt_values(
-    learner_id: int,
     question: LiveQuestion,
     graded: Graded,
     seen: Standing,
     *,
-    rating: review.Rating,
     now: datetime,
     time_taken_ms: int | None,
+    time_measured: bool,
 ) -> dict[str, Any]:
+    """An attempt's row as it is stored (all but its learner): what was graded, the help seen
+    before it, and its rating, read off what happened (see `_rating`)."""
+    if time_taken_ms is not None:
+        time_taken_ms = max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
+    rating = _rating(
+        question.question,
+        graded,
+        seen,
+        now=now,
+        time_taken_ms=time_taken_ms,
+        time_measured=time_measured,
+    )
     return {
-        "learner_id": learner_id,
         "question_id": question.id,
         "question_version": question.version,
         "answer": graded.grade.answer,
@@ -389,10 +399,6 @@ _INSERT_ATTEMPT = insert(Attempt).returning(Attempt.id)  # built once: a row wil
 _MERGED_INTO = select(Learner.merged_into_id).where(Learner.id == bindparam("learner_id"))
 
 
-def _bounded_time(time_taken_ms: int | None) -> int | None:
-    return None if time_taken_ms is None else max(0, min(time_taken_ms, MAX_TIME_TAKEN_MS))
-
-
 def store_attempt(
     session: Session,
     *,
@@ -409,21 +415,12 @@ def store_attempt(
     seen = standing(session, learner=learner, question_id=question.id)
     if graded.new_run is not None:
         runstore.keep(session, graded.new_run)
-    time_taken_ms = _bounded_time(time_taken_ms)
-    rating = _rating(
-        question.question,
-        graded,
-        seen,
-        now=now,
-        time_taken_ms=time_taken_ms,
-        time_measured=time_measured,
+    values = _attempt_values(
+        question, graded, seen, now=now, time_taken_ms=time_taken_ms, time_measured=time_measured
     )
-    attempt = Attempt(
-        **_attempt_values(
-            learner.id, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
-        )
-    )
+    attempt = Attempt(learner_id=learner.id, **values)
     session.add(attempt)
+    rating = review.Rating(values["rating"])
     review.schedule(session, learner_id=learner.id, question_id=question.id, rating=rating, at=now)
     session.flush()
     return attempt
@@ -463,26 +460,27 @@ def record_attempt(
         seen=seen,
     )
     now = utcnow()
-    time_taken_ms = _bounded_time(time_taken_ms)
-    rating = _rating(
-        question.question,
-        graded,
-        seen,
-        now=now,
-        time_taken_ms=time_taken_ms,
-        time_measured=time_measured,
-    )
-    done = review.review(seen.card, seen.reviews, rating, now)
+
+    def outcome(seen: Standing) -> tuple[dict[str, Any], review.Review]:
+        values = _attempt_values(
+            question,
+            graded,
+            seen,
+            now=now,
+            time_taken_ms=time_taken_ms,
+            time_measured=time_measured,
+        )
+        return values, review.review(seen.card, seen.reviews, review.Rating(values["rating"]), now)
+
+    values, done = outcome(seen)  # computed before the write lock is taken
     begin_write(session)
     learner_id = _learner_id_for_writing(session, visitor)
     if visitor.learner is not None and learner_id != visitor.learner.id:  # merged meanwhile
-        seen = standing(session, learner=session.get(Learner, learner_id), question_id=question.id)
-        done = review.review(seen.card, seen.reviews, rating, now)
+        merged = session.get(Learner, learner_id)
+        values, done = outcome(standing(session, learner=merged, question_id=question.id))
     if graded.new_run is not None:
         runstore.keep(session, graded.new_run)
-    values = _attempt_values(
-        learner_id, question, graded, seen, rating=rating, now=now, time_taken_ms=time_taken_ms
-    )
+    values = {"learner_id": learner_id, **values}
     attempt_id = session.connection().execute(_INSERT_ATTEMPT, values).scalar_one()
     review.store_review(session, learner_id=learner_id, question_id=question.id, done=done)
     session.commit()
