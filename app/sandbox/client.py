@@ -49,7 +49,16 @@ from pydantic import ValidationError
 from app import deadline
 from app.errors import Busy, TooManyRequests
 from app.sandbox import uids
-from app.sandbox.protocol import DataT, JobBase, RunResult, Verdict, encode, read_frame
+from app.sandbox.protocol import (
+    CATALOG_ADAPTER,
+    Catalog,
+    DataT,
+    JobBase,
+    RunResult,
+    Verdict,
+    encode,
+    read_frame,
+)
 from app.sandbox.runner import RunnerConfig
 from app.sandbox.scheduler import SYSTEM, FairQueue, Owner
 
@@ -217,6 +226,7 @@ class Sandbox:
         self._runner: _Runner | None = None
         self._ready = threading.Event()  # a runner was ready once (or the sandbox is fatal)
         self._hello: dict[str, Any] = {}
+        self._catalog: Catalog = {}  # the playground's schedulers, from the zygote's hello
         self._fatal: str | None = None
         self._closed = False
         self._started = False
@@ -284,11 +294,11 @@ class Sandbox:
         return str(self.wait_ready()["torch"])
 
     @property
-    def scheduler_catalog(self) -> dict[str, Any]:
+    def scheduler_catalog(self) -> Catalog:
         """The playground's schedulers with their real parameters, as the runner's torch has
-        them (the web process never imports torch)."""
-        catalog: dict[str, Any] = self.wait_ready()["schedulers"]
-        return catalog
+        them (the web process never imports torch); validated when the zygote said hello."""
+        self.wait_ready()
+        return self._catalog
 
     @property
     def capacity(self) -> int:
@@ -477,6 +487,7 @@ class Sandbox:
             if "hello" in message and not self._closed:
                 self._control = ours
                 self._hello = {**message["hello"], **self._hello}
+                self._catalog = CATALOG_ADAPTER.validate_python(self._hello.get("schedulers", {}))
                 return
         ours.close()
         _stop(process)

@@ -217,6 +217,31 @@ class RunResult(Record, Generic[DataT]):
         return self.model_dump(exclude={"timings"})
 
 
+# --- what the runner says of itself ------------------------------------------------------------
+
+
+class SchedulerParam(Record):
+    """One parameter of a scheduler's constructor, as torch's signature has it."""
+
+    name: str
+    kind: str  # "int", "float", "bool", "choice", "int-list", "float-or-list", "schedulers", …
+    choices: list[str] = Field(default_factory=list)
+    required: bool
+    default: Any = None
+
+
+class SchedulerSignature(Record):
+    """A scheduler of torch.optim.lr_scheduler the playground offers: its summary and
+    parameters (the optimizer left out)."""
+
+    doc: str
+    params: list[SchedulerParam]
+
+
+Catalog = dict[str, SchedulerSignature]
+CATALOG_ADAPTER: TypeAdapter[Catalog] = TypeAdapter(Catalog)
+
+
 # --- jobs -----------------------------------------------------------------------------------
 
 

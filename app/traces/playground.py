@@ -17,6 +17,7 @@ from app.bank.service import PatternView
 from app.checking.jobs import lr_only_job, pipeline_job
 from app.errors import NotFound
 from app.sandbox.client import Sandbox, SandboxUnavailable
+from app.sandbox.protocol import Catalog, SchedulerParam
 from app.sandbox.scheduler import Owner
 from app.sandbox.specs import (
     MAX_EPOCHS,
@@ -87,29 +88,29 @@ class PlaygroundRequest(BaseModel):
 # --- validation --------------------------------------------------------------------------------
 
 
-def suggested_params(catalog: dict[str, Any], name: str, epochs: int) -> dict[str, Any]:
+def suggested_params(catalog: Catalog, name: str, epochs: int) -> dict[str, Any]:
     """The values a fresh form starts from: torch's defaults, and ours where torch has none."""
-    values = {p["name"]: p["default"] for p in catalog[name]["params"] if not p["required"]}
+    values = {p.name: p.default for p in catalog[name].params if not p.required}
     for key, value in SUGGESTED.get(name, {}).items():
         values[key] = epochs if value == "epochs" else value
     return values
 
 
-def _coerce(param: dict[str, Any], raw: Any) -> Any:
+def _coerce(param: SchedulerParam, raw: Any) -> Any:
     """A form or JSON value as the type torch's signature asks for; ValueError says why not."""
-    kind = param["kind"]
+    kind = param.kind
     if raw is None or raw == "":
-        if param["required"]:
+        if param.required:
             raise ValueError("is required")
-        return param["default"]
+        return param.default
     if kind == "bool":
         text = str(raw).lower()
         if isinstance(raw, bool) or text in ("true", "false", "on", "off", "1", "0"):
             return raw if isinstance(raw, bool) else text in ("true", "on", "1")
         raise ValueError("must be true or false")
     if kind == "choice":
-        if raw not in param["choices"]:
-            raise ValueError(f"must be one of {', '.join(param['choices'])}")
+        if raw not in param.choices:
+            raise ValueError(f"must be one of {', '.join(param.choices)}")
         return raw
     if kind == "int-list":
         items = raw if isinstance(raw, list) else str(raw).replace(",", " ").split()
@@ -167,7 +168,7 @@ def _semantic_errors(name: str, params: dict[str, Any], epochs: int, prefix: str
 
 
 def scheduler_spec(
-    catalog: dict[str, Any],
+    catalog: Catalog,
     name: str,
     raw: Mapping[str, Any],
     *,
@@ -178,7 +179,7 @@ def scheduler_spec(
     is reported under the parameter's name."""
     if name not in catalog:
         raise PlaygroundInvalid({"scheduler": f"must be one of {', '.join(catalog)}"})
-    known = {p["name"]: p for p in catalog[name]["params"] if p["kind"] != "schedulers"}
+    known = {p.name: p for p in catalog[name].params if p.kind != "schedulers"}
     errors: dict[str, str] = {
         f"{prefix}.{unknown}": f"{name} has no parameter {unknown!r}"
         for unknown in sorted(set(raw) - set(known) - {"schedulers"})
@@ -275,14 +276,14 @@ class Fieldset:
 
     part: str | None  # None for the main scheduler, else "first" / "second"
     scheduler: str
-    fields: list[tuple[dict[str, Any], str, Any, str | None]]
+    fields: list[tuple[SchedulerParam, str, Any, str | None]]
 
 
 @dataclass(frozen=True)
 class PlaygroundPage:
     """Everything the playground page shows."""
 
-    catalog: dict[str, Any]
+    catalog: Catalog
     request: PlaygroundRequest
     epochs: int
     fieldsets: list[Fieldset]
@@ -354,7 +355,7 @@ def playground_page(
             errors["epochs"] = "must be a whole number, at least 1"
 
     def names(scheduler: str) -> list[str]:
-        return [p["name"] for p in catalog[scheduler]["params"] if p["kind"] != "schedulers"]
+        return [p.name for p in catalog[scheduler].params if p.kind != "schedulers"]
 
     params = _params_from(query, "p.", suggested_params(catalog, name, epochs), names(name))
     fieldsets = [Fieldset(None, name, [])]
@@ -388,16 +389,16 @@ def playground_page(
             [
                 (
                     param,
-                    f"{fs.part or 'p'}.{param['name']}",
+                    f"{fs.part or 'p'}.{param.name}",
                     (
                         params
                         if fs.part is None
                         else params["schedulers"][0 if fs.part == PARTS[0][0] else 1]["params"]
-                    ).get(param["name"]),
-                    errors.get(f"{fs.part or 'p'}.{param['name']}"),
+                    ).get(param.name),
+                    errors.get(f"{fs.part or 'p'}.{param.name}"),
                 )
-                for param in catalog[fs.scheduler]["params"]
-                if param["kind"] != "schedulers"
+                for param in catalog[fs.scheduler].params
+                if param.kind != "schedulers"
             ],
         )
         for fs in fieldsets
