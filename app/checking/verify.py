@@ -112,7 +112,8 @@ def verify(
             plans.append(plan)
     pipeline_jobs = []
     for spec in pipelines:
-        job = pipeline_job(spec, timeout_s=runs.timeout_s if runs else 0)
+        # Without runs only its stored run is looked for (a key ignores the time limit).
+        job = pipeline_job(spec, timeout_s=runs.timeout_s if runs else 0.0)
         if (found := runstore.find(session, job)) is not None:
             recordings.append(PipelineRecording(spec, found, None))
         elif runs is None or runs.sandbox is None:
