@@ -16,7 +16,7 @@ from app.bank.schema import Difficulty
 from app.bank.service import LiveQuestion
 from app.config import Settings
 from app.db import Database
-from app.learning import exams, learners
+from app.learning import exams, learners, review
 from app.main import create_app
 from app.models import Attempt, Exam, Learner, ReviewCard
 from app.sandbox.client import Sandbox
@@ -353,6 +353,26 @@ def test_no_feedback_on_a_tests_questions_until_it_is_finished(
     client.post(f"/api/tests/{exam['id']}/finish", json={})
     after = client.post(f"/api/questions/{qid}/attempts", json={"answer": answer})
     assert after.status_code == 201
+
+
+def test_a_hint_seen_in_practice_does_not_mark_a_test_answer(
+    client: TestClient, app: FastAPI, db: Session
+) -> None:
+    # A test shows no hints, so a hint asked for in practice before it helped none of its
+    # answers: they are neither flagged "hint seen" nor rated Hard for it.
+    for question in client.get(f"/api/patterns/{LESSON}/questions").json():
+        assert client.post(f"/api/questions/{question['id']}/hint", json={}).status_code == 200
+    exam = _start(client)
+    answered = [q for q in exam["questions"] if q["question"]["kind"] != "code"]
+    for q in answered:  # right, with no time measured: Good unless help is counted
+        assert _save(client, exam["id"], q["number"], _key(app, q)).status_code == 200
+    assert client.post(f"/api/tests/{exam['id']}/finish", json={}).status_code == 200
+    db.rollback()
+    attempts = db.scalars(select(Attempt)).all()
+    assert len(attempts) == len(answered) > 0
+    assert [(a.hint_seen, a.rating) for a in attempts] == [(False, int(review.Rating.Good))] * len(
+        attempts
+    )
 
 
 def test_a_stale_form_after_logging_in_elsewhere_keeps_the_answer(client: TestClient) -> None:

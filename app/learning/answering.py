@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -408,11 +408,13 @@ def store_attempt(
     time_taken_ms: int | None,
     time_measured: bool,
 ) -> Attempt:
-    """Store a graded attempt (its solution is shown with it) and review the question's
-    card with what happened — inside a write transaction, reading where the learner stands
-    there (a test's answers are stored together)."""
+    """Store a test's graded answer as an attempt (its solution is shown with it) and review
+    the question's card with what happened — inside a write transaction, reading where the
+    learner stands there (a test's answers are stored together)."""
     now = utcnow()
-    seen = standing(session, learner=learner, question_id=question.id)
+    # A test shows no hint (its pages have none; `reveal_hint` refuses while it is open): a
+    # hint seen in practice before did not help this answer, so it neither flags nor eases it.
+    seen = replace(standing(session, learner=learner, question_id=question.id), hint_seen=False)
     if graded.new_run is not None:
         runstore.keep(session, graded.new_run)
     values = _attempt_values(
