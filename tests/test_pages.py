@@ -150,6 +150,23 @@ def test_progress_shows_on_home_and_pattern_page(client: TestClient, learner: Le
         )
 
 
+def test_an_open_test_is_offered_on_home_and_pattern_page(client: TestClient) -> None:
+    started = client.post(f"/api/patterns/{LESSON}/tests", json={}).json()
+    exam_id, first = started["id"], started["questions"][0]["question"]
+    wrong = "0" if first["kind"] == "choice" else "not this"
+    saved = client.put(f"/api/tests/{exam_id}/questions/1/answer", json={"answer": wrong})
+    assert saved.status_code == 200, saved.text
+    link = f'href="/tests/{exam_id}"'
+    for url in ("/", f"/patterns/{LESSON}"):
+        page = client.get(url).text
+        assert link in page, url
+        assert "1 of 10 answered" in page and "Continue your test" in page, url
+    assert client.post(f"/api/tests/{exam_id}/finish", json={}).status_code == 200
+    for url in ("/", f"/patterns/{LESSON}"):
+        page = client.get(url).text
+        assert link not in page and "Continue your test" not in page, url
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -21,7 +21,7 @@ from app.bank import variants
 from app.bank.schema import Difficulty, Mode, OutputQuestion, Question
 from app.bank.service import LiveQuestion
 from app.learning import review
-from app.models import Attempt, Learner, utcnow
+from app.models import Attempt, Exam, ExamItem, Learner, utcnow
 from app.models import Question as QuestionRow
 
 RECENCY = 0.5  # weight of an attempt relative to the next newer one
@@ -100,6 +100,15 @@ def fold_states(
 
 
 @dataclass(frozen=True)
+class OpenTest:
+    """A test of a pattern the learner started and has not finished."""
+
+    exam_id: int
+    answered: int  # questions with an answer saved
+    total: int
+
+
+@dataclass(frozen=True)
 class PatternProgress:
     """A learner's progress on a pattern."""
 
@@ -109,6 +118,7 @@ class PatternProgress:
     mastery: float = 0.0  # 0–1, see the module docstring
     streak_days: int = 0  # consecutive days, up to today, with an answer in this pattern
     due: int = 0  # review questions due now
+    open_test: OpenTest | None = None  # the newest unfinished test, to continue
 
     @property
     def percent(self) -> int:
@@ -149,6 +159,21 @@ def _active_days(session: Session, learner: Learner) -> dict[int, set[date]]:
     return days
 
 
+def _open_tests(session: Session, learner: Learner) -> dict[int, OpenTest]:
+    """The learner's newest unfinished test per pattern id (one query for all patterns)."""
+    query = (
+        select(Exam.pattern_id, Exam.id, func.count(ExamItem.answered_at), func.count())
+        .join(ExamItem, ExamItem.exam_id == Exam.id)
+        .where(Exam.learner_id == learner.id, Exam.finished_at.is_(None))
+        .group_by(Exam.pattern_id, Exam.id)
+        .order_by(Exam.id)  # the newest last, so it is the one kept
+    )
+    return {
+        pattern_id: OpenTest(exam_id, answered, total)
+        for pattern_id, exam_id, answered, total in session.execute(query)
+    }
+
+
 def pattern_progress(
     session: Session,
     *,
@@ -165,6 +190,7 @@ def pattern_progress(
     states = question_states(session, learner=learner) if states is None else states
     days = _active_days(session, learner)
     due = review.due_counts(session, learner=learner, now=now)
+    open_tests = _open_tests(session, learner)
     return {
         pid: PatternProgress(
             total=len(questions),
@@ -173,6 +199,7 @@ def pattern_progress(
             mastery=mastery(questions, states),
             streak_days=_streak(days.get(pid, set()), now.date()),
             due=due.get(pid, 0),
+            open_test=open_tests.get(pid),
         )
         for pid, questions in by_pattern.items()
     }
