@@ -1123,3 +1123,69 @@ def test_browser_work_in_a_vanished_folder_is_listed(
     assert report.orphaned == ["steplr-variants-from-the-editor"]
     page = instructor.get("/instructor").text
     assert "Hidden with their pattern" in page and "steplr-variants-from-the-editor" in page
+
+
+# --- what a newcomer met (issue 14) -----------------------------------------------------------
+
+TYPO_QUESTION = OUTPUT_QUESTION.replace("  print(scheduler", "  prnt(scheduler")
+
+
+def test_a_variant_that_raises_fails_the_run_and_is_not_saved(
+    instructor: TestClient, db: Session
+) -> None:
+    run = editor_post(instructor, TYPO_QUESTION, "run")
+    assert run.status_code == 422
+    assert 'badge-hard">refused' in run.text and ">passes<" not in run.text
+    assert run.text.count('class="variant-problem"') == 4
+    assert "raises NameError" in run.text
+
+    saved = editor_post(instructor, TYPO_QUESTION, "save")
+    assert saved.status_code == 422
+    assert "<code>code</code>: variant step_size=2, calls=3: raises NameError" in saved.text
+    assert "(`raises: NameError`)" in saved.text  # how to say it is meant
+    assert db.get(QuestionRow, "steplr-variants-from-the-editor") is None
+
+
+def test_an_exception_is_the_key_only_when_the_question_says_so(
+    instructor: TestClient, db: Session
+) -> None:
+    meant = TYPO_QUESTION + "raises: NameError\n"
+    saved = editor_post(instructor, meant, "save")
+    assert saved.status_code == 303, saved.text
+
+    other = meant.replace("raises: NameError", "raises: ValueError").replace(
+        "id: steplr-variants-from-the-editor", "id: raises-another-exception"
+    )
+    refused = editor_post(instructor, other, "save")
+    assert refused.status_code == 422
+    assert "raises NameError, not the ValueError that `raises` names" in refused.text
+
+    never = (
+        OUTPUT_QUESTION.replace("id: steplr-variants-from-the-editor", "id: never-raises")
+        + "raises: ValueError\n"
+    )
+    refused = editor_post(instructor, never, "save")
+    assert refused.status_code == 422
+    assert "<code>raises</code>: no variant raises ValueError" in refused.text
+    assert db.get(QuestionRow, "never-raises") is None
+
+
+def test_the_api_refuses_a_variant_that_raises(api_token: str, other_client: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {api_token}"}
+    question = yaml.safe_load(TYPO_QUESTION)
+    checked = other_client.post(
+        "/api/questions/validate", json={"question": question}, headers=headers
+    ).json()
+    assert checked["valid"] is False
+    assert {v["status"] for v in checked["variants"]} == {"error"}
+    assert all("NameError" in (v["problem"] or "") for v in checked["variants"])
+    assert checked["errors"][0]["field"] == "code"
+    created = other_client.post(
+        "/api/questions", json={"question": question, "pattern": LESSON}, headers=headers
+    )
+    assert created.status_code == 422
+    question["raises"] = "NameError"
+    created = other_client.post(
+        "/api/questions", json={"question": question, "pattern": LESSON}, headers=headers
+    )
+    assert created.status_code == 201, created.text

@@ -143,14 +143,6 @@ def test_an_answer_the_real_run_confirms_is_imported_with_its_run(
     [
         ({"code": "while True: pass"}, "code: The code took too long"),
         ({"code": "x = 1"}, "code: the code prints nothing"),
-        (
-            {
-                "code": "print({{ n }} / 0 if {{ n }} > 1 else 1)",
-                "params": {"n": [1, 2]},
-                "answer": None,
-            },
-            None,
-        ),
         ({"code": "import os\nos.fork()"}, "code: The code tried to do something"),
     ],
 )
@@ -159,15 +151,43 @@ def test_a_variant_that_cannot_give_a_key_is_refused(
     empty_db: str,
     runs: Runs,
     overrides: dict[str, Any],
+    message: str,
+) -> None:
+    question = output_question(**overrides)
+    with pytest.raises(BankError) as caught:
+        _import(tmp_path, empty_db, runs, question)
+    assert message in caught.value.errors[0]
+
+
+RAISES_FOR_TWO = {"code": "print({{ n }} / 0 if {{ n }} > 1 else 1)", "params": {"n": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"code": "prnt(0.1)"}, "code: raises NameError: name 'prnt' is not defined — a variant"),
+        (RAISES_FOR_TWO, "code: variant n=2: raises ZeroDivisionError: division by zero — a"),
+        ({**RAISES_FOR_TWO, "raises": "ValueError"}, "raises ZeroDivisionError, not the Value"),
+        ({"raises": "ValueError"}, "raises: no variant raises ValueError"),
+        ({"code": "prnt(0.1)", "answer": "0.1"}, "answer: the real run disagrees"),
+        ({**RAISES_FOR_TWO, "raises": "ZeroDivisionError"}, None),
+        ({"code": "1 / 0", "answer": "raises ZeroDivisionError"}, None),
+    ],
+)
+def test_a_variant_that_raises_is_imported_only_where_the_file_says_it_raises(
+    tmp_path: Path,
+    empty_db: str,
+    runs: Runs,
+    overrides: dict[str, Any],
     message: str | None,
 ) -> None:
     question = output_question(**overrides)
-    if message is None:  # an exception is a fine key: "raises ZeroDivisionError"
+    if message is None:  # the exception is the key the author means: "raises …"
         assert _import(tmp_path, empty_db, runs, question).created == ["out"]
         return
     with pytest.raises(BankError) as caught:
         _import(tmp_path, empty_db, runs, question)
-    assert message in caught.value.errors[0]
+    assert message in caught.value.errors[0], caught.value.errors
 
 
 def test_placeholders_in_the_expression_are_filled_per_variant(

@@ -235,6 +235,9 @@ class ChoiceQuestion(QuestionBase):
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 IntRange = Annotated[str, StringConstraints(pattern=r"^-?\d+\.\.-?\d+$")]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+ExceptionName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=MAX_ID_LENGTH)
+]
 
 
 class OutputQuestion(QuestionBase):
@@ -263,6 +266,14 @@ class OutputQuestion(QuestionBase):
         default=None,
         description="What the author expects the code to print (only without `params`). "
         "Import runs the code and refuses the file when the real output disagrees.",
+    )
+    raises: ExceptionName | None = Field(
+        default=None,
+        description="The exception the code is meant to raise, by class name (`ValueError`), "
+        "when raising it is the point: a variant that raises it has the exception as its key "
+        "(learners answer `ValueError`). Without it, a variant that raises is refused (a typo "
+        "such as `prnt` must not make `NameError` the key), unless `answer` names the "
+        "exception.",
     )
     solution: Explanation = Field(
         default_factory=Explanation,
@@ -435,9 +446,18 @@ QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 PATTERN_ADAPTER: TypeAdapter[PatternFile] = TypeAdapter(PatternFile)
 
 
+# Fields added after questions were stored, left out of the hash while unset: adding one must
+# not make every stored question look changed (a new version at its next save, for nothing).
+LATER_FIELDS = ("raises",)
+
+
 def content_hash(model: BaseModel) -> str:
     """A stable hash of a validated file's content: equal content, equal hash."""
-    canonical = json.dumps(model.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    data = model.model_dump(mode="json")
+    for name in LATER_FIELDS:
+        if name in data and data[name] is None:
+            del data[name]
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

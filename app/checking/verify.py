@@ -1,7 +1,8 @@
 """Verifying questions by running them: one `verify()` for import, the editor and the API.
 
 What a question's key depends on is run in the sandbox: every variant of an output question
-(each must give an answer, and agree with `answer` when the author wrote one), a code
+(each must give an answer, and agree with `answer` when the author wrote one; one that
+raises only where the question says so, by `raises` or `answer`), a code
 question's reference (it must pass its own check) and its self-tests (each must be judged as
 the file says), and every pattern's pipeline. Runs already stored are not made again, and a
 code question whose content was verified before (`verified_before`) with its reference
@@ -279,11 +280,19 @@ class _OutputPlan(_Plan):
             i: o for i, o in self.outcomes.items() if not isinstance(o, AppError)
         }
         raised = [i for i, result in results.items() if result.status is Verdict.ERROR]
-        if raised and len(raised) < len(results):
+        if question.raises is not None and raised and len(raised) < len(results):
             verification.warnings.append(
-                f"{len(raised)} of {len(results)} variants raise an exception (their key is "
-                "the exception's name) while the others print an answer. Intended? If not, a "
+                f"{len(raised)} of {len(results)} variants raise {question.raises} (their key "
+                "is the exception) while the others print an answer. Intended? If not, a "
                 "parameter value breaks the code."
+            )
+        if question.raises is not None and not raised:
+            verification.problems.append(
+                Problem(
+                    "raises",
+                    f"no variant raises {question.raises}: each prints its answer. Drop "
+                    "`raises`, or make the code raise it",
+                )
             )
         all_params = variants.all_variants(question)
         for index, job in enumerate(self.jobs):
@@ -318,6 +327,8 @@ def variant_problem(
     where = f"variant {', '.join(f'{k}={v!r}' for k, v in values.items())}: " if values else ""
     if result.status not in runstore.CACHEABLE:
         return Problem("code", f"{where}{result.sentence} {result.detail}".rstrip())
+    if result.status is Verdict.ERROR and (problem := _raise_problem(question, result, where)):
+        return problem
     expected = expected_output(question, result)
     if not expected:
         return Problem(
@@ -335,6 +346,28 @@ def variant_problem(
         )
         return Problem("answer", f"the real run disagrees with the file:\n{diff}")
     return None
+
+
+def _raise_problem(question: OutputQuestion, result: RunResult[None], where: str) -> Problem | None:
+    """A variant that raised has the exception as its key only when the question says so:
+    `raises` names it, or `answer` does (the run is compared with `answer` next). Otherwise a
+    typo (`prnt`) would make `NameError` the key."""
+    error = result.error
+    name = error.type if error is not None else "an exception"
+    message = f": {error.message}" if error is not None and error.message else ""
+    if question.raises is not None:
+        if name == question.raises:
+            return None
+        return Problem(
+            "code", f"{where}raises {name}, not the {question.raises} that `raises` names{message}"
+        )
+    if question.answer is not None:
+        return None
+    return Problem(
+        "code",
+        f"{where}raises {name}{message} — a variant that raises is refused unless the question "
+        f"says the exception is its key (`raises: {name}`)",
+    )
 
 
 class _CodePlan(_Plan):
