@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from app.bank.files import read_bank
 from app.cli import cli
+from app.db import Database
+from app.models import QuestionVersion
 from tests.conftest import QUESTIONS
 from tests.databases import Databases
 from tests.factories import choice_question, write_bank
@@ -120,3 +122,29 @@ def test_export_schema_writes_json(tmp_path: Path) -> None:
     target = tmp_path / "schema.json"
     assert runner.invoke(cli, ["export-schema", str(target)]).exit_code == 0
     assert '"PatternFile"' in target.read_text()
+
+
+def test_export_writes_unix_line_endings_whatever_was_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: str
+) -> None:
+    """A version typed in a browser before line endings were normalised on the way in holds
+    CRLF: the export still writes `\\n`, as the README promises."""
+    monkeypatch.setenv("TRACEWISE_SANDBOX_MODE", "off")  # choice questions run nothing
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    write_bank(tmp_path / "bank", [choice_question()])
+    imported = runner.invoke(cli, ["import-questions", str(tmp_path / "bank")])
+    assert imported.exit_code == 0, imported.output
+    database = Database(empty_db)
+    try:
+        with database.session() as session:
+            version = session.get(QuestionVersion, ("q-one", 1))
+            assert version is not None and version.source_text
+            version.source_text = version.source_text.replace("\n", "\r\n")
+            session.commit()
+    finally:
+        database.dispose()
+
+    exported = runner.invoke(cli, ["export-questions", str(tmp_path / "out")])
+    assert exported.exit_code == 0, exported.output
+    written = (tmp_path / "out" / "test-pattern" / "q-one.yaml").read_bytes()
+    assert b"\r" not in written and written.count(b"\n") > 5

@@ -1189,3 +1189,56 @@ def test_the_api_refuses_a_variant_that_raises(api_token: str, other_client: Tes
         "/api/questions", json={"question": question, "pattern": LESSON}, headers=headers
     )
     assert created.status_code == 201, created.text
+
+
+def test_questions_typed_in_a_browser_export_with_unix_line_endings(
+    instructor: TestClient, api_token: str, other_client: TestClient, db: Session
+) -> None:
+    """Browsers send a textarea's lines joined by CRLF; an API client may send them too."""
+    typed = starters.starter_source("choice").replace("\n", "\r\n")
+    assert "\r\n" in typed
+    saved = editor_post(instructor, typed, "save")
+    assert saved.status_code == 303, saved.text
+    version = db.get(QuestionVersion, ("new-choice-question", 1))
+    assert version is not None and version.source_text == starters.starter_source("choice")
+    again = editor_post(instructor, typed, "save", question_id="new-choice-question")
+    assert "no new version" in again.text
+
+    question = factories.choice_question("sent-with-crlf", prompt="Which one?\r\nPick **one**.")
+    headers = {"Authorization": f"Bearer {api_token}"}
+    created = other_client.post(
+        "/api/questions", json={"question": question, "pattern": LESSON}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    db.rollback()  # a fresh read
+    stored = db.get(QuestionVersion, ("sent-with-crlf", 1))
+    assert stored is not None and stored.content["prompt"] == "Which one?\nPick **one**."
+
+    exported = instructor.get(f"/instructor/export.zip?pattern={LESSON}")
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        names = archive.namelist()
+        assert f"{LESSON}/new-choice-question.yaml" in names
+        assert f"{LESSON}/sent-with-crlf.yaml" in names
+        for name in names:
+            assert b"\r" not in archive.read(name), name
+
+
+@pytest.mark.parametrize("action", ["preview", "run", "save"])
+def test_an_empty_editor_is_a_form_error_beside_the_source(
+    instructor: TestClient, db: Session, action: str
+) -> None:
+    for question_id in (None, CHOICE_ID):
+        response = editor_post(instructor, "", action, question_id=question_id)
+        assert response.status_code == 422
+        assert response.template.name == "instructor/editor.html"  # type: ignore[attr-defined]
+        assert "<code>source</code>: write the question" in response.text
+        assert 'aria-invalid="true"' in response.text  # on the textarea
+        assert 'name="csrf_token"' in response.text and 'value="save"' in response.text
+    row = db.get(QuestionRow, CHOICE_ID)
+    assert row is not None and row.current_version == 1
+    fragment = instructor.post(
+        "/instructor/questions/preview",
+        data={"csrf_token": csrf(instructor, "/instructor"), "source": "", "pattern": LESSON},
+    )
+    assert fragment.status_code == 422
+    assert "<code>source</code>: write the question" in fragment.text

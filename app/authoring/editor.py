@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.bank import service as bank
-from app.bank.files import compose_yaml, describe_errors, parse_yaml
+from app.bank.files import compose_yaml, describe_errors, parse_yaml, unix_newlines
 from app.bank.lint import markdown_problems
 from app.bank.schema import (
     QUESTION_ADAPTER,
@@ -60,6 +60,10 @@ class QuestionRejected(Invalid):
 def parse_source(text: str) -> Question:
     """The question a YAML text describes, or QuestionRejected with every problem placed on
     its field and line; Markdown that would not render as written is a problem too."""
+    if not text.strip():
+        raise QuestionRejected(
+            [Problem("source", "write the question here, in the `questions/` YAML format")]
+        )
     if len(text) > MAX_SOURCE_CHARS:
         raise QuestionRejected(
             [Problem("(file)", f"is longer than {MAX_SOURCE_CHARS:,} characters")]
@@ -84,15 +88,27 @@ def parse_source(text: str) -> Question:
 
 
 def parse_data(data: Any) -> Question:
-    """The question a JSON body describes (the API), or QuestionRejected."""
+    """The question a JSON body describes (the API), or QuestionRejected. Its text's lines
+    end in `\n`, whatever the client sent."""
     try:
-        question = QUESTION_ADAPTER.validate_python(data)
+        question = QUESTION_ADAPTER.validate_python(_unix_newlines(data))
     except ValidationError as exc:
         raise QuestionRejected(describe_errors(exc)) from None
     problems = markdown_problems(question)
     if problems:
         raise QuestionRejected(problems)
     return question
+
+
+def _unix_newlines(data: Any) -> Any:
+    """JSON data with every string's line endings as `\n`."""
+    if isinstance(data, str):
+        return unix_newlines(data)
+    if isinstance(data, dict):
+        return {key: _unix_newlines(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_unix_newlines(value) for value in data]
+    return data
 
 
 def _placed(text: str, exc: ValidationError) -> list[Problem]:
@@ -319,7 +335,9 @@ def submit(
     base_version: int | None = None,
 ) -> EditorOutcome:
     """Preview, run or save the YAML an instructor wrote in the editor (on top of
-    `base_version`, the version the editor was opened on)."""
+    `base_version`, the version the editor was opened on). Its lines end in `\n` from here
+    on, whatever the browser sent."""
+    source = unix_newlines(source)
     outcome = preview(session, source=source, pattern_slug=pattern_slug, editing=editing)
     question = outcome.question
     if action == PREVIEW or question is None or outcome.page is None:
@@ -357,6 +375,7 @@ def preview(
     session: Session, *, source: str, pattern_slug: str | None, editing: str | None
 ) -> EditorOutcome:
     """The question as learners will see it, or what is wrong with it (nothing is run)."""
+    source = unix_newlines(source)
     try:
         question = parse_source(source)
         _check_id(question, editing)

@@ -56,6 +56,12 @@ class QuestionSource:
         return text_hash(self.text)
 
 
+def unix_newlines(text: str) -> str:
+    """`text` with every line ending as `\n`: browsers send a textarea's lines joined by
+    CRLF, and files are written with `\n` whatever their text came with."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def text_hash(text: str) -> str:
     """SHA-256 of a file's text."""
     return hashlib.sha256(text.encode()).hexdigest()
@@ -247,8 +253,9 @@ def dump_yaml(model: BaseModel) -> str:
 
 
 def write_bank(root: Path, files: Iterable[tuple[PurePosixPath, str]]) -> int:
-    """Write files (paths relative to `root`, in the questions/ layout) and return how many
-    are questions. A path that would leave `root` is a bug, and raises ValueError."""
+    """Write files (paths relative to `root`, in the questions/ layout; lines end in `\n`)
+    and return how many are questions. A path that would leave `root` is a bug, and raises
+    ValueError."""
     written = 0
     resolved_root = root.resolve()
     done: set[Path] = set()
@@ -260,6 +267,6 @@ def write_bank(root: Path, files: Iterable[tuple[PurePosixPath, str]]) -> int:
             raise ValueError(f"{relative}: written twice")
         done.add(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        target.write_text(unix_newlines(text), encoding="utf-8")
         written += relative.name != PATTERN_FILE
     return written

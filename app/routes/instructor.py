@@ -27,6 +27,7 @@ from app.templating import render, render_fragment
 
 router = APIRouter(prefix="/instructor", include_in_schema=False)
 
+# An empty textarea arrives as no field at all: the editor says what is missing, beside it.
 Source = Annotated[str, Form(max_length=editor.MAX_SOURCE_CHARS * 2)]
 Action = Annotated[str, Form(pattern="^(preview|run|save)$")]
 PatternField = Annotated[str, Form(max_length=200)]
@@ -97,8 +98,8 @@ def create_question(
     session: SessionDep,
     staff: StaffDep,
     runs: StaffRunsDep,
-    source: Source,
     action: Action,
+    source: Source = "",
     pattern: PatternField = "",
 ) -> Response:
     """Preview, run or save a new question."""
@@ -154,8 +155,8 @@ def update_question(
     staff: StaffDep,
     runs: StaffRunsDep,
     record: AnyQuestionDep,
-    source: Source,
     action: Action,
+    source: Source = "",
     base_version: Annotated[int | None, Form(ge=1, le=2**31)] = None,
 ) -> Response:
     """Preview, run or save a new version of a question (on top of `base_version`, the
@@ -189,7 +190,7 @@ def preview_question(
     request: Request,
     session: SessionDep,
     staff: StaffDep,
-    source: Source,
+    source: Source = "",
     pattern: PatternField = "",
     editing: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
