@@ -79,18 +79,83 @@ def test_the_rating_comes_from_what_happened(
     assert got is rating
 
 
-def test_a_wrong_answer_comes_back_tomorrow_a_right_one_later(
-    learner: Learner, db: Session
+@pytest.mark.parametrize(("correct", "rating"), [(False, "Again"), (True, "Good")])
+def test_in_a_due_learning_step_right_is_good_whatever_the_help_or_time(
+    correct: bool, rating: str
 ) -> None:
-    learner.answer(LESSON, "lr-steplr-syntax", WRONG["lr-steplr-syntax"])
-    wrong = _card(db, "lr-steplr-syntax")
+    got = review.rate(
+        question=BANK[EASY_CHOICE], correct=correct, assisted=True, time_taken_ms=1, due_step=True
+    )
+    assert got is review.Rating[rating]
+
+
+class Clock:
+    """The time the learning code sees, moved by hand (help asked for and signed pages keep
+    the real time: the clock starts at it)."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    for module in ("answering", "review", "progress"):
+        monkeypatch.setattr(f"app.learning.{module}.utcnow", clock)
+    return clock
+
+
+SAME_SESSION = timedelta(minutes=15)  # "come back in the same session": well within an hour
+
+
+def test_wrong_answers_come_back_in_the_same_session_a_right_one_days_later(
+    client: TestClient, learner: Learner, db: Session, clock: Clock
+) -> None:
+    wrong = {
+        q.id: next(i for i, c in enumerate(q.choices) if not c.correct)
+        for q in BANK.values()
+        if isinstance(q, ChoiceQuestion) and q.id != EASY_CHOICE
+    }
+    missed = list(wrong)[:8]
+    assert len(missed) == 8
+    for qid in missed:
+        learner.answer(LESSON, qid, wrong[qid])
     assert _last_attempt(db).rating == review.Rating.Again
-    assert timedelta(hours=23) < wrong.due - utcnow() <= timedelta(days=1)
+    assert all(_card(db, qid).due - clock.now <= SAME_SESSION for qid in missed)
+    assert "Nothing due now" in client.get("/").text
+
+    clock.advance(SAME_SESSION)
+    home = client.get("/").text
+    assert "Start reviewing" in home and "8 due for review" in home
+    assert {item["question_id"] for item in client.get("/api/review").json()} == set(missed)
+    assert client.get("/review").text.count('class="button small">Review</button>') == 8
 
     learner.answer(LESSON, EASY_CHOICE, 3)  # quickly, no help
-    right = _card(db, EASY_CHOICE)
     assert _last_attempt(db).rating == review.Rating.Easy
-    assert right.due - utcnow() > timedelta(days=7)
+    assert _card(db, EASY_CHOICE).due - clock.now > timedelta(days=7)
+
+
+def test_a_right_answer_once_the_step_falls_due_passes_it_despite_the_help_seen(
+    learner: Learner, db: Session, clock: Clock
+) -> None:
+    learner.ask_hint(LESSON, EASY_CHOICE)  # shown on every later visit
+    learner.answer(LESSON, EASY_CHOICE, WRONG[EASY_CHOICE])  # and now the solution too
+    clock.advance(timedelta(minutes=1))
+    learner.answer(LESSON, EASY_CHOICE, 3)  # right with the solution just seen: not yet
+    assert _last_attempt(db).rating == review.Rating.Hard
+    assert _card(db, EASY_CHOICE).due - clock.now <= SAME_SESSION  # the step again
+
+    clock.advance(SAME_SESSION)
+    learner.answer(LESSON, EASY_CHOICE, 3)  # asked again after the step: that is the check
+    attempt = _last_attempt(db)
+    assert attempt.hint_seen and attempt.rating == review.Rating.Good
+    assert _card(db, EASY_CHOICE).due - clock.now >= timedelta(days=1)  # no loop of steps
 
 
 def test_a_hint_makes_a_right_answer_hard_and_it_comes_back_sooner(

@@ -351,6 +351,7 @@ def _rating(
         # A hint, once asked for, shows on every later visit; a solution fades.
         assisted=seen.hint_seen or seen.solution_seen_since(now - review.ASSIST_WINDOW),
         time_taken_ms=time_taken_ms,
+        due_step=review.in_due_step(seen.card, now),
     )
     if not time_measured and rating is review.Rating.Easy:
         return review.Rating.Good

@@ -3,6 +3,7 @@
 The rating is never the learner's opinion of themselves; it is read off what happened:
 
     wrong                                         → Again
+    right, in a learning step that has fallen due → Good
     right, with a hint or the solution seen
       in the last ASSIST_WINDOW                   → Hard
     right, but slower than SLOW × expected time   → Hard
@@ -10,8 +11,12 @@ The rating is never the learner's opinion of themselves; it is read off what hap
     right otherwise (or time not measured)        → Good
 
 Every attempt — practice, quiz, test, review — is a review of its question's card. A card
-falls due when FSRS expects the learner's recall to have dropped to 90%; a wrong answer
-comes back the next day.
+falls due when FSRS expects the learner's recall to have dropped to 90%. A wrong answer (or
+a first answer right only with help) puts the card in a learning step: it comes back in the
+same sitting, LEARNING_STEP later, and a right answer then passes the step — Good, whatever
+help was seen: the step exists to ask again after the solution was shown (else a hint,
+shown on every later visit, would hold the card in its step for ever) — and FSRS takes it
+on in days.
 """
 
 from __future__ import annotations
@@ -33,10 +38,16 @@ from app.bank.service import LiveQuestion
 from app.models import Attempt, Learner, ReviewCard, utcnow
 from app.models import Question as QuestionRow
 
-# No same-day learning steps: these are questions, not flash cards, and being asked the one
-# just answered again in ten minutes teaches little. Fuzzing off: the same history gives the
-# same schedule (tests, and explaining a due date to a learner, rely on it).
-SCHEDULER = fsrs.Scheduler(learning_steps=(), relearning_steps=(), enable_fuzzing=False)
+# One step, for new cards and lapsed ones alike: long enough that the solution just read is
+# not still on the screen, short enough to be the same sitting. One, not FSRS's default two
+# (1 and 10 minutes): a question answered right at once needs no second look the same day —
+# with one step, Good on a new card goes straight to days. Fuzzing off: the same history
+# gives the same schedule (tests, and explaining a due date to a learner, rely on it).
+LEARNING_STEP = timedelta(minutes=10)
+SCHEDULER = fsrs.Scheduler(
+    learning_steps=(LEARNING_STEP,), relearning_steps=(LEARNING_STEP,), enable_fuzzing=False
+)
+STEPS = (fsrs.State.Learning, fsrs.State.Relearning)
 
 ASSIST_WINDOW = timedelta(hours=12)  # help seen this long before still helped this attempt
 FAST, SLOW = 0.5, 3.0  # fractions of the expected time that make a right answer Easy / Hard
@@ -56,10 +67,29 @@ def expected_ms(question: Question) -> int:
     return EXPECTED_SECONDS[question.kind][question.difficulty] * 1000
 
 
-def rate(*, question: Question, correct: bool, assisted: bool, time_taken_ms: int | None) -> Rating:
-    """The FSRS rating of an attempt, from its outcome, the help seen and the time taken."""
+def in_due_step(card: dict[str, Any] | None, now: datetime) -> bool:
+    """Whether a card (as stored; None: none yet) is in a learning or relearning step that
+    has fallen due by `now`."""
+    if card is None:
+        return False
+    current = fsrs.Card.from_dict(card)  # type: ignore[arg-type]
+    return current.state in STEPS and current.due <= now
+
+
+def rate(
+    *,
+    question: Question,
+    correct: bool,
+    assisted: bool,
+    time_taken_ms: int | None,
+    due_step: bool = False,
+) -> Rating:
+    """The FSRS rating of an attempt, from its outcome, the help seen and the time taken
+    (`due_step`: the card is in a learning step that has fallen due, see `in_due_step`)."""
     if not correct:
         return Rating.Again
+    if due_step:
+        return Rating.Good
     if assisted:
         return Rating.Hard
     if time_taken_ms is None:
