@@ -1242,3 +1242,41 @@ def test_an_empty_editor_is_a_form_error_beside_the_source(
     )
     assert fragment.status_code == 422
     assert "<code>source</code>: write the question" in fragment.text
+
+
+DIFF_LINE_RE = re.compile(r'<span class="diff-(add|remove)">(.*?)</span>')
+
+
+def _diff_lines(client: TestClient, question_id: str, old: int, new: int) -> tuple[str, list]:
+    page = client.get(f"/instructor/questions/{question_id}/versions?old={old}&new={new}")
+    assert page.status_code == 200
+    return page.text, [(kind, _unescape(text)) for kind, text in DIFF_LINE_RE.findall(page.text)]
+
+
+def test_the_versions_diff_shows_what_the_author_typed(
+    instructor: TestClient, api_token: str, other_client: TestClient
+) -> None:
+    source = _current_source(instructor, CHOICE_ID)
+    edited = "# reviewed in week 3\n" + source.replace("prompt: ", "prompt: Think twice. ", 1)
+    assert editor_post(instructor, edited, "save", question_id=CHOICE_ID).status_code == 303
+    page, lines = _diff_lines(instructor, CHOICE_ID, 1, 2)
+    prompt = next(line for line in source.splitlines() if line.startswith("prompt: "))
+    assert lines == [
+        ("add", "+# reviewed in week 3"),
+        ("remove", f"-{prompt}"),
+        ("add", "+" + prompt.replace("prompt: ", "prompt: Think twice. ")),
+    ]
+    assert "came without YAML as typed" not in page
+
+    # A version that came as JSON has no text as typed: both sides are compared as stored.
+    question = yaml.safe_load(edited)
+    question["hint"] = "Count the calls."
+    headers = {"Authorization": f"Bearer {api_token}"}
+    sent = other_client.put(
+        f"/api/questions/{CHOICE_ID}", json={"question": question}, headers=headers
+    )
+    assert sent.json()["version"] == 3
+    page, lines = _diff_lines(instructor, CHOICE_ID, 2, 3)
+    assert [kind for kind, _ in lines] == ["remove", "add"]
+    assert lines[1] == ("add", "+hint: Count the calls.")
+    assert "Version 3 came without YAML as typed" in page

@@ -73,10 +73,29 @@ class DiffLine:
     text: str
 
 
-def diff(session: Session, question_id: str, *, old: int, new: int) -> list[DiffLine]:
-    """What changed between two versions, as a unified diff of their YAML."""
-    before = dump_yaml(bank.get_version_or_raise(session, question_id, old))
-    after = dump_yaml(bank.get_version_or_raise(session, question_id, new))
+@dataclass(frozen=True)
+class VersionDiff:
+    """What changed between two versions: a unified diff of the YAML their authors typed —
+    or, when one came without it (as JSON, through the API), of both as the bank stores
+    them (`untyped` names those versions), so that layout alone never shows as a change."""
+
+    lines: list[DiffLine]
+    untyped: list[int]
+
+    @property
+    def as_typed(self) -> bool:
+        """Whether both sides are the YAML as typed."""
+        return not self.untyped
+
+
+def diff(session: Session, question_id: str, *, old: int, new: int) -> VersionDiff:
+    """What changed between two versions, as a unified diff of their YAML (see VersionDiff)."""
+    rows = [_version_row_or_raise(session, question_id, number) for number in (old, new)]
+    untyped = [row.version for row in rows if not row.source_text]
+    if untyped:
+        before, after = (dump_yaml(bank.parse_version(row)) for row in rows)
+    else:
+        before, after = (row.source_text or "" for row in rows)
     lines = difflib.unified_diff(
         before.splitlines(),
         after.splitlines(),
@@ -91,7 +110,14 @@ def diff(session: Session, question_id: str, *, old: int, new: int) -> list[Diff
             continue
         kind = {"@": "hunk", "+": "add", "-": "remove"}.get(line[:1], "context")
         result.append(DiffLine(kind, line))
-    return result
+    return VersionDiff(result, untyped)
+
+
+def _version_row_or_raise(session: Session, question_id: str, version: int) -> QuestionVersion:
+    row = session.get(QuestionVersion, (question_id, version))
+    if row is None:
+        raise NotFound(f"There is no version {version} of question {question_id!r}.")
+    return row
 
 
 def restore(

@@ -216,7 +216,7 @@ def question_versions(
     new = new or record.version
     old = old or max(1, new - 1)
     history = versions.history(session, record.id)
-    diff = versions.diff(session, record.id, old=old, new=new) if old != new else []
+    diff = versions.diff(session, record.id, old=old, new=new) if old != new else None
     return render(
         request,
         "instructor/versions.html",
