@@ -255,3 +255,36 @@ def test_an_instructor_writes_runs_and_saves_an_output_question_then_reads_its_s
         assert href is not None
         response = tab.request.get(base + href)  # links are paths from the server's root
         assert response.ok and response.headers["content-type"].startswith(kind)
+
+
+MEASURE_CHOICES = """() => [...document.querySelectorAll('label.choice')].map((label) => {
+  const radio = label.querySelector('input[type=radio]').getBoundingClientRect();
+  const text = label.querySelector('.choice-text');
+  const range = document.createRange();
+  range.selectNodeContents(text);
+  const first = range.getClientRects()[0];  // the first line of the choice's text
+  return {
+    weight: Number(getComputedStyle(text).fontWeight),
+    offset: Math.abs(radio.top + radio.height / 2 - (first.top + first.height / 2)),
+    lines: new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size,
+    under: Math.min(...[...range.getClientRects()].map((r) => r.left)) < radio.right,
+  };
+})"""
+
+
+def test_choices_read_as_plain_text_with_the_radio_on_their_first_line(
+    page: tuple[Page, str],
+) -> None:
+    tab, base = page
+    tab.set_viewport_size({"width": 390, "height": 844})  # a phone: long choices wrap
+    for path in ("questions/lr-two-phase-schedule", "trace"):
+        tab.goto(f"{base}/patterns/{LESSON}/{path}")
+        choices = tab.evaluate(MEASURE_CHOICES)
+        assert choices and any(c["lines"] > 1 for c in choices), path  # wrapping is covered
+        for choice in choices:
+            assert choice["weight"] <= 400, (path, choice)  # only the letter is bold
+            assert choice["offset"] <= 2, (path, choice)  # radio centred on the first line
+            assert not choice["under"], (path, choice)  # wrapped lines keep to the text column
+        tab.locator("label.choice .choice-text").nth(1).click()  # the text is a target too
+        expect(tab.locator("input[name=answer]").nth(1)).to_be_checked()
+    tab.screenshot(path=str(ARTIFACTS / "choices-phone.png"), full_page=True)
