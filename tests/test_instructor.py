@@ -761,7 +761,9 @@ def test_the_stats_page_maps_and_flags_a_question_the_strong_get_wrong(
     assert page.status_code == 200
     assert "Item map" in page.text
     dot = re.search(
-        rf'<circle class="dot dot-flagged"[^>]*><title>{CHOICE}: ([^<]*)</title>', page.text
+        rf'<circle class="dot dot-flagged"[^>]*><title>What is the main purpose [^<]* '
+        rf"\({CHOICE}\): ([^<]*)</title>",
+        page.text,
     )
     assert dot and dot.group(1) == "facility 0.30, discrimination -1.00"
     assert "Look at these first" in page.text and "discrimination -1.00" in page.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -16,26 +17,29 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
+from app import accounts
 from app.authoring.stats import (
     CSV_COLUMNS,
     MIN_ATTEMPTS_TO_FLAG,
     MIN_LEARNERS_FOR_DISCRIMINATION,
+    TITLE_CHARS,
     ChoiceShare,
     QuestionStats,
     VariantFacility,
     attempts_csv,
     pattern_stats,
     question_stats,
+    question_title,
 )
 from app.bank import service as bank
 from app.bank.schema import ChoiceQuestion, content_hash
-from app.db import begin_write
+from app.db import Database, begin_write
 from app.errors import NotFound
 from app.learning.learners import new_token
 from app.learning.progress import pattern_progress
 from app.models import Attempt, Learner, Pattern, QuestionVersion, User
 from app.models import Question as QuestionRow
-from tests.conftest import right_answer
+from tests.conftest import CSRF_RE, right_answer
 
 PATTERN = "lr-schedulers"
 CHOICE = "lr-purpose"  # four choices, D (index 3) right
@@ -365,6 +369,56 @@ def test_variant_facility_per_parameter_value(
 
 
 # --- the pattern page ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "title"),
+    [
+        ("What is the purpose of a scheduler?", "What is the purpose of a scheduler?"),
+        (
+            "`ChainedScheduler` combines `StepLR(step_size=2)` and\n**two** others.\n\nAnd?",
+            "ChainedScheduler combines StepLR(step_size=2) and two others.",
+        ),
+        ("\n\n## See [the docs](https://example.com) first", "See the docs first"),
+        (
+            "A 30-epoch run starts at a learning rate of 0.1. Build `scheduler` so that the rate "
+            "follows a cosine from 0.1 down to 0.001",
+            "A 30-epoch run starts at a learning rate of 0.1. Build scheduler so that the rate…",
+        ),
+        ("x" * 200, "x" * (TITLE_CHARS - 1) + "…"),
+    ],
+)
+def test_a_question_is_titled_by_its_prompt_s_first_paragraph_shortened(
+    prompt: str, title: str
+) -> None:
+    assert question_title(prompt) == title
+    assert len(question_title(prompt)) <= TITLE_CHARS
+
+
+def test_every_question_has_its_title_and_the_page_shows_it_with_the_id(
+    db: Session, client: TestClient, database: Database
+) -> None:
+    page = pattern_stats(db, pattern=bank.get_pattern_or_raise(db, PATTERN))
+    titles = {q.question_id: q.title for q in page.questions}
+    assert titles[CHOICE] == (
+        "What is the main purpose of using a learning rate scheduler in PyTorch training?"
+    )
+    assert all(0 < len(title) <= TITLE_CHARS for title in titles.values())
+
+    with database.session() as session:
+        accounts.create_user(session, email="t@example.com", password="a long pass", role="admin")
+    login = client.get("/login").text
+    token = CSRF_RE.search(login)
+    assert token
+    client.post(
+        "/login",
+        data={"csrf_token": token.group(1), "email": "t@example.com", "password": "a long pass"},
+    )
+    html = client.get(f"/instructor/patterns/{PATTERN}/stats").text
+    row = re.search(rf'<tr id="q-{CHOICE}"[^>]*>\s*<th scope="row">(.*?)</th>', html, re.S)
+    assert row, "no row for the question"
+    assert titles[CHOICE] in row.group(1)
+    assert f'<code class="question-id">{CHOICE}</code>' in row.group(1)
 
 
 def test_pattern_stats_lists_live_questions_in_order_then_retired_ones(db: Session) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -58,6 +59,8 @@ MIN_LEARNERS_FOR_DISCRIMINATION = 10
 MIN_ATTEMPTS_TO_FLAG = 10
 # Under this facility four learners in five miss the question first time: worth a second look.
 LOW_FACILITY = 0.2
+# A title longer than this wraps past two lines of the statistics table's first column.
+TITLE_CHARS = 90
 CSV_BATCH_SIZE = 1000  # export rows fetched per round trip: memory stays flat, trips stay few
 # A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -119,6 +122,7 @@ class QuestionStats:
     """What a question's attempts say about it (see the module docstring for the measures)."""
 
     question_id: str
+    title: str  # of the current version: its prompt's first paragraph, shortened (plain text)
     kind: str  # of the current version: "choice", "output" or "code"
     difficulty: Difficulty  # of the current version
     version: int  # the current version
@@ -228,6 +232,24 @@ def attempts_csv(session: Session, *, pattern_slug: str | None = None) -> Iterat
     return _csv_lines(session, query)
 
 
+_MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def question_title(prompt: str) -> str:
+    """A question's title for lists (the schema has no title field): its prompt's first
+    paragraph on one line, as plain text (code ticks, bold, heading marks and link targets
+    dropped), cut at a word to at most TITLE_CHARS characters."""
+    paragraph = prompt.strip().split("\n\n", 1)[0]
+    text = " ".join(paragraph.split()).lstrip("# ")
+    text = _MARKDOWN_LINK.sub(r"\1", text).replace("`", "").replace("**", "")
+    if len(text) <= TITLE_CHARS:
+        return text
+    cut = text[: TITLE_CHARS - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
 # --- loading ----------------------------------------------------------------------------------
 
 
@@ -276,6 +298,10 @@ class _QuestionInfo:
     @property
     def difficulty(self) -> Difficulty:
         return Difficulty(self.versions[self.version].difficulty)
+
+    @property
+    def title(self) -> str:
+        return question_title(str(self.versions[self.version].content.get("prompt", "")))
 
     def parsed(self, version: int) -> Question | None:
         """A stored version's content, validated; asked for only where a figure needs the
@@ -369,6 +395,7 @@ def _question_stats(info: _QuestionInfo, data: _PatternData) -> QuestionStats:
     choices = _choice_shares(info, attempts)
     return QuestionStats(
         question_id=info.id,
+        title=info.title,
         kind=info.kind,
         difficulty=info.difficulty,
         version=info.version,
