@@ -80,19 +80,48 @@ document.querySelectorAll("select[data-reload]").forEach((select) => {
   });
 });
 
-// Code questions: CodeMirror (vendored) with Python highlighting and line numbers. The
-// textarea stays the form field; CodeMirror writes back into it on submit.
+// CodeMirror (vendored) for code, with line numbers. Tab indents, as a programmer expects —
+// so, as CodeMirror documents for keyboard users, Esc then Tab (or Shift+Tab) leaves the
+// editor; a line under it says so. The contenteditable input is the one screen readers read;
+// it is labelled with the textarea's own label. The textarea stays the form field: CodeMirror
+// writes back into it on submit.
+function codeEditor(textarea, mode, indent, options = {}) {
+  const label = textarea.labels.length ? textarea.labels[0].textContent.replace(/\s+/g, " ").trim() : "Code";
+  let released = false;
+  const editor = CodeMirror.fromTextArea(textarea, {
+    mode,
+    lineNumbers: true,
+    indentUnit: indent,
+    tabSize: indent,
+    inputStyle: "contenteditable",
+    screenReaderLabel: label,
+    extraKeys: {
+      Tab: (cm) => cm.replaceSelection(" ".repeat(indent)),
+      "Shift-Tab": (cm) => cm.execCommand("indentLess"),
+      Esc: () => { released = true; },
+    },
+    ...options,
+  });
+  editor.on("keydown", (cm, event) => {
+    // After Esc, CodeMirror ignores Tab: the browser moves the focus on, as it does anywhere.
+    if (released && event.key === "Tab") event.codemirrorIgnore = true;
+    else if (!["Escape", "Shift"].includes(event.key)) released = false;
+  });
+  editor.on("focus", () => { released = false; });
+  const hint = document.createElement("p");
+  hint.className = "form-help editor-hint";
+  hint.id = `${textarea.id || textarea.name}-keys`;
+  hint.textContent = "Tab indents in the editor. To leave it with the keyboard, press Esc, then Tab.";
+  editor.getWrapperElement().after(hint);
+  editor.getInputField().setAttribute("aria-describedby", hint.id);
+  textarea.codeMirror = editor;  // for tests and scripts
+  return editor;
+}
+
+// Code questions: Python.
 document.querySelectorAll("textarea[data-code-editor]").forEach((textarea) => {
   if (typeof CodeMirror === "undefined") return;
-  const editor = CodeMirror.fromTextArea(textarea, {
-    mode: "python",
-    lineNumbers: true,
-    indentUnit: 4,
-    tabSize: 4,
-    extraKeys: { Tab: (cm) => cm.replaceSelection("    ") },
-    viewportMargin: Infinity,
-  });
-  textarea.codeMirror = editor;  // for tests and scripts
+  const editor = codeEditor(textarea, "python", 4, { viewportMargin: Infinity });  // grows with the code
   const errorLine = document.querySelector("[data-error-line]");
   if (errorLine) editor.addLineClass(Number(errorLine.dataset.errorLine) - 1, "background", "cm-error-line");
 });
@@ -103,14 +132,7 @@ document.querySelectorAll("textarea[data-yaml-editor]").forEach((textarea) => {
   if (typeof CodeMirror === "undefined") return;
   const form = textarea.form;
   const preview = document.getElementById("preview");
-  const editor = CodeMirror.fromTextArea(textarea, {
-    mode: "yaml",
-    lineNumbers: true,
-    indentUnit: 2,
-    tabSize: 2,
-    extraKeys: { Tab: (cm) => cm.replaceSelection("  ") },
-  });
-  textarea.codeMirror = editor;  // for tests and scripts
+  const editor = codeEditor(textarea, "yaml", 2);
   let widgets = [];
 
   function markErrors() {
