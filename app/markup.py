@@ -13,12 +13,17 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
 from pygments.lexers import PythonLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 RENDER_CACHE_SIZE = 4096  # distinct Markdown snippets kept rendered; the bank has a few hundred
 
 _FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True)
+# A code block keeps its lines and scrolls sideways when they are long; a box that scrolls
+# must take the keyboard's focus, or a keyboard cannot scroll it (WCAG 2.1.1).
+_SCROLLING_PRE = '<pre tabindex="0">'
+_TOKENS_ONLY = HtmlFormatter(nowrap=True)  # the token spans, for code fenced in Markdown
 
 # Tags Markdown produces, plus Pygments' spans. nh3 strips everything else and all event
 # handlers; `class` survives only on code and spans (Pygments' token classes).
@@ -55,7 +60,7 @@ _ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "code": {"class"},
     "div": {"class"},
-    "pre": {"class"},
+    "pre": {"class", "tabindex"},
     "span": {"class"},
     "td": {"style"},
     "th": {"style"},
@@ -67,7 +72,14 @@ def _highlight_fence(code: str, lang: str, _attrs: str) -> str:
         lexer = get_lexer_by_name(lang) if lang else PythonLexer()
     except ClassNotFound:
         lexer = PythonLexer()
-    return str(highlight(code, lexer, _FORMATTER))
+    # markdown-it wraps whatever does not start with <pre in a <pre><code> of its own, which
+    # would put Pygments' block inside a block: give it the <pre> itself.
+    tokens = highlight(code, lexer, _TOKENS_ONLY)
+    return f'<pre class="highlight" tabindex="0"><code>{tokens}</code></pre>\n'
+
+
+def _highlighted(code: str, lexer: Lexer) -> str:
+    return str(highlight(code, lexer, _FORMATTER)).replace("<pre>", _SCROLLING_PRE, 1)
 
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "highlight": _highlight_fence}).enable("table")
@@ -102,4 +114,4 @@ def markdown_inline(text: str) -> Markup:
 @lru_cache(maxsize=RENDER_CACHE_SIZE)
 def python_code(code: str) -> Markup:
     """Highlight Python source with Pygments; the result is escaped by Pygments itself."""
-    return Markup(sanitize(highlight(code, PythonLexer(), _FORMATTER)))
+    return Markup(sanitize(_highlighted(code, PythonLexer())))

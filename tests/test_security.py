@@ -147,4 +147,7 @@ def test_markdown_still_renders_what_authors_need() -> None:
     html = str(markdown("**bold** `code` [docs](https://pytorch.org)\n\n```python\nx = 1\n```"))
     assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     assert 'href="https://pytorch.org"' in html and 'rel="noopener noreferrer nofollow"' in html
-    assert '<div class="highlight">' in html
+    # one block, highlighted, that a keyboard can scroll: not Pygments' block inside another
+    assert html.count("<pre") == 1 and '<pre class="highlight" tabindex="0">' in html
+    assert '<span class="n">x</span>' in html
+    assert '<pre tabindex="0">' in str(python_code("x = 1"))
