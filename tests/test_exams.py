@@ -104,13 +104,13 @@ def test_a_test_in_the_browser_shows_no_feedback_until_the_end(
     started = client.post(f"/patterns/{LESSON}/test", data={"csrf_token": csrf})
     assert started.status_code == 200
     assert started.url.path.endswith("/questions/1")
-    assert "1 / 10" in started.text
+    assert "Test question 1 of 10" in started.text
     exam_id = int(started.url.path.split("/")[2])
 
     api = client.get(f"/api/tests/{exam_id}").json()
     for number, question in enumerate(api["questions"], start=1):
         html = client.get(f"/tests/{exam_id}/questions/{number}").text
-        assert f"{number} / 10" in html
+        assert f"Test question {number} of 10" in html
         csrf = CSRF_RE.search(html).group(1)  # type: ignore[union-attr]
         answer = wrong_answer(app, question["question"]["id"], question["question"]["version"])
         saved = client.post(
