@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,7 @@ from app.sandbox.client import Sandbox
 from app.sandbox.protocol import PipelineJob, SnippetJob, Verdict
 from app.traces import charts
 from app.traces.playground import SUGGESTED
-from app.traces.service import observations
+from app.traces.service import Epoch, TraceView, observations
 from tests.conftest import QUESTIONS, ROOT
 
 LESSON = "lr-schedulers"
@@ -308,6 +309,18 @@ def test_the_playground_page_reproduces_a_state_from_its_url(client: TestClient)
     assert first.text.count("<svg") == 3
 
 
+def test_the_playground_highlights_jumps_not_a_curve_that_moves_every_epoch(
+    client: TestClient,
+) -> None:
+    playground = f"/patterns/{LESSON}/playground?run=1&mode=train&epochs=10"
+    steps = client.get(f"{playground}&scheduler=StepLR&p.step_size=3&p.gamma=0.5").text
+    assert steps.count('<tr class="lr-changed">') == 3  # its milestones: epochs 4, 7, 10
+    assert 'class="marker"' in steps and "learning rate jumps" in steps
+    cosine = client.get(f"{playground}&scheduler=CosineAnnealingLR&p.T_max=10").text
+    assert "lr-changed" not in cosine and 'class="marker"' not in cosine
+    assert "changes smoothly" in cosine  # and the table says why nothing is highlighted
+
+
 def test_the_playground_form_comes_from_the_real_signature(client: TestClient) -> None:
     html = client.get(f"/patterns/{LESSON}/playground?scheduler=CyclicLR").text
     for param in ("base_lr", "max_lr", "step_size_up", "mode", "cycle_momentum"):
@@ -425,6 +438,62 @@ def test_the_learning_rate_is_drawn_as_a_staircase() -> None:
     assert points[3][1] == points[2][1]  # flat before the drop
     widths = [points[i + 1][0] - points[i][0] for i in (0, 2, 4)]
     assert max(widths) - min(widths) < 0.5  # every epoch as wide, the last one too
+
+
+def _cosine(t_max: int, steps: int) -> list[float]:
+    return [0.05 * (1 + math.cos(math.pi * (t % t_max) / t_max)) for t in range(steps)]
+
+
+@pytest.mark.parametrize(
+    ("lrs", "jumps"),
+    [
+        ([0.1] * 5 + [0.05] * 5, [6]),  # StepLR: its step
+        ([0.1] * 3 + [0.05] * 4 + [0.025] * 3, [4, 8]),  # MultiStepLR: its milestones
+        ([0.1, 0.05, 0.05, 0.05], [2]),  # a step right after the first epoch
+        (_cosine(10, 10), []),  # cosine: it changes every epoch, smoothly
+        ([0.1 * 0.8**t for t in range(10)], []),  # exponential
+        ([0.1 * min(1.0, (1 + 2 * t / 4) / 3) for t in range(10)], []),  # a linear warm-up
+        (_cosine(3, 10), [4, 7, 10]),  # warm restarts: the restarts, not the decay between
+        ([0.01, 0.1] * 5, []),  # it flips every epoch: a highlight would mean nothing
+        ([0.1] * 10, []),
+    ],
+)
+def test_only_jumps_of_the_learning_rate_are_highlighted(
+    lrs: list[float], jumps: list[int]
+) -> None:
+    trace = TraceView(
+        kind="lr-only",
+        key="k",
+        spec={},
+        epochs=[Epoch(epoch=n, lr=lr, lr_after=lr) for n, lr in enumerate(lrs, start=1)],
+    )
+    assert trace.lr_jumps == jumps
+    (chart,) = charts.trace_charts(trace)
+    assert [m.label for m in chart.markers] == ["learning rate jumps"] * len(jumps)
+
+
+def test_a_chart_is_drawn_for_a_phone_too_and_carries_its_numbers_as_a_table() -> None:
+    chart = charts.line_chart(
+        "lr",
+        [
+            charts.Series("lesson", [(e, 0.1 * 0.5 ** (e // 5)) for e in range(1, 21)], step=True),
+            charts.Series("yours", [(e, 0.1) for e in range(1, 11)], step=True),
+        ],
+        x_label="epoch",
+        y_label="learning rate",
+        y_from_zero=True,
+    )
+    narrow = chart.narrow
+    assert narrow is not None and narrow.frame == charts.NARROW and chart.frame == charts.WIDE
+    # fewer ticks on the narrow frame; only epochs that have data are labelled (not 21)
+    assert [t.label for t in narrow.x_ticks] == ["1", "5", "9", "13", "17"]
+    assert [t.label for t in chart.x_ticks] == [str(e) for e in range(1, 21, 2)]
+    assert len(narrow.y_ticks) <= len(chart.y_ticks)
+    assert all(narrow.left <= t.at <= narrow.right for t in narrow.x_ticks)
+    # the table: one row per epoch, one column per series, blank where a series has none
+    assert len(chart.rows) == 20
+    assert chart.rows[0] == charts.Row("1", ["0.1", "0.1"])
+    assert chart.rows[19] == charts.Row("20", ["0.00625", ""])
 
 
 def test_the_web_process_never_imports_torch(settings: Settings) -> None:

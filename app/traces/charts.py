@@ -49,7 +49,7 @@ class Line:
 
 @dataclass(frozen=True)
 class Marker:
-    """A vertical line at an x value, e.g. where the learning rate changes."""
+    """A vertical line at an x value, e.g. where the learning rate jumps."""
 
     at: float
     label: str
@@ -161,11 +161,12 @@ def trace_charts(trace: TraceView, baseline: TraceView | None = None) -> list[Ch
         return [(e.epoch, getattr(e, attr)) for e in view.epochs if getattr(e, attr) is not None]
 
     unit = "epoch" if trace.kind == "pipeline" else "step"
-    # Mark where the LR changes — unless it changes nearly every epoch (cosine, exponential):
-    # then the staircase itself says it, and markers would only hide the curves.
+    # Mark where the LR jumps (a step, a restart: see service.lr_jumps), not every change —
+    # cosine changes every epoch, and the curve says so. Past MAX_MARKERS (a long staircase)
+    # the markers would only hide the curves.
     changes = (
-        [(epoch, "learning rate changes") for epoch in trace.lr_changes]
-        if len(trace.lr_changes) <= MAX_MARKERS
+        [(epoch, "learning rate jumps") for epoch in trace.lr_jumps]
+        if len(trace.lr_jumps) <= MAX_MARKERS
         else []
     )
     lr_series = [Series("learning rate", points(trace, "lr"), "primary", step=True)]

@@ -6,8 +6,10 @@ page view never trains.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -78,10 +80,38 @@ class TraceView:
         """Epochs whose LR differs from the epoch before."""
         return [b.epoch for a, b in zip(self.epochs, self.epochs[1:], strict=False) if b.lr != a.lr]
 
+    @cached_property  # asked for by every row of the epochs table
+    def lr_jumps(self) -> list[int]:
+        """Epochs the LR jumps to — the ones worth a highlight (see `lr_jumps`)."""
+        return lr_jumps([e.epoch for e in self.epochs], [e.lr for e in self.epochs])
+
     @property
     def lr_after_last(self) -> float:
         """The LR the scheduler set after the last epoch (which nothing trained with)."""
         return self.epochs[-1].lr_after
+
+
+# What a highlight of "the LR changed here" is for: the moments a schedule breaks its course.
+# A change is a jump when it comes after the LR held steady (a staircase's step: StepLR,
+# MultiStepLR, ReduceLROnPlateau), or turns against the LR's course and is not followed on
+# (a warm restart: up once, then down again; a first change that the next does not carry
+# on). A change that carries on a course — cosine, exponential, a linear warm-up, a smooth
+# turn — is the curve itself: marking those would mark every epoch of a cosine run, and say
+# nothing the line does not. Neither is anything marked when jumps are over this share of
+# the epochs (an LR that flips up and down every epoch).
+MAX_JUMP_SHARE = 0.5
+
+
+def lr_jumps(epochs: list[int], lrs: list[float]) -> list[int]:
+    """The epochs (of `epochs`, whose LRs are `lrs`) that the LR jumps to, by the rule above."""
+    moves = [(b > a) - (b < a) for a, b in itertools.pairwise(lrs)]  # into epochs[i + 1]
+    jumps = []
+    for i, move in enumerate(moves):
+        before = moves[i - 1] if i else None
+        after = moves[i + 1] if i + 1 < len(moves) else None
+        if move and (before == 0 or (before != move and after != move)):
+            jumps.append(epochs[i + 1])
+    return jumps if len(jumps) <= MAX_JUMP_SHARE * len(epochs) else []
 
 
 def _percent(a: float, b: float) -> str:
