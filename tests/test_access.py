@@ -1,0 +1,272 @@
+"""Everyone can use it: every page a guest, a learner and an instructor reach passes axe-core
+(vendored) with no serious or critical violation, has one <h1>, and reads on a 390 px phone
+without sideways scrolling (only a table in its own scrolling box may scroll); a keyboard
+alone answers a code question; screenshots at 390 px of the pages with charts and code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from app import accounts
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, live_server
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # a real browser: `make test`, not `make test-fast`
+
+LESSON = "lr-schedulers"
+(AXE,) = (ROOT / "static" / "vendor").glob("axe-core-*/axe.min.js")  # one pinned version
+BLOCKING = ("serious", "critical")
+DESKTOP = {"width": 1100, "height": 900}
+PHONE = {"width": 390, "height": 844}
+INSTRUCTOR = ("teacher@example.com", "a long passphrase")
+
+# What a page may not do at 390 px: be wider than the screen. Tables and code may be wider
+# inside a box of their own that scrolls (axe-core checks that a keyboard can scroll it) or
+# that clips (CodeMirror's, which scrolls by its own scrollbars).
+WIDER_THAN_SCREEN = """() => {
+  const width = document.documentElement.clientWidth;
+  const culprits = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 1) continue;
+    let inside = el.parentElement;
+    let scrolls = false;
+    while (inside && inside !== document.body) {
+      const style = getComputedStyle(inside);
+      if (['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX) && inside.getBoundingClientRect().right <= width + 1) {
+        scrolls = true;
+        break;
+      }
+      inside = inside.parentElement;
+    }
+    if (!scrolls) culprits.push(el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : ''));
+  }
+  return { scrollWidth: document.documentElement.scrollWidth, width, culprits: culprits.slice(0, 5) };
+}"""
+
+# On a phone: the header's parts on one row, and no chart text under 11 CSS px.
+PHONE_LAYOUT = """() => {
+  const header = document.querySelector('.site-header');
+  const parts = header ? [...header.children].map(el => el.getBoundingClientRect()) : [];
+  const oneRow = !parts.length || Math.max(...parts.map(b => b.top)) < Math.min(...parts.map(b => b.bottom));
+  const sizes = [];
+  for (const svg of document.querySelectorAll('figure.chart svg')) {
+    const box = svg.getBoundingClientRect();
+    if (box.width === 0) continue;  // the other screen's drawing
+    const scale = box.width / svg.viewBox.baseVal.width;
+    for (const text of svg.querySelectorAll('text')) sizes.push(parseFloat(getComputedStyle(text).fontSize) * scale);
+  }
+  return { oneRow, smallestChartText: sizes.length ? Math.min(...sizes) : null };
+}"""
+MIN_CHART_TEXT_PX = 11
+
+AUDIT = """async () => {
+  const result = await axe.run(document, { resultTypes: ['violations'] });
+  return result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    targets: v.nodes.slice(0, 3).map(n => n.target.join(' ')),
+  }));
+}"""
+
+
+@dataclass
+class Sweep:
+    """Problems found page by page; the test fails once, listing them all."""
+
+    problems: list[str] = field(default_factory=list)
+
+    def check(self, tab: Page, name: str, *, phone: bool) -> None:
+        """axe-core's serious and critical violations, the <h1> count, and (on a phone)
+        anything wider than the screen."""
+        tab.add_script_tag(path=str(AXE))
+        for violation in tab.evaluate(AUDIT):
+            if violation["impact"] in BLOCKING:  # moderate and minor: advice, not a failure
+                self.problems.append(
+                    f"{name}: {violation['impact']} {violation['id']} ({violation['help']})"
+                    f" at {violation['targets']}"
+                )
+        headings = tab.locator("h1").count()
+        if headings != 1:
+            self.problems.append(f"{name}: {headings} <h1> elements, not one")
+        if phone:
+            wide = tab.evaluate(WIDER_THAN_SCREEN)
+            if wide["scrollWidth"] > wide["width"] or wide["culprits"]:
+                self.problems.append(f"{name}: wider than a 390 px screen: {wide}")
+            layout = tab.evaluate(PHONE_LAYOUT)
+            if not layout["oneRow"]:
+                self.problems.append(f"{name}: the header takes more than one row")
+            smallest = layout["smallestChartText"]
+            if smallest is not None and smallest < MIN_CHART_TEXT_PX:
+                self.problems.append(f"{name}: chart text of {smallest:.1f} px")
+
+
+@pytest.fixture
+def browser(app: FastAPI) -> Iterator[tuple[Browser, str]]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with app.state.db.session() as session:
+        email, password = INSTRUCTOR
+        accounts.create_user(session, email=email, password=password, role="admin")
+    with live_server(app) as base, sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield chromium, base
+        chromium.close()
+
+
+def _answer_wrong(tab: Page, base: str, question_id: str, fill: str | None) -> str:
+    """Open a question, answer it wrongly, and return the attempt page's path."""
+    tab.goto(f"{base}/patterns/{LESSON}/questions/{question_id}")
+    if fill is None:
+        tab.locator("input[name=answer]").nth(1).check()
+    elif tab.locator(".CodeMirror").count():
+        tab.evaluate("s => document.querySelector('.CodeMirror').CodeMirror.setValue(s)", fill)
+    else:
+        tab.locator("textarea[name=answer]").fill(fill)
+    tab.locator("form.answer-form button[type=submit]").first.click()
+    tab.wait_for_url("**/attempts/*")
+    return tab.url.removeprefix(base)
+
+
+def _walk(tab: Page, base: str, sweep: Sweep, *, phone: bool) -> None:
+    """Every page a guest, a learner and an instructor reach, in the order they reach them."""
+
+    def visit(path: str, name: str | None = None) -> None:
+        tab.goto(base + path)
+        sweep.check(tab, name or path, phone=phone)
+
+    for path in (
+        "/",
+        f"/patterns/{LESSON}",
+        f"/patterns/{LESSON}/trace",
+        f"/patterns/{LESSON}/playground",
+        f"/patterns/{LESSON}/playground?scheduler=CosineAnnealingLR&run=1",
+        f"/patterns/{LESSON}/questions/lr-two-phase-schedule",
+        f"/patterns/{LESSON}/questions/lr-output-steplr-calls",
+        f"/patterns/{LESSON}/questions/lr-code-steplr",
+        "/review",
+        "/history",
+        "/login",
+        "/signup",
+        f"/patterns/{LESSON}/test",
+        "/patterns/no-such-pattern",
+        "/tests/0",
+        "/instructor",  # not logged in
+        "/admin/users",
+        f"/patterns/{LESSON}/questions/no-such-question",
+        "/docs",
+    ):
+        visit(path)
+    for question_id, fill in (
+        ("lr-two-phase-schedule", None),
+        ("lr-output-steplr-calls", "0.123"),
+        ("lr-code-steplr", "scheduler = None"),
+    ):
+        visit(_answer_wrong(tab, base, question_id, fill), f"a wrong answer to {question_id}")
+    visit(f"/patterns/{LESSON}/practice", "practice")
+
+    tab.goto(f"{base}/patterns/{LESSON}/test")
+    tab.get_by_role("button", name="Start the test").click()
+    sweep.check(tab, "a test question", phone=phone)
+    visit(tab.url.removeprefix(base).rsplit("/questions/", 1)[0] + "/finish", "finishing a test")
+    tab.get_by_role("button", name="Finish").first.click()
+    sweep.check(tab, "a test's result", phone=phone)
+
+    tab.goto(base + "/login")
+    tab.get_by_label("Email").fill("nobody@example.com")
+    tab.get_by_label("Password").fill("wrong password!")
+    tab.get_by_role("button", name="Log in").click()
+    sweep.check(tab, "a failed login", phone=phone)
+    email, password = INSTRUCTOR
+    tab.get_by_label("Email").fill(email)
+    tab.get_by_label("Password").fill(password)
+    tab.get_by_role("button", name="Log in").click()
+    for path in (
+        "/instructor",
+        "/instructor/questions/new",
+        "/instructor/questions/new?kind=output",
+        "/instructor/questions/lr-output-steplr-calls/edit",
+        "/instructor/questions/lr-output-steplr-calls/versions",
+        "/instructor/import",
+        f"/instructor/patterns/{LESSON}/stats",
+        "/instructor/tokens",
+        "/admin/users",
+        "/admin/audit",
+    ):
+        visit(path)
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_every_page_passes_axe_has_one_h1_and_fits_a_phone(
+    browser: tuple[Browser, str], viewport: str
+) -> None:
+    chromium, base = browser
+    phone = viewport == "phone"
+    context = chromium.new_context(viewport=PHONE if phone else DESKTOP)
+    context.set_default_timeout(10_000)
+    sweep = Sweep()
+    try:
+        _walk(context.new_page(), base, sweep, phone=phone)
+    finally:
+        context.close()
+    assert not sweep.problems, "\n".join(sweep.problems)
+
+
+FOCUSED = "() => document.activeElement.closest('.CodeMirror') ? 'editor' : document.activeElement.outerHTML.slice(0, 80)"
+
+
+def test_a_keyboard_alone_answers_a_code_question(browser: tuple[Browser, str]) -> None:
+    chromium, base = browser
+    context = chromium.new_context(viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-code-steplr")
+    keyboard = tab.keyboard
+
+    keyboard.press("Tab")
+    assert "Skip to the content" in tab.evaluate(FOCUSED)
+    for _ in range(40):  # on through the links, to the editor
+        keyboard.press("Tab")
+        if tab.evaluate(FOCUSED) == "editor":
+            break
+    else:
+        pytest.fail("Tab never reached the code editor")
+    expect(tab.get_by_text("press Esc, then Tab")).to_be_visible()  # the way out, said
+
+    keyboard.press("Control+a")
+    keyboard.type("scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)")
+    keyboard.press("Tab")  # in the editor, Tab indents ...
+    assert tab.evaluate(FOCUSED) == "editor"
+    keyboard.press("Shift+Tab")  # ... and Shift+Tab takes it back
+    keyboard.press("Escape")
+    keyboard.press("Tab")  # ... until Esc releases it
+    assert "Run and check" in tab.evaluate(FOCUSED)
+    keyboard.press("Enter")
+    expect(tab.get_by_role("heading", name="Correct")).to_be_visible()
+    context.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("lesson", f"/patterns/{LESSON}"),
+        ("trace", f"/patterns/{LESSON}/trace"),
+        ("code-question", f"/patterns/{LESSON}/questions/lr-code-steplr"),
+        ("playground", f"/patterns/{LESSON}/playground?scheduler=StepLR&run=1&p.step_size=2"),
+    ],
+)
+def test_phone_screenshots(browser: tuple[Browser, str], name: str, path: str) -> None:
+    """What a learner sees at 390 px, kept in test-artifacts/ for a human to look at (the
+    sweep above checks what a machine can: width, header, chart text)."""
+    chromium, base = browser
+    context = chromium.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    tab = context.new_page()
+    tab.goto(base + path)
+    expect(tab.locator("h1")).to_be_visible()
+    assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    tab.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
+    context.close()
