@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -39,28 +38,34 @@ WIDER_THAN_SCREEN = """() => {
     let scrolls = false;
     while (inside && inside !== document.body) {
       const style = getComputedStyle(inside);
-      if (['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX) && inside.getBoundingClientRect().right <= width + 1) {
+      const boxed = ['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX);
+      if (boxed && inside.getBoundingClientRect().right <= width + 1) {
         scrolls = true;
         break;
       }
       inside = inside.parentElement;
     }
-    if (!scrolls) culprits.push(el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : ''));
+    const name = typeof el.className === 'string' && el.className ? el.className.split(' ')[0] : '';
+    if (!scrolls) culprits.push(el.tagName.toLowerCase() + (name ? '.' + name : ''));
   }
-  return { scrollWidth: document.documentElement.scrollWidth, width, culprits: culprits.slice(0, 5) };
+  const scrollWidth = document.documentElement.scrollWidth;
+  return { scrollWidth, width, culprits: culprits.slice(0, 5) };
 }"""
 
 # On a phone: the header's parts on one row, and no chart text under 11 CSS px.
 PHONE_LAYOUT = """() => {
   const header = document.querySelector('.site-header');
   const parts = header ? [...header.children].map(el => el.getBoundingClientRect()) : [];
-  const oneRow = !parts.length || Math.max(...parts.map(b => b.top)) < Math.min(...parts.map(b => b.bottom));
+  const oneRow = !parts.length
+    || Math.max(...parts.map(b => b.top)) < Math.min(...parts.map(b => b.bottom));
   const sizes = [];
   for (const svg of document.querySelectorAll('figure.chart svg')) {
     const box = svg.getBoundingClientRect();
     if (box.width === 0) continue;  // the other screen's drawing
     const scale = box.width / svg.viewBox.baseVal.width;
-    for (const text of svg.querySelectorAll('text')) sizes.push(parseFloat(getComputedStyle(text).fontSize) * scale);
+    for (const text of svg.querySelectorAll('text')) {
+      sizes.push(parseFloat(getComputedStyle(text).fontSize) * scale);
+    }
   }
   return { oneRow, smallestChartText: sizes.length ? Math.min(...sizes) : null };
 }"""
@@ -216,7 +221,8 @@ def test_every_page_passes_axe_has_one_h1_and_fits_a_phone(
     assert not sweep.problems, "\n".join(sweep.problems)
 
 
-FOCUSED = "() => document.activeElement.closest('.CodeMirror') ? 'editor' : document.activeElement.outerHTML.slice(0, 80)"
+FOCUSED = """() => document.activeElement.closest('.CodeMirror')
+  ? 'editor' : document.activeElement.outerHTML.slice(0, 80)"""
 
 
 def test_a_keyboard_alone_answers_a_code_question(browser: tuple[Browser, str]) -> None:

@@ -77,7 +77,7 @@ def test_the_trace_page_and_the_playground_in_a_browser(page: tuple[Page, str]) 
     tab, base = page
     tab.goto(f"{base}/patterns/{LESSON}/trace")
     expect(tab.get_by_role("heading", name="Model pipeline trace")).to_be_visible()
-    expect(tab.locator("table.epochs tbody tr")).to_have_count(10)
+    expect(tab.locator("table.epochs tbody tr:not(.epoch-notes)")).to_have_count(10)
     expect(tab.locator("figure.chart")).to_have_count(3)
 
     # The quiz answers in place, without leaving the page.
@@ -88,15 +88,15 @@ def test_the_trace_page_and_the_playground_in_a_browser(page: tuple[Page, str]) 
     tab.screenshot(path=str(ARTIFACTS / "trace.png"), full_page=True)
 
     tab.get_by_role("link", name="Change the scheduler in the playground").click()
-    lr_path = tab.locator("path[data-series='learning rate']").last
+    lr_path = tab.locator("svg.chart-wide path[data-series='learning rate']").last
     before = lr_path.get_attribute("d")
     tab.locator("#scheduler").select_option("CosineAnnealingLR")  # the form redraws itself
     expect(tab.locator("input[name='p.T_max']")).to_be_visible()
     tab.get_by_role("button", name="Run").click()
     expect(tab.get_by_role("heading", name="Result: trained for 10 epochs")).to_be_visible()
-    after = tab.locator("path[data-series='learning rate']").last.get_attribute("d")
+    after = tab.locator("svg.chart-wide path[data-series='learning rate']").last.get_attribute("d")
     assert before and after and before != after  # the chart changed
-    expect(tab.locator('path[data-series="lesson\'s learning rate"]')).to_have_count(1)
+    expect(tab.locator('.chart-wide path[data-series="lesson\'s learning rate"]')).to_have_count(1)
     tab.screenshot(path=str(ARTIFACTS / "playground-cosine.png"), full_page=True)
 
     tab.locator("input[name='p.T_max']").fill("")
@@ -121,7 +121,7 @@ def test_a_learner_writes_a_wrong_scheduler_sees_where_it_diverges_and_fixes_it(
     expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
     expect(tab.locator(".divergence")).to_contain_text("first differs from the target at epoch 2")
     expect(tab.locator(".misconception")).to_contain_text("Off by one epoch")
-    expect(tab.locator("path[data-series='yours']")).to_have_count(1)
+    expect(tab.locator(".chart-wide path[data-series='yours']")).to_have_count(1)
     tab.screenshot(path=str(ARTIFACTS / "code-wrong.png"), full_page=True)
 
     tab.get_by_role("link", name="Edit your code").click()
@@ -161,14 +161,14 @@ def test_a_new_learner_signs_up_takes_the_test_and_sees_the_result(
     tab.get_by_role("link", name="Learning rate schedulers in PyTorch").click()
     tab.get_by_role("link", name="Test this pattern").click()
     tab.get_by_role("button", name="Start the test").click()
-    expect(tab.locator(".test-position")).to_contain_text("1 / 10")
+    expect(tab.locator(".test-position")).to_contain_text("1 of 10")
     exam_id = tab.url.split("/tests/")[1].split("/")[0]
     questions = tab.request.get(f"{base}/api/tests/{exam_id}").json()["questions"]
 
     for question in questions:  # eight right, the last two wrong
         q = question["question"]
         number = question["number"]
-        expect(tab.locator(".test-position")).to_contain_text(f"{number} / 10")
+        expect(tab.locator(".test-position")).to_contain_text(f"{number} of 10")
         if number == 5:  # close the tab halfway and come back: the test resumes
             tab.goto(f"{base}/patterns/{LESSON}/test")
             expect(tab.get_by_text("answered 4 of 10")).to_be_visible()

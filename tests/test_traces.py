@@ -156,7 +156,8 @@ def test_the_trace_page_shows_stages_table_charts_prediction_and_quiz(
         "torch stores a Linear layer",
     ):
         assert text in html, text
-    assert html.count("<svg") == 3
+    assert html.count('<svg class="chart-wide"') == 3
+    assert html.count('<svg class="chart-narrow"') == 3  # each drawn again for a phone
     assert html.count('class="card quiz-form"') == 3
     assert html.count('<tr class="lr-changed">') == 1
 
@@ -306,7 +307,7 @@ def test_the_playground_page_reproduces_a_state_from_its_url(client: TestClient)
     assert "Result: trained for 8 epochs" in first.text
     assert 'value="0.6"' in first.text
     assert first.text == second.text
-    assert first.text.count("<svg") == 3
+    assert first.text.count('<svg class="chart-wide"') == 3
 
 
 def test_the_playground_highlights_jumps_not_a_curve_that_moves_every_epoch(

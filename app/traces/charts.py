@@ -10,14 +10,32 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.traces.service import TraceView
 
-WIDTH, HEIGHT = 640, 260
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 16, 44
-MAX_X_TICKS = 10
 MAX_MARKERS = 12
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A chart's size in SVG user units and how many ticks fit on it. The SVG scales to its
+    box, so its text (12 user units, static/css/app.css) is only readable where one user unit
+    is about one CSS pixel: a phone gets a frame of its own, narrow, with fewer ticks."""
+
+    width: int
+    height: int
+    left: int  # room for the y-axis ticks and label
+    right: int
+    top: int
+    bottom: int  # room for the x-axis ticks and label
+    x_ticks: int
+    y_ticks: int
+
+
+# A laptop's chart is 600–1300 CSS px wide (scale 0.95–2); a 390 px phone's about 345.
+WIDE = Frame(width=640, height=260, left=64, right=624, top=16, bottom=216, x_ticks=10, y_ticks=5)
+NARROW = Frame(width=360, height=250, left=58, right=350, top=14, bottom=206, x_ticks=5, y_ticks=4)
 
 
 @dataclass(frozen=True)
@@ -56,8 +74,18 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One x value of a chart's data, as its table shows it: each series' value there
+    (blank where a series has none)."""
+
+    x: str
+    values: list[str]
+
+
+@dataclass(frozen=True)
 class Chart:
-    """Everything the SVG template needs, in pixels."""
+    """Everything the SVG template needs, in the user units of its frame; the same chart on
+    a phone's frame; and the numbers drawn, as a table for whoever cannot see the lines."""
 
     title: str
     x_label: str
@@ -66,12 +94,33 @@ class Chart:
     x_ticks: list[Tick]
     y_ticks: list[Tick]
     markers: list[Marker] = field(default_factory=list)
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: int = MARGIN_LEFT
-    right: int = WIDTH - MARGIN_RIGHT
-    top: int = MARGIN_TOP
-    bottom: int = HEIGHT - MARGIN_BOTTOM
+    frame: Frame = WIDE
+    rows: list[Row] = field(default_factory=list)
+    narrow: Chart | None = None
+
+    @property
+    def width(self) -> int:
+        return self.frame.width
+
+    @property
+    def height(self) -> int:
+        return self.frame.height
+
+    @property
+    def left(self) -> int:
+        return self.frame.left
+
+    @property
+    def right(self) -> int:
+        return self.frame.right
+
+    @property
+    def top(self) -> int:
+        return self.frame.top
+
+    @property
+    def bottom(self) -> int:
+        return self.frame.bottom
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -108,23 +157,44 @@ def line_chart(
     markers: Sequence[tuple[float, str]] = (),
     y_from_zero: bool = False,
 ) -> Chart:
-    """Scale `series` into a chart with labelled, rounded ticks on both axes."""
+    """Scale `series` into a chart with labelled, rounded ticks on both axes, drawn once for
+    a wide screen and once for a phone, with the table of its numbers."""
+
+    def draw(frame: Frame) -> Chart:
+        return _draw(
+            title, series, frame, x_label, y_label, percent, markers, y_from_zero=y_from_zero
+        )
+
+    wide = draw(WIDE)
+    return replace(wide, narrow=draw(NARROW), rows=_rows(series, percent))
+
+
+def _draw(
+    title: str,
+    series: Sequence[Series],
+    frame: Frame,
+    x_label: str,
+    y_label: str,
+    percent: bool,
+    markers: Sequence[tuple[float, str]],
+    *,
+    y_from_zero: bool,
+) -> Chart:
     # A step series holds its last value for one more unit: the last epoch has a width too.
     xs = [x for s in series for x, _ in s.points]
     xs += [s.points[-1][0] + 1 for s in series if s.step and s.points]
     xs = xs or [0.0, 1.0]
     ys = [y for s in series for _, y in s.points if math.isfinite(y)] or [0.0, 1.0]
     x_low, x_high = min(xs), max(xs)
-    y_ticks = nice_ticks(0.0 if y_from_zero else min(ys), max(ys))
+    y_ticks = nice_ticks(0.0 if y_from_zero else min(ys), max(ys), frame.y_ticks)
     y_low, y_high = y_ticks[0], y_ticks[-1]
     x_span = (x_high - x_low) or 1.0
-    chart = Chart(title, x_label, y_label, [], [], [])
 
     def px(x: float) -> float:
-        return chart.left + (x - x_low) / x_span * (chart.right - chart.left)
+        return frame.left + (x - x_low) / x_span * (frame.right - frame.left)
 
     def py(y: float) -> float:
-        return chart.bottom - (y - y_low) / ((y_high - y_low) or 1.0) * (chart.bottom - chart.top)
+        return frame.bottom - (y - y_low) / ((y_high - y_low) or 1.0) * (frame.bottom - frame.top)
 
     lines = []
     for s in series:
@@ -141,8 +211,12 @@ def line_chart(
         )
         lines.append(Line(s.name, s.style, path))
 
-    x_step = max(1, math.ceil(x_span / MAX_X_TICKS))
-    x_values = [x_low + i * x_step for i in range(int(x_span // x_step) + 1)]
+    # Ticks only where there is data: a staircase's last step is drawn, not labelled.
+    last_x = (
+        max(x for s in series for x, _ in s.points) if any(s.points for s in series) else x_high
+    )
+    x_step = max(1, math.ceil((last_x - x_low) / frame.x_ticks))
+    x_values = [x_low + i * x_step for i in range(int((last_x - x_low) // x_step) + 1)]
     return Chart(
         title=title,
         x_label=x_label,
@@ -151,7 +225,18 @@ def line_chart(
         x_ticks=[Tick(px(x), f"{x:g}") for x in x_values],
         y_ticks=[Tick(py(y), _format(y, percent)) for y in y_ticks],
         markers=[Marker(px(x), label) for x, label in markers],
+        frame=frame,
     )
+
+
+def _rows(series: Sequence[Series], percent: bool) -> list[Row]:
+    """The chart's numbers, one row per x value, one column per series."""
+    by_x: dict[float, list[str]] = {}
+    for column, s in enumerate(series):
+        for x, y in s.points:
+            row = by_x.setdefault(x, [""] * len(series))
+            row[column] = f"{y:.1%}" if percent else f"{y:.4g}"
+    return [Row(f"{x:g}", values) for x, values in sorted(by_x.items())]
 
 
 def trace_charts(trace: TraceView, baseline: TraceView | None = None) -> list[Chart]:
