@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from app.admission import Admission
 from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database, is_lock_wait
-from app.errors import AppError, Busy
+from app.errors import AppError, Busy, Invalid, NotFound
 from app.instances import check_instance
 from app.middleware import BodySizeLimit, TrustedHosts
 from app.ratelimit import RateLimit
@@ -36,6 +37,7 @@ from app.routes import (
     exams,
     instructor,
     modes,
+    openapi,
     pages,
     traces,
 )
@@ -85,7 +87,11 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
         title="Tracewise",
         summary="Learn PyTorch patterns by tracing real training runs.",
         lifespan=lifespan,
+        responses=openapi.EVERY_ROUTE,
+        docs_url=None,  # served by app.routes.openapi from vendored files, not a CDN
+        redoc_url=None,
     )
+    app.openapi = lambda: openapi.openapi_schema(app)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.db = database
     app.state.sandbox = sandbox
@@ -134,6 +140,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     app.include_router(authoring_api.router)
     app.include_router(instructor.router)
     app.include_router(admin.router)
+    app.include_router(openapi.router)
     _add_error_handlers(app)
     return app
 
@@ -194,6 +201,45 @@ def _field_name(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _shorten(value: object, limit: int = 40) -> str:
+    """A value as an error message may quote it: never the whole of a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _unreadable_body(cause: BaseException) -> str:
+    """Why a body could not be read (as JSON, or as a form), for the client that sent it."""
+    if isinstance(cause, UnicodeDecodeError):
+        return "The body could not be read: it is not UTF-8 text."
+    if isinstance(cause, RecursionError):
+        return "The body could not be read: it is nested too deeply."
+    return f"The body could not be read: {_shorten(str(cause), 120)}"
+
+
+def _path_pattern(template: str) -> str:
+    """`/api/tests/{exam_id}` → a regular expression matching its addresses."""
+    return "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
+
+
+def _documented_methods(request: Request) -> str | None:
+    """The methods the API documents at this address, for a 405's Allow header (None: not
+    an API address).
+
+    Starlette names the methods of the first route whose path matched, and
+    `/api/questions/validate` also fits `/api/questions/{question_id}`: the resource is
+    the documented path with the fewest parameters that fits, with all its methods.
+    """
+    fitting = [
+        (template.count("{"), operations)
+        for template, operations in request.app.openapi()["paths"].items()
+        if re.fullmatch(_path_pattern(template), request.url.path)
+    ]
+    if not fitting:
+        return None
+    _, operations = min(fitting, key=lambda found: found[0])
+    return ", ".join(sorted(method.upper() for method in operations))
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
@@ -216,6 +262,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        in_path = [error for error in exc.errors() if error["loc"][:1] == ("path",)]
+        if in_path:
+            # `/tests/0`, `/attempts/abc`: an address that cannot name anything is not there
+            # (a 404 like any other), not a form to correct.
+            shown = _shorten(in_path[0].get("input"))
+            return _app_error_response(request, NotFound(f"There is nothing here called {shown}."))
         problems = [(_field_name(error["loc"]), error["msg"]) for error in exc.errors()]
         message = "; ".join(f"{field}: {msg}" for field, msg in problems) or "invalid request"
         first_field = problems[0][0] if problems else None
@@ -223,12 +275,16 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "There was an error parsing the body" (a body it could not decode):
+            # like JSON that does not parse, a 422 naming the body, and why.
+            unreadable = Invalid(_unreadable_body(exc.__cause__), field="body")
+            return _app_error_response(request, unreadable)
         titles = {404: "Not found", 405: "Method not allowed", 408: "Too slow", 413: "Too large"}
         message = "There is no page here." if exc.status_code == 404 else str(exc.detail)
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405 and (documented := _documented_methods(request)):
+            headers = {**(headers or {}), "Allow": documented}
         return _error_response(
-            request,
-            exc.status_code,
-            titles.get(exc.status_code, "Error"),
-            message,
-            headers=dict(exc.headers) if exc.headers else None,
+            request, exc.status_code, titles.get(exc.status_code, "Error"), message, headers=headers
         )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import html
+import http.client
 import json
+from urllib.parse import urlsplit
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.bank.files import read_bank
 from app.models import Attempt
+from tests.browser import live_server
 from tests.conftest import QUESTIONS
 
 LESSON = "lr-schedulers"
@@ -159,11 +164,13 @@ def test_bad_answers_are_422_with_a_message_and_store_nothing_unknown_keys_are_i
         ("{not json", "application/json", 422),
         ("answer=1", "application/x-www-form-urlencoded", 415),
         (json.dumps([1, 2]), "application/json", 422),
-        ('{"answer": ' + "9" * 5000 + "}", "application/json", 400),
+        ('{"answer": ' + "9" * 5000 + "}", "application/json", 422),
+        (b'{"answer": "\xff"}', "application/json", 422),  # not UTF-8
+        ("[" * 100_000 + "]" * 100_000, "application/json", 422),  # nested past any parser
     ],
 )
 def test_malformed_bodies_are_4xx_with_a_message_never_500(
-    client: TestClient, content: str, content_type: str, status: int
+    client: TestClient, content: str | bytes, content_type: str, status: int
 ) -> None:
     response = client.post(
         "/api/questions/lr-purpose/attempts",
@@ -172,6 +179,20 @@ def test_malformed_bodies_are_4xx_with_a_message_never_500(
     )
     assert response.status_code == status
     assert response.json()["detail"]
+    assert "error parsing the body" not in response.json()["detail"]  # FastAPI's words
+
+
+def test_a_body_that_is_not_utf8_says_so(client: TestClient) -> None:
+    response = client.post(
+        "/api/questions/lr-purpose/attempts",
+        content=b'{"answer": "\xff"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "The body could not be read: it is not UTF-8 text.",
+        "field": "body",
+    }
 
 
 @pytest.mark.parametrize(
@@ -211,11 +232,30 @@ def test_a_chunked_body_over_the_limit_is_413_too(client: TestClient) -> None:
     assert "larger than" in big.json()["detail"]
 
 
-@pytest.mark.parametrize("attempt_id", ["99999999999999999999", "0", "-1"])
-def test_out_of_range_ids_are_422_not_500(client: TestClient, attempt_id: str) -> None:
-    assert client.get(f"/api/attempts/{attempt_id}").status_code == 422
+@pytest.mark.parametrize("attempt_id", ["99999999999999999999", "0", "-1", "abc", "1.5"])
+def test_ids_that_cannot_name_anything_are_404_in_words_not_422(
+    client: TestClient, attempt_id: str
+) -> None:
+    api = client.get(f"/api/attempts/{attempt_id}")
+    assert api.status_code == 404
+    assert api.json() == {"detail": f"There is nothing here called {attempt_id!r}."}
     page = client.get(f"/patterns/lr-schedulers/questions/lr-purpose/attempts/{attempt_id}")
-    assert page.status_code == 422
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"There is nothing here called {attempt_id!r}." in html.unescape(page.text)
+    assert "parse" not in page.text and "Input should be" not in page.text
+
+
+@pytest.mark.parametrize(
+    "url", ["/tests/0", "/tests/abc", "/tests/1/questions/0", "/tests/1/finish"]
+)
+def test_a_test_address_that_cannot_be_one_is_a_404_page(client: TestClient, url: str) -> None:
+    page = client.get(url, headers={"accept": "text/html"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "There is nothing here called" in page.text or "There is no test" in page.text
+    api = client.get("/api" + url.removesuffix("/finish"))
+    assert api.status_code in (404, 405) and api.json()["detail"]
 
 
 def test_a_non_ascii_csrf_token_is_403_not_500(client: TestClient) -> None:
@@ -235,3 +275,43 @@ def test_malformed_json_names_the_body_not_an_offset(client: TestClient) -> None
     )
     assert response.status_code == 422
     assert response.json()["field"] == "body"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "content_type", "head"),
+    [
+        ("/api/questions/lr-purpose/attempts", "application/json", b'{"answer": "'),
+        (
+            "/patterns/lr-schedulers/questions/lr-purpose/answer",
+            "application/x-www-form-urlencoded",
+            b"answer=",
+        ),
+        (
+            "/patterns/lr-schedulers/questions/lr-purpose/answer",
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="answer"\r\n\r\n',
+        ),
+    ],
+)
+def test_a_chunked_body_over_the_limit_is_413_from_a_real_server(
+    app: FastAPI, path: str, content_type: str, head: bytes
+) -> None:
+    """Sent in chunks with no Content-Length, the body is counted as it arrives (the
+    TestClient hands the app a body in one piece: only a server sends it in parts)."""
+    with live_server(app) as base:
+        address = urlsplit(base)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        chunks = [head] + [b"C" * 100_000] * 4  # 400 kB, over the 256 KiB limit
+        connection.request(
+            "POST",
+            path,
+            body=iter(chunks),
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+    assert response.status == 413
+    assert body == {"detail": "The request body is larger than 262144 bytes."}

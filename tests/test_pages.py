@@ -184,10 +184,12 @@ def test_unknown_things_are_a_404_page(client: TestClient, url: str) -> None:
     assert "<title>Not found · Tracewise</title>" in response.text
 
 
-def test_a_malformed_attempt_id_is_a_422_page(client: TestClient) -> None:
+def test_a_malformed_attempt_id_is_a_404_page_in_words(client: TestClient) -> None:
     response = client.get(f"/patterns/{LESSON}/questions/lr-purpose/attempts/abc")
-    assert response.status_code == 422
-    assert "attempt_id" in response.text
+    assert response.status_code == 404
+    assert "<title>Not found · Tracewise</title>" in response.text
+    assert "There is nothing here called &#39;abc&#39;." in response.text
+    assert "attempt_id" not in response.text and "parse" not in response.text
 
 
 def test_the_session_cookie_is_signed_httponly_and_samesite(client: TestClient) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, WithJsonSchema
 from sqlalchemy import text
 
 from app.bank import service as bank
@@ -19,7 +19,7 @@ from app.bank.schema import (
     OutputQuestion,
     Solution,
 )
-from app.checking.grading import Feedback, OutputFeedback, choice_label
+from app.checking.grading import MAX_CODE_CHARS, Feedback, OutputFeedback, choice_label
 from app.deps import (
     JsonRequestDep,
     PatternDep,
@@ -30,14 +30,16 @@ from app.deps import (
     VisitorDep,
 )
 from app.learning import answering
+from app.routes.openapi import JSON_WRITE, RUNS_CODE, NoInputDep, Responses, errors
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
 router = APIRouter()
 
-Responses = dict[int | str, dict[str, Any]]
-NOT_FOUND: Responses = {404: {"description": "No such pattern, question or attempt."}}
-INVALID: Responses = {422: {"description": "Malformed body or an answer that cannot be one."}}
-BUSY: Responses = {503: {"description": "The code runner is busy or unavailable; see Retry-After."}}
+NOT_FOUND = errors(s404="No such pattern, question or attempt (or it is not yours).")
+INVALID = errors(s422="Malformed input, or an answer that cannot be one; `field` says where.")
+IN_TEST = errors(s409="The question is in your unfinished test: finish the test first.")
+BUSY = RUNS_CODE
+WRITE: Responses = {**JSON_WRITE, **NOT_FOUND}  # a learner's write about a thing named
 
 
 class Health(BaseModel):
@@ -112,15 +114,30 @@ class HintOut(BaseModel):
     hint: str = Field(description="Markdown.")
 
 
+# What an answer can be: an index or a letter (choice), the text printed or a bare number
+# (output), the code (code). The grader checks it against the question and says what is
+# wrong in its own words (422, `field: answer`), for anything else too (a list, true, null).
+ANSWER_TYPES: list[JsonValue] = [
+    {"type": "integer"},
+    {"type": "number"},
+    {"type": "string", "maxLength": MAX_CODE_CHARS},
+]
+Answer = Annotated[JsonValue, WithJsonSchema({"anyOf": ANSWER_TYPES})]
+
+
 class AttemptIn(BaseModel):
     """An answer to a question."""
 
-    answer: JsonValue = Field(
+    answer: Answer = Field(
         description="Choice question: the 0-based index of the choice, or its letter. Output "
-        "question: the text the code prints. The grader says what it expected."
+        "question: the text the code prints (or a bare number). Code question: the code. "
+        "Whether it can answer this question is checked against the question (422)."
     )
     variant: int | None = Field(
         default=None,
+        ge=0,
+        le=2**31,
+        strict=True,
         description="Output questions: the variant answered (default: the learner's current).",
     )
     version: int | None = Field(
@@ -313,8 +330,8 @@ def get_question(session: SessionDep, question: QuestionDep, visitor: VisitorDep
 @router.post(
     "/api/questions/{question_id}/variant",
     tags=["questions"],
-    responses={**NOT_FOUND, **INVALID},
-    dependencies=[JsonRequestDep],
+    responses={**WRITE, **IN_TEST, **INVALID},
+    dependencies=[JsonRequestDep, NoInputDep],
 )
 def another_variant(session: SessionDep, question: QuestionDep, visitor: VisitorDep) -> QuestionOut:
     """Move to a different variant of an output question; returns the question as it now is."""
@@ -325,8 +342,8 @@ def another_variant(session: SessionDep, question: QuestionDep, visitor: Visitor
 @router.post(
     "/api/questions/{question_id}/hint",
     tags=["questions"],
-    responses=NOT_FOUND,
-    dependencies=[JsonRequestDep],
+    responses={**WRITE, **IN_TEST},
+    dependencies=[JsonRequestDep, NoInputDep],
 )
 def reveal_hint(session: SessionDep, question: QuestionDep, visitor: VisitorDep) -> HintOut:
     """The question's hint; later attempts record that it was seen."""
@@ -337,7 +354,15 @@ def reveal_hint(session: SessionDep, question: QuestionDep, visitor: VisitorDep)
     "/api/questions/{question_id}/attempts",
     tags=["questions"],
     status_code=201,
-    responses={**NOT_FOUND, **INVALID, **BUSY},
+    responses={
+        **WRITE,
+        **errors(
+            s409="The question is in your unfinished test (finish the test first), or it "
+            "changed since the version answered (reload it)."
+        ),
+        **INVALID,
+        **BUSY,
+    },
     dependencies=[JsonRequestDep],
 )
 def submit_attempt(

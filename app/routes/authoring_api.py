@@ -7,7 +7,7 @@ personal API token from /instructor/tokens: `Authorization: Bearer <token>`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, JsonValue
@@ -17,22 +17,25 @@ from app.checking.verify import VariantRun
 from app.deps import AnyQuestionDep, JsonRequestDep, SessionDep, StaffDep, StaffRunsDep
 from app.errors import Invalid
 from app.routes.downloads import attempts_csv_response
+from app.routes.openapi import JSON_WRITE, RUNS_CODE, STAFF, Responses, errors
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
 router = APIRouter(prefix="/api", tags=["instructors"])
 
-Responses = dict[int | str, dict[str, Any]]
-AUTH: Responses = {
-    401: {"description": "No session and no valid API token."},
-    403: {"description": "The account is not an instructor."},
+AUTH = STAFF
+NO_QUESTION = errors(s404="No such question.")
+# An instructor's JSON write that runs the question (a new guest is never made: no 429 for
+# that, but a run can be refused with 429 like any other).
+STAFF_WRITE: Responses = {
+    **JSON_WRITE,
+    **STAFF,
+    **errors(s403="The account is not an instructor, or the request came from another site."),
+    **RUNS_CODE,
 }
-REJECTED: Responses = {
-    422: {
-        "description": "The question is invalid or its key disagrees with the real run; "
-        "`errors` lists every problem by field."
-    },
-    503: {"description": "The code runner is busy or unavailable; see Retry-After."},
-}
+REJECTED = errors(
+    s422="The question is invalid or its key disagrees with the real run; `errors` lists "
+    "every problem by field."
+)
 
 
 class QuestionIn(BaseModel):
@@ -133,7 +136,10 @@ def _variant_out(run: VariantRun) -> VariantRunOut:
 
 @router.post(
     "/questions/validate",
-    responses={**AUTH, 503: REJECTED[503]},
+    responses={
+        **STAFF_WRITE,
+        **errors(s422="The body is not a JSON object with a `question` object."),
+    },
     dependencies=[JsonRequestDep],
 )
 def api_validate_question(
@@ -165,7 +171,7 @@ def api_validate_question(
 @router.post(
     "/questions",
     status_code=201,
-    responses={**AUTH, **REJECTED},
+    responses={**STAFF_WRITE, **REJECTED},
     dependencies=[JsonRequestDep],
 )
 def api_create_question(
@@ -189,9 +195,9 @@ def api_create_question(
 @router.put(
     "/questions/{question_id}",
     responses={
-        **AUTH,
-        404: {"description": "No such question."},
-        409: {"description": "Someone saved a newer version since `base_version`."},
+        **STAFF_WRITE,
+        **NO_QUESTION,
+        **errors(s409="Someone saved a newer version since `base_version`."),
         **REJECTED,
     },
     dependencies=[JsonRequestDep],
@@ -231,7 +237,7 @@ def api_update_question(
 
 @router.get(
     "/questions/{question_id}/versions",
-    responses={**AUTH, 404: {"description": "No such question."}},
+    responses={**AUTH, **NO_QUESTION},
 )
 def api_list_versions(
     session: SessionDep, staff: StaffDep, record: AnyQuestionDep
@@ -243,7 +249,7 @@ def api_list_versions(
 
 @router.get(
     "/questions/{question_id}/stats",
-    responses={**AUTH, 404: {"description": "No such question."}},
+    responses={**AUTH, **NO_QUESTION},
 )
 def api_question_stats(
     session: SessionDep, staff: StaffDep, record: AnyQuestionDep
@@ -255,7 +261,11 @@ def api_question_stats(
 
 @router.get(
     "/attempts.csv",
-    responses={**AUTH, 200: {"content": {"text/csv": {}}, "description": "One row per attempt."}},
+    responses={
+        **AUTH,
+        **errors(404, 422),
+        200: {"content": {"text/csv": {}}, "description": "One row per attempt."},
+    },
 )
 def api_attempts_csv(
     request: Request,

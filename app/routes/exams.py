@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, WithJsonSchema
 
 from app.deps import (
     CsrfDep,
@@ -24,21 +24,23 @@ from app.deps import (
 from app.errors import Conflict, Forbidden, Invalid
 from app.learning import exams
 from app.routes.api import (
+    ANSWER_TYPES,
     BUSY,
     INVALID,
     NOT_FOUND,
+    WRITE,
     AttemptOut,
     QuestionOut,
-    Responses,
     attempt_out,
     question_out,
 )
+from app.routes.openapi import NoInputDep, errors
 from app.templating import render
 
 router = APIRouter()
 
 Number = Annotated[int, Path(ge=1, le=1000, description="A question's number in the test, from 1.")]
-CONFLICT: Responses = {409: {"description": "The test is already finished."}}
+CONFLICT = errors(s409="The test is already finished.")
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -107,8 +109,8 @@ class ExamOut(BaseModel):
 class ExamAnswerIn(BaseModel):
     """An answer to save (not graded until the test is finished)."""
 
-    answer: JsonValue = Field(
-        description="As for `POST /api/questions/{id}/attempts`; null or empty clears it."
+    answer: Annotated[JsonValue, WithJsonSchema({"anyOf": [*ANSWER_TYPES, {"type": "null"}]})] = (
+        Field(description="As for `POST /api/questions/{id}/attempts`; null or empty clears it.")
     )
 
 
@@ -163,8 +165,8 @@ def _exam_out(view: exams.ExamView, result: exams.ExamResult | None) -> ExamOut:
 @router.post(
     "/api/patterns/{slug}/tests",
     tags=["tests"],
-    responses={**NOT_FOUND, **INVALID},
-    dependencies=[JsonRequestDep],
+    responses={**WRITE, **errors(s422="The pattern has no test questions yet.")},
+    dependencies=[JsonRequestDep, NoInputDep],
 )
 def start_test_api(session: SessionDep, pattern: PatternDep, visitor: VisitorDep) -> ExamOut:
     """Start a test of the pattern — or, if one is open, resume it (one open test per
@@ -173,7 +175,7 @@ def start_test_api(session: SessionDep, pattern: PatternDep, visitor: VisitorDep
     return _exam_out(exams.exam_view(session, exam), None)
 
 
-@router.get("/api/tests/{exam_id}", tags=["tests"], responses=NOT_FOUND)
+@router.get("/api/tests/{exam_id}", tags=["tests"], responses={**NOT_FOUND, **BUSY})
 def get_test_api(
     session: SessionDep, exam_id: RowId, visitor: VisitorDep, runs: RunsDep
 ) -> ExamOut:
@@ -188,7 +190,7 @@ def get_test_api(
 @router.put(
     "/api/tests/{exam_id}/questions/{number}/answer",
     tags=["tests"],
-    responses={**NOT_FOUND, **INVALID, **CONFLICT},
+    responses={**WRITE, **INVALID, **CONFLICT},
     dependencies=[JsonRequestDep],
 )
 def save_answer_api(
@@ -209,8 +211,12 @@ def save_answer_api(
 @router.post(
     "/api/tests/{exam_id}/finish",
     tags=["tests"],
-    responses={**NOT_FOUND, **BUSY},
-    dependencies=[JsonRequestDep],
+    responses={
+        **WRITE,
+        **errors(s409="An answer changed while the test was being finished: finish again."),
+        **BUSY,
+    },
+    dependencies=[JsonRequestDep, NoInputDep],
 )
 def finish_test_api(
     session: SessionDep, exam_id: RowId, visitor: VisitorDep, runs: RunsDep

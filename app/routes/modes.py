@@ -19,7 +19,8 @@ from app.deps import (
 )
 from app.errors import NotFound
 from app.learning import answering, progress, review
-from app.routes.api import NOT_FOUND, QuestionOut, question_out
+from app.routes.api import INVALID, NOT_FOUND, WRITE, QuestionOut, question_out
+from app.routes.openapi import NoInputDep
 from app.templating import render
 
 router = APIRouter()
@@ -86,7 +87,11 @@ class HistoryOut(BaseModel):
     total: int
 
 
-@router.get("/api/patterns/{slug}/practice/next", tags=["learning"], responses=NOT_FOUND)
+@router.get(
+    "/api/patterns/{slug}/practice/next",
+    tags=["learning"],
+    responses={**NOT_FOUND, **INVALID},
+)
 def next_practice_api(
     session: SessionDep, pattern: PatternDep, visitor: VisitorDep, after: After = None
 ) -> QuestionOut:
@@ -120,8 +125,8 @@ def review_queue_api(session: SessionDep, visitor: VisitorDep) -> list[DueOut]:
 @router.post(
     "/api/review/{question_id}",
     tags=["learning"],
-    responses=NOT_FOUND,
-    dependencies=[JsonRequestDep],
+    responses=WRITE,
+    dependencies=[JsonRequestDep, NoInputDep],
 )
 def start_review_api(
     session: SessionDep, question: QuestionDep, visitor: VisitorDep
@@ -150,7 +155,7 @@ def progress_api(session: SessionDep, visitor: VisitorDep) -> list[ProgressOut]:
     ]
 
 
-@router.get("/api/attempts", tags=["learning"])
+@router.get("/api/attempts", tags=["learning"], responses=INVALID)
 def history_api(session: SessionDep, visitor: VisitorDep, page: Page = 1) -> HistoryOut:
     """Your attempts, newest first, 50 to a page."""
     found = progress.history(session, learner=visitor.learner, page=page)

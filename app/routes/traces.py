@@ -25,6 +25,7 @@ from app.deps import (
     csrf_token,
 )
 from app.errors import NotFound
+from app.routes.openapi import JSON_WRITE, RUNS_CODE, errors
 from app.sandbox.protocol import Prediction, Stage
 from app.templating import render, render_fragment
 from app.traces import charts, playground, service
@@ -93,7 +94,7 @@ def _first_pipeline(session: Session, slug: str | None) -> bank.PatternView:
 @router.get(
     "/api/patterns/{slug}/trace",
     tags=["traces"],
-    responses={404: {"description": "No such pattern, or it has no pipeline."}},
+    responses={**errors(s404="No such pattern, or it has no pipeline."), **RUNS_CODE},
 )
 def get_trace(
     session: SessionDep,
@@ -113,8 +114,13 @@ def get_trace(
     "/api/playground",
     tags=["traces"],
     responses={
-        422: {"description": "A parameter that cannot run; `field` names it."},
-        503: {"description": "The sandbox is busy; see Retry-After."},
+        **JSON_WRITE,
+        **errors(
+            s404="No such pattern, or it has no pipeline.",
+            s422="A parameter that cannot run (torch's signature of the scheduler says which "
+            "values it takes); `field` names it.",
+        ),
+        **RUNS_CODE,
     },
     dependencies=[JsonRequestDep],
 )

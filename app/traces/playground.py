@@ -37,6 +37,23 @@ from app.traces.service import (
 )
 
 DEFAULT_LR_ONLY_STEPS = 100
+# The playground's schedulers, as the JSON API documents them: app.sandbox.training's
+# SCHEDULERS (that module imports torch, which the web process never does; a test keeps the
+# two equal). The runner's catalogue checks a name, and says what it takes, in its words.
+SCHEDULER_NAMES = (
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "PolynomialLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+)
 DEFAULT_SCHEDULER = "StepLR"
 SEQUENTIAL = "SequentialLR"
 # Form fields of SequentialLR's two schedulers, and the schedulers a fresh form starts with.
@@ -68,7 +85,10 @@ class PlaygroundRequest(BaseModel):
     pattern: str | None = Field(
         default=None, description="Whose pipeline to vary (default: the first with one)."
     )
-    scheduler: str = Field(description="Class name in torch.optim.lr_scheduler.")
+    scheduler: str = Field(
+        description="Class name in torch.optim.lr_scheduler.",
+        json_schema_extra={"enum": list(SCHEDULER_NAMES)},
+    )
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="Its keyword arguments. SequentialLR also takes `schedulers`: a list of "
@@ -77,6 +97,7 @@ class PlaygroundRequest(BaseModel):
     epochs: int | None = Field(
         default=None,
         ge=1,
+        json_schema_extra={"maximum": max(MAX_EPOCHS, MAX_LR_ONLY_STEPS)},  # checked per mode
         description=f"Epochs to train (≤ {MAX_EPOCHS}), or, LR-only, steps (≤ "
         f"{MAX_LR_ONLY_STEPS}). Default: the pattern's epochs, or {DEFAULT_LR_ONLY_STEPS}.",
     )
