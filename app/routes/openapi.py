@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.templating import render
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -126,18 +127,10 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/docs", name="swagger_ui_html")
-def swagger_ui(request: Request) -> HTMLResponse:
+def swagger_ui(request: Request) -> Response:
     """The interactive API docs, from vendored Swagger UI: no CDN, so they work offline."""
-    return get_swagger_ui_html(
-        openapi_url=request.app.openapi_url,
-        title="Tracewise API",
-        swagger_js_url=_static(request, f"{SWAGGER_UI}/swagger-ui-bundle.js"),
-        swagger_css_url=_static(request, f"{SWAGGER_UI}/swagger-ui.css"),
-        swagger_favicon_url=_static(request, "favicon.svg"),
-        # No call to swagger.io's online validator: the page asks nothing of the internet.
-        swagger_ui_parameters={"validatorUrl": None},
+    return render(
+        request,
+        "openapi/docs.html",
+        {"swagger_ui": SWAGGER_UI, "openapi_url": request.app.openapi_url},
     )
-
-
-def _static(request: Request, path: str) -> str:
-    return str(request.app.url_path_for("static", path=path))
