@@ -6,10 +6,14 @@ author writes can put a script, an event handler or a javascript: URL on a page.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -59,7 +63,7 @@ _ALLOWED_TAGS = {
 _ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "code": {"class"},
-    "div": {"class"},
+    "div": {"class", "tabindex", "role", "aria-label"},
     "pre": {"class", "tabindex"},
     "span": {"class"},
     "td": {"style"},
@@ -83,6 +87,25 @@ def _highlighted(code: str, lexer: Lexer) -> str:
 
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "highlight": _highlight_fence}).enable("table")
+# A table an author writes may be wider than a phone: it scrolls in a box of its own, which the
+# keyboard can focus (to scroll it) and a screen reader names.
+_SCROLLING_TABLE = '<div class="table-scroll" tabindex="0" role="group" aria-label="Table">\n'
+
+
+def _table_open(
+    renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    return _SCROLLING_TABLE + renderer.renderToken(tokens, idx, options, env)
+
+
+def _table_close(
+    renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    return renderer.renderToken(tokens, idx, options, env) + "</div>\n"
+
+
+_MARKDOWN.add_render_rule("table_open", _table_open)
+_MARKDOWN.add_render_rule("table_close", _table_close)
 
 
 def sanitize(html: str) -> str:

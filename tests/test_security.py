@@ -151,3 +151,6 @@ def test_markdown_still_renders_what_authors_need() -> None:
     assert html.count("<pre") == 1 and '<pre class="highlight" tabindex="0">' in html
     assert '<span class="n">x</span>' in html
     assert '<pre tabindex="0">' in str(python_code("x = 1"))
+    table = str(markdown("| epoch | lr |\n|---|---|\n| 0 | 0.1 |"))  # wider than a phone, maybe
+    assert table.startswith('<div class="table-scroll" tabindex="0" role="group"')
+    assert "<th>epoch</th>" in table and table.rstrip().endswith("</table>\n</div>")
