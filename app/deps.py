@@ -21,7 +21,7 @@ from app.config import Settings
 from app.db import Database
 from app.errors import Forbidden, Unauthorized, UnsupportedMediaType
 from app.learning import learners
-from app.models import User
+from app.models import MAX_ROW_INT, User
 from app.sandbox.client import Sandbox
 from app.sandbox.scheduler import Owner
 
@@ -232,7 +232,7 @@ def read_shown(request: Request, token: str) -> tuple[str, int] | None:
 
 
 # A row id as a path parameter: anything else is a 422, not a database overflow.
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A row id.")]
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_INT, description="A row id.")]
 
 
 async def require_json_request(request: Request) -> None:

@@ -23,6 +23,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so that migrations can refer to them on every backend.
+# The widest whole number a row holds: ids and versions are PostgreSQL `integer`s. Input that
+# names a row is bounded by it, so a larger number is "no such thing", never a database error.
+MAX_ROW_INT = 2**31 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -232,7 +232,10 @@ def test_a_chunked_body_over_the_limit_is_413_too(client: TestClient) -> None:
     assert "larger than" in big.json()["detail"]
 
 
-@pytest.mark.parametrize("attempt_id", ["99999999999999999999", "0", "-1", "abc", "1.5"])
+# 2147483648: one past PostgreSQL's integer, where a row id would overflow the database
+@pytest.mark.parametrize(
+    "attempt_id", ["99999999999999999999", "2147483648", "0", "-1", "abc", "1.5"]
+)
 def test_ids_that_cannot_name_anything_are_404_in_words_not_422(
     client: TestClient, attempt_id: str
 ) -> None:
@@ -247,7 +250,8 @@ def test_ids_that_cannot_name_anything_are_404_in_words_not_422(
 
 
 @pytest.mark.parametrize(
-    "url", ["/tests/0", "/tests/abc", "/tests/1/questions/0", "/tests/1/finish"]
+    "url",
+    ["/tests/0", "/tests/abc", "/tests/2147483648", "/tests/1/questions/0", "/tests/1/finish"],
 )
 def test_a_test_address_that_cannot_be_one_is_a_404_page(client: TestClient, url: str) -> None:
     page = client.get(url, headers={"accept": "text/html"})
@@ -256,6 +260,15 @@ def test_a_test_address_that_cannot_be_one_is_a_404_page(client: TestClient, url
     assert "There is nothing here called" in page.text or "There is no test" in page.text
     api = client.get("/api" + url.removesuffix("/finish"))
     assert api.status_code in (404, 405) and api.json()["detail"]
+
+
+@pytest.mark.parametrize("field", ["version", "variant"])
+def test_a_version_or_variant_past_what_a_row_holds_is_422_naming_it(
+    client: TestClient, field: str
+) -> None:
+    response = client.post("/api/questions/lr-purpose/attempts", json={"answer": 1, field: 2**31})
+    assert response.status_code == 422
+    assert response.json()["field"] == field
 
 
 def test_a_non_ascii_csrf_token_is_403_not_500(client: TestClient) -> None:

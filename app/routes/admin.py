@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 
 from app import accounts, audit
 from app.deps import AdminDep, CsrfDep, RowId, SessionDep
+from app.models import MAX_ROW_INT
 from app.templating import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -41,7 +42,7 @@ def audit_log(
     request: Request,
     session: SessionDep,
     admin: AdminDep,
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_INT)] = None,
 ) -> Response:
     """Who changed what, and when; newest first, a page at a time."""
     events = audit.recent_events(session, before_id=before)

@@ -30,6 +30,7 @@ from app.deps import (
     VisitorDep,
 )
 from app.learning import answering
+from app.models import MAX_ROW_INT
 from app.routes.openapi import JSON_WRITE, RUNS_CODE, NoInputDep, Responses, errors
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
@@ -136,14 +137,14 @@ class AttemptIn(BaseModel):
     variant: int | None = Field(
         default=None,
         ge=0,
-        le=2**31,
+        le=MAX_ROW_INT,
         strict=True,
         description="Output questions: the variant answered (default: the learner's current).",
     )
     version: int | None = Field(
         default=None,
         ge=1,
-        le=2**31,
+        le=MAX_ROW_INT,
         strict=True,
         description="The question's version you were shown (from GET); an answer is graded "
         "against it even if an instructor has saved a newer one since (default: current).",

@@ -22,6 +22,7 @@ from app.deps import (
     StaffRunsDep,
 )
 from app.errors import Invalid
+from app.models import MAX_ROW_INT
 from app.routes.downloads import attempts_csv_response, download
 from app.templating import render, render_fragment
 
@@ -157,7 +158,7 @@ def update_question(
     record: AnyQuestionDep,
     action: Action,
     source: Source = "",
-    base_version: Annotated[int | None, Form(ge=1, le=2**31)] = None,
+    base_version: Annotated[int | None, Form(ge=1, le=MAX_ROW_INT)] = None,
 ) -> Response:
     """Preview, run or save a new version of a question (on top of `base_version`, the
     version the editor was opened on: a save over someone else's newer one is refused)."""
@@ -236,7 +237,7 @@ def restore_version(
     runs: StaffRunsDep,
     record: AnyQuestionDep,
     version: RowId,
-    base_version: Annotated[int | None, Form(ge=1, le=2**31)] = None,
+    base_version: Annotated[int | None, Form(ge=1, le=MAX_ROW_INT)] = None,
 ) -> Response:
     """Make an old version the newest again (it is run first, like every save; refused if
     someone saved a newer version than the page showed, `base_version`)."""

@@ -20,6 +20,7 @@ from app.deps import (
 )
 from app.errors import Busy, Invalid, TooManyRequests
 from app.learning import answering, progress
+from app.models import MAX_ROW_INT
 from app.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -93,7 +94,7 @@ def question_page(
     session: SessionDep,
     question: PatternQuestionDep,
     visitor: VisitorDep,
-    from_attempt: Annotated[int | None, Query(alias="from", ge=1, le=2**63 - 1)] = None,
+    from_attempt: Annotated[int | None, Query(alias="from", ge=1, le=MAX_ROW_INT)] = None,
 ) -> Response:
     """A question to answer, with its code, choices, answer box or editor, and (on request)
     its hint. `?from=<attempt id>` starts a code question's editor from that earlier answer."""
