@@ -14,7 +14,7 @@ from app.bank.files import read_bank
 from app.bank.schema import ChoiceQuestion, Difficulty, Mode
 from app.learning import review
 from app.models import Attempt, Reveal, ReviewCard, utcnow
-from tests.conftest import CSRF_RE, QUESTIONS, Learner, right_answer
+from tests.conftest import CSRF_RE, QUESTIONS, ROOT, Learner, right_answer
 
 LESSON = "lr-schedulers"
 BANK = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
@@ -87,6 +87,28 @@ def test_in_a_due_learning_step_right_is_good_whatever_the_help_or_time(
         question=BANK[EASY_CHOICE], correct=correct, assisted=True, time_taken_ms=1, due_step=True
     )
     assert got is review.Rating[rating]
+
+
+def _minutes(delta: timedelta) -> int:
+    return round(delta / timedelta(minutes=1))
+
+
+def test_the_docs_give_the_steps_the_scheduler_keeps() -> None:
+    # The docstring and the README name numbers; FSRS decides them. Hard on a lone step is
+    # 1.5 × the step — on a first answer, and again on each right answer before it is due.
+    at = utcnow()
+    step = review.next_card(None, review.Rating.Again, at).due - at
+    hard = review.next_card(None, review.Rating.Hard, at)
+    later = at + timedelta(minutes=5)  # before the step is due
+    hard_again = review.next_card(hard.to_dict(), review.Rating.Hard, later).due - later
+    assert step == review.LEARNING_STEP and hard.due - at == hard_again == 1.5 * step
+    learning = (ROOT / "README.md").read_text().split("\n## Learning\n")[1].split("\n## ")[0]
+    for docs in (review.__doc__ or "", " ".join(learning.split())):
+        assert f"{_minutes(step)} minutes" in docs
+        assert f"{_minutes(hard.due - at)} minutes" in docs
+        assert "LEARNING_STEP later, and a right answer then passes" not in docs
+    assert f"within {_minutes(review.ASSIST_WINDOW) // 60} h" in learning
+    assert f"slower than {review.SLOW:g}× the expected time" in " ".join(learning.split())
 
 
 class Clock:

@@ -11,12 +11,23 @@ The rating is never the learner's opinion of themselves; it is read off what hap
     right otherwise (or time not measured)        → Good
 
 Every attempt — practice, quiz, test, review — is a review of its question's card. A card
-falls due when FSRS expects the learner's recall to have dropped to 90%. A wrong answer (or
-a first answer right only with help) puts the card in a learning step: it comes back in the
-same sitting, LEARNING_STEP later, and a right answer then passes the step — Good, whatever
-help was seen: the step exists to ask again after the solution was shown (else a hint,
-shown on every later visit, would hold the card in its step for ever) — and FSRS takes it
-on in days.
+falls due when FSRS expects the learner's recall to have dropped to 90%. A new card starts
+in a learning step, and a card in review answered wrong (a lapse) goes into a relearning
+step; both last LEARNING_STEP (10 minutes). While a card is in a step, FSRS schedules it
+from the rating:
+
+    Again       → due LEARNING_STEP later: 10 minutes, the same sitting
+    Hard        → due 1.5 × LEARNING_STEP later: 15 minutes (FSRS's Hard on a lone step)
+    Good, Easy  → the step is passed: FSRS takes the card on in days
+
+So a first answer right only with help (or slowly) is Hard, and comes back in 15 minutes.
+A right answer given *before* the step is due is rated as any other; with help — as it
+then usually is: the solution, shown with every answer, counts as help for ASSIST_WINDOW,
+a hint for ever after it was asked for (but not in a test, which shows none) — it is Hard
+again, and pushes the step back another 15 minutes from when it was given. A right answer
+once the step is due is Good, whatever help was seen: the step exists to ask again after
+the solution was shown (else a hint, shown on every later visit, would hold the card in
+its step for ever).
 """
 
 from __future__ import annotations
