@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 from app.authoring.importing import import_bank
 from app.bank import schema
 from app.bank.files import BankError, read_bank
-from app.bank.service import get_question_or_raise, list_patterns
+from app.bank.service import (
+    get_question_or_raise,
+    get_version_or_raise,
+    get_version_row_or_raise,
+    list_patterns,
+)
 from app.bank.store import export_bank
 from app.checking.runs import Runs
 from app.db import Database
@@ -217,6 +222,19 @@ def test_a_changed_question_becomes_a_new_version_and_attempts_keep_theirs(
     assert (live.version, live.question.prompt) == (2, "Which one is right, really?")
     stored = session.get(Attempt, attempt.id)
     assert stored is not None and stored.question_version == 1
+
+
+def test_a_stored_version_is_found_as_a_row_or_parsed_with_one_message_when_missing(
+    tmp_path: Path, session: Session
+) -> None:
+    write_bank(tmp_path, [choice_question("q")])
+    import_bank(session, tmp_path)
+    row = get_version_row_or_raise(session, "q", 1)
+    assert (row.question_id, row.version) == ("q", 1)
+    assert get_version_or_raise(session, "q", 1).id == "q"
+    for get in (get_version_row_or_raise, get_version_or_raise):
+        with pytest.raises(NotFound, match="There is no version 2 of question 'q'"):
+            get(session, "q", 2)
 
 
 def test_a_question_removed_from_its_pattern_is_retired_then_restored(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app import accounts
-from app.authoring import starters
+from app.authoring import editor, starters
 from app.authoring.importing import import_bank
 from app.bank.files import read_bank
 from app.checking.runs import Runs
@@ -1223,6 +1223,19 @@ def test_questions_typed_in_a_browser_export_with_unix_line_endings(
         assert f"{LESSON}/sent-with-crlf.yaml" in names
         for name in names:
             assert b"\r" not in archive.read(name), name
+
+
+def test_the_editor_keeps_the_source_with_unix_line_endings_from_where_it_enters(
+    db: Session,
+) -> None:
+    """Preview is where the editor's text enters (Run and Save go through it): the outcome
+    carries the text as it is checked and stored."""
+    typed = starters.starter_source("output").replace("\n", "\r\n")
+    outcome = editor.preview(db, source=typed, pattern_slug=LESSON, editing=None)
+    assert outcome.question is not None and not outcome.errors
+    assert outcome.source == starters.starter_source("output")
+    broken = editor.preview(db, source="id: [\r\n", pattern_slug=LESSON, editing=None)
+    assert broken.errors and broken.source == "id: [\n"
 
 
 @pytest.mark.parametrize("action", ["preview", "run", "save"])

@@ -314,6 +314,7 @@ class EditorOutcome:
     """What a press of Preview, Run or Save gave: the question as learners will see it, the
     run, the errors (placed on their lines), or the version saved."""
 
+    source: str = ""  # the YAML as it is checked and kept: its lines end in `\n`
     question: Question | None = None
     page: PreviewPage | None = None
     shown: Question | None = None  # as the first variant shows it
@@ -335,11 +336,9 @@ def submit(
     base_version: int | None = None,
 ) -> EditorOutcome:
     """Preview, run or save the YAML an instructor wrote in the editor (on top of
-    `base_version`, the version the editor was opened on). Its lines end in `\n` from here
-    on, whatever the browser sent."""
-    source = unix_newlines(source)
+    `base_version`, the version the editor was opened on)."""
     outcome = preview(session, source=source, pattern_slug=pattern_slug, editing=editing)
-    question = outcome.question
+    source, question = outcome.source, outcome.question
     if action == PREVIEW or question is None or outcome.page is None:
         return outcome
     pattern_slug = outcome.page.question.pattern_slug or None
@@ -374,16 +373,21 @@ def submit(
 def preview(
     session: Session, *, source: str, pattern_slug: str | None, editing: str | None
 ) -> EditorOutcome:
-    """The question as learners will see it, or what is wrong with it (nothing is run)."""
+    """The question as learners will see it, or what is wrong with it (nothing is run).
+    The source's lines end in `\n` from here on (`outcome.source`), whatever the browser
+    sent: Run and Save come through here too."""
     source = unix_newlines(source)
     try:
         question = parse_source(source)
         _check_id(question, editing)
     except QuestionRejected as exc:
-        return EditorOutcome(errors=[_with_line(source, error) for error in exc.errors])
+        return EditorOutcome(
+            source=source, errors=[_with_line(source, error) for error in exc.errors]
+        )
     if editing is not None and pattern_slug is None:
         pattern_slug = bank.get_record_or_raise(session, editing).pattern_slug
     return EditorOutcome(
+        source=source,
         question=question,
         shown=answering.shown(question, 0),
         page=_preview_page(session, question, pattern_slug),

@@ -18,7 +18,6 @@ from app.authoring import editor
 from app.bank import service as bank
 from app.bank.files import dump_yaml
 from app.checking.runs import Runs
-from app.errors import NotFound
 from app.models import Attempt, QuestionVersion, User
 
 DIFF_CONTEXT_LINES = 3
@@ -90,7 +89,7 @@ class VersionDiff:
 
 def diff(session: Session, question_id: str, *, old: int, new: int) -> VersionDiff:
     """What changed between two versions, as a unified diff of their YAML (see VersionDiff)."""
-    rows = [_version_row_or_raise(session, question_id, number) for number in (old, new)]
+    rows = [bank.get_version_row_or_raise(session, question_id, number) for number in (old, new)]
     untyped = [row.version for row in rows if not row.source_text]
     if untyped:
         before, after = (dump_yaml(bank.parse_version(row)) for row in rows)
@@ -113,13 +112,6 @@ def diff(session: Session, question_id: str, *, old: int, new: int) -> VersionDi
     return VersionDiff(result, untyped)
 
 
-def _version_row_or_raise(session: Session, question_id: str, version: int) -> QuestionVersion:
-    row = session.get(QuestionVersion, (question_id, version))
-    if row is None:
-        raise NotFound(f"There is no version {version} of question {question_id!r}.")
-    return row
-
-
 def restore(
     session: Session,
     *,
@@ -133,19 +125,16 @@ def restore(
     when it is what the question already says. `base_version`: the newest version the
     instructor saw; a newer one saved since makes it a Conflict."""
     record = bank.get_record_or_raise(session, question_id)
-    if version < 1 or version > record.version:
-        raise NotFound(f"There is no version {version} of question {question_id!r}.")
-    old = bank.get_version_or_raise(session, question_id, version)
-    row = session.get(QuestionVersion, (question_id, version))
+    row = bank.get_version_row_or_raise(session, question_id, version)
     return editor.save_question(
         session,
-        question=old,
+        question=bank.parse_version(row),
         pattern_slug=None,
         editing=question_id,
         runs=runs,
         author_id=author_id,
         source=editor.RESTORE,
-        source_text=row.source_text if row is not None else None,
+        source_text=row.source_text,
         base_version=base_version or record.version,
         detail={"restored_from": version},
     )

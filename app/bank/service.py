@@ -255,12 +255,18 @@ def get_versions(
     }
 
 
-def get_version_or_raise(session: Session, question_id: str, version: int) -> Question:
-    """A specific stored version of a question (live or retired), or NotFound."""
+def get_version_row_or_raise(session: Session, question_id: str, version: int) -> QuestionVersion:
+    """The row of a specific stored version of a question (live or retired), or NotFound:
+    its content, and its YAML as typed, if it came as YAML."""
     row = session.get(QuestionVersion, (question_id, version))
     if row is None:
         raise NotFound(f"There is no version {version} of question {question_id!r}.")
-    return parse_version(row)
+    return row
+
+
+def get_version_or_raise(session: Session, question_id: str, version: int) -> Question:
+    """A specific stored version of a question (live or retired), or NotFound."""
+    return parse_version(get_version_row_or_raise(session, question_id, version))
 
 
 @dataclass(frozen=True)
