@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,11 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.bank.schema import Difficulty
+from app.bank import service as bank
+from app.bank.schema import ChoiceQuestion, Difficulty
 from app.bank.service import LiveQuestion
+from app.checking import grading
 from app.config import Settings
-from app.db import Database
-from app.learning import exams, learners, review
+from app.db import Database, begin_write
+from app.learning import answering, exams, learners, review
 from app.main import create_app
 from app.models import Attempt, Exam, Learner, ReviewCard
 from app.sandbox.client import Sandbox
@@ -373,6 +376,30 @@ def test_a_hint_seen_in_practice_does_not_mark_a_test_answer(
     assert [(a.hint_seen, a.rating) for a in attempts] == [(False, int(review.Rating.Good))] * len(
         attempts
     )
+
+
+def test_storing_an_attempt_counts_the_help_it_is_told_was_seen(db: Session) -> None:
+    # Leaving out a practice hint is the test's rule (exams), not the store's: given a
+    # standing with a hint seen, an attempt is flagged with it and rated Hard.
+    question = bank.get_question_or_raise(db, "lr-purpose")
+    assert isinstance(question.question, ChoiceQuestion)
+    graded = answering.Graded(grading.grade(question.question, question.question.correct_index))
+    begin_write(db)
+    learner = Learner(token="store-test")
+    db.add(learner)
+    db.flush()
+    seen = replace(answering.standing(db, learner=learner, question_id=question.id), hint_seen=True)
+    attempt = answering.store_attempt(
+        db,
+        learner=learner,
+        question=question,
+        graded=graded,
+        seen=seen,
+        time_taken_ms=None,
+        time_measured=False,
+    )
+    db.commit()
+    assert attempt.correct and attempt.hint_seen and attempt.rating == int(review.Rating.Hard)
 
 
 def test_a_stale_form_after_logging_in_elsewhere_keeps_the_answer(client: TestClient) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -406,16 +406,15 @@ def store_attempt(
     learner: Learner,
     question: LiveQuestion,
     graded: Graded,
+    seen: Standing,
     time_taken_ms: int | None,
     time_measured: bool,
 ) -> Attempt:
-    """Store a test's graded answer as an attempt (its solution is shown with it) and review
-    the question's card with what happened — inside a write transaction, reading where the
-    learner stands there (a test's answers are stored together)."""
+    """Store a graded answer as an attempt (its solution is shown with it), flagged and rated
+    with the help `seen` before it, and review the question's card as it is stored — inside
+    a write transaction, where `seen` was read (see `record_attempt` for one answer alone,
+    read before it)."""
     now = utcnow()
-    # A test shows no hint (its pages have none; `reveal_hint` refuses while it is open): a
-    # hint seen in practice before did not help this answer, so it neither flags nor eases it.
-    seen = replace(standing(session, learner=learner, question_id=question.id), hint_seen=False)
     if graded.new_run is not None:
         runstore.keep(session, graded.new_run)
     values = _attempt_values(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import random
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -366,6 +366,7 @@ def finish_exam(session: Session, *, visitor: Visitor, exam_id: int, runs: Runs 
             learner=learner,
             question=q.question,
             graded=grade,
+            seen=_help_seen_in_a_test(session, learner, q.question),
             time_taken_ms=item.time_taken_ms,
             time_measured=True,  # summed from the signed times of the test's own pages
         )
@@ -374,6 +375,17 @@ def finish_exam(session: Session, *, visitor: Visitor, exam_id: int, runs: Runs 
     exam.score = correct / len(items) if items else 0.0
     session.commit()
     return exam
+
+
+def _help_seen_in_a_test(
+    session: Session, learner: Learner, question: LiveQuestion
+) -> answering.Standing:
+    """Where the learner stands with a test's question as its answer is graded, with the
+    help that answer had: no hint. A test shows none (its pages have none; `reveal_hint`
+    refuses while it is open), so a hint seen in practice before neither flags the answer
+    nor makes it Hard; a solution seen lately still does."""
+    seen = answering.standing(session, learner=learner, question_id=question.id)
+    return replace(seen, hint_seen=False)
 
 
 # --- results --------------------------------------------------------------------------------
