@@ -108,6 +108,21 @@ _MARKDOWN.add_render_rule("table_open", _table_open)
 _MARKDOWN.add_render_rule("table_close", _table_close)
 
 
+# Attributes only our renderer adds (a scrolling box's focus, role and name): kept only with
+# the one value it gives them, so nothing else can make an element focusable or a dialog.
+_FIXED_VALUES = {
+    ("div", "tabindex"): "0",
+    ("pre", "tabindex"): "0",
+    ("div", "role"): "group",
+    ("div", "aria-label"): "Table",
+}
+
+
+def _only_our_values(element: str, attribute: str, value: str) -> str | None:
+    fixed = _FIXED_VALUES.get((element, attribute))
+    return value if fixed is None or value == fixed else None
+
+
 def sanitize(html: str) -> str:
     """Remove every tag, attribute and URL scheme that is not on the allow-list."""
     return str(
@@ -118,6 +133,7 @@ def sanitize(html: str) -> str:
             url_schemes={"http", "https", "mailto"},
             link_rel="noopener noreferrer nofollow",
             filter_style_properties={"text-align"},
+            attribute_filter=_only_our_values,
         )
     )
 

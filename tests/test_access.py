@@ -33,8 +33,8 @@ PHONE = {"width": 390, "height": 844}
 INSTRUCTOR = ("teacher@example.com", "a long passphrase")
 
 # What a page may not do at 390 px: be wider than the screen. Tables and code may be wider
-# inside a box of their own that scrolls (axe-core checks that a keyboard can scroll it) or
-# that clips (CodeMirror's, which scrolls by its own scrollbars).
+# inside a box of their own that scrolls (axe-core checks that a keyboard can scroll it), or
+# inside CodeMirror's, which clips and scrolls by scrollbars of its own.
 WIDER_THAN_SCREEN = """() => {
   const width = document.documentElement.clientWidth;
   const culprits = [];
@@ -45,7 +45,8 @@ WIDER_THAN_SCREEN = """() => {
     let scrolls = false;
     while (inside && inside !== document.body) {
       const style = getComputedStyle(inside);
-      const boxed = ['auto', 'scroll', 'hidden', 'clip'].includes(style.overflowX);
+      const clips = ['hidden', 'clip'].includes(style.overflowX) && inside.matches('.CodeMirror');
+      const boxed = ['auto', 'scroll'].includes(style.overflowX) || clips;
       if (boxed && inside.getBoundingClientRect().right <= width + 1) {
         scrolls = true;
         break;
@@ -65,6 +66,7 @@ PHONE_LAYOUT = """() => {
   const parts = header ? [...header.children].map(el => el.getBoundingClientRect()) : [];
   const oneRow = !parts.length
     || Math.max(...parts.map(b => b.top)) < Math.min(...parts.map(b => b.bottom));
+  const headerFits = !header || header.scrollWidth <= header.clientWidth;
   const sizes = [];
   for (const svg of document.querySelectorAll('figure.chart svg')) {
     const box = svg.getBoundingClientRect();
@@ -74,7 +76,7 @@ PHONE_LAYOUT = """() => {
       sizes.push(parseFloat(getComputedStyle(text).fontSize) * scale);
     }
   }
-  return { oneRow, smallestChartText: sizes.length ? Math.min(...sizes) : null };
+  return { oneRow, headerFits, smallestChartText: sizes.length ? Math.min(...sizes) : null };
 }"""
 MIN_CHART_TEXT_PX = 11
 
@@ -114,6 +116,8 @@ class Sweep:
             layout = tab.evaluate(PHONE_LAYOUT)
             if not layout["oneRow"]:
                 self.problems.append(f"{name}: the header takes more than one row")
+            if not layout["headerFits"]:
+                self.problems.append(f"{name}: the header is wider than the screen")
             smallest = layout["smallestChartText"]
             if smallest is not None and smallest < MIN_CHART_TEXT_PX:
                 self.problems.append(f"{name}: chart text of {smallest:.1f} px")
@@ -179,6 +183,10 @@ def _walk(app: FastAPI, tab: Page, base: str, sweep: Sweep, *, phone: bool) -> N
             visit(f"/patterns/{pattern.slug}/questions/{question.id}")
             _answer_wrongly(tab, wrong_answer(app, question.id, 1))
             sweep.check(tab, f"a wrong answer to {question.id}", phone=phone)
+    long_line = "scheduler = None  # " + "a comment far wider than any phone, " * 6
+    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-code-steplr")
+    _answer_wrongly(tab, long_line)
+    sweep.check(tab, "a wrong answer with a long line of code", phone=phone)
     visit(f"/patterns/{LESSON}/practice", "practice")
 
     tab.goto(f"{base}/patterns/{LESSON}/test")
@@ -250,6 +258,15 @@ def test_a_keyboard_alone_answers_a_code_question(browser: tuple[Browser, str]) 
         pytest.fail("Tab never reached the code editor")
     expect(tab.get_by_text("press Esc, then Tab")).to_be_visible()  # the way out, said
 
+    code = "document.querySelector('.CodeMirror').CodeMirror.getValue()"
+    keyboard.press("Control+a")
+    keyboard.type("a = 1\nb = 2")
+    keyboard.press("Control+a")
+    keyboard.press("Tab")  # lines selected: Tab indents them, it does not replace them
+    assert tab.evaluate(code) == "    a = 1\n    b = 2"
+    keyboard.press("Shift+Tab")
+    assert tab.evaluate(code) == "a = 1\nb = 2"
+
     keyboard.press("Control+a")
     keyboard.type("scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)")
     keyboard.press("Tab")  # in the editor, Tab indents ...
@@ -259,7 +276,55 @@ def test_a_keyboard_alone_answers_a_code_question(browser: tuple[Browser, str]) 
     keyboard.press("Tab")  # ... until Esc releases it
     assert "Run and check" in tab.evaluate(FOCUSED)
     keyboard.press("Enter")
-    expect(tab.get_by_role("heading", name="Correct")).to_be_visible()
+    expect(tab.get_by_role("heading", name="Correct")).to_be_focused()  # said first
+    context.close()
+
+
+def test_a_hint_comes_into_the_page_and_keeps_what_was_typed(
+    browser: tuple[Browser, str],
+) -> None:
+    chromium, base = browser
+    context = chromium.new_context(viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-output-steplr-calls")
+    answer = tab.get_by_label("What does this code print?")
+    answer.fill("[0.05]")
+    tab.get_by_role("button", name="Show a hint").focus()
+    tab.keyboard.press("Enter")
+    expect(tab.get_by_role("heading", name="Hint")).to_be_focused()
+    expect(answer).to_have_value("[0.05]")
+    context.close()
+
+
+def test_the_playground_list_moves_with_arrows_and_picks_with_enter(
+    browser: tuple[Browser, str],
+) -> None:
+    chromium, base = browser
+    context = chromium.new_context(viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    tab.goto(f"{base}/patterns/{LESSON}/playground")
+    schedulers = tab.locator("#scheduler")
+    schedulers.focus()
+    tab.keyboard.press("ArrowDown")  # moves through the list; the page stays
+    tab.wait_for_timeout(300)
+    assert "scheduler=" not in tab.url
+    tab.keyboard.press("ArrowDown")
+    tab.keyboard.press("Enter")  # picks: the form is redrawn for it, the focus comes back
+    tab.wait_for_url("**scheduler=ConstantLR**")
+    expect(tab.locator("#scheduler")).to_be_focused()
+    expect(tab.locator("#scheduler")).to_have_value("ConstantLR")
+    context.close()
+
+
+def test_chart_text_is_readable_on_a_360_px_phone_too(browser: tuple[Browser, str]) -> None:
+    chromium, base = browser
+    context = chromium.new_context(viewport={"width": 360, "height": 740})
+    tab = context.new_page()
+    tab.goto(f"{base}/patterns/{LESSON}/trace")
+    smallest = tab.evaluate(PHONE_LAYOUT)["smallestChartText"]
+    assert smallest is not None and smallest >= MIN_CHART_TEXT_PX
     context.close()
 
 

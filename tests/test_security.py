@@ -13,7 +13,7 @@ from app.authoring.importing import import_bank
 from app.config import Settings
 from app.db import Database
 from app.main import create_app
-from app.markup import markdown, markdown_inline, python_code
+from app.markup import markdown, markdown_inline, python_code, sanitize
 from tests.conftest import TEST_SECRET
 from tests.factories import PATTERN, choice_question, write_bank
 
@@ -134,6 +134,13 @@ def test_hostile_content_never_reaches_a_page(hostile_client: TestClient) -> Non
 def test_markup_filters_strip_scripts_and_handlers(payload: str) -> None:
     for render in (markdown, markdown_inline, python_code):
         _assert_clean(str(render(payload)))
+
+
+def test_the_attributes_our_renderer_adds_survive_only_with_its_values() -> None:
+    forged = '<div tabindex="99" role="dialog" aria-label="Log in again"><pre tabindex="5">x</pre></div>'
+    assert sanitize(forged) == "<div><pre>x</pre></div>"
+    ours = '<div tabindex="0" role="group" aria-label="Table"><pre tabindex="0">x</pre></div>'
+    assert sanitize(ours) == ours
 
 
 def test_the_checker_catches_active_content() -> None:

@@ -20,8 +20,8 @@ MAX_MARKERS = 12
 @dataclass(frozen=True)
 class Frame:
     """A chart's size in SVG user units and how many ticks fit on it. The SVG scales to its
-    box, so its text (12 user units, static/css/app.css) is only readable where one user unit
-    is about one CSS pixel: a phone gets a frame of its own, narrow, with fewer ticks."""
+    box, so its text (12–13 user units, static/css/app.css) is only readable where one user
+    unit is about one CSS pixel: a phone gets a frame of its own, narrow, with fewer ticks."""
 
     width: int
     height: int
@@ -33,9 +33,10 @@ class Frame:
     y_ticks: int
 
 
-# A laptop's chart is 600–1300 CSS px wide (scale 0.95–2); a 390 px phone's about 345.
+# The wide frame is drawn 580–1300 CSS px wide (scale 0.9–2, so its text is 13 units); the
+# narrow one, below 40rem, about 345 px on a 390 px phone and 315 on a 360 px one (scale 0.95).
 WIDE = Frame(width=640, height=260, left=64, right=624, top=16, bottom=216, x_ticks=10, y_ticks=5)
-NARROW = Frame(width=360, height=250, left=58, right=350, top=14, bottom=206, x_ticks=5, y_ticks=4)
+NARROW = Frame(width=330, height=240, left=56, right=320, top=14, bottom=196, x_ticks=5, y_ticks=4)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,24 @@ function stepwise(list) {
     next.textContent = remaining === 1 ? "Show the answer" : `Next step (${shown} of ${steps.length})`;
     if (remaining === 0) controls.remove();
   }
+  // The step just shown takes the focus: a screen reader reads it, and the keyboard goes on
+  // from there (the button pressed may be gone: after the last step there is none).
+  function reveal(step) {
+    step.tabIndex = -1;
+    step.focus({ preventScroll: true });
+    step.scrollIntoView({ behavior: "smooth", block: "nearest" });
+  }
   next.addEventListener("click", () => {
     shown += 1;
     update();
-    steps[shown - 1].scrollIntoView({ behavior: "smooth", block: "nearest" });
+    reveal(steps[shown - 1]);
   });
-  all.addEventListener("click", () => { shown = steps.length; update(); });
+  all.addEventListener("click", () => {
+    const first = shown;
+    shown = steps.length;
+    update();
+    reveal(steps[first]);
+  });
   update();
 }
 
@@ -70,21 +82,72 @@ document.querySelectorAll("form.quiz-form[data-api]").forEach((form) => {
   });
 });
 
-// The playground: picking another scheduler redraws the form with its parameters.
+// The playground: picking another scheduler redraws the form with its parameters. With a
+// mouse that is one pick. With the keyboard, arrows only move through the list (a reload per
+// arrow would throw the focus away); Enter, or leaving the list, picks — and the focus comes
+// back to the list once the form is redrawn.
+const REFOCUS = "tracewise-refocus";
 document.querySelectorAll("select[data-reload]").forEach((select) => {
-  select.addEventListener("change", () => {
-    const form = select.form;
-    const run = form.querySelector("input[name=run]");
+  const shown = select.value;
+  let byKeys = false;
+  function redraw() {
+    if (select.value === shown) return;
+    const run = select.form.querySelector("input[name=run]");
     if (run) run.disabled = true;
-    form.submit();
+    sessionStorage.setItem(REFOCUS, select.name);
+    select.form.submit();
+  }
+  select.addEventListener("mousedown", () => { byKeys = false; });
+  select.addEventListener("keydown", (event) => {
+    byKeys = true;
+    if (event.key === "Enter") {
+      event.preventDefault();
+      redraw();
+    }
+  });
+  select.addEventListener("change", () => { if (!byKeys) redraw(); });
+  select.addEventListener("blur", redraw);
+  if (sessionStorage.getItem(REFOCUS) === select.name) {
+    sessionStorage.removeItem(REFOCUS);
+    select.focus();
+  }
+});
+
+// "Show a hint" fetches the hint into the page, so what the learner has typed or picked stays
+// (without JavaScript the form posts, and the page comes back with the hint).
+document.querySelectorAll("#hint form").forEach((form) => {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const response = await fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" });
+      if (!response.ok) throw new Error(response.statusText);
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const hint = page.getElementById("hint");
+      if (!hint || !hint.querySelector("h2")) throw new Error("no hint in the page");
+      const box = document.getElementById("hint");
+      box.replaceChildren(...hint.childNodes);
+      const heading = box.querySelector("h2");
+      heading.tabIndex = -1;
+      heading.focus();  // read out at once; the keyboard goes on from here
+    } catch (error) {
+      form.submit();  // the plain way: the page comes back with the hint
+    }
   });
 });
 
-// CodeMirror (vendored) for code, with line numbers. Tab indents, as a programmer expects —
-// so, as CodeMirror documents for keyboard users, Esc then Tab (or Shift+Tab) leaves the
-// editor; a line under it says so. The contenteditable input is the one screen readers read;
-// it is labelled with the textarea's own label. The textarea stays the form field: CodeMirror
-// writes back into it on submit.
+// A graded answer: the verdict takes the focus, so a screen reader says it first.
+const verdict = document.querySelector("main > section.verdict > h2, main > section.test-verdict > h2");
+if (verdict) {
+  verdict.tabIndex = -1;
+  verdict.focus({ preventScroll: true });
+}
+
+// CodeMirror 5 (vendored) for code, with line numbers. Tab indents, as a programmer expects —
+// so Esc, then Tab (or Shift+Tab), leaves the editor: the convention CodeMirror 6 documents
+// for keyboard users, which version 5 does not have built in. A line above the editor says
+// so. The contenteditable input is the one screen readers read; it is labelled with the
+// textarea's own label, and clicking that label focuses it. The textarea stays the form
+// field: CodeMirror writes back into it on submit.
 function codeEditor(textarea, mode, indent, options = {}) {
   const label = textarea.labels.length ? textarea.labels[0].textContent.replace(/\s+/g, " ").trim() : "Code";
   let released = false;
@@ -96,9 +159,12 @@ function codeEditor(textarea, mode, indent, options = {}) {
     inputStyle: "contenteditable",
     screenReaderLabel: label,
     extraKeys: {
-      Tab: (cm) => cm.replaceSelection(" ".repeat(indent)),
+      Tab: (cm) => (cm.somethingSelected() ? cm.execCommand("indentMore") : cm.replaceSelection(" ".repeat(indent))),
       "Shift-Tab": (cm) => cm.execCommand("indentLess"),
-      Esc: () => { released = true; },
+      Esc: (cm) => {
+        released = true;
+        cm.execCommand("singleSelection");  // what Esc does in CodeMirror otherwise
+      },
     },
     ...options,
   });
@@ -108,11 +174,15 @@ function codeEditor(textarea, mode, indent, options = {}) {
     else if (!["Escape", "Shift"].includes(event.key)) released = false;
   });
   editor.on("focus", () => { released = false; });
+  editor.on("mousedown", () => { released = false; });
+  Array.from(textarea.labels).forEach((element) => {
+    element.addEventListener("click", () => editor.focus());
+  });
   const hint = document.createElement("p");
   hint.className = "form-help editor-hint";
   hint.id = `${textarea.id || textarea.name}-keys`;
   hint.textContent = "Tab indents in the editor. To leave it with the keyboard, press Esc, then Tab.";
-  editor.getWrapperElement().after(hint);
+  editor.getWrapperElement().before(hint);
   editor.getInputField().setAttribute("aria-describedby", hint.id);
   textarea.codeMirror = editor;  // for tests and scripts
   return editor;
