@@ -221,7 +221,7 @@ def test_an_instructor_writes_runs_and_saves_an_output_question_then_reads_its_s
     broken = source.replace("difficulty: medium", "difficulty: brutal")
     tab.evaluate("s => document.querySelector('.CodeMirror').CodeMirror.setValue(s)", broken)
     # the live preview marks the line of the field, with the message beside it
-    expect(tab.locator(".line-error-message")).to_contain_text("difficulty: Input should be")
+    expect(tab.locator(".line-error-message")).to_contain_text("difficulty: must be one of easy")
     expect(tab.locator(".CodeMirror .line-error")).to_have_count(1)
 
     question = source.replace("new-output-question", "browser-made-steplr")

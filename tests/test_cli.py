@@ -87,7 +87,7 @@ def test_check_questions_names_file_and_field(tmp_path: Path) -> None:
     write_bank(tmp_path, [choice_question(difficulty="impossible")])
     result = runner.invoke(cli, ["check-questions", str(tmp_path)])
     assert result.exit_code == 1
-    assert f"{tmp_path}/test-pattern/q-one.yaml: difficulty: Input should be" in result.output
+    assert f"{tmp_path}/test-pattern/q-one.yaml: difficulty: must be one of easy" in result.output
     assert "nothing was changed" in result.output
 
 

@@ -259,7 +259,7 @@ def test_schema_errors_are_placed_on_their_field_and_line(instructor: TestClient
     difficulty_line = next(i for i, line in enumerate(lines, 1) if "extreme" in line)
     typo_line = next(i for i, line in enumerate(lines, 1) if "mistakee" in line)
     assert f'data-line="{difficulty_line}"' in response.text
-    assert "<code>difficulty</code>: Input should be" in response.text
+    assert "<code>difficulty</code>: must be one of easy" in response.text
     assert f'data-line="{typo_line}"' in response.text
     assert "choices.2.mistakee" in response.text
     assert "extreme" in response.text  # what the instructor typed is kept
@@ -537,7 +537,7 @@ def test_an_upload_is_all_or_nothing_with_path_field_errors(
     response = upload(instructor, "two.zip", _zip(files))
     assert response.status_code == 422
     assert "Nothing was imported" in response.text
-    assert "new-pattern/bad.yaml: difficulty: Input should be" in response.text
+    assert "new-pattern/bad.yaml: difficulty: must be one of easy" in response.text
     assert db.get(QuestionRow, "uploaded-good") is None
 
     del files["new-pattern/bad.yaml"]
@@ -1143,9 +1143,51 @@ def test_a_variant_that_raises_fails_the_run_and_is_not_saved(
 
     saved = editor_post(instructor, TYPO_QUESTION, "save")
     assert saved.status_code == 422
-    assert "<code>code</code>: variant step_size=2, calls=3: raises NameError" in saved.text
+    assert "<code>code</code>: all 4 variants: raises NameError at line 8 of the code" in saved.text
     assert "(`raises: NameError`)" in saved.text  # how to say it is meant
     assert db.get(QuestionRow, "steplr-variants-from-the-editor") is None
+
+
+def _problems(html: str) -> list[tuple[str, str]]:
+    """The problems listed under the editor: (the YAML line, the text)."""
+    return re.findall(r'<li data-line="(\d*)">(.*?)</li>', html, re.S)
+
+
+def test_a_run_error_is_said_once_on_the_line_of_the_code_where_it_happened(
+    instructor: TestClient,
+) -> None:
+    """A newcomer's typo in the output starter: one problem for its 8 variants, under the
+    line of the typo (not the `code: |` line), in the editor's problem list."""
+    source = starters.starter_source("output").replace("  print(scheduler", "  prnt(scheduler")
+    lines = source.splitlines()
+    typo = next(number for number, line in enumerate(lines, 1) if "prnt(" in line)
+    in_code = typo - lines.index("code: |") - 1
+    run = editor_post(instructor, source, "run")
+    assert run.status_code == 422
+    ((line, text),) = _problems(run.text)
+    assert int(line) == typo
+    assert f"all 8 variants: raises NameError at line {in_code} of the code: name" in text
+    assert run.text.count('class="variant-problem"') == 8
+    assert run.text.count(f"error: NameError, line {in_code} — refused") == 8  # the table
+    assert run.text.count("a variant that raises is refused") == 1
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "within", "line"),
+    [
+        ("id: q\ncode: |\n  x = 1\n  prnt(x)\n", "code", 2, 4),
+        ("id: q\ncode: |\n  x = 1\n", "code", 5, 2),  # past its end: the field's line
+        ("id: q\ncode: prnt(1)\n", "code", 1, 2),
+        ("id: q\ncode: \"x = 1\\nprnt(x)\"\n", "code", 2, 2),  # escaped: the field's line
+        ("id: q\nself_tests:\n  - code: |\n      a\n      b\n", "self_tests.0.code", 2, 5),
+        ("id: q\nreference: |-\n\n  a\n", "reference", 2, 4),
+        ("id: q\n", "code", 3, 1),  # no such field: the nearest enclosing one's
+    ],
+)
+def test_a_line_of_a_field_s_code_is_found_in_the_yaml(
+    source: str, path: str, within: int, line: int
+) -> None:
+    assert editor.line_of(source, path, within=within) == line
 
 
 def test_an_exception_is_the_key_only_when_the_question_says_so(

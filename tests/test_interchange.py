@@ -397,10 +397,10 @@ def test_schema_failures_of_built_questions_name_the_line_and_field() -> None:
 
     errors = _gift_errors(gift)
 
-    assert errors[0].startswith("line 2: id: String should match pattern")
-    assert errors[1].startswith("line 2: difficulty: Input should be 'easy', 'medium' or 'hard'")
-    assert errors[2].startswith("line 2: tags.1: String should match pattern")
-    assert errors[3].startswith("line 4: choices: List should have at most 8 items")
+    assert errors[0].startswith("line 2: id: must match the pattern")
+    assert errors[1].startswith("line 2: difficulty: must be one of easy, medium, hard")
+    assert errors[2].startswith("line 2: tags.1: must match the pattern")
+    assert errors[3].startswith("line 4: choices: must have at most 8 items")
     assert len(errors) == 4
 
 

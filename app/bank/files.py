@@ -28,7 +28,7 @@ from app.bank.schema import (
     PatternFile,
     Question,
 )
-from app.errors import Problem
+from app.errors import Problem, validation_message
 
 PATTERN_FILE = "pattern.yaml"
 QUESTION_SUFFIXES = (".yaml", ".yml")
@@ -124,8 +124,9 @@ def compose_yaml(text: str) -> yaml.Node | None:
 
 
 def describe_errors(error: ValidationError) -> list[Problem]:
-    """The field and what is wrong with it, for each problem Pydantic found, in an author's words:
-    the union's tag is not a field, a check across fields names the field it is about."""
+    """The field and what is wrong with it, for each problem Pydantic found, in an author's words
+    (app.errors.validation_message): the union's tag is not a field, a check across fields
+    names the field it is about."""
     described = []
     for item in error.errors(include_url=False):
         parts = list(item["loc"])
@@ -134,7 +135,7 @@ def describe_errors(error: ValidationError) -> list[Problem]:
         cause = (item.get("ctx") or {}).get("error")
         if isinstance(cause, FieldValueError):
             parts = [*parts, *cause.field.split(".")]
-        message = item["msg"].removeprefix("Value error, ")
+        message = validation_message(item)
         if item["type"] == "union_tag_not_found":
             parts, message = ["kind"], f"say which kind of question this is: {_KINDS}"
         elif item["type"] == "union_tag_invalid":
