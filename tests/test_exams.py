@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import replace
 from typing import Any
@@ -268,6 +269,21 @@ def test_back_and_forth_keeps_answers_and_skip_keeps_the_saved_one(
     skip = client.post(f"/tests/{exam['id']}/questions/1", data={"csrf_token": csrf, "go": "skip"})
     assert skip.url.path == f"/tests/{exam['id']}/questions/2"
     assert client.get(f"/api/tests/{exam['id']}").json()["questions"][0]["answer"] is not None
+
+
+def test_a_question_pages_bar_and_its_words_both_count_the_answers(
+    client: TestClient, app: FastAPI
+) -> None:
+    # Question 3 of a test with one answer saved: the bar is 10 % full and says "1 of 10
+    # answered", as the words above it do — not 30 %, where the learner is.
+    exam = _start(client)
+    assert _save(client, exam["id"], 1, _key(app, exam["questions"][0])).status_code == 200
+    html = client.get(f"/tests/{exam['id']}/questions/3").text
+    assert "Test question 3 of 10" in html and "1 of 10 answered" in html
+    bar = re.search(r'<div class="progress" role="progressbar"[^>]*>\s*<span[^>]*>', html)
+    assert bar is not None
+    assert 'aria-valuenow="1"' in bar[0] and 'aria-valuemax="10"' in bar[0]
+    assert 'aria-valuetext="1 of 10 answered"' in bar[0] and "width: 10%" in bar[0]
 
 
 def test_a_malformed_answer_is_refused_with_the_field(client: TestClient) -> None:
