@@ -344,7 +344,10 @@ def test_saving_is_refused_when_a_variant_fails_to_run(instructor: TestClient) -
     )
     response = editor_post(instructor, source, "save")
     assert response.status_code == 422
-    assert "variant step_size=3, calls=3: the code prints nothing" in response.text
+    assert (
+        "2 of 4 variants (step_size=3, calls=3; step_size=3, calls=4): the code prints nothing"
+        in response.text
+    )
     assert response.text.count('class="variant-problem"') == 2  # marked in the table
 
 
@@ -1178,7 +1181,7 @@ def test_a_run_error_is_said_once_on_the_line_of_the_code_where_it_happened(
         ("id: q\ncode: |\n  x = 1\n  prnt(x)\n", "code", 2, 4),
         ("id: q\ncode: |\n  x = 1\n", "code", 5, 2),  # past its end: the field's line
         ("id: q\ncode: prnt(1)\n", "code", 1, 2),
-        ("id: q\ncode: \"x = 1\\nprnt(x)\"\n", "code", 2, 2),  # escaped: the field's line
+        ('id: q\ncode: "x = 1\\nprnt(x)"\n', "code", 2, 2),  # escaped: the field's line
         ("id: q\nself_tests:\n  - code: |\n      a\n      b\n", "self_tests.0.code", 2, 5),
         ("id: q\nreference: |-\n\n  a\n", "reference", 2, 4),
         ("id: q\n", "code", 3, 1),  # no such field: the nearest enclosing one's

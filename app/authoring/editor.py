@@ -29,7 +29,7 @@ from app.bank.schema import (
 from app.bank.store import RETIRED_BY_BROWSER, add_version
 from app.checking import runstore
 from app.checking.runs import Runs
-from app.checking.verify import Verification, verify
+from app.checking.verify import RunProblem, Verification, verify
 from app.db import begin_write
 from app.errors import Busy, Conflict, Invalid, NotFound, Problem
 from app.learning import answering
@@ -118,12 +118,16 @@ def _placed(text: str, exc: ValidationError) -> list[Problem]:
 def _with_line(text: str, error: Problem) -> Problem:
     if error.line is not None:
         return error
-    return Problem(error.field, error.message, line_of(text, error.field))
+    within = error.code_line if isinstance(error, RunProblem) else None
+    return Problem(error.field, error.message, line_of(text, error.field, within=within))
 
 
-def line_of(text: str, path: str) -> int | None:
+def line_of(text: str, path: str, *, within: int | None = None) -> int | None:
     """The 1-based line of the YAML where the field at `path` (`solution.steps.0.body`) is
-    written, or the nearest enclosing field's when it is missing."""
+    written, or the nearest enclosing field's when it is missing. With `within` (a line of
+    the field's own text, as a traceback numbers the code's lines), the line of the YAML
+    where that line is written — when the field is a `|` block, or a single line; else the
+    field's."""
     try:
         node = compose_yaml(text)
     except yaml.YAMLError:
@@ -135,14 +139,26 @@ def line_of(text: str, path: str) -> int | None:
         if isinstance(node, yaml.MappingNode):
             pair = next(((k, v) for k, v in node.value if k.value == part), None)
             if pair is None:
-                break
+                return line
             line, node = pair[0].start_mark.line + 1, pair[1]
         elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
             node = node.value[int(part)]
             line = node.start_mark.line + 1
         else:
-            break
+            return line
+    if within is not None and isinstance(node, yaml.ScalarNode):
+        return _line_within(node, within) or line
     return line
+
+
+def _line_within(node: yaml.ScalarNode, within: int) -> int | None:
+    """The YAML line of line `within` of a scalar's text: a `|` block keeps its lines as
+    written, starting on the line after the `|`; a scalar on one line is that line."""
+    if node.style == "|" and 1 <= within <= len(node.value.splitlines()):
+        return node.start_mark.line + 1 + within
+    if within == 1 and node.start_mark.line == node.end_mark.line:
+        return node.start_mark.line + 1
+    return None
 
 
 # --- the real run ---------------------------------------------------------------------------

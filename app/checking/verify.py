@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -38,6 +38,18 @@ from app.sandbox.protocol import CodeData, JobBase, PipelineData, RunResult, Ver
 from app.sandbox.specs import PipelineSpec
 
 MAX_IN_FLIGHT = 32  # runs handed to the sandbox at once, at most (it may hold fewer)
+NAMED_VARIANTS = 3  # a problem of some variants names this many of them, then counts the rest
+
+
+@dataclass(frozen=True)
+class RunProblem(Problem):
+    """What a run showed to be wrong: where in the field's code it happened (`code_line`,
+    1-based, when the traceback names a line of it), and, for a variant that raised an
+    exception the question does not name, that exception (`unnamed_raise`): `raises: <it>`
+    makes it the key, when the author means it."""
+
+    code_line: int | None = None
+    unnamed_raise: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,19 @@ class VariantRun:
     result: RunResult[None] | None
     answer: str | None
     problem: str | None
+
+    @property
+    def summary(self) -> str:
+        """How the run ended, in a few words (`ok`, `error: NameError, line 9`); what is
+        wrong is said once for all variants, in the question's problems."""
+        result = self.result
+        if result is None:
+            return "not run"
+        status = result.status.value
+        if result.error is not None:
+            line = f", line {result.error.line}" if result.error.line else ""
+            status = f"{status}: {result.error.type}{line}"
+        return f"{status} — refused" if self.problem else status
 
 
 @dataclass
@@ -295,9 +320,10 @@ class _OutputPlan(_Plan):
                 )
             )
         all_params = variants.all_variants(question)
+        problems: dict[int, RunProblem] = {}
         for index, job in enumerate(self.jobs):
             result = results[index]
-            problem = variant_problem(question, index, result)
+            problem = variant_problem(question, result)
             answer = (
                 expected_output(question, result) if result.status in runstore.CACHEABLE else None
             )
@@ -307,33 +333,59 @@ class _OutputPlan(_Plan):
                     all_params[index],
                     result,
                     answer or None,
-                    str(problem) if problem else None,
+                    problem.message if problem else None,
                 )
             )
             if problem:
-                verification.problems.append(problem)
+                problems[index] = problem
             else:
                 key = self.keys.get(index)
                 verification.runs.append(
                     Run(key, job, result) if key is not None else runstore.run_of(job, result)
                 )
+        verification.problems += _once_each(problems, all_params)
 
 
-def variant_problem(
-    question: OutputQuestion, variant: int, result: RunResult[None]
-) -> Problem | None:
-    """What is wrong with a variant's run for a question, if anything."""
-    values = variants.variant(question, variant) if question.params else {}
-    where = f"variant {', '.join(f'{k}={v!r}' for k, v in values.items())}: " if values else ""
+def _once_each(problems: dict[int, RunProblem], all_params: list[dict[str, Any]]) -> list[Problem]:
+    """The variants' problems, each once: a problem several variants share (the same field,
+    message and line of code — a typo breaks them all) says which variants, or how many,
+    it concerns."""
+    shared: dict[tuple[str, str, int | None], list[int]] = {}
+    for index, problem in problems.items():
+        shared.setdefault((problem.field, problem.message, problem.code_line), []).append(index)
+    return [
+        replace(problems[indices[0]], message=_which(indices, all_params) + message)
+        for (_, message, _), indices in shared.items()
+    ]
+
+
+def _which(indices: list[int], all_params: list[dict[str, Any]]) -> str:
+    """`variant n=2: `, `2 of 3 variants (n=2; n=3): `, `all 8 variants: `, or nothing for a
+    question of one variant."""
+    total = len(all_params)
+    if total == 1:
+        return ""
+    if len(indices) == total:
+        return "both variants: " if total == 2 else f"all {total} variants: "
+    named = [", ".join(f"{k}={v!r}" for k, v in all_params[i].items()) for i in indices]
+    if len(named) == 1:
+        return f"variant {named[0]}: "
+    listed = "; ".join(named[:NAMED_VARIANTS])
+    if len(named) > NAMED_VARIANTS:
+        listed += f"; and {len(named) - NAMED_VARIANTS} more"
+    return f"{len(indices)} of {total} variants ({listed}): "
+
+
+def variant_problem(question: OutputQuestion, result: RunResult[None]) -> RunProblem | None:
+    """What is wrong with a variant's run for a question, if anything (which variant is the
+    caller's to say)."""
     if result.status not in runstore.CACHEABLE:
-        return Problem("code", f"{where}{result.sentence} {result.detail}".rstrip())
-    if result.status is Verdict.ERROR and (problem := _raise_problem(question, result, where)):
+        return RunProblem("code", f"{result.sentence} {result.detail}".rstrip())
+    if result.status is Verdict.ERROR and (problem := _raise_problem(question, result)):
         return problem
     expected = expected_output(question, result)
     if not expected:
-        return Problem(
-            "code", f"{where}the code prints nothing; print the answer or set `expression`"
-        )
+        return RunProblem("code", "the code prints nothing; print the answer or set `expression`")
     if question.answer is not None and compare_output(question.answer, expected) is not None:
         diff = "\n".join(
             difflib.unified_diff(
@@ -344,29 +396,35 @@ def variant_problem(
                 lineterm="",
             )
         )
-        return Problem("answer", f"the real run disagrees with the file:\n{diff}")
+        return RunProblem("answer", f"the real run disagrees with the file:\n{diff}")
     return None
 
 
-def _raise_problem(question: OutputQuestion, result: RunResult[None], where: str) -> Problem | None:
+def _raise_problem(question: OutputQuestion, result: RunResult[None]) -> RunProblem | None:
     """A variant that raised has the exception as its key only when the question says so:
     `raises` names it, or `answer` does (the run is compared with `answer` next). Otherwise a
     typo (`prnt`) would make `NameError` the key."""
     error = result.error
     name = error.type if error is not None else "an exception"
+    line = error.line if error is not None else None
+    at = f" at line {line} of the code" if line else ""
     message = f": {error.message}" if error is not None and error.message else ""
     if question.raises is not None:
         if name == question.raises:
             return None
-        return Problem(
-            "code", f"{where}raises {name}, not the {question.raises} that `raises` names{message}"
+        return RunProblem(
+            "code",
+            f"raises {name}, not the {question.raises} that `raises` names{at}{message}",
+            code_line=line,
         )
     if question.answer is not None:
         return None
-    return Problem(
+    return RunProblem(
         "code",
-        f"{where}raises {name}{message} — a variant that raises is refused unless the question "
+        f"raises {name}{at}{message} — a variant that raises is refused unless the question "
         f"says the exception is its key (`raises: {name}`)",
+        code_line=line,
+        unnamed_raise=name if error is not None else None,
     )
 
 
@@ -487,11 +545,14 @@ def reference_problems(question: CodeQuestion, reference: RunResult[CodeData]) -
         ]
     if question.check.kind != "exception" and reference.status is not Verdict.OK:
         error = reference.error
+        line = error.line if error is not None else None
+        at = f" at line {line} of the code" if line else ""
         return [
-            Problem(
+            RunProblem(
                 "reference",
-                f"raises {error.type if error else reference.status}: "
+                f"raises {error.type if error else reference.status}{at}: "
                 f"{error.message if error else reference.detail}",
+                code_line=line,
             )
         ]
     return []
