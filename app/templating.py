@@ -41,6 +41,12 @@ def url_for(context: Any, name: str, /, **path_params: Any) -> str:
     return path
 
 
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """A count with its noun agreeing: `3 | plural('epoch')` is "3 epochs", 1 "1 epoch"
+    (`many`: the plural of a noun that does not just add an s)."""
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
 def make_templates() -> Jinja2Templates:
     """Templates with autoescape on and the Markdown, code and form helpers registered."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -51,6 +57,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["markdown_inline"] = markup.markdown_inline
     env.filters["python"] = markup.python_code
     env.filters["without_placeholders"] = lambda text: PLACEHOLDER.sub("…", text)
+    env.filters["plural"] = plural
     env.globals["url_for"] = url_for
     env.globals["choice_label"] = choice_label
     env.globals["csrf_token"] = csrf_token

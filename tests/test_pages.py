@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -9,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.bank.files import read_bank
 from app.models import Attempt, Reveal
+from app.templating import plural
 from tests.conftest import QUESTIONS, Learner
 
 LESSON = "lr-schedulers"
@@ -165,6 +168,49 @@ def test_an_open_test_is_offered_on_home_and_pattern_page(client: TestClient) ->
     for url in ("/", f"/patterns/{LESSON}"):
         page = client.get(url).text
         assert link not in page and "Continue your test" not in page, url
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    assert [plural(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
+    assert plural(3, "match", "matches") == "3 matches"
+
+
+NOT_PROSE = {"code", "reference", "expression", "answer", "notes", "params", "check"}
+
+
+def _prose(value: object, key: str = "") -> list[str]:
+    """The texts of a question a learner reads (not its code, nor its authors' notes)."""
+    if key in NOT_PROSE:
+        return []
+    if isinstance(value, str):
+        return [re.sub(r"`[^`]*`", "", value)]  # inline code is code
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _prose(v, k)]
+    if isinstance(value, list):
+        return [t for v in value for t in _prose(v, key)]
+    return []
+
+
+def test_no_question_counts_with_a_programs_plural() -> None:
+    # "after 1 epoch(s)", "stepped 2 time(s)": a count in a question's words agrees with its
+    # noun, or the sentence is written so that it needs no count.
+    read = 0
+    for qid, question in QUESTIONS_BY_ID.items():
+        texts = _prose(question.model_dump())
+        assert question.prompt in " ".join(texts) or "`" in question.prompt, qid
+        for text in texts:
+            assert not re.search(r"\w\((s|es)\)", text), (qid, text)
+        read += len(texts)
+    assert read > 3 * len(QUESTIONS_BY_ID)  # prompts, hints, solutions, mistakes
+
+
+def test_an_output_answer_with_too_many_values_is_told_so_in_words(client: TestClient) -> None:
+    # The run prints one value (a float): the reason reads "1 value", not "1 value(s)".
+    answered = client.post(
+        "/api/questions/lr-output-exponentiallr/attempts", json={"answer": "0.05 0.1"}
+    )
+    assert answered.status_code == 201, answered.text
+    assert answered.json()["feedback"]["reason"] == "the run printed 1 value, your answer has 2"
 
 
 @pytest.mark.parametrize(

@@ -322,6 +322,18 @@ def test_the_playground_highlights_jumps_not_a_curve_that_moves_every_epoch(
     assert "changes smoothly" in cosine  # and the table says why nothing is highlighted
 
 
+def test_the_playground_says_its_counts_in_words(client: TestClient) -> None:
+    steplr = f"/patterns/{LESSON}/playground?run=1&scheduler=StepLR&p.step_size=5&p.gamma=0.5"
+    one_step = client.get(f"{steplr}&mode=lr-only&epochs=1").text
+    assert "Result: 1 scheduler step, no training</h2>" in one_step
+    assert "The learning rate never changed: it was 0.1 at its one step." in one_step
+    assert "at steps none" not in one_step and "at step none" not in one_step
+    twelve = client.get(f"{steplr}&mode=lr-only&epochs=12").text
+    assert "The learning rate changed at steps 6, 11. After the last step" in twelve
+    trained = client.get(f"{steplr}&mode=train&epochs=1").text
+    assert "Result: trained for 1 epoch</h2>" in trained
+
+
 def test_the_playground_form_comes_from_the_real_signature(client: TestClient) -> None:
     html = client.get(f"/patterns/{LESSON}/playground?scheduler=CyclicLR").text
     for param in ("base_lr", "max_lr", "step_size_up", "mode", "cycle_momentum"):

@@ -236,7 +236,8 @@ def compare_output(given: str, expected: str) -> str | None:
     if got and all(kind == "number" for kind, _ in got):
         want = [token for token in want if token[0] == "number"]
     if len(want) != len(got):
-        return f"the run printed {len(want)} value(s), your answer has {len(got)}"
+        values = "1 value" if len(want) == 1 else f"{len(want)} values"
+        return f"the run printed {values}, your answer has {len(got)}"
     for position, ((want_kind, want_text), (got_kind, got_text)) in enumerate(
         zip(want, got, strict=True), start=1
     ):

@@ -206,7 +206,8 @@ def check_variant(question: Question, variant: int) -> int:
     """A variant index the question has, or Invalid."""
     total = variant_count(question)
     if not 0 <= variant < total:
-        raise Invalid(f"variant must be 0–{total - 1}, got {variant}", field="variant")
+        which = "0, its only one" if total == 1 else f"0–{total - 1}"
+        raise Invalid(f"variant must be {which}, got {variant}", field="variant")
     return variant
 
 

@@ -199,8 +199,13 @@ class ExamView:
     def question(self, number: int) -> ExamQuestion:
         """Question `number` (1-based), or NotFound."""
         if not 1 <= number <= self.total:
-            raise NotFound(f"This test has questions 1–{self.total}, not {number}.")
+            raise NotFound(f"This test has {_numbers(self.total)}, not {number}.")
         return self.questions[number - 1]
+
+
+def _numbers(total: int) -> str:
+    """The numbers of a test's questions, in words."""
+    return "question 1 only" if total == 1 else f"questions 1–{total}"
 
 
 def _pattern_of(session: Session, exam: Exam) -> PatternView:
@@ -234,7 +239,7 @@ def exam_question(session: Session, exam: Exam, number: int) -> ExamQuestion:
     item = session.get(ExamItem, (exam.id, number - 1)) if number >= 1 else None
     if item is None:
         total = session.scalar(select(func.count()).where(ExamItem.exam_id == exam.id))
-        raise NotFound(f"This test has questions 1–{total}, not {number}.")
+        raise NotFound(f"This test has {_numbers(total or 0)}, not {number}.")
     key = (item.question_id, item.question_version)
     return _exam_question(item, bank.get_pinned(session, [key]))
 

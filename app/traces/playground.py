@@ -176,9 +176,10 @@ def _semantic_errors(name: str, params: dict[str, Any], epochs: int, prefix: str
                 "total_steps is required (or epochs and steps_per_epoch)"
             )
         elif total < epochs:
+            times = "once" if epochs == 1 else f"{epochs} times"
             errors[f"{prefix}.total_steps"] = (
-                f"total_steps is {total}, but the scheduler steps once per epoch for {epochs} "
-                f"epochs and OneCycleLR raises after total_steps steps: use at least {epochs}"
+                f"total_steps is {total}, but the scheduler steps once per epoch, {times}, "
+                f"and OneCycleLR raises after total_steps steps: use at least {epochs}"
             )
     for key in ("step_size", "T_max", "T_0", "total_iters", "step_size_up"):
         if key in params and params[key] is not None and params[key] < 1:
