@@ -6,10 +6,11 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Form, Path, Request
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from pydantic import ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -233,6 +234,20 @@ def read_shown(request: Request, token: str) -> tuple[str, int] | None:
 
 # A row id as a path parameter: anything else is a 422, not a database overflow.
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_INT, description="A row id.")]
+
+
+def or_default(default: object) -> WrapValidator:
+    """Put after `Query(...)` in a page's parameter: a value that is malformed or out of
+    range is taken as `default`. For what is harmless to ignore (a page number, where to go
+    next), where an error page would only be in the way; the JSON API stays strict."""
+
+    def parse(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            return default
+
+    return WrapValidator(parse)
 
 
 async def require_json_request(request: Request) -> None:

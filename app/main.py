@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -25,7 +26,7 @@ from app.admission import Admission
 from app.checking.runs import Runs
 from app.config import Settings
 from app.db import Database, is_lock_wait
-from app.errors import AppError, Busy, Invalid, NotFound
+from app.errors import AppError, Busy, Invalid, NotFound, Problem, validation_message
 from app.instances import check_instance
 from app.middleware import BodySizeLimit, TrustedHosts
 from app.ratelimit import RateLimit
@@ -162,11 +163,11 @@ def _error_response(
     extra: dict[str, object] | None = None,
 ) -> Response:
     if _wants_json(request):
-        body: dict[str, object] = {"detail": message}
-        if field:
-            body["field"] = field
-        body.update(extra or {})
-        return JSONResponse(body, status_code=status, headers=headers)
+        # The documented body itself: what is sent cannot drift from the schema.
+        body = openapi.ErrorBody.model_validate(
+            {"detail": message, "field": field, **(extra or {})}
+        )
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
     return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
         request,
         "errors/error.html",
@@ -216,28 +217,12 @@ def _unreadable_body(cause: BaseException) -> str:
     return f"The body could not be read: {_shorten(str(cause), 120)}"
 
 
-def _path_pattern(template: str) -> str:
-    """`/api/tests/{exam_id}` → a regular expression matching its addresses."""
-    return "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
-
-
-def _documented_methods(request: Request) -> str | None:
-    """The methods the API documents at this address, for a 405's Allow header (None: not
-    an API address).
-
-    Starlette names the methods of the first route whose path matched, and
-    `/api/questions/validate` also fits `/api/questions/{question_id}`: the resource is
-    the documented path with the fewest parameters that fits, with all its methods.
-    """
-    fitting = [
-        (template.count("{"), operations)
-        for template, operations in request.app.openapi()["paths"].items()
-        if re.fullmatch(_path_pattern(template), request.url.path)
-    ]
-    if not fitting:
-        return None
-    _, operations = min(fitting, key=lambda found: found[0])
-    return ", ".join(sorted(method.upper() for method in operations))
+def _with_position(error: dict[str, Any], cause: BaseException | None) -> dict[str, Any]:
+    """FastAPI's error for JSON that does not parse gives a character offset: this adds the
+    line and column the parser stopped at, which a person can find."""
+    if error.get("type") != "json_invalid" or not isinstance(cause, json.JSONDecodeError):
+        return error
+    return {**error, "ctx": {**error.get("ctx", {}), "line": cause.lineno, "column": cause.colno}}
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -268,10 +253,14 @@ def _add_error_handlers(app: FastAPI) -> None:
             # (a 404 like any other), not a form to correct.
             shown = _shorten(in_path[0].get("input"))
             return _app_error_response(request, NotFound(f"There is nothing here called {shown}."))
-        problems = [(_field_name(error["loc"]), error["msg"]) for error in exc.errors()]
-        message = "; ".join(f"{field}: {msg}" for field, msg in problems) or "invalid request"
-        first_field = problems[0][0] if problems else None
-        return _error_response(request, 422, "Invalid input", message, first_field)
+        worded = (validation_message(_with_position(e, exc.__cause__)) for e in exc.errors())
+        problems = [
+            Problem(_field_name(error["loc"]), message)
+            for error, message in zip(exc.errors(), worded, strict=True)
+        ]
+        message = "; ".join(str(problem) for problem in problems) or "The request is not valid."
+        field = problems[0].field if problems else None
+        return _error_response(request, 422, "Invalid input", message, field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -283,7 +272,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         titles = {404: "Not found", 405: "Method not allowed", 408: "Too slow", 413: "Too large"}
         message = "There is no page here." if exc.status_code == 404 else str(exc.detail)
         headers = dict(exc.headers) if exc.headers else None
-        if exc.status_code == 405 and (documented := _documented_methods(request)):
+        if exc.status_code == 405 and (
+            documented := openapi.documented_methods(request.app, request.url.path)
+        ):
             headers = {**(headers or {}), "Allow": documented}
         return _error_response(
             request, exc.status_code, titles.get(exc.status_code, "Error"), message, headers=headers

@@ -9,10 +9,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import accounts
 from app.bank.files import read_bank
+from app.db import Database
 from app.models import Attempt, Reveal
 from app.templating import plural
-from tests.conftest import QUESTIONS, Learner
+from tests.conftest import CSRF_RE, QUESTIONS, Learner
 
 LESSON = "lr-schedulers"
 QUESTIONS_BY_ID = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
@@ -236,6 +238,70 @@ def test_a_malformed_attempt_id_is_a_404_page_in_words(client: TestClient) -> No
     assert "<title>Not found · Tracewise</title>" in response.text
     assert "There is nothing here called &#39;abc&#39;." in response.text
     assert "attempt_id" not in response.text and "parse" not in response.text
+
+
+MALFORMED_NUMBERS = ["abc", "-1", "0", "1.5", "99999999999", ""]
+
+
+@pytest.mark.parametrize("value", MALFORMED_NUMBERS)
+def test_a_malformed_from_is_ignored_and_the_question_shows(client: TestClient, value: str) -> None:
+    """`?from=` starts a code editor from an earlier answer: one that cannot be an attempt's
+    number is left out, as if not given (nothing is lost but a prefill)."""
+    response = client.get(f"/patterns/{LESSON}/questions/lr-code-steplr?from={value}")
+    assert response.status_code == 200
+    assert response.template.name == "questions/detail.html"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", MALFORMED_NUMBERS)
+def test_a_malformed_history_page_shows_the_first_page(client: TestClient, value: str) -> None:
+    response = client.get(f"/history?page={value}")
+    assert response.status_code == 200
+    assert response.context["history"].page == 1  # type: ignore[attr-defined]
+
+
+def test_a_malformed_after_in_practice_is_ignored(client: TestClient) -> None:
+    response = client.get(f"/patterns/{LESSON}/practice?after={'x' * 500}", follow_redirects=False)
+    assert response.status_code == 303
+
+
+def test_a_malformed_next_goes_home_after_log_in(client: TestClient) -> None:
+    response = client.get(f"/login?next=/{'x' * 3000}")
+    assert response.status_code == 200
+    assert response.context["next"] == "/"  # type: ignore[attr-defined]
+
+
+def _log_in_as(client: TestClient, database: Database, role: str) -> None:
+    email = f"{role}@example.com"
+    with database.session() as session:
+        accounts.create_user(session, email=email, password="a long passphrase", role=role)
+    match = CSRF_RE.search(client.get("/login").text)
+    assert match
+    response = client.post(
+        "/login",
+        data={"csrf_token": match.group(1), "email": email, "password": "a long passphrase"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+
+
+@pytest.mark.parametrize("value", MALFORMED_NUMBERS)
+def test_a_malformed_audit_position_shows_the_newest(
+    client: TestClient, database: Database, value: str
+) -> None:
+    _log_in_as(client, database, accounts.ADMIN)
+    response = client.get(f"/admin/audit?before={value}")
+    assert response.status_code == 200
+
+
+def test_a_malformed_value_that_matters_is_a_422_page_in_our_words(
+    client: TestClient, database: Database
+) -> None:
+    _log_in_as(client, database, accounts.INSTRUCTOR)
+    response = client.get("/instructor/questions/lr-purpose/versions?old=abc")
+    assert response.status_code == 422
+    assert response.template.name == "errors/error.html"  # type: ignore[attr-defined]
+    assert "old: must be a whole number" in response.text
+    assert "Input should" not in response.text
 
 
 def test_the_session_cookie_is_signed_httponly_and_samesite(client: TestClient) -> None:

@@ -16,14 +16,16 @@ from app.deps import (
     client_address,
     log_visitor_in,
     log_visitor_out,
+    or_default,
 )
 from app.errors import Invalid, TooManyRequests
 from app.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-Next = Annotated[str, Query(alias="next", max_length=2000)]
-NextField = Annotated[str, Form(alias="next", max_length=2000)]
+# Where to go after logging in: one too long to be a page of ours goes home instead.
+Next = Annotated[str, Query(alias="next", max_length=2000), or_default("/")]
+NextField = Annotated[str, Form(alias="next", max_length=2000), or_default("/")]
 
 
 def _safe_next(target: str) -> str:

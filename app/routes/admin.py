@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app import accounts, audit
-from app.deps import AdminDep, CsrfDep, RowId, SessionDep
+from app.deps import AdminDep, CsrfDep, RowId, SessionDep, or_default
 from app.models import MAX_ROW_INT
 from app.templating import render
 
@@ -42,9 +42,10 @@ def audit_log(
     request: Request,
     session: SessionDep,
     admin: AdminDep,
-    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_INT)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW_INT), or_default(None)] = None,
 ) -> Response:
-    """Who changed what, and when; newest first, a page at a time."""
+    """Who changed what, and when; newest first, a page at a time (`before` an event's id;
+    one that cannot be an id shows the newest)."""
     events = audit.recent_events(session, before_id=before)
     return render(
         request,

@@ -39,7 +39,6 @@ router = APIRouter()
 NOT_FOUND = errors(s404="No such pattern, question or attempt (or it is not yours).")
 INVALID = errors(s422="Malformed input, or an answer that cannot be one; `field` says where.")
 IN_TEST = errors(s409="The question is in your unfinished test: finish the test first.")
-BUSY = RUNS_CODE
 WRITE: Responses = {**JSON_WRITE, **NOT_FOUND}  # a learner's write about a thing named
 
 
@@ -362,7 +361,7 @@ def reveal_hint(session: SessionDep, question: QuestionDep, visitor: VisitorDep)
             "changed since the version answered (reload it)."
         ),
         **INVALID,
-        **BUSY,
+        **RUNS_CODE,
     },
     dependencies=[JsonRequestDep],
 )

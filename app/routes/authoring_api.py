@@ -15,14 +15,13 @@ from pydantic import BaseModel, Field, JsonValue
 from app.authoring import editor, stats, versions
 from app.checking.verify import VariantRun
 from app.deps import AnyQuestionDep, JsonRequestDep, SessionDep, StaffDep, StaffRunsDep
-from app.errors import Invalid
+from app.errors import Invalid, Problem
 from app.routes.downloads import attempts_csv_response
-from app.routes.openapi import JSON_WRITE, RUNS_CODE, STAFF, Responses, errors
+from app.routes.openapi import JSON_WRITE, RUNS_CODE, STAFF, ProblemOut, Responses, errors
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
 router = APIRouter(prefix="/api", tags=["instructors"])
 
-AUTH = STAFF
 NO_QUESTION = errors(s404="No such question.")
 # An instructor's JSON write that runs the question (a new guest is never made: no 429 for
 # that, but a run can be refused with 429 like any other).
@@ -58,13 +57,6 @@ class QuestionIn(BaseModel):
     )
 
 
-class Problem(BaseModel):
-    """What is wrong, and in which field."""
-
-    field: str = Field(description="Dotted path, e.g. `choices.1.mistake`; `(file)`: all.")
-    message: str
-
-
 class VariantRunOut(BaseModel):
     """An output question's variant, run in the sandbox."""
 
@@ -84,7 +76,7 @@ class ValidationOut(BaseModel):
     """A question checked without saving: the keys its runs give, or what is wrong."""
 
     valid: bool
-    errors: list[Problem]
+    errors: list[ProblemOut]
     kind: str | None = Field(description="The question's kind, when it parsed.")
     variants: list[VariantRunOut] = Field(description="Output questions: every variant's run.")
     reference_status: str | None = Field(
@@ -116,6 +108,10 @@ class VersionOut(BaseModel):
     author: str
     attempts: int = Field(description="Attempts that answered this version.")
     current: bool
+
+
+def _problem_out(problem: Problem) -> ProblemOut:
+    return ProblemOut(field=problem.field, message=problem.message, line=problem.line)
 
 
 def _variant_out(run: VariantRun) -> VariantRunOut:
@@ -150,13 +146,13 @@ def api_validate_question(
     try:
         question = editor.parse_data(body.question)
     except editor.QuestionRejected as exc:
-        errors = [Problem(field=e.field, message=e.message) for e in exc.errors]
+        errors = [_problem_out(e) for e in exc.errors]
         return ValidationOut(
             valid=False, errors=errors, kind=None, variants=[], reference_status=None, exists=False
         )
     problems = editor.placement_problems(session, question=question, pattern_slug=body.pattern)
     check = editor.check_question(session, question, runs)
-    errors = [Problem(field=e.field, message=e.message) for e in problems + check.problems]
+    errors = [_problem_out(e) for e in problems + check.problems]
     return ValidationOut(
         valid=not errors,
         errors=errors,
@@ -237,7 +233,7 @@ def api_update_question(
 
 @router.get(
     "/questions/{question_id}/versions",
-    responses={**AUTH, **NO_QUESTION},
+    responses={**STAFF, **NO_QUESTION},
 )
 def api_list_versions(
     session: SessionDep, staff: StaffDep, record: AnyQuestionDep
@@ -249,7 +245,7 @@ def api_list_versions(
 
 @router.get(
     "/questions/{question_id}/stats",
-    responses={**AUTH, **NO_QUESTION},
+    responses={**STAFF, **NO_QUESTION},
 )
 def api_question_stats(
     session: SessionDep, staff: StaffDep, record: AnyQuestionDep
@@ -262,7 +258,7 @@ def api_question_stats(
 @router.get(
     "/attempts.csv",
     responses={
-        **AUTH,
+        **STAFF,
         **errors(404, 422),
         200: {"content": {"text/csv": {}}, "description": "One row per attempt."},
     },

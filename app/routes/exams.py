@@ -25,7 +25,6 @@ from app.errors import Conflict, Forbidden, Invalid
 from app.learning import exams
 from app.routes.api import (
     ANSWER_TYPES,
-    BUSY,
     INVALID,
     NOT_FOUND,
     WRITE,
@@ -34,7 +33,7 @@ from app.routes.api import (
     attempt_out,
     question_out,
 )
-from app.routes.openapi import NoInputDep, errors
+from app.routes.openapi import RUNS_CODE, NoInputDep, errors
 from app.templating import render
 
 router = APIRouter()
@@ -175,7 +174,7 @@ def start_test_api(session: SessionDep, pattern: PatternDep, visitor: VisitorDep
     return _exam_out(exams.exam_view(session, exam), None)
 
 
-@router.get("/api/tests/{exam_id}", tags=["tests"], responses={**NOT_FOUND, **BUSY})
+@router.get("/api/tests/{exam_id}", tags=["tests"], responses={**NOT_FOUND, **RUNS_CODE})
 def get_test_api(
     session: SessionDep, exam_id: RowId, visitor: VisitorDep, runs: RunsDep
 ) -> ExamOut:
@@ -214,7 +213,7 @@ def save_answer_api(
     responses={
         **WRITE,
         **errors(s409="An answer changed while the test was being finished: finish again."),
-        **BUSY,
+        **RUNS_CODE,
     },
     dependencies=[JsonRequestDep, NoInputDep],
 )

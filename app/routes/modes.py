@@ -16,6 +16,7 @@ from app.deps import (
     QuestionDep,
     SessionDep,
     VisitorDep,
+    or_default,
 )
 from app.errors import NotFound
 from app.learning import answering, progress, review
@@ -30,6 +31,9 @@ After = Annotated[
     Query(max_length=80, description="The question just done: it is not chosen again next."),
 ]
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
+# The pages' own: a link typed wrong shows what it would without it, not an error page.
+AfterOrNone = Annotated[str | None, Query(max_length=80), or_default(None)]
+PageOrFirst = Annotated[int, Query(ge=1, le=1_000_000), or_default(1)]
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -191,7 +195,7 @@ def practice(
     session: SessionDep,
     pattern: PatternDep,
     visitor: VisitorDep,
-    after: After = None,
+    after: AfterOrNone = None,
 ) -> Response:
     """Go to the practice question to do next."""
     question = progress.next_practice(
@@ -227,7 +231,7 @@ def start_review(
 
 @router.get("/history", name="history", include_in_schema=False)
 def history_page(
-    request: Request, session: SessionDep, visitor: VisitorDep, page: Page = 1
+    request: Request, session: SessionDep, visitor: VisitorDep, page: PageOrFirst = 1
 ) -> Response:
     """Every attempt this learner has made, newest first, with what they were told."""
     found = progress.history(session, learner=visitor.learner, page=page)

@@ -9,6 +9,7 @@ never sent, so the schema drops it: a route that can answer 422 says so itself.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
@@ -25,15 +26,19 @@ FASTAPI_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
 
 
 class ProblemOut(BaseModel):
-    """One problem of a rejected question: where, and what."""
+    """One problem of a question: where, and what (app.errors.Problem)."""
 
     field: str = Field(description="Dotted path, e.g. `choices.1.mistake`; `(file)`: all.")
     message: str
-    line: int | None = Field(description="Line of the YAML, when it came from a file.")
+    line: int | None = Field(
+        default=None, description="Line of the YAML, when it came from a file and is known."
+    )
 
 
 class ErrorBody(BaseModel):
     """Every error the API answers (4xx and 5xx)."""
+
+    model_config = ConfigDict(extra="forbid")  # app.main builds every error body with it
 
     detail: str = Field(description="What went wrong, in a sentence meant for people.")
     field: str | None = Field(
@@ -114,6 +119,30 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
         components.pop("ValidationError", None)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def documented_methods(app: FastAPI, path: str) -> str | None:
+    """The methods the API documents at `path`, for a 405's Allow header (None: not an API
+    address).
+
+    Starlette names the methods of the first route whose path matched, and
+    `/api/questions/validate` also fits `/api/questions/{question_id}`: the resource is
+    the documented path with the fewest parameters that fits, with all its methods.
+    """
+    fitting = [
+        (template.count("{"), operations)
+        for template, operations in app.openapi()["paths"].items()
+        if re.fullmatch(_path_pattern(template), path)
+    ]
+    if not fitting:
+        return None
+    _, operations = min(fitting, key=lambda found: found[0])
+    return ", ".join(sorted(method.upper() for method in operations))
+
+
+def _path_pattern(template: str) -> str:
+    """`/api/tests/{exam_id}` → a regular expression matching its addresses."""
+    return "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
 
 
 def _is_fastapi_422(response: dict[str, Any] | None) -> bool:

@@ -15,6 +15,7 @@ from app.deps import (
     RunsDep,
     SessionDep,
     VisitorDep,
+    or_default,
     read_shown,
     sign_shown,
 )
@@ -94,10 +95,13 @@ def question_page(
     session: SessionDep,
     question: PatternQuestionDep,
     visitor: VisitorDep,
-    from_attempt: Annotated[int | None, Query(alias="from", ge=1, le=MAX_ROW_INT)] = None,
+    from_attempt: Annotated[
+        int | None, Query(alias="from", ge=1, le=MAX_ROW_INT), or_default(None)
+    ] = None,
 ) -> Response:
     """A question to answer, with its code, choices, answer box or editor, and (on request)
-    its hint. `?from=<attempt id>` starts a code question's editor from that earlier answer."""
+    its hint. `?from=<attempt id>` starts a code question's editor from that earlier answer
+    (one that cannot be an attempt's id is ignored)."""
     page = answering.question_page(
         session, question=question, visitor=visitor, from_attempt=from_attempt
     )
