@@ -24,6 +24,7 @@ from app import accounts
 from app.authoring import editor, starters
 from app.authoring.importing import import_bank
 from app.bank.files import read_bank
+from app.bank.store import add_version
 from app.checking.runs import Runs
 from app.cli import _audit_import as cli_audit
 from app.cli import cli
@@ -1215,6 +1216,49 @@ def test_an_exception_is_the_key_only_when_the_question_says_so(
     assert refused.status_code == 422
     assert "<code>raises</code>: no variant raises ValueError" in refused.text
     assert db.get(QuestionRow, "never-raises") is None
+
+
+def test_a_version_from_before_the_raises_rule_is_edited_not_restored(
+    instructor: TestClient, db: Session
+) -> None:
+    """A version saved before an exception had to be named (`raises`) fails today's run: a
+    restore, which saves it unchanged, says to edit it and add `raises`, and links to the
+    editor with that version's content."""
+    qid = "steplr-variants-from-the-editor"
+    assert editor_post(instructor, OUTPUT_QUESTION, "save").status_code == 303  # v1
+    begin_write(db)  # v2, as the rule found it: an exception for its key, unnamed
+    row = db.get(QuestionRow, qid)
+    assert row is not None
+    old = editor.parse_source(TYPO_QUESTION)
+    add_version(db, row, old, source="editor", author_id=None, source_text=TYPO_QUESTION)
+    db.commit()
+    assert editor_post(instructor, OUTPUT_QUESTION, "save", question_id=qid).status_code == 303
+
+    refused = instructor.post(
+        f"/instructor/questions/{qid}/versions/2/restore",
+        data={"csrf_token": csrf(instructor, "/instructor"), "base_version": "3"},
+    )
+    assert refused.status_code == 422
+    assert refused.template.name == "instructor/versions.html"  # type: ignore[attr-defined]
+    text = _unescape(refused.text)
+    assert "Version 2 of 'steplr-variants-from-the-editor' cannot be restored as it is" in text
+    assert "edit it and add `raises: NameError`" in text
+    assert "<code>code</code>: all 4 variants: raises NameError" in text
+    edit_url = f"/instructor/questions/{qid}/edit?version=2"
+    assert f'href="{edit_url}"' in text
+    db.expire_all()  # a fresh read
+    row = db.get(QuestionRow, qid)
+    assert row is not None and row.current_version == 3  # nothing saved
+
+    page = instructor.get(edit_url)
+    assert page.status_code == 200
+    assert "prnt(scheduler" in page.text and "This is the content of version 2" in page.text
+    assert 'name="base_version" value="3"' in page.text
+    fixed = TYPO_QUESTION + "raises: NameError\n"
+    data = {"csrf_token": csrf(instructor, edit_url), "source": fixed, "action": "save"}
+    saved = instructor.post(f"/instructor/questions/{qid}/edit", data={**data, "base_version": "3"})
+    assert saved.status_code == 200 and "Saved as version 4" in saved.text
+    assert instructor.get(f"/instructor/questions/{qid}/edit?version=9").status_code == 404
 
 
 def test_the_api_refuses_a_variant_that_raises(api_token: str, other_client: TestClient) -> None:

@@ -18,6 +18,8 @@ from app.authoring import editor
 from app.bank import service as bank
 from app.bank.files import dump_yaml
 from app.checking.runs import Runs
+from app.checking.verify import RunProblem
+from app.errors import Problem
 from app.models import Attempt, QuestionVersion, User
 
 DIFF_CONTEXT_LINES = 3
@@ -112,6 +114,40 @@ def diff(session: Session, question_id: str, *, old: int, new: int) -> VersionDi
     return VersionDiff(result, untyped)
 
 
+class RestoreRefused(editor.QuestionRejected):
+    """An old version that today's checks refuse: a restore saves it unchanged, so it must be
+    edited instead (`version`: which one; `errors`: why, field by field)."""
+
+    def __init__(self, question_id: str, version: int, errors: list[Problem]) -> None:
+        super().__init__(errors)
+        self.version = version
+        unnamed = sorted(
+            {e.unnamed_raise for e in errors if isinstance(e, RunProblem) and e.unnamed_raise}
+        )
+        if len(unnamed) == 1:
+            # An exception is a key only where the question names it, a rule newer than
+            # some versions: the fix is one line, but a restore cannot write it.
+            fix = (
+                f"edit it and add `raises: {unnamed[0]}` (if that exception is the key you "
+                "mean: a variant that raises is now refused unless the question names it)"
+            )
+        else:
+            fix = "edit it to fix what is wrong"
+        self.message = (
+            f"Version {version} of {question_id!r} cannot be restored as it is: a restore saves "
+            f"it unchanged, and it fails today's checks. Instead, {fix}, then save it as a new "
+            "version."
+        )
+        self.args = (self.message,)
+
+
+def edit_source(session: Session, question_id: str, version: int) -> str:
+    """A version's YAML, to edit and save as the newest: as its author typed it, or as the
+    bank stores it (a version sent as JSON). NotFound if there is no such version."""
+    row = bank.get_version_row_or_raise(session, question_id, version)
+    return row.source_text or dump_yaml(bank.parse_version(row))
+
+
 def restore(
     session: Session,
     *,
@@ -123,18 +159,22 @@ def restore(
 ) -> QuestionVersion | None:
     """Save an old version's content as the newest version (after running it again); None
     when it is what the question already says. `base_version`: the newest version the
-    instructor saw; a newer one saved since makes it a Conflict."""
+    instructor saw; a newer one saved since makes it a Conflict. RestoreRefused when today's
+    checks refuse it (it must be edited: `edit_source`)."""
     record = bank.get_record_or_raise(session, question_id)
     row = bank.get_version_row_or_raise(session, question_id, version)
-    return editor.save_question(
-        session,
-        question=bank.parse_version(row),
-        pattern_slug=None,
-        editing=question_id,
-        runs=runs,
-        author_id=author_id,
-        source=editor.RESTORE,
-        source_text=row.source_text,
-        base_version=base_version or record.version,
-        detail={"restored_from": version},
-    )
+    try:
+        return editor.save_question(
+            session,
+            question=bank.parse_version(row),
+            pattern_slug=None,
+            editing=question_id,
+            runs=runs,
+            author_id=author_id,
+            source=editor.RESTORE,
+            source_text=row.source_text,
+            base_version=base_version or record.version,
+            detail={"restored_from": version},
+        )
+    except editor.QuestionRejected as exc:
+        raise RestoreRefused(question_id, version, exc.errors) from None

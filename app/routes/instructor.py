@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
 
 from app import accounts
 from app.authoring import editor, starters, stats, transfer, versions
@@ -58,6 +59,7 @@ def _editor(
     patterns: list[bank.PatternView] | None = None,
     saved_version: int | None = None,
     base_version: int | None = None,
+    old_version: int | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -72,6 +74,7 @@ def _editor(
             "kinds": starters.STARTER_KINDS,
             "saved_version": saved_version,
             "base_version": base_version,
+            "old_version": old_version,
         },
         status_code=status_code,
     )
@@ -133,9 +136,12 @@ def edit_question(
     staff: StaffDep,
     record: AnyQuestionDep,
     saved: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_ROW_INT)] = None,
 ) -> Response:
-    """The editor with the question's current version (`saved`: just saved as that)."""
-    source = record.yaml
+    """The editor with the question's current version (`saved`: just saved as that), or an
+    older `version`'s content, to change and save as the newest."""
+    old = version if version is not None and version != record.version else None
+    source = versions.edit_source(session, record.id, old) if old else record.yaml
     outcome = editor.preview(
         session, source=source, pattern_slug=record.pattern_slug, editing=record.id
     )
@@ -146,6 +152,7 @@ def edit_question(
         record=record,
         pattern_slug=record.pattern_slug,
         saved_version=saved,
+        old_version=old,
     )
 
 
@@ -214,6 +221,18 @@ def question_versions(
     new: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """Every version of a question, and the diff between two of them."""
+    return _versions_page(request, session, record, old=old, new=new)
+
+
+def _versions_page(
+    request: Request,
+    session: Session,
+    record: bank.QuestionRecord,
+    *,
+    old: int | None = None,
+    new: int | None = None,
+    refused: versions.RestoreRefused | None = None,
+) -> Response:
     new = new or record.version
     old = old or max(1, new - 1)
     history = versions.history(session, record.id)
@@ -221,7 +240,15 @@ def question_versions(
     return render(
         request,
         "instructor/versions.html",
-        {"record": record, "history": history, "diff": diff, "old": old, "new": new},
+        {
+            "record": record,
+            "history": history,
+            "diff": diff,
+            "old": old,
+            "new": new,
+            "refused": refused,
+        },
+        status_code=422 if refused else 200,
     )
 
 
@@ -240,15 +267,19 @@ def restore_version(
     base_version: Annotated[int | None, Form(ge=1, le=MAX_ROW_INT)] = None,
 ) -> Response:
     """Make an old version the newest again (it is run first, like every save; refused if
-    someone saved a newer version than the page showed, `base_version`)."""
-    saved = versions.restore(
-        session,
-        question_id=record.id,
-        version=version,
-        runs=runs,
-        author_id=staff.id,
-        base_version=base_version,
-    )
+    someone saved a newer version than the page showed, `base_version`; refused, with a link
+    to edit it, if today's checks refuse it)."""
+    try:
+        saved = versions.restore(
+            session,
+            question_id=record.id,
+            version=version,
+            runs=runs,
+            author_id=staff.id,
+            base_version=base_version,
+        )
+    except versions.RestoreRefused as refused:
+        return _versions_page(request, session, record, refused=refused)
     url = request.url_for("question_versions", question_id=record.id)
     return RedirectResponse(f"{url}?restored={saved.version if saved else 0}", status_code=303)
 
