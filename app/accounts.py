@@ -317,7 +317,9 @@ def create_api_token(session: Session, *, user: User, name: str) -> tuple[ApiTok
     if not name:
         raise Invalid("Name the token (e.g. the script that will use it).", field="name")
     if len(name) > API_TOKEN_NAME_MAX_CHARS:
-        raise Invalid(f"Keep the name under {API_TOKEN_NAME_MAX_CHARS} characters.", field="name")
+        raise Invalid(
+            f"A token's name has at most {API_TOKEN_NAME_MAX_CHARS} characters.", field="name"
+        )
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(API_TOKEN_BYTES)
     begin_write(session)
     row = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:10])

@@ -11,12 +11,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import accounts
 from app.bank import service as bank
 from app.config import Settings
+from app.db import Database
 from app.learning import answering
 from app.learning.learners import Visitor
 from app.main import create_app
-from app.models import Attempt, Exam, Learner, ReviewCard, User
+from app.models import ApiToken, Attempt, Exam, Learner, ReviewCard, User
 from app.sandbox.client import Sandbox
 from tests.conftest import CSRF_RE
 from tests.conftest import Learner as Browser
@@ -88,6 +90,65 @@ def test_sign_up_says_which_field_is_wrong(
     assert response.status_code == 422  # type: ignore[attr-defined]
     assert f'id="{field}-error"' in response.text and message in response.text  # type: ignore[attr-defined]
     assert _count(db, User) == 0
+
+
+TOO_LONG_EMAIL = "a" * 5000 + "@example.com"
+TOO_LONG_PASSWORD = "x" * 20_000
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "field", "message"),
+    [
+        (TOO_LONG_EMAIL, PASSWORD, "email", "does not look like an email"),
+        ("ada@example.com", TOO_LONG_PASSWORD, "password", "limited to 1024"),
+    ],
+)
+def test_signing_up_with_a_far_too_long_field_keeps_the_form(
+    client: TestClient, db: Session, email: str, password: str, field: str, message: str
+) -> None:
+    """Longer than any form would send: still the form again, the error beside the field."""
+    response = sign_up(client, email=email, password=password)
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert response.template.name == "accounts/signup.html"  # type: ignore[attr-defined]
+    assert f'id="{field}-error"' in response.text and message in response.text  # type: ignore[attr-defined]
+    assert _count(db, User) == 0
+
+
+@pytest.mark.parametrize(
+    ("email", "password"), [(TOO_LONG_EMAIL, PASSWORD), ("ada@example.com", TOO_LONG_PASSWORD)]
+)
+def test_logging_in_with_a_far_too_long_field_keeps_the_form(
+    client: TestClient, email: str, password: str
+) -> None:
+    sign_up(client)
+    log_out(client)
+    response = log_in(client, email=email, password=password)
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert response.template.name == "accounts/login.html"  # type: ignore[attr-defined]
+    assert 'id="password-error"' in response.text  # type: ignore[attr-defined]
+    assert "Wrong email or password." in response.text  # type: ignore[attr-defined]
+
+
+def test_an_api_token_name_is_bounded_with_a_form_error(
+    client: TestClient, database: Database, db: Session
+) -> None:
+    with database.session() as session:
+        accounts.create_user(
+            session, email="teacher@example.com", password=PASSWORD, role="instructor"
+        )
+    log_in(client, email="teacher@example.com")
+    for name, status in (("n" * 5000, 422), ("n" * 101, 422), ("n" * 100, 200)):
+        response = client.post(
+            "/instructor/tokens",
+            data={"csrf_token": _csrf(client, "/instructor/tokens"), "name": name},
+        )
+        assert response.status_code == status, len(name)
+        assert response.template.name == "instructor/tokens.html"  # type: ignore[attr-defined]
+        if status == 422:
+            assert 'id="name-error"' in response.text
+            assert "at most 100 characters" in response.text
+    db.rollback()
+    assert [len(token.name) for token in db.scalars(select(ApiToken))] == [100]
 
 
 def test_an_email_has_one_account(client: TestClient, other_client: TestClient) -> None:

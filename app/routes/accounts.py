@@ -26,6 +26,10 @@ router = APIRouter(include_in_schema=False)
 # Where to go after logging in: one too long to be a page of ours goes home instead.
 Next = Annotated[str, Query(alias="next", max_length=2000), or_default("/")]
 NextField = Annotated[str, Form(alias="next", max_length=2000), or_default("/")]
+# No length limit of their own: app.accounts bounds them and says so beside the field (an
+# error here would lose the form); the body limit bounds what is read.
+EmailField = Annotated[str, Form()]
+PasswordField = Annotated[str, Form()]
 
 
 def _safe_next(target: str) -> str:
@@ -71,8 +75,8 @@ def signup(
     session: SessionDep,
     visitor: VisitorDep,
     limits: AuthLimitsDep,
-    email: Annotated[str, Form(max_length=1000)] = "",
-    password: Annotated[str, Form(max_length=10_000)] = "",
+    email: EmailField = "",
+    password: PasswordField = "",
     next_url: NextField = "/",
 ) -> Response:
     """Create an account (keeping this browser's guest progress) and log it in."""
@@ -103,8 +107,8 @@ def login(
     session: SessionDep,
     visitor: VisitorDep,
     limits: AuthLimitsDep,
-    email: Annotated[str, Form(max_length=1000)] = "",
-    password: Annotated[str, Form(max_length=10_000)] = "",
+    email: EmailField = "",
+    password: PasswordField = "",
     next_url: NextField = "/",
 ) -> Response:
     """Log in; what this browser did as a guest moves into the account."""

@@ -398,7 +398,7 @@ def create_api_token(
     request: Request,
     session: SessionDep,
     staff: BrowserStaffDep,
-    name: Annotated[str, Form(max_length=1000)] = "",
+    name: Annotated[str, Form()] = "",  # app.accounts bounds it, in words beside the field
 ) -> Response:
     """Make a token; it is shown once, on this page."""
     try:
