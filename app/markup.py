@@ -150,6 +150,35 @@ def markdown_inline(text: str) -> Markup:
     return Markup(sanitize(_MARKDOWN.renderInline(text)))
 
 
+_PLAIN_TOKENS = {"text", "code_inline", "image"}  # an image's content is its alt text
+_BREAKS = {"softbreak", "hardbreak"}
+_PUNCTUATION_BEFORE_CUT = " ,;:.-–—"
+
+
+@lru_cache(maxsize=RENDER_CACHE_SIZE)
+def plain_text(text: str, limit: int) -> str:
+    """Markdown as plain text on one line — its words without their marks (code ticks,
+    emphasis, heading marks, link targets) — cut at a word to at most `limit` characters,
+    ending in "…" when cut. Plain text: autoescaping still applies where it is shown."""
+    parts = []
+    for token in _MARKDOWN.parse(text):
+        if token.type in ("fence", "code_block"):
+            parts.append(token.content)
+        for child in token.children or []:
+            if child.type in _PLAIN_TOKENS:
+                parts.append(child.content)
+            elif child.type in _BREAKS:
+                parts.append(" ")
+        parts.append(" ")
+    plain = " ".join("".join(parts).split())
+    if len(plain) <= limit:
+        return plain
+    cut = plain[: limit - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(_PUNCTUATION_BEFORE_CUT) + "…"
+
+
 @lru_cache(maxsize=RENDER_CACHE_SIZE)
 def python_code(code: str) -> Markup:
     """Highlight Python source with Pygments; the result is escaped by Pygments itself."""

@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from app import markup
-from app.bank.schema import PLACEHOLDER
+from app.bank import variants
 from app.checking.grading import choice_label
 from app.deps import csrf_token
 
@@ -56,7 +56,8 @@ def make_templates() -> Jinja2Templates:
     env.filters["markdown"] = markup.markdown
     env.filters["markdown_inline"] = markup.markdown_inline
     env.filters["python"] = markup.python_code
-    env.filters["without_placeholders"] = lambda text: PLACEHOLDER.sub("…", text)
+    env.filters["without_placeholders"] = variants.without_placeholders
+    env.filters["plain_text"] = markup.plain_text
     env.filters["plural"] = plural
     env.globals["url_for"] = url_for
     env.globals["choice_label"] = choice_label

@@ -37,6 +37,7 @@ from app.db import Database, begin_write
 from app.errors import NotFound
 from app.learning.learners import new_token
 from app.learning.progress import pattern_progress
+from app.markup import plain_text
 from app.models import Attempt, Learner, Pattern, QuestionVersion, User
 from app.models import Question as QuestionRow
 from tests.conftest import CSRF_RE, right_answer
@@ -386,6 +387,14 @@ def test_variant_facility_per_parameter_value(
             "A 30-epoch run starts at a learning rate of 0.1. Build scheduler so that the rate…",
         ),
         ("x" * 200, "x" * (TITLE_CHARS - 1) + "…"),
+        (
+            "What is `gamma={{ gamma }}` after {{ epochs }} epochs?",
+            "What is gamma=… after … epochs?",
+        ),
+        (
+            "*Cosine* with _warm_ restarts, \\*not\\* __plain__",
+            "Cosine with warm restarts, *not* plain",
+        ),
     ],
 )
 def test_a_question_is_titled_by_its_prompt_s_first_paragraph_shortened(
@@ -393,6 +402,48 @@ def test_a_question_is_titled_by_its_prompt_s_first_paragraph_shortened(
 ) -> None:
     assert question_title(prompt) == title
     assert len(question_title(prompt)) <= TITLE_CHARS
+
+
+@pytest.mark.parametrize(
+    ("markdown", "limit", "text"),
+    [
+        ("# Title\n\nA [link](https://example.com) and `code`.", 80, "Title A link and code."),
+        ("```python\nprint(1)\n```\nthen **this**", 80, "print(1) then this"),
+        ("one two three four", 12, "one two…"),
+        ("one, two three", 9, "one…"),
+    ],
+)
+def test_markdown_becomes_plain_text_on_one_line(markdown: str, limit: int, text: str) -> None:
+    assert plain_text(markdown, limit) == text
+    assert len(plain_text(markdown, limit)) <= limit
+
+
+def test_titles_in_the_bank_and_the_statistics_show_no_placeholders(
+    db: Session, client: TestClient, database: Database
+) -> None:
+    pattern = bank.get_pattern_or_raise(db, PATTERN)
+    with_placeholders = [
+        q.id for q in bank.list_questions(db, pattern) if "{{" in q.question.prompt
+    ]
+    assert OUTPUT in with_placeholders
+    titles = {q.question_id: q.title for q in pattern_stats(db, pattern=pattern).questions}
+    assert all("{{" not in titles[qid] and "…" in titles[qid] for qid in with_placeholders)
+
+    with database.session() as session:
+        accounts.create_user(session, email="t@example.com", password="a long pass", role="admin")
+    token = CSRF_RE.search(client.get("/login").text)
+    assert token
+    client.post(
+        "/login",
+        data={"csrf_token": token.group(1), "email": "t@example.com", "password": "a long pass"},
+    )
+    for url in ("/instructor", f"/instructor/patterns/{PATTERN}/stats"):
+        html = client.get(url).text
+        assert "{{" not in html, url
+    snippets = re.findall(
+        r'<span class="prompt-snippet">(.*?)</span>', client.get("/instructor").text
+    )
+    assert snippets and not any("`" in snippet or "**" in snippet for snippet in snippets)
 
 
 def test_every_question_has_its_title_and_the_page_shows_it_with_the_id(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,6 +38,7 @@ from app.bank.schema import (
     values_of,
 )
 from app.bank.service import PatternView, parse_version
+from app.bank.variants import without_placeholders
 from app.checking.grading import choice_label
 from app.db import load_json
 from app.errors import NotFound
@@ -46,6 +46,7 @@ from app.errors import NotFound
 # Mastery is progress's own rules (credit per rating, recency, difficulty weights), applied to
 # attempts read once for every learner; progress only offers a query per learner.
 from app.learning import progress
+from app.markup import plain_text
 from app.models import Attempt, Learner, Pattern, QuestionVersion, User
 from app.models import Question as QuestionRow
 
@@ -232,22 +233,12 @@ def attempts_csv(session: Session, *, pattern_slug: str | None = None) -> Iterat
     return _csv_lines(session, query)
 
 
-_MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-
-
 def question_title(prompt: str) -> str:
     """A question's title for lists (the schema has no title field): its prompt's first
-    paragraph on one line, as plain text (code ticks, bold, heading marks and link targets
-    dropped), cut at a word to at most TITLE_CHARS characters."""
+    paragraph as plain text on one line, placeholders shown as "…", cut at a word to at most
+    TITLE_CHARS characters."""
     paragraph = prompt.strip().split("\n\n", 1)[0]
-    text = " ".join(paragraph.split()).lstrip("# ")
-    text = _MARKDOWN_LINK.sub(r"\1", text).replace("`", "").replace("**", "")
-    if len(text) <= TITLE_CHARS:
-        return text
-    cut = text[: TITLE_CHARS - 1]
-    if " " in cut:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip(" ,;:.-–—") + "…"
+    return plain_text(without_placeholders(paragraph), TITLE_CHARS)
 
 
 # --- loading ----------------------------------------------------------------------------------

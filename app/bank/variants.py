@@ -45,6 +45,12 @@ def render_text(template: str, values: Variant) -> str:
     return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), template)
 
 
+def without_placeholders(text: str) -> str:
+    """Text with every `{{ name }}` shown as "…": the question named in a list, not one of
+    its variants."""
+    return PLACEHOLDER.sub("…", text)
+
+
 MAX_REMEMBERED = 4096  # rendered variants kept: a bank's worth, a few kB each
 
 
