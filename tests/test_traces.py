@@ -334,6 +334,19 @@ def test_the_playground_says_its_counts_in_words(client: TestClient) -> None:
     assert "Result: trained for 1 epoch</h2>" in trained
 
 
+def test_a_run_that_diverges_says_so_in_words(client: TestClient) -> None:
+    url = (
+        f"/patterns/{LESSON}/playground?run=1&scheduler=CyclicLR&mode=train&epochs=4"
+        "&p.base_lr=0.01&p.max_lr=1e10&p.step_size_up=2&p.cycle_momentum=false"
+    )
+    page = client.get(url)
+    assert page.status_code == 200, page.text
+    assert '<td class="num">nan</td>' in page.text  # the numbers as they were
+    notice = page.text.split('class="notice diverged"')[1].split("</p>")[0]
+    assert "Training diverged at epoch" in notice and "learning rate was too large" in notice
+    assert "Training diverged: " in page.text  # and the epoch it happened says why
+
+
 def test_the_playground_form_comes_from_the_real_signature(client: TestClient) -> None:
     html = client.get(f"/patterns/{LESSON}/playground?scheduler=CyclicLR").text
     for param in ("base_lr", "max_lr", "step_size_up", "mode", "cycle_momentum"):
@@ -422,6 +435,42 @@ def test_observations_say_what_happened() -> None:
     )
     assert "while training loss fell" in third[1]
     assert "0.025 — no epoch trains with it" in third[-1]
+
+
+def test_observations_name_a_non_finite_loss_and_only_that() -> None:
+    def epoch(lr: float, loss: float) -> dict[str, float]:
+        return {
+            "lr": lr,
+            "lr_after": lr,
+            "train_loss": loss,
+            "test_loss": loss,
+            "test_accuracy": 0.1,
+        }
+
+    nan, inf = float("nan"), float("inf")
+    first, rose, gone, still, back = observations(
+        [epoch(0.1, 1.0), epoch(1e9, 50.0), epoch(1e10, nan), epoch(1e10, inf), epoch(0.1, 2.0)]
+    )
+    assert not any("diverged" in note for note in first + rose)  # a loss rising is not that
+    assert [n for n in gone if "diverged" in n] == [
+        "Training diverged: the training loss is nan (not a number) — the learning rate "
+        "(1e+10) was too large, and every step overshot further."
+    ]
+    assert still == ["The loss is still inf (infinite): training has not recovered."]
+    assert not any("%" in note for note in still + back)  # no "rose inf%" from a non-number
+    trace = TraceView(
+        "pipeline",
+        "k",
+        {},
+        [
+            Epoch(epoch=i + 1, lr=0.1, lr_after=0.1, train_loss=x, test_loss=x)
+            for i, x in enumerate([1.0, nan, 2.0])
+        ],
+    )
+    assert trace.diverged_at == 2
+    assert (
+        TraceView("lr-only", "k", {}, [Epoch(epoch=1, lr=1e10, lr_after=1e10)]).diverged_at is None
+    )
 
 
 @pytest.mark.parametrize(

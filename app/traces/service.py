@@ -7,6 +7,7 @@ page view never trains.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -86,6 +87,21 @@ class TraceView:
         return lr_jumps([e.epoch for e in self.epochs], [e.lr for e in self.epochs])
 
     @property
+    def diverged_at(self) -> int | None:
+        """The first epoch whose loss is not a finite number (training diverged), if any."""
+        return next(
+            (
+                e.epoch
+                for e in self.epochs
+                if any(
+                    loss is not None and not math.isfinite(loss)
+                    for loss in (e.train_loss, e.test_loss)
+                )
+            ),
+            None,
+        )
+
+    @property
     def lr_after_last(self) -> float:
         """The LR the scheduler set after the last epoch (which nothing trained with)."""
         return self.epochs[-1].lr_after
@@ -118,6 +134,16 @@ def _percent(a: float, b: float) -> str:
     return f"{abs(b - a) / a:.0%}" if a else "—"
 
 
+def _non_finite(epoch: dict[str, Any]) -> tuple[str, str] | None:
+    """Which loss of an epoch is not a finite number, and what it is instead, in words
+    (None: both losses are numbers)."""
+    for name, key in (("training", "train_loss"), ("test", "test_loss")):
+        value = epoch[key]
+        if not math.isfinite(value):
+            return name, "nan (not a number)" if math.isnan(value) else f"{value} (infinite)"
+    return None
+
+
 def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
     """What happened in each epoch, in words, from the numbers alone."""
     notes: list[list[str]] = []
@@ -134,7 +160,20 @@ def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
                 f"The scheduler {verb} the learning rate from {previous['lr']:g} to "
                 f"{epoch['lr']:g} (×{factor:.3g}) before this epoch."
             )
-        if previous is not None:
+        broken = _non_finite(epoch)
+        if broken is not None:  # only a loss that really is no number: one that rose is not
+            name, what = broken
+            if previous is None or _non_finite(previous) is None:
+                lr = epoch["lr"]
+                cause = (
+                    f"the learning rate ({lr:g}) was too large, and every step overshot further"
+                    if math.isfinite(lr)
+                    else f"the learning rate itself is {lr:g}"
+                )
+                said.append(f"Training diverged: the {name} loss is {what} — {cause}.")
+            else:
+                said.append(f"The loss is still {what}: training has not recovered.")
+        elif previous is not None and _non_finite(previous) is None:
             if epoch["test_loss"] < previous["test_loss"]:
                 said.append(
                     f"Test loss fell {_percent(previous['test_loss'], epoch['test_loss'])}."
@@ -148,7 +187,7 @@ def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
                     )
                 else:
                     said.append(f"Test loss rose {rose}: the step size may be too large here.")
-        if epoch["test_accuracy"] > best:
+        if epoch["test_accuracy"] > best and broken is None:
             if previous is not None:
                 said.append(f"Best test accuracy so far: {epoch['test_accuracy']:.1%}.")
             best = epoch["test_accuracy"]
