@@ -19,7 +19,15 @@ from app.bank.files import read_bank
 from app.config import Settings
 from app.models import SandboxRun
 from app.sandbox.client import Sandbox
-from app.sandbox.protocol import PipelineJob, SnippetJob, Verdict
+from app.sandbox.protocol import (
+    LayerOutput,
+    LayerShape,
+    PipelineJob,
+    Prediction,
+    SnippetJob,
+    Stage,
+    Verdict,
+)
 from app.traces import charts
 from app.traces.playground import SUGGESTED
 from app.traces.service import Epoch, TraceView, observations
@@ -332,6 +340,30 @@ def test_the_playground_says_its_counts_in_words(client: TestClient) -> None:
     assert "The learning rate changed at steps 6, 11. After the last step" in twelve
     trained = client.get(f"{steplr}&mode=train&epochs=1").text
     assert "Result: trained for 1 epoch</h2>" in trained
+
+
+def test_a_trace_of_one_stage_and_one_layer_says_so_in_the_singular(app: FastAPI) -> None:
+    layer = LayerShape(name="Linear", weight=[1, 1], bias=[1])
+    trace = TraceView(
+        "pipeline",
+        "k",
+        {},
+        [Epoch(epoch=1, lr=0.1, lr_after=0.1, train_loss=1.0, test_loss=1.0, test_accuracy=0.5)],
+        stages=[Stage(name="Model", input="x", output="y", layers=[layer])],
+        prediction=Prediction(
+            input=[1.0],
+            layers=[LayerOutput(name="Linear", values=[1.0])],
+            probabilities=[1.0],
+            predicted=0,
+            label=0,
+        ),
+        parameters=1,
+    )
+    html = app.state.templates.get_template("traces/_trace_body.html").render(
+        trace=trace, charts=[]
+    )
+    assert "Data flow — 1 stage</h2>" in html and "1 parameter." in html
+    assert "one test sample through 1 layer</h2>" in html
 
 
 def test_a_run_that_diverges_says_so_in_words(client: TestClient) -> None:
