@@ -1218,6 +1218,32 @@ def test_an_exception_is_the_key_only_when_the_question_says_so(
     assert db.get(QuestionRow, "never-raises") is None
 
 
+def _text(html: str) -> str:
+    return " ".join(_unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+@pytest.mark.parametrize("kind", starters.STARTER_KINDS)
+def test_a_starter_s_prompt_does_not_repeat_what_the_answer_box_asks(
+    instructor: TestClient, kind: str
+) -> None:
+    """The answer box has a fixed label ("What does this code print?", "Choose one answer"):
+    a learner reads a prompt that says it again twice."""
+    page = instructor.get(f"/instructor/questions/new?kind={kind}").text
+    prompt = re.search(r'<div class="prompt">(.*?)</div>', page, re.S)
+    label = r'<(?:label for="answer"|p) class="answer-label">(.*?)</(?:label|p)>'
+    labels = re.findall(rf"{label}|<legend>(.*?)</legend>", page, re.S)
+    assert prompt and labels
+    asked = [
+        part.strip().lower()
+        for label in labels
+        for part in re.split(r"[.?!:;—]", _text(" ".join(label)))
+        if len(part.split()) >= 3
+    ]
+    assert asked, labels
+    said = _text(prompt.group(1)).lower()
+    assert not [part for part in asked if part in said], said
+
+
 def test_a_version_from_before_the_raises_rule_is_edited_not_restored(
     instructor: TestClient, db: Session
 ) -> None:

@@ -49,8 +49,10 @@ kind: output
 difficulty: medium
 modes: [practice, test]
 tags: [steplr]
+# The answer box already asks "What does this code print?": the prompt sets the scene.
 prompt: |
-  What does this code print?
+  The optimizer starts at `lr=0.1`, and `StepLR(step_size={{ step_size }}, gamma=0.5)` is
+  called {{ calls }} times.
 code: |
   import torch
   model = torch.nn.Linear(2, 1)
