@@ -137,7 +137,9 @@ def test_markup_filters_strip_scripts_and_handlers(payload: str) -> None:
 
 
 def test_the_attributes_our_renderer_adds_survive_only_with_its_values() -> None:
-    forged = '<div tabindex="99" role="dialog" aria-label="Log in again"><pre tabindex="5">x</pre></div>'
+    forged = (
+        '<div tabindex="99" role="dialog" aria-label="Log in again"><pre tabindex="5">x</pre></div>'
+    )
     assert sanitize(forged) == "<div><pre>x</pre></div>"
     ours = '<div tabindex="0" role="group" aria-label="Table"><pre tabindex="0">x</pre></div>'
     assert sanitize(ours) == ours
