@@ -176,6 +176,28 @@ def test_malformed_bodies_are_4xx_with_a_message_never_500(
 
 
 @pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/questions/lr-purpose/attempts", {"answer": 1, "extra": 2}),
+        ("/api/questions/lr-purpose/hint", {"extra": 2}),
+        (
+            "/api/playground",
+            {"scheduler": "StepLR", "params": {"step_size": 2}, "mode": "lr-only", "extra": 2},
+        ),
+    ],
+)
+def test_a_key_a_body_does_not_take_is_422_naming_it(
+    client: TestClient, db: Session, url: str, body: dict[str, object]
+) -> None:
+    """Not ignored: a misspelt optional key (`verison`) would otherwise do nothing, silently.
+    (Every request body's schema says so: tests/test_contract.py.)"""
+    response = client.post(url, json=body)
+    assert response.status_code == 422
+    assert response.json() == {"detail": "extra: is not something this takes", "field": "extra"}
+    assert db.scalars(select(Attempt)).all() == []
+
+
+@pytest.mark.parametrize(
     ("content", "detail"),
     [
         ("[1, 2]", "body: must be an object (keys and values)"),

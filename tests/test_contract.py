@@ -167,6 +167,24 @@ def test_every_error_is_documented_with_the_one_error_body(client: TestClient) -
                     assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
 
 
+def test_every_request_body_refuses_keys_it_does_not_know(client: TestClient) -> None:
+    """A JSON body with a key its operation does not take is refused (422), and the schema
+    says so: `additionalProperties: false` on every request body object."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    bodies = [
+        (method, path, operation["requestBody"]["content"]["application/json"]["schema"])
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert len(bodies) >= 8
+    for method, path, schema in bodies:
+        if "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+        assert schema.get("additionalProperties") is False, (method, path)
+
+
 def test_error_bodies_are_the_documented_error_body(client: TestClient) -> None:
     documented = client.get("/openapi.json").json()["components"]["schemas"]["ErrorBody"]
     allowed = set(documented["properties"])

@@ -31,7 +31,7 @@ from app.deps import (
 )
 from app.learning import answering
 from app.models import MAX_ROW_INT
-from app.routes.openapi import JSON_WRITE, RUNS_CODE, NoInputDep, Responses, errors
+from app.routes.openapi import JSON_WRITE, RUNS_CODE, JsonIn, NoInputDep, Responses, errors
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
 router = APIRouter()
@@ -125,7 +125,7 @@ ANSWER_TYPES: list[JsonValue] = [
 Answer = Annotated[JsonValue, WithJsonSchema({"anyOf": ANSWER_TYPES})]
 
 
-class AttemptIn(BaseModel):
+class AttemptIn(JsonIn):
     """An answer to a question."""
 
     answer: Answer = Field(

@@ -17,7 +17,15 @@ from app.checking.verify import VariantRun
 from app.deps import AnyQuestionDep, JsonRequestDep, SessionDep, StaffDep, StaffRunsDep
 from app.errors import Invalid, Problem
 from app.routes.downloads import attempts_csv_response
-from app.routes.openapi import JSON_WRITE, RUNS_CODE, STAFF, ProblemOut, Responses, errors
+from app.routes.openapi import (
+    JSON_WRITE,
+    RUNS_CODE,
+    STAFF,
+    JsonIn,
+    ProblemOut,
+    Responses,
+    errors,
+)
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
 
 router = APIRouter(prefix="/api", tags=["instructors"])
@@ -37,7 +45,7 @@ REJECTED = errors(
 )
 
 
-class QuestionIn(BaseModel):
+class QuestionIn(JsonIn):
     """A question in the questions/ file format (as JSON), and where a new one goes."""
 
     question: dict[str, JsonValue] = Field(

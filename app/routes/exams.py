@@ -33,7 +33,7 @@ from app.routes.api import (
     attempt_out,
     question_out,
 )
-from app.routes.openapi import RUNS_CODE, NoInputDep, errors
+from app.routes.openapi import RUNS_CODE, JsonIn, NoInputDep, errors
 from app.templating import render
 
 router = APIRouter()
@@ -105,7 +105,7 @@ class ExamOut(BaseModel):
     result: ExamResultOut | None = Field(description="Null until the test is finished.")
 
 
-class ExamAnswerIn(BaseModel):
+class ExamAnswerIn(JsonIn):
     """An answer to save (not graded until the test is finished)."""
 
     answer: Annotated[JsonValue, WithJsonSchema({"anyOf": [*ANSWER_TYPES, {"type": "null"}]})] = (

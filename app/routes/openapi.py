@@ -85,10 +85,16 @@ RUNS_CODE = errors(
 )
 
 
-class NoInput(BaseModel):
-    """An empty JSON object: the call needs no input, but writes are sent as JSON."""
+class JsonIn(BaseModel):
+    """A JSON request body: a key it does not take is refused (422, naming it), not ignored
+    — a misspelt optional key would otherwise do nothing, silently. The schema says so
+    (`additionalProperties: false`)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class NoInput(JsonIn):
+    """An empty JSON object: the call needs no input, but writes are sent as JSON."""
 
 
 def no_input(body: Annotated[NoInput, Body()]) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from app.bank.service import PatternView
@@ -81,6 +81,9 @@ class PlaygroundInvalid(RunRefused):
 
 class PlaygroundRequest(BaseModel):
     """A playground run: a scheduler with its parameters, trained or stepped alone."""
+
+    # As every JSON body of the API (app.routes.openapi.JsonIn): an unknown key is an error.
+    model_config = ConfigDict(extra="forbid")
 
     pattern: str | None = Field(
         default=None, description="Whose pipeline to vary (default: the first with one)."
