@@ -216,7 +216,7 @@ document.querySelectorAll("textarea[data-yaml-editor]").forEach((textarea) => {
       const message = document.createElement("div");
       message.className = "line-error-message";
       message.textContent = item.textContent.replace(/^Line \d+ · /, "");
-      widgets.push(editor.addLineWidget(line, message));
+      widgets.push(editor.addLineWidget(line, message, { noHScroll: true }));  // stays in view, wraps
       const link = item.querySelector(".line-link");
       if (link) link.addEventListener("click", (event) => {
         event.preventDefault();
