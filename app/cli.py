@@ -23,6 +23,7 @@ from app.db import Database, alembic_config, migrate
 from app.errors import Busy, Invalid
 from app.sandbox.client import from_settings as sandbox_from_settings
 from app.sandbox.protocol import SnippetJob
+from app.templating import plural
 
 cli = typer.Typer(
     help="Tracewise: learn PyTorch patterns by tracing real runs.",
@@ -37,7 +38,7 @@ PathArg = Annotated[Path, typer.Argument(help="A questions/ folder, or one patte
 def _fail(errors: list[str]) -> typer.Exit:
     for line in errors:
         typer.echo(line, err=True)
-    typer.echo(f"{len(errors)} error(s); nothing was changed.", err=True)
+    typer.echo(f"{plural(len(errors), 'error')}; nothing was changed.", err=True)
     return typer.Exit(code=1)
 
 
@@ -159,7 +160,7 @@ def check_questions(path: PathArg) -> None:
     except BankError as exc:
         raise _fail(exc.errors) from None
     count = sum(len(pattern.questions) for pattern in patterns)
-    typer.echo(f"OK: {len(patterns)} pattern(s), {count} question(s).")
+    typer.echo(f"OK: {plural(len(patterns), 'pattern')}, {plural(count, 'question')}.")
 
 
 @contextmanager
@@ -229,7 +230,7 @@ def export_questions(
             count = export_bank(session, path, slug=pattern)
     finally:
         database.dispose()
-    typer.echo(f"Exported {count} question(s) to {path}.")
+    typer.echo(f"Exported {plural(count, 'question')} to {path}.")
 
 
 @cli.command("create-user")

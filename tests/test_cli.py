@@ -80,7 +80,7 @@ def test_an_import_that_needs_code_run_where_running_is_off_says_so_in_a_line(
 def test_check_questions_ok() -> None:
     result = runner.invoke(cli, ["check-questions", str(QUESTIONS)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("OK: 1 pattern(s)")
+    assert result.output.startswith("OK: 1 pattern, ")
 
 
 def test_check_questions_names_file_and_field(tmp_path: Path) -> None:

@@ -200,8 +200,8 @@ def export_gift(session: Session, *, pattern: bank.PatternView) -> str:
     header = f"// {pattern.file.title}: exported from Tracewise\n"
     if skipped:
         header += (
-            f"// {skipped} output and code question(s) left out: their keys come from "
-            "running code, which GIFT cannot express\n"
+            f"// Left out: {skipped} output or code question{'' if skipped == 1 else 's'} "
+            "(their keys come from running code, which GIFT cannot express)\n"
         )
     return header + "\n" + interchange.to_gift(_choice_questions(session, pattern))
 
