@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.bank.files import read_bank
+from app.middleware import MAX_BODY_BYTES
 from app.models import Attempt
 from tests.browser import live_server
 from tests.conftest import QUESTIONS
@@ -281,7 +282,8 @@ def test_api_writes_must_be_json_from_our_own_origin(client: TestClient, url: st
 
 
 def test_huge_bodies_are_refused_with_413_not_echoed(client: TestClient) -> None:
-    big = client.post("/api/questions/lr-purpose/attempts", json={"answer": "A" * 400_000})
+    over = MAX_BODY_BYTES + 1000
+    big = client.post("/api/questions/lr-purpose/attempts", json={"answer": "A" * over})
     assert big.status_code == 413
     assert len(big.content) < 200
     medium = client.post("/api/questions/lr-purpose/attempts", json={"answer": "B" * 100_000})
@@ -290,7 +292,8 @@ def test_huge_bodies_are_refused_with_413_not_echoed(client: TestClient) -> None
 
 
 def test_a_chunked_body_over_the_limit_is_413_too(client: TestClient) -> None:
-    chunks = (b'{"answer": "' + b"C" * 100_000 if n == 0 else b"C" * 100_000 for n in range(4))
+    pieces = MAX_BODY_BYTES // 100_000 + 1  # over the limit
+    chunks = (b'{"answer": "' + b"C" * 100_000 if n == 0 else b"C" * 100_000 for n in range(pieces))
     big = client.post(
         "/api/questions/lr-purpose/attempts",
         content=chunks,  # no Content-Length: it is counted as it comes
@@ -383,7 +386,7 @@ def test_a_chunked_body_over_the_limit_is_413_from_a_real_server(
     with live_server(app) as base:
         address = urlsplit(base)
         connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
-        chunks = [head] + [b"C" * 100_000] * 4  # 400 kB, over the 256 KiB limit
+        chunks = [head] + [b"C" * 100_000] * (MAX_BODY_BYTES // 100_000 + 1)  # over the limit
         connection.request(
             "POST",
             path,
@@ -395,4 +398,4 @@ def test_a_chunked_body_over_the_limit_is_413_from_a_real_server(
         body = json.loads(response.read())
         connection.close()
     assert response.status == 413
-    assert body == {"detail": "The request body is larger than 262144 bytes."}
+    assert body == {"detail": f"The request body is larger than {MAX_BODY_BYTES} bytes."}

@@ -163,9 +163,6 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/docs", name="swagger_ui_html")
 def swagger_ui(request: Request) -> Response:
-    """The interactive API docs, from vendored Swagger UI: no CDN, so they work offline."""
-    return render(
-        request,
-        "openapi/docs.html",
-        {"swagger_ui": SWAGGER_UI, "openapi_url": request.app.openapi_url},
-    )
+    """The interactive API docs, from vendored Swagger UI: no CDN, so they work offline. The
+    page finds the description at `url_for('openapi')` (FastAPI's route), under the root path."""
+    return render(request, "openapi/docs.html", {"swagger_ui": SWAGGER_UI})
