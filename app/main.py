@@ -217,6 +217,12 @@ def _unreadable_body(cause: BaseException) -> str:
     return f"The body could not be read: {_shorten(str(cause), 120)}"
 
 
+def _problem(error: dict[str, Any], cause: BaseException | None) -> Problem:
+    """One of a request's validation errors: the field it names and, in our words, what is
+    wrong with it (`page`, `must be at least 1`)."""
+    return Problem(_field_name(error["loc"]), validation_message(_with_position(error, cause)))
+
+
 def _with_position(error: dict[str, Any], cause: BaseException | None) -> dict[str, Any]:
     """FastAPI's error for JSON that does not parse gives a character offset: this adds the
     line and column the parser stopped at, which a person can find."""
@@ -253,11 +259,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             # (a 404 like any other), not a form to correct.
             shown = _shorten(in_path[0].get("input"))
             return _app_error_response(request, NotFound(f"There is nothing here called {shown}."))
-        worded = (validation_message(_with_position(e, exc.__cause__)) for e in exc.errors())
-        problems = [
-            Problem(_field_name(error["loc"]), message)
-            for error, message in zip(exc.errors(), worded, strict=True)
-        ]
+        problems = [_problem(error, exc.__cause__) for error in exc.errors()]
         message = "; ".join(str(problem) for problem in problems) or "The request is not valid."
         field = problems[0].field if problems else None
         return _error_response(request, 422, "Invalid input", message, field)
