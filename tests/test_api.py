@@ -333,6 +333,17 @@ def test_a_test_address_that_cannot_be_one_is_a_404_page(client: TestClient, url
     assert api.status_code in (404, 405) and api.json()["detail"]
 
 
+@pytest.mark.parametrize("version", [2**31 - 1, 999])
+def test_a_version_never_saved_is_422_naming_it_even_the_largest(
+    client: TestClient, version: int
+) -> None:
+    response = client.post(
+        "/api/questions/lr-purpose/attempts", json={"answer": 1, "version": version}
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "version"
+
+
 @pytest.mark.parametrize("field", ["version", "variant"])
 def test_a_version_or_variant_past_what_a_row_holds_is_422_naming_it(
     client: TestClient, field: str

@@ -1410,3 +1410,15 @@ def test_the_versions_diff_shows_what_the_author_typed(
     assert [kind for kind, _ in lines] == ["remove", "add"]
     assert lines[1] == ("add", "+hint: Count the calls.")
     assert "Version 3 came without YAML as typed" in page
+
+
+@pytest.mark.parametrize(
+    "query", ["old=1&new=2147483648", "old=2147483648&new=1", "saved=2147483648"]
+)
+def test_a_version_number_past_what_a_row_holds_is_refused_in_words(
+    instructor: TestClient, query: str
+) -> None:
+    path = "versions" if "old" in query else "edit"
+    page = instructor.get(f"/instructor/questions/{CHOICE_ID}/{path}?{query}")
+    assert page.status_code == 422  # on PostgreSQL this reached the database: a 500
+    assert "must be at most 2147483647" in page.text

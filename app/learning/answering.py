@@ -517,8 +517,10 @@ def _recently_replaced(session: Session, question: LiveQuestion, version: int) -
     """The version a learner says they were shown — if it was current within the last
     SHOWN_VERSION_GRACE (a page opened before an instructor saved). An older one is not
     theirs to pick: its key may be one an instructor has since corrected."""
+    if version > question.version:  # before asking for version + 1, which may not fit a row
+        raise Invalid(f"There is no version {version} of this question.", field="version")
     successor = session.get(QuestionVersion, (question.id, version + 1))
-    if version > question.version or successor is None:
+    if successor is None:
         raise Invalid(f"There is no version {version} of this question.", field="version")
     if successor.created_at < utcnow() - SHOWN_VERSION_GRACE:
         raise Conflict(

@@ -16,6 +16,7 @@ from app.authoring import editor, stats, versions
 from app.checking.verify import VariantRun
 from app.deps import AnyQuestionDep, JsonRequestDep, SessionDep, StaffDep, StaffRunsDep
 from app.errors import Invalid, Problem
+from app.models import MAX_ROW_INT
 from app.routes.downloads import attempts_csv_response
 from app.routes.openapi import (
     JSON_WRITE,
@@ -60,6 +61,7 @@ class QuestionIn(JsonIn):
     base_version: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_ROW_INT,
         description="PUT: the version your change starts from; if someone saved a newer one "
         "since, the save is refused (409) instead of undoing theirs.",
     )

@@ -135,7 +135,7 @@ def edit_question(
     session: SessionDep,
     staff: StaffDep,
     record: AnyQuestionDep,
-    saved: Annotated[int | None, Query(ge=1)] = None,
+    saved: Annotated[int | None, Query(ge=1, le=MAX_ROW_INT)] = None,
     version: Annotated[int | None, Query(ge=1, le=MAX_ROW_INT)] = None,
 ) -> Response:
     """The editor with the question's current version (`saved`: just saved as that), or an
@@ -217,8 +217,8 @@ def question_versions(
     session: SessionDep,
     staff: StaffDep,
     record: AnyQuestionDep,
-    old: Annotated[int | None, Query(ge=1)] = None,
-    new: Annotated[int | None, Query(ge=1)] = None,
+    old: Annotated[int | None, Query(ge=1, le=MAX_ROW_INT)] = None,
+    new: Annotated[int | None, Query(ge=1, le=MAX_ROW_INT)] = None,
 ) -> Response:
     """Every version of a question, and the diff between two of them."""
     return _versions_page(request, session, record, old=old, new=new)
