@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from app import accounts
 from app.bank.files import read_bank
@@ -294,6 +294,37 @@ def test_a_hint_comes_into_the_page_and_keeps_what_was_typed(
     tab.keyboard.press("Enter")
     expect(tab.get_by_role("heading", name="Hint")).to_be_focused()
     expect(answer).to_have_value("[0.05]")
+    context.close()
+
+
+def test_a_hint_refused_is_said_beside_the_button_and_the_answer_stays(
+    browser: tuple[Browser, str],
+) -> None:
+    chromium, base = browser
+    context = chromium.new_context(viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    posts: list[str] = []
+
+    def slow_down(route: Route) -> None:  # as the server answers a learner over their limit
+        posts.append(route.request.method)
+        route.fulfill(
+            status=429,
+            headers={"Retry-After": "7", "Content-Type": "text/html"},
+            body='<main><section class="error-page"><h1>Slow down</h1>'
+            "<p>Too many requests from you just now.</p></section></main>",
+        )
+
+    tab.route("**/hint", slow_down)
+    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-output-steplr-calls")
+    answer = tab.get_by_label("What does this code print?")
+    answer.fill("[0.05]")
+    tab.get_by_role("button", name="Show a hint").click()
+    expect(tab.get_by_role("alert")).to_have_text(
+        "Too many requests from you just now. Try again in 7 s."
+    )
+    expect(answer).to_have_value("[0.05]")
+    assert posts == ["POST"]  # asked once: not posted again into the limit
     context.close()
 
 

@@ -83,55 +83,81 @@ document.querySelectorAll("form.quiz-form[data-api]").forEach((form) => {
 });
 
 // The playground: picking another scheduler redraws the form with its parameters. With a
-// mouse that is one pick. With the keyboard, arrows only move through the list (a reload per
-// arrow would throw the focus away); Enter, or leaving the list, picks — and the focus comes
-// back to the list once the form is redrawn.
+// mouse that is one pick. With the keyboard, where arrows change the value in place (Chrome
+// and Firefox on Linux and Windows), an arrow only moves through the list — a reload per
+// arrow would throw the focus away — and Enter, or leaving the list, picks; the focus then
+// comes back to the list. A change no key caused in the same moment (a pick from an open
+// menu, as macOS shows one) redraws at once.
 const REFOCUS = "tracewise-refocus";
+function remembered(write) {
+  try { return write(window.sessionStorage); } catch (error) { return null; }  // storage blocked
+}
 document.querySelectorAll("select[data-reload]").forEach((select) => {
   const shown = select.value;
-  let byKeys = false;
+  let keyJustPressed = false;
   function redraw() {
     if (select.value === shown) return;
     const run = select.form.querySelector("input[name=run]");
     if (run) run.disabled = true;
-    sessionStorage.setItem(REFOCUS, select.name);
+    remembered((storage) => storage.setItem(REFOCUS, select.name));
     select.form.submit();
   }
-  select.addEventListener("mousedown", () => { byKeys = false; });
   select.addEventListener("keydown", (event) => {
-    byKeys = true;
+    keyJustPressed = true;
+    setTimeout(() => { keyJustPressed = false; }, 0);
     if (event.key === "Enter") {
       event.preventDefault();
       redraw();
     }
   });
-  select.addEventListener("change", () => { if (!byKeys) redraw(); });
+  select.addEventListener("change", () => { if (!keyJustPressed) redraw(); });
   select.addEventListener("blur", redraw);
-  if (sessionStorage.getItem(REFOCUS) === select.name) {
-    sessionStorage.removeItem(REFOCUS);
+  if (remembered((storage) => storage.getItem(REFOCUS)) === select.name) {
+    remembered((storage) => storage.removeItem(REFOCUS));
     select.focus();
   }
 });
 
 // "Show a hint" fetches the hint into the page, so what the learner has typed or picked stays
-// (without JavaScript the form posts, and the page comes back with the hint).
+// (without JavaScript the form posts, and the page comes back with the hint). A refusal — slow
+// down, busy, not now — is said beside the button, and the answer stays too.
 document.querySelectorAll("#hint form").forEach((form) => {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    const box = document.getElementById("hint");
+    let response;
     try {
-      const response = await fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" });
-      if (!response.ok) throw new Error(response.statusText);
-      const page = new DOMParser().parseFromString(await response.text(), "text/html");
-      const hint = page.getElementById("hint");
-      if (!hint || !hint.querySelector("h2")) throw new Error("no hint in the page");
-      const box = document.getElementById("hint");
+      response = await fetch(form.action, {
+        method: "POST", body: new FormData(form), credentials: "same-origin", headers: { Accept: "text/html" },
+      });
+    } catch (error) {
+      form.submit();  // no answer at all: the plain way
+      return;
+    }
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const hint = page.getElementById("hint");
+    if (response.ok && hint && hint.querySelector("h2")) {
       box.replaceChildren(...hint.childNodes);
       const heading = box.querySelector("h2");
       heading.tabIndex = -1;
       heading.focus();  // read out at once; the keyboard goes on from here
-    } catch (error) {
-      form.submit();  // the plain way: the page comes back with the hint
+      return;
     }
+    if (response.ok) {
+      form.submit();
+      return;
+    }
+    let note = box.querySelector(".form-error");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "form-error";
+      note.setAttribute("role", "alert");
+      box.append(note);
+    }
+    const said = page.querySelector(".error-page h1 + p");
+    const wait = response.headers.get("Retry-After");
+    note.textContent = (said ? said.textContent.trim() : `No hint just now (${response.status}).`)
+      + (wait ? ` Try again in ${wait} s.` : "");
   });
 });
 
