@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from app import accounts
-from app.authoring import editor, starters
+from app.authoring import editor, starters, versions
 from app.authoring.importing import import_bank
 from app.bank.files import read_bank
 from app.bank.store import add_version
 from app.checking.runs import Runs
+from app.checking.verify import RunProblem
 from app.cli import _audit_import as cli_audit
 from app.cli import cli
 from app.db import Database, begin_write
@@ -1285,6 +1286,29 @@ def test_a_version_from_before_the_raises_rule_is_edited_not_restored(
     saved = instructor.post(f"/instructor/questions/{qid}/edit", data={**data, "base_version": "3"})
     assert saved.status_code == 200 and "Saved as version 4" in saved.text
     assert instructor.get(f"/instructor/questions/{qid}/edit?version=9").status_code == 404
+
+
+def test_a_restore_that_met_a_busy_sandbox_says_try_again_not_edit(
+    instructor: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that did not finish (a time-out may be load) is not the version's fault: the
+    page says to try again (503 + Retry-After) and offers no edit."""
+    busy = RunProblem("code", "took too long", transient=True)
+
+    def restore(*args: object, **kwargs: object) -> None:
+        raise versions.RestoreRefused(CHOICE_ID, 1, [busy])
+
+    monkeypatch.setattr(versions, "restore", restore)
+    page = instructor.post(
+        f"/instructor/questions/{CHOICE_ID}/versions/1/restore",
+        data={"csrf_token": csrf(instructor, "/instructor"), "base_version": "1"},
+    )
+    assert page.status_code == 503 and page.headers["Retry-After"] == "5"
+    text = _unescape(page.text)
+    assert "could not be checked just now" in text and "Try the restore again" in text
+    assert "?version=1" not in text  # no "Edit version 1": nothing to fix
+    deterministic = versions.RestoreRefused(CHOICE_ID, 1, [RunProblem("code", "raises X")])
+    assert not deterministic.retry and "cannot be restored as it is" in deterministic.message
 
 
 def test_the_api_refuses_a_variant_that_raises(api_token: str, other_client: TestClient) -> None:

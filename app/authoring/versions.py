@@ -121,23 +121,31 @@ class RestoreRefused(editor.QuestionRejected):
     def __init__(self, question_id: str, version: int, errors: list[Problem]) -> None:
         super().__init__(errors)
         self.version = version
-        unnamed = sorted(
-            {e.unnamed_raise for e in errors if isinstance(e, RunProblem) and e.unnamed_raise}
-        )
-        if len(unnamed) == 1:
-            # An exception is a key only where the question names it, a rule newer than
-            # some versions: the fix is one line, but a restore cannot write it.
-            fix = (
-                f"edit it and add `raises: {unnamed[0]}` (if that exception is the key you "
-                "mean: a variant that raises is now refused unless the question names it)"
+        runs = [e for e in errors if isinstance(e, RunProblem)]
+        unnamed = sorted({e.unnamed_raise for e in runs if e.unnamed_raise})
+        if any(e.transient for e in runs):
+            # Not the version's fault, maybe: a run that did not finish may meet a busy sandbox.
+            self.retry = True
+            self.message = (
+                f"Version {version} of {question_id!r} could not be checked just now: a run did "
+                "not finish (the sandbox may be busy). Try the restore again in a moment."
             )
         else:
-            fix = "edit it to fix what is wrong"
-        self.message = (
-            f"Version {version} of {question_id!r} cannot be restored as it is: a restore saves "
-            f"it unchanged, and it fails today's checks. Instead, {fix}, then save it as a new "
-            "version."
-        )
+            self.retry = False
+            if len(unnamed) == 1:
+                # An exception is a key only where the question names it, a rule newer than
+                # some versions: the fix is one line, but a restore cannot write it.
+                fix = (
+                    f"edit it and add `raises: {unnamed[0]}` (if that exception is the key you "
+                    "mean: a variant that raises is now refused unless the question names it)"
+                )
+            else:
+                fix = "edit it to fix what is wrong"
+            self.message = (
+                f"Version {version} of {question_id!r} cannot be restored as it is: a restore "
+                f"saves it unchanged, and it fails today's checks. Instead, {fix}, then save it "
+                "as a new version."
+            )
         self.args = (self.message,)
 
 

@@ -50,6 +50,7 @@ class RunProblem(Problem):
 
     code_line: int | None = None
     unnamed_raise: str | None = None
+    transient: bool = False  # the run did not finish (a time-out may be load): try again
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,9 @@ class _OutputPlan(_Plan):
         failed = next((o for o in self.outcomes.values() if isinstance(o, AppError)), None)
         if failed is not None:
             verification.problems.append(
-                Problem("code", f"the sandbox could not run it: {failed.message}")
+                RunProblem(
+                    "code", f"the sandbox could not run it: {failed.message}", transient=True
+                )
             )
             return
         results: dict[int, RunResult[None]] = {
@@ -380,7 +383,7 @@ def variant_problem(question: OutputQuestion, result: RunResult[None]) -> RunPro
     """What is wrong with a variant's run for a question, if anything (which variant is the
     caller's to say)."""
     if result.status not in runstore.CACHEABLE:
-        return RunProblem("code", f"{result.sentence} {result.detail}".rstrip())
+        return RunProblem("code", f"{result.sentence} {result.detail}".rstrip(), transient=True)
     if result.status is Verdict.ERROR and (problem := _raise_problem(question, result)):
         return problem
     expected = expected_output(question, result)
