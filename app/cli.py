@@ -23,7 +23,7 @@ from app.db import Database, alembic_config, migrate
 from app.errors import Busy, Invalid
 from app.sandbox.client import from_settings as sandbox_from_settings
 from app.sandbox.protocol import SnippetJob
-from app.templating import plural
+from app.wording import plural
 
 cli = typer.Typer(
     help="Tracewise: learn PyTorch patterns by tracing real runs.",

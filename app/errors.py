@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.wording import plural
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -65,15 +67,15 @@ def validation_message(error: Mapping[str, Any]) -> str:
         case "string_too_short", {"min_length": 1}:
             return "must not be empty"
         case "string_too_short", {"min_length": length}:
-            return f"must be at least {_count(length, 'character')}"
+            return f"must be at least {plural(length, 'character')}"
         case "string_too_long", {"max_length": length}:
-            return f"must be at most {_count(length, 'character')}"
+            return f"must be at most {plural(length, 'character')}"
         case "string_pattern_mismatch", {"pattern": pattern}:
             return f"must match the pattern {pattern}"
         case "too_short", {"min_length": length}:
-            return f"must have at least {_count(length, 'item')}"
+            return f"must have at least {plural(length, 'item')}"
         case "too_long", {"max_length": length}:
-            return f"must have at most {_count(length, 'item')}"
+            return f"must have at most {plural(length, 'item')}"
         case (("literal_error" | "enum"), {"expected": expected}):
             return f"must be {_alternatives(str(expected))}"
         case "union_tag_invalid", {"tag": tag, "expected_tags": expected}:
@@ -83,10 +85,6 @@ def validation_message(error: Mapping[str, Any]) -> str:
         case "json_invalid", _:
             return f"is not valid JSON{_json_position(ctx)}"
     return f"is not valid ({error.get('msg') or kind})"
-
-
-def _count(number: object, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _alternatives(expected: str) -> str:

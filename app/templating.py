@@ -11,9 +11,11 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from app import markup
+from app.authoring import stats
 from app.bank import variants
 from app.checking.grading import choice_label
 from app.deps import csrf_token
+from app.wording import plural
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -41,12 +43,6 @@ def url_for(context: Any, name: str, /, **path_params: Any) -> str:
     return path
 
 
-def plural(count: int, one: str, many: str | None = None) -> str:
-    """A count with its noun agreeing: `3 | plural('epoch')` is "3 epochs", 1 "1 epoch"
-    (`many`: the plural of a noun that does not just add an s)."""
-    return f"{count} {one if count == 1 else many or one + 's'}"
-
-
 def make_templates() -> Jinja2Templates:
     """Templates with autoescape on and the Markdown, code and form helpers registered."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -57,7 +53,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["markdown_inline"] = markup.markdown_inline
     env.filters["python"] = markup.python_code
     env.filters["without_placeholders"] = variants.without_placeholders
-    env.filters["plain_text"] = markup.plain_text
+    env.filters["question_title"] = stats.question_title  # one title wherever one is listed
     env.filters["plural"] = plural
     env.globals["url_for"] = url_for
     env.globals["choice_label"] = choice_label

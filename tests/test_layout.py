@@ -10,7 +10,15 @@ from tests.conftest import ROOT
 
 APP = ROOT / "app"
 # What each room may import from the app, besides itself and the foundations.
-FOUNDATIONS = {"app", "app.errors", "app.deadline", "app.db", "app.models", "app.config"}
+FOUNDATIONS = {
+    "app",
+    "app.errors",
+    "app.deadline",
+    "app.db",
+    "app.models",
+    "app.config",
+    "app.wording",
+}
 MAY_IMPORT = {
     # runs untrusted code: knows nothing of questions, learners or the database
     "app.sandbox": {"app", "app.errors", "app.deadline"},

@@ -250,6 +250,7 @@ def test_a_malformed_from_is_ignored_and_the_question_shows(client: TestClient, 
     response = client.get(f"/patterns/{LESSON}/questions/lr-code-steplr?from={value}")
     assert response.status_code == 200
     assert response.template.name == "questions/detail.html"  # type: ignore[attr-defined]
+    assert not response.context["given"]  # type: ignore[attr-defined]  # the starter, no prefill
 
 
 @pytest.mark.parametrize("value", MALFORMED_NUMBERS)
@@ -291,6 +292,8 @@ def test_a_malformed_audit_position_shows_the_newest(
     _log_in_as(client, database, accounts.ADMIN)
     response = client.get(f"/admin/audit?before={value}")
     assert response.status_code == 200
+    newest = client.get("/admin/audit").context["events"]  # type: ignore[attr-defined]
+    assert response.context["events"] == newest  # type: ignore[attr-defined]
 
 
 def test_a_malformed_value_that_matters_is_a_422_page_in_our_words(

@@ -26,6 +26,7 @@ from app.bank.store import UPLOAD, ImportReport, export_bank, pattern_file
 from app.checking.runs import Runs
 from app.models import Pattern
 from app.models import Question as QuestionRow
+from app.wording import plural
 
 MAX_UPLOAD_BYTES = uploads.MAX_UPLOAD_BYTES
 GIFT_SUFFIXES = (".gift", ".txt")
@@ -200,7 +201,7 @@ def export_gift(session: Session, *, pattern: bank.PatternView) -> str:
     header = f"// {pattern.file.title}: exported from Tracewise\n"
     if skipped:
         header += (
-            f"// Left out: {skipped} output or code question{'' if skipped == 1 else 's'} "
+            f"// Left out: {plural(skipped, 'output or code question')} "
             "(their keys come from running code, which GIFT cannot express)\n"
         )
     return header + "\n" + interchange.to_gift(_choice_questions(session, pattern))

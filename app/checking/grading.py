@@ -21,6 +21,7 @@ from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Questi
 from app.checking import codecheck
 from app.errors import Invalid
 from app.sandbox.protocol import CodeData, ErrorInfo, RunResult, Verdict, WarningRecord
+from app.wording import plural
 
 CHOICE_LABELS = string.ascii_uppercase
 RELATIVE_TOLERANCE = 1e-6  # float noise such as 0.07290000000000002 vs 0.0729
@@ -236,8 +237,7 @@ def compare_output(given: str, expected: str) -> str | None:
     if got and all(kind == "number" for kind, _ in got):
         want = [token for token in want if token[0] == "number"]
     if len(want) != len(got):
-        values = "1 value" if len(want) == 1 else f"{len(want)} values"
-        return f"the run printed {values}, your answer has {len(got)}"
+        return f"the run printed {plural(len(want), 'value')}, your answer has {len(got)}"
     for position, ((want_kind, want_text), (got_kind, got_text)) in enumerate(
         zip(want, got, strict=True), start=1
     ):
