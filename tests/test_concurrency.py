@@ -58,15 +58,21 @@ def test_concurrent_http_submissions_are_all_stored(app: FastAPI, database: Data
     clients, per_client = 8, 15
 
     def submit(_: int) -> list[int]:
-        with TestClient(app) as client:
+        # A browser of its own, without the app's lifespan: the app is started once, below. A
+        # client per thread that started and stopped it would stop it (and close its engine)
+        # while other threads' requests still held connections.
+        client = TestClient(app)
+        try:
             return [
                 client.post(
                     "/api/questions/lr-steplr-syntax/attempts", json={"answer": n % 4}
                 ).status_code
                 for n in range(per_client)
             ]
+        finally:
+            client.close()
 
-    with ThreadPoolExecutor(max_workers=clients) as pool:
+    with TestClient(app), ThreadPoolExecutor(max_workers=clients) as pool:
         statuses = [code for codes in pool.map(submit, range(clients)) for code in codes]
 
     assert statuses == [201] * clients * per_client
