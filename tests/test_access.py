@@ -8,7 +8,9 @@ one row, chart text at least 11 px. A keyboard alone answers a code question. Sc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -123,6 +125,17 @@ class Sweep:
                 self.problems.append(f"{name}: chart text of {smallest:.1f} px")
 
 
+@contextmanager
+def opened(chromium: Browser, viewport: dict[str, int] = DESKTOP, **options: Any) -> Iterator[Page]:
+    """A tab in a browser context of its own (its own cookies: a new learner), closed after."""
+    context = chromium.new_context(viewport=viewport, **options)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def browser(app: FastAPI) -> Iterator[tuple[Browser, str]]:
     ARTIFACTS.mkdir(exist_ok=True)
@@ -226,13 +239,9 @@ def test_every_page_passes_axe_has_one_h1_and_fits_a_phone(
 ) -> None:
     chromium, base = browser
     phone = viewport == "phone"
-    context = chromium.new_context(viewport=PHONE if phone else DESKTOP)
-    context.set_default_timeout(10_000)
     sweep = Sweep()
-    try:
-        _walk(app, context.new_page(), base, sweep, phone=phone)
-    finally:
-        context.close()
+    with opened(chromium, PHONE if phone else DESKTOP) as tab:
+        _walk(app, tab, base, sweep, phone=phone)
     assert not sweep.problems, "\n".join(sweep.problems)
 
 
@@ -242,121 +251,107 @@ FOCUSED = """() => document.activeElement.closest('.CodeMirror')
 
 def test_a_keyboard_alone_answers_a_code_question(browser: tuple[Browser, str]) -> None:
     chromium, base = browser
-    context = chromium.new_context(viewport=DESKTOP)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-code-steplr")
-    keyboard = tab.keyboard
+    with opened(chromium) as tab:
+        tab.goto(f"{base}/patterns/{LESSON}/questions/lr-code-steplr")
+        keyboard = tab.keyboard
 
-    keyboard.press("Tab")
-    assert "Skip to the content" in tab.evaluate(FOCUSED)
-    for _ in range(40):  # on through the links, to the editor
         keyboard.press("Tab")
-        if tab.evaluate(FOCUSED) == "editor":
-            break
-    else:
-        pytest.fail("Tab never reached the code editor")
-    expect(tab.get_by_text("press Esc, then Tab")).to_be_visible()  # the way out, said
+        assert "Skip to the content" in tab.evaluate(FOCUSED)
+        for _ in range(40):  # on through the links, to the editor
+            keyboard.press("Tab")
+            if tab.evaluate(FOCUSED) == "editor":
+                break
+        else:
+            pytest.fail("Tab never reached the code editor")
+        expect(tab.get_by_text("press Esc, then Tab")).to_be_visible()  # the way out, said
 
-    code = "document.querySelector('.CodeMirror').CodeMirror.getValue()"
-    keyboard.press("Control+a")
-    keyboard.type("a = 1\nb = 2")
-    keyboard.press("Control+a")
-    keyboard.press("Tab")  # lines selected: Tab indents them, it does not replace them
-    assert tab.evaluate(code) == "    a = 1\n    b = 2"
-    keyboard.press("Shift+Tab")
-    assert tab.evaluate(code) == "a = 1\nb = 2"
+        code = "document.querySelector('.CodeMirror').CodeMirror.getValue()"
+        keyboard.press("Control+a")
+        keyboard.type("a = 1\nb = 2")
+        keyboard.press("Control+a")
+        keyboard.press("Tab")  # lines selected: Tab indents them, it does not replace them
+        assert tab.evaluate(code) == "    a = 1\n    b = 2"
+        keyboard.press("Shift+Tab")
+        assert tab.evaluate(code) == "a = 1\nb = 2"
 
-    keyboard.press("Control+a")
-    keyboard.type("scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)")
-    keyboard.press("Tab")  # in the editor, Tab indents ...
-    assert tab.evaluate(FOCUSED) == "editor"
-    keyboard.press("Shift+Tab")  # ... and Shift+Tab takes it back
-    keyboard.press("Escape")
-    keyboard.press("Tab")  # ... until Esc releases it
-    assert "Run and check" in tab.evaluate(FOCUSED)
-    keyboard.press("Enter")
-    expect(tab.get_by_role("heading", name="Correct")).to_be_focused()  # said first
-    context.close()
+        keyboard.press("Control+a")
+        keyboard.type("scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)")
+        keyboard.press("Tab")  # in the editor, Tab indents ...
+        assert tab.evaluate(FOCUSED) == "editor"
+        keyboard.press("Shift+Tab")  # ... and Shift+Tab takes it back
+        keyboard.press("Escape")
+        keyboard.press("Tab")  # ... until Esc releases it
+        assert "Run and check" in tab.evaluate(FOCUSED)
+        keyboard.press("Enter")
+        expect(tab.get_by_role("heading", name="Correct")).to_be_focused()  # said first
 
 
 def test_a_hint_comes_into_the_page_and_keeps_what_was_typed(
     browser: tuple[Browser, str],
 ) -> None:
     chromium, base = browser
-    context = chromium.new_context(viewport=DESKTOP)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-output-steplr-calls")
-    answer = tab.get_by_label("What does this code print?")
-    answer.fill("[0.05]")
-    tab.get_by_role("button", name="Show a hint").focus()
-    tab.keyboard.press("Enter")
-    expect(tab.get_by_role("heading", name="Hint")).to_be_focused()
-    expect(answer).to_have_value("[0.05]")
-    context.close()
+    with opened(chromium) as tab:
+        tab.goto(f"{base}/patterns/{LESSON}/questions/lr-output-steplr-calls")
+        answer = tab.get_by_label("What does this code print?")
+        answer.fill("[0.05]")
+        tab.get_by_role("button", name="Show a hint").focus()
+        tab.keyboard.press("Enter")
+        expect(tab.get_by_role("heading", name="Hint")).to_be_focused()
+        expect(answer).to_have_value("[0.05]")
 
 
 def test_a_hint_refused_is_said_beside_the_button_and_the_answer_stays(
     browser: tuple[Browser, str],
 ) -> None:
     chromium, base = browser
-    context = chromium.new_context(viewport=DESKTOP)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    posts: list[str] = []
+    with opened(chromium) as tab:
+        posts: list[str] = []
 
-    def slow_down(route: Route) -> None:  # as the server answers a learner over their limit
-        posts.append(route.request.method)
-        route.fulfill(
-            status=429,
-            headers={"Retry-After": "7", "Content-Type": "text/html"},
-            body='<main><section class="error-page"><h1>Slow down</h1>'
-            "<p>Too many requests from you just now.</p></section></main>",
+        def slow_down(route: Route) -> None:  # as the server answers a learner over their limit
+            posts.append(route.request.method)
+            route.fulfill(
+                status=429,
+                headers={"Retry-After": "7", "Content-Type": "text/html"},
+                body='<main><section class="error-page"><h1>Slow down</h1>'
+                "<p>Too many requests from you just now.</p></section></main>",
+            )
+
+        tab.route("**/hint", slow_down)
+        tab.goto(f"{base}/patterns/{LESSON}/questions/lr-output-steplr-calls")
+        answer = tab.get_by_label("What does this code print?")
+        answer.fill("[0.05]")
+        tab.get_by_role("button", name="Show a hint").click()
+        expect(tab.get_by_role("alert")).to_have_text(
+            "Too many requests from you just now. Try again in 7 s."
         )
-
-    tab.route("**/hint", slow_down)
-    tab.goto(f"{base}/patterns/{LESSON}/questions/lr-output-steplr-calls")
-    answer = tab.get_by_label("What does this code print?")
-    answer.fill("[0.05]")
-    tab.get_by_role("button", name="Show a hint").click()
-    expect(tab.get_by_role("alert")).to_have_text(
-        "Too many requests from you just now. Try again in 7 s."
-    )
-    expect(answer).to_have_value("[0.05]")
-    assert posts == ["POST"]  # asked once: not posted again into the limit
-    context.close()
+        expect(answer).to_have_value("[0.05]")
+        assert posts == ["POST"]  # asked once: not posted again into the limit
 
 
 def test_the_playground_list_moves_with_arrows_and_picks_with_enter(
     browser: tuple[Browser, str],
 ) -> None:
     chromium, base = browser
-    context = chromium.new_context(viewport=DESKTOP)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    tab.goto(f"{base}/patterns/{LESSON}/playground")
-    schedulers = tab.locator("#scheduler")
-    schedulers.focus()
-    tab.keyboard.press("ArrowDown")  # moves through the list; the page stays
-    tab.wait_for_timeout(300)
-    assert "scheduler=" not in tab.url
-    tab.keyboard.press("ArrowDown")
-    tab.keyboard.press("Enter")  # picks: the form is redrawn for it, the focus comes back
-    tab.wait_for_url("**scheduler=ConstantLR**")
-    expect(tab.locator("#scheduler")).to_be_focused()
-    expect(tab.locator("#scheduler")).to_have_value("ConstantLR")
-    context.close()
+    with opened(chromium) as tab:
+        tab.goto(f"{base}/patterns/{LESSON}/playground")
+        schedulers = tab.locator("#scheduler")
+        schedulers.focus()
+        tab.keyboard.press("ArrowDown")  # moves through the list; the page stays
+        tab.wait_for_timeout(300)
+        assert "scheduler=" not in tab.url
+        tab.keyboard.press("ArrowDown")
+        tab.keyboard.press("Enter")  # picks: the form is redrawn for it, the focus comes back
+        tab.wait_for_url("**scheduler=ConstantLR**")
+        expect(tab.locator("#scheduler")).to_be_focused()
+        expect(tab.locator("#scheduler")).to_have_value("ConstantLR")
 
 
 def test_chart_text_is_readable_on_a_360_px_phone_too(browser: tuple[Browser, str]) -> None:
     chromium, base = browser
-    context = chromium.new_context(viewport={"width": 360, "height": 740})
-    tab = context.new_page()
-    tab.goto(f"{base}/patterns/{LESSON}/trace")
-    smallest = tab.evaluate(PHONE_LAYOUT)["smallestChartText"]
-    assert smallest is not None and smallest >= MIN_CHART_TEXT_PX
-    context.close()
+    with opened(chromium, {"width": 360, "height": 740}) as tab:
+        tab.goto(f"{base}/patterns/{LESSON}/trace")
+        smallest = tab.evaluate(PHONE_LAYOUT)["smallestChartText"]
+        assert smallest is not None and smallest >= MIN_CHART_TEXT_PX
 
 
 @pytest.mark.parametrize(
@@ -372,10 +367,8 @@ def test_phone_screenshots(browser: tuple[Browser, str], name: str, path: str) -
     """What a learner sees at 390 px, kept in test-artifacts/ for a human to look at (the
     sweep above checks what a machine can: width, header, chart text)."""
     chromium, base = browser
-    context = chromium.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
-    tab = context.new_page()
-    tab.goto(base + path)
-    expect(tab.locator("h1")).to_be_visible()
-    assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    tab.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
-    context.close()
+    with opened(chromium, PHONE, device_scale_factor=2, is_mobile=True) as tab:
+        tab.goto(base + path)
+        expect(tab.locator("h1")).to_be_visible()
+        assert tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        tab.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
