@@ -20,7 +20,6 @@ from app import accounts
 from app.config import Settings
 from app.main import create_app
 from app.sandbox.client import Sandbox
-from app.traces.playground import SCHEDULER_NAMES
 from tests.conftest import TEST_SECRET
 from tests.databases import Databases
 
@@ -243,9 +242,3 @@ def test_a_405_allows_the_methods_of_the_resource_asked_for(
     response = client.request("OPTIONS", path)
     assert response.status_code == 405
     assert response.headers["allow"] == allow
-
-
-def test_the_documented_schedulers_are_the_playgrounds() -> None:
-    from app.sandbox import training  # imports torch: the web process never does
-
-    assert SCHEDULER_NAMES == training.SCHEDULERS

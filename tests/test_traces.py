@@ -28,6 +28,7 @@ from app.sandbox.protocol import (
     Stage,
     Verdict,
 )
+from app.sandbox.specs import SCHEDULERS
 from app.traces import charts
 from app.traces.playground import SUGGESTED
 from app.traces.service import Epoch, TraceView, observations
@@ -36,20 +37,6 @@ from tests.conftest import QUESTIONS, ROOT
 LESSON = "lr-schedulers"
 SPEC = read_bank(QUESTIONS)[0].pattern.pipeline
 assert SPEC is not None
-SCHEDULERS = [
-    "StepLR",
-    "MultiStepLR",
-    "ConstantLR",
-    "LinearLR",
-    "ExponentialLR",
-    "PolynomialLR",
-    "CosineAnnealingLR",
-    "CosineAnnealingWarmRestarts",
-    "CyclicLR",
-    "OneCycleLR",
-    "ReduceLROnPlateau",
-    "SequentialLR",
-]
 
 
 def _reference_lrs(

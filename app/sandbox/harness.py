@@ -38,6 +38,7 @@ from app.sandbox.protocol import (
     Verdict,
     WarningRecord,
 )
+from app.sandbox.specs import SCHEDULERS
 
 SNIPPET = "<snippet>"  # the code under test: a snippet, or a learner's answer
 EXPRESSION = "<expression>"
@@ -470,7 +471,7 @@ def warm_up() -> None:
             plateau.step(1.0)
             opt.state_dict()
     str(torch.tensor([0.5]))  # tensor printing imports its formatting code lazily
-    for name in training.SCHEDULERS:  # the playground's schedulers, in a real (tiny) run
+    for name in SCHEDULERS:  # the playground's schedulers, in a real (tiny) run
         spec = WARM_PIPELINE | {"scheduler": _warm_scheduler(name)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

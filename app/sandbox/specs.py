@@ -9,6 +9,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MAX_EPOCHS = 200  # playground runs train for at most this many epochs
 MAX_LR_ONLY_STEPS = 1000
 SchedulerParam = bool | int | float | str | list[int] | list[float] | None
+# The schedulers the playground offers: the runner builds them, the web side documents them
+# (here, not in training, which imports torch: the web process never does).
+SCHEDULERS = (
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "PolynomialLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+)
 
 
 class SpecModel(BaseModel):

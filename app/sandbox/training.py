@@ -14,20 +14,8 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler
 
-SCHEDULERS = (
-    "StepLR",
-    "MultiStepLR",
-    "ConstantLR",
-    "LinearLR",
-    "ExponentialLR",
-    "PolynomialLR",
-    "CosineAnnealingLR",
-    "CosineAnnealingWarmRestarts",
-    "CyclicLR",
-    "OneCycleLR",
-    "ReduceLROnPlateau",
-    "SequentialLR",
-)
+from app.sandbox.specs import SCHEDULERS
+
 NOT_PARAMETERS = {"self", "optimizer", "last_epoch", "verbose", "scale_fn", "schedulers"}
 SAMPLE_ROWS = 3  # rows of real data shown per stage
 DIGITS = 4  # numbers shown in stage samples and the prediction trace

@@ -22,6 +22,7 @@ from app.sandbox.scheduler import Owner
 from app.sandbox.specs import (
     MAX_EPOCHS,
     MAX_LR_ONLY_STEPS,
+    SCHEDULERS,
     LrOnlySpec,
     PipelineSpec,
     SchedulerSpec,
@@ -37,23 +38,6 @@ from app.traces.service import (
 )
 
 DEFAULT_LR_ONLY_STEPS = 100
-# The playground's schedulers, as the JSON API documents them: app.sandbox.training's
-# SCHEDULERS (that module imports torch, which the web process never does; a test keeps the
-# two equal). The runner's catalogue checks a name, and says what it takes, in its words.
-SCHEDULER_NAMES = (
-    "StepLR",
-    "MultiStepLR",
-    "ConstantLR",
-    "LinearLR",
-    "ExponentialLR",
-    "PolynomialLR",
-    "CosineAnnealingLR",
-    "CosineAnnealingWarmRestarts",
-    "CyclicLR",
-    "OneCycleLR",
-    "ReduceLROnPlateau",
-    "SequentialLR",
-)
 DEFAULT_SCHEDULER = "StepLR"
 SEQUENTIAL = "SequentialLR"
 # Form fields of SequentialLR's two schedulers, and the schedulers a fresh form starts with.
@@ -90,7 +74,7 @@ class PlaygroundRequest(BaseModel):
     )
     scheduler: str = Field(
         description="Class name in torch.optim.lr_scheduler.",
-        json_schema_extra={"enum": list(SCHEDULER_NAMES)},
+        json_schema_extra={"enum": list(SCHEDULERS)},
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
