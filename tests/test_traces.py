@@ -570,7 +570,7 @@ def test_a_chart_is_drawn_for_a_phone_too_and_carries_its_numbers_as_a_table() -
     assert [t.label for t in narrow.x_ticks] == ["1", "5", "9", "13", "17"]
     assert [t.label for t in chart.x_ticks] == [str(e) for e in range(1, 21, 2)]
     assert len(narrow.y_ticks) <= len(chart.y_ticks)
-    assert all(narrow.left <= t.at <= narrow.right for t in narrow.x_ticks)
+    assert all(narrow.frame.left <= t.at <= narrow.frame.right for t in narrow.x_ticks)
     # the table: one row per epoch, one column per series, blank where a series has none
     assert len(chart.rows) == 20
     assert chart.rows[0] == charts.Row("1", ["0.1", "0.1"])

@@ -99,30 +99,6 @@ class Chart:
     rows: list[Row] = field(default_factory=list)
     narrow: Chart | None = None
 
-    @property
-    def width(self) -> int:
-        return self.frame.width
-
-    @property
-    def height(self) -> int:
-        return self.frame.height
-
-    @property
-    def left(self) -> int:
-        return self.frame.left
-
-    @property
-    def right(self) -> int:
-        return self.frame.right
-
-    @property
-    def top(self) -> int:
-        return self.frame.top
-
-    @property
-    def bottom(self) -> int:
-        return self.frame.bottom
-
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2 or 5 × a power of ten apart) covering [low, high]."""
