@@ -220,8 +220,9 @@ class Attempt(Base):
 
 
 class Reveal(Base):
-    """A learner asked for a question's hint, or was shown its solution without answering
-    (an attempt shows its solution too: that is read from the attempt). Later attempts are
+    """A learner asked for a question's hint, or was shown its solution: the solution of one
+    of their wrong attempts (asked for, or shown after too many wrong tries in a row), or
+    of a question seen without answering (a finished test's result). Later attempts are
     flagged by what was shown before them."""
 
     __tablename__ = "reveals"
@@ -239,6 +240,12 @@ class Reveal(Base):
     question_id: Mapped[str] = mapped_column(String(80))
     question_version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(10), comment="hint | solution")
+    attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("attempts.id"),
+        default=None,
+        index=True,
+        comment="a solution: the attempt whose key and worked solution it showed",
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

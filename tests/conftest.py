@@ -201,14 +201,24 @@ class Learner:
         assert response.status_code == 200, response.text
         return response.text
 
-    def answer(self, slug: str, question_id: str, choice: int | None) -> object:
-        """Open the question, submit `choice` with the page's CSRF token; return the response."""
+    def answer(self, slug: str, question_id: str, choice: int | str | None) -> object:
+        """Open the question, submit `choice` (an index, or an answer's text) with the page's CSRF
+        token; return the response."""
         html = self.open_question(slug, question_id)
         data = {"csrf_token": _find(CSRF_RE, html), "shown_at": _find(SHOWN_AT_RE, html)}
         if choice is not None:
             data["answer"] = str(choice)
         return self.client.post(
             f"/patterns/{slug}/questions/{question_id}/answer", data=data, follow_redirects=False
+        )
+
+    def reveal(self, attempt_url: str) -> object:
+        """On a wrong attempt's page, press "Show the worked solution"."""
+        html = self.client.get(attempt_url.split("/attempts/")[0]).text  # its question's page
+        return self.client.post(
+            f"{attempt_url}/solution",
+            data={"csrf_token": _find(CSRF_RE, html)},
+            follow_redirects=False,
         )
 
     def ask_hint(self, slug: str, question_id: str) -> object:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.bank.files import read_bank
 from app.middleware import MAX_BODY_BYTES
-from app.models import Attempt
+from app.models import Attempt, Reveal
 from tests.browser import live_server
 from tests.conftest import QUESTIONS
 
@@ -83,11 +83,37 @@ def test_submit_attempt(client: TestClient, db: Session, answer: object) -> None
     assert attempt is not None and attempt.time_taken_ms == 4200
 
 
-def test_wrong_attempt_carries_the_misconception(client: TestClient) -> None:
+def test_a_wrong_attempt_carries_the_misconception_and_not_the_key(client: TestClient) -> None:
     body = client.post("/api/questions/lr-steplr-three-steps/attempts", json={"answer": "D"}).json()
-    assert body["correct"] is False
-    assert body["feedback"]["correct_label"] == "A"
+    assert (body["correct"], body["revealed"], body["tries"]) == (False, False, 1)
     assert "every `step_size` calls" in body["feedback"]["mistake"]
+    assert body["feedback"]["correct_label"] is None and body["feedback"]["correct_choice"] is None
+    assert body["solution"] is None
+    url = f"/api/attempts/{body['attempt_id']}"
+    assert client.get(url).json()["solution"] is None  # asked again: still withheld
+
+    shown = client.post(f"{url}/solution", json={})
+    assert shown.status_code == 200
+    body = shown.json()
+    assert body["revealed"] is True and body["feedback"]["correct_label"] == "A"
+    assert body["solution"]["steps"] and body["solution"]["final_answer"]
+    assert client.get(url).json() == body  # revealed for good
+
+
+def test_the_third_wrong_try_in_a_row_reveals_the_key(client: TestClient, db: Session) -> None:
+    url = "/api/questions/lr-steplr-three-steps/attempts"
+    bodies = [client.post(url, json={"answer": answer}).json() for answer in "DCD"]
+    assert [(b["tries"], b["revealed"]) for b in bodies] == [(1, False), (2, False), (3, True)]
+    assert bodies[-1]["feedback"]["correct_label"] == "A" and bodies[-1]["solution"]
+    assert db.scalars(select(Reveal.attempt_id)).all() == [bodies[-1]["attempt_id"]]
+
+
+def test_revealing_someone_elses_attempt_is_404(app: FastAPI, client: TestClient) -> None:
+    attempt = client.post("/api/questions/lr-purpose/attempts", json={"answer": 0}).json()
+    with TestClient(app) as stranger:
+        response = stranger.post(f"/api/attempts/{attempt['attempt_id']}/solution", json={})
+    assert response.status_code == 404
+    assert client.post("/api/attempts/2147483647/solution", json={}).status_code == 404
 
 
 def test_hint_is_recorded_on_later_attempts(client: TestClient, db: Session) -> None:

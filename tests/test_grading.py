@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.bank.files import read_bank
 from app.bank.schema import ChoiceQuestion
-from app.checking.grading import compare_output, grade, parse_choice, parse_output_answer
+from app.checking.grading import (
+    compare_output,
+    diagnose_output,
+    grade,
+    parse_choice,
+    parse_output_answer,
+)
 from app.errors import Invalid
+from app.sandbox.protocol import RunResult, TraceEvent, Verdict
 from tests.conftest import QUESTIONS
 from tests.factories import choice_question
 
@@ -98,9 +107,65 @@ def test_output_answers_that_are_right(given: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("given", "expected"), WRONG)
-def test_output_answers_that_are_wrong_say_where(given: str, expected: str) -> None:
+def test_output_answers_that_are_wrong_say_where_but_never_the_key(
+    given: str, expected: str
+) -> None:
     reason = compare_output(given, expected)
     assert reason, f"{given!r} should not match {expected!r}"
+    for token in re.findall(r"[A-Za-z_]\w*|\d[\d.e+-]*", expected.removeprefix("raises ")):
+        if token not in given and token not in ("value", "the", "run", "printed"):
+            assert token not in reason, f"{reason!r} gives away {token!r} of the key"
+
+
+def _run(*events: tuple[str, float]) -> RunResult[None]:
+    """A run whose trace is these (kind, lr) events, in order."""
+    trace = [
+        TraceEvent(
+            kind=kind, name="SGD" if kind == "optimizer" else "StepLR", call=i, line=None, lrs=[lr]
+        )  # type: ignore[arg-type]
+        for i, (kind, lr) in enumerate(events, start=1)
+    ]
+    return RunResult[None](status=Verdict.OK, stdout="", trace=trace)
+
+
+# StepLR(step_size=2, gamma=0.5) from 0.1, three epochs: optimizer, then scheduler, each time.
+THREE_EPOCHS = _run(
+    ("optimizer", 0.1),
+    ("scheduler", 0.1),
+    ("optimizer", 0.1),
+    ("scheduler", 0.05),
+    ("optimizer", 0.05),
+    ("scheduler", 0.05),
+)
+FOUR_CALLS = _run(
+    ("optimizer", 0.1),
+    ("scheduler", 0.1),
+    ("scheduler", 0.05),
+    ("scheduler", 0.05),
+    ("scheduler", 0.025),
+)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected", "run", "says"),
+    [
+        ("0.05", "0.025", FOUR_CALLS, "one `scheduler.step()` too early"),
+        ("0.1", "0.05", THREE_EPOCHS, "before any `scheduler.step()`"),
+        ("[0.1]", "[0.025]", FOUR_CALLS, "before any `scheduler.step()`"),
+        ("0.3", "0.025", FOUR_CALLS, None),  # nothing in the run explains it
+        ("0.05", "0.025 0.025", FOUR_CALLS, None),  # not one number: no single rate to match
+        ("0.025", "0.025", FOUR_CALLS, None),  # right: nothing to diagnose
+    ],
+)
+def test_a_wrong_number_is_diagnosed_from_the_runs_own_trace(
+    given: str, expected: str, run: RunResult[None], says: str | None
+) -> None:
+    diagnosis = diagnose_output(given, expected, run)
+    if says is None:
+        assert diagnosis is None
+    else:
+        assert diagnosis is not None and says in diagnosis
+        assert "0.025" not in diagnosis  # the key stays the learner's to find
 
 
 @pytest.mark.parametrize("raw", ["", "   ", None, True, ["0.05"], "x" * 5000])

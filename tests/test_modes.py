@@ -191,7 +191,8 @@ def test_a_hint_makes_a_right_answer_hard_and_it_comes_back_sooner(
 
 
 def test_answering_again_after_seeing_the_solution_is_hard(learner: Learner, db: Session) -> None:
-    learner.answer(LESSON, EASY_CHOICE, WRONG[EASY_CHOICE])
+    url = learner.answer(LESSON, EASY_CHOICE, WRONG[EASY_CHOICE]).headers["location"]  # type: ignore[attr-defined]
+    learner.reveal(url)
     learner.answer(LESSON, EASY_CHOICE, 3)  # right — but the solution was just on screen
     assert _last_attempt(db).rating == review.Rating.Hard
     assert _card(db, EASY_CHOICE).reviews == 2

@@ -267,9 +267,14 @@ def _expected_from_result(html: str) -> str:
 def test_a_learner_answers_an_output_question_and_sees_the_real_trace(
     client: TestClient, learner: Learner, db: Session
 ) -> None:
-    wrong = learner.answer(LESSON, STEPLR, 42)  # type: ignore[arg-type]
-    page = client.get(wrong.headers["location"]).text  # type: ignore[attr-defined]
-    assert "Not quite" in page
+    wrong = learner.answer(LESSON, STEPLR, 42)
+    url = wrong.headers["location"]  # type: ignore[attr-defined]
+    page = client.get(url).text
+    assert "Not yet — try again" in page and "42 is not what the run printed" in page
+    assert "Follow the learning rate" not in page and "The real run" not in page  # no key yet
+    learner.reveal(url)
+    page = client.get(url).text
+    assert "Not quite" in page and "The real run gave" in page
     assert "Follow the learning rate, step by step" in page
     assert '<table class="trace">' in page and "StepLR #1" in page
     expected = _expected_from_result(page)
@@ -333,7 +338,9 @@ def test_warnings_of_the_run_are_part_of_the_worked_solution(
     client: TestClient, learner: Learner
 ) -> None:
     qid = next(q.id for q in OUTPUT_QUESTIONS if "step-order" in q.id)
-    page = client.get(learner.answer(LESSON, qid, 0).headers["location"]).text  # type: ignore[attr-defined]
+    url = learner.answer(LESSON, qid, 0).headers["location"]  # type: ignore[attr-defined]
+    learner.reveal(url)
+    page = client.get(url).text
     assert "What torch warned about" in page
     assert "before <code>optimizer.step()</code>" in page or "before `optimizer.step()`" in page
 
@@ -373,8 +380,11 @@ def test_api_attempt_returns_the_run_as_the_solution(client: TestClient) -> None
     wrong = client.post(
         f"/api/questions/{STEPLR}/attempts", json={"answer": "999", "variant": question["variant"]}
     ).json()
-    assert wrong["correct"] is False and "value 1" in wrong["feedback"]["reason"]
-    solution = wrong["solution"]
+    assert wrong["correct"] is False and wrong["feedback"]["reason"].startswith("999 is not")
+    assert wrong["feedback"]["expected"] is None and wrong["solution"] is None
+    solution = client.post(f"/api/attempts/{wrong['attempt_id']}/solution", json={}).json()[
+        "solution"
+    ]
     assert solution["trace"] and {e["kind"] for e in solution["trace"]} == {
         "optimizer",
         "scheduler",
@@ -433,7 +443,9 @@ def test_with_caching_off_every_submission_runs_the_code_and_grades_the_same(
         first = client.post(
             f"/api/questions/{STEPLR}/attempts", json={"answer": "0", "variant": variant}
         ).json()
-        expected = first["solution"]["expected"]
+        attempt = first["attempt_id"]
+        shown = client.post(f"/api/attempts/{attempt}/solution", json={}).json()
+        expected = shown["solution"]["expected"]
         second = client.post(
             f"/api/questions/{STEPLR}/attempts", json={"answer": expected, "variant": variant}
         ).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,7 +15,7 @@ from app.bank.files import read_bank
 from app.db import Database
 from app.models import Attempt, Reveal
 from app.templating import plural
-from tests.conftest import CSRF_RE, QUESTIONS, Learner
+from tests.conftest import CSRF_RE, QUESTIONS, Learner, wrong_answer
 
 LESSON = "lr-schedulers"
 QUESTIONS_BY_ID = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
@@ -43,9 +44,12 @@ def test_pattern_page_shows_insight_modes_and_questions(client: TestClient) -> N
         assert f"/patterns/{LESSON}/questions/{qid}" in response.text
 
 
+SOLUTION_SHOWN = {"code": "The reference solution", "choice": "Worked solution"}
+
+
 @pytest.mark.parametrize("question_id", QUESTION_IDS)
-def test_every_question_page_renders_and_every_answer_gets_a_solution(
-    client: TestClient, learner: Learner, question_id: str
+def test_every_question_page_renders_and_every_wrong_answer_teaches_before_it_tells(
+    app: FastAPI, client: TestClient, learner: Learner, question_id: str
 ) -> None:
     html = learner.open_question(LESSON, question_id)
     kind = QUESTIONS_BY_ID[question_id].kind
@@ -54,14 +58,22 @@ def test_every_question_page_renders_and_every_answer_gets_a_solution(
     else:
         assert '<textarea id="answer" name="answer"' in html
         assert "{{" not in html  # every placeholder filled with the variant's values
-    response = learner.answer(LESSON, question_id, 0)
+    response = learner.answer(LESSON, question_id, wrong_answer(app, question_id, 1))
     assert response.status_code == 303  # type: ignore[attr-defined]
-    result = client.get(response.headers["location"])  # type: ignore[attr-defined]
+    url = response.headers["location"]  # type: ignore[attr-defined]
+    result = client.get(url)
     assert result.status_code == 200
+    solution = SOLUTION_SHOWN.get(kind, "Worked solution, from the real run")
+    assert "Not yet — try again" in result.text and solution not in result.text
+    assert "Show the worked solution" in result.text and 'name="answer"' in result.text
     if kind == "code":
-        assert "The reference solution" in result.text and "Your code" in result.text
-    else:
-        assert "Worked solution" in result.text and "Final answer" in result.text
+        assert "Your code" in result.text
+
+    assert learner.reveal(url).status_code == 303  # type: ignore[attr-defined]
+    result = client.get(url)
+    assert solution in result.text and "Show the worked solution" not in result.text
+    if kind != "code":
+        assert "Final answer" in result.text
 
 
 def test_answering_stores_the_attempt_and_shows_the_verdict(
@@ -77,14 +89,16 @@ def test_answering_stores_the_attempt_and_shows_the_verdict(
     assert not attempt.hint_seen and not attempt.solution_seen
 
 
-def test_a_wrong_answer_shows_the_misconception_behind_it(
+def test_a_wrong_answer_shows_the_misconception_behind_it_not_the_key(
     client: TestClient, learner: Learner
 ) -> None:
     response = learner.answer(LESSON, "lr-purpose", 1)
     page = client.get(response.headers["location"])  # type: ignore[attr-defined]
-    assert "Not quite" in page.text
+    assert "Not yet — try again" in page.text
     assert "Why B is tempting, and wrong" in page.text
     assert "DataLoader" in page.text  # the mistake text of choice B
+    assert "right answer" not in page.text and "Worked solution" not in page.text
+    assert "Wrong tries in a row: 1 of 3" in page.text
 
 
 def test_the_hint_is_recorded_and_flags_the_next_attempt(
@@ -101,7 +115,69 @@ def test_the_hint_is_recorded_and_flags_the_next_attempt(
     learner.answer(LESSON, "lr-purpose", 3)
     first, second = _attempts(db)
     assert first.hint_seen and not first.solution_seen
-    assert second.hint_seen and second.solution_seen  # saw the solution after the first try
+    assert second.hint_seen and not second.solution_seen  # a wrong answer shows no solution
+
+
+def test_a_revealed_solution_is_recorded_and_flags_the_next_attempt(
+    client: TestClient, learner: Learner, db: Session
+) -> None:
+    wrong = learner.answer(LESSON, "lr-purpose", 0)
+    url = wrong.headers["location"]  # type: ignore[attr-defined]
+    shown = learner.reveal(url)
+    assert shown.headers["location"].endswith(f"{url}#solution-title")  # type: ignore[attr-defined]
+    page = client.get(url).text
+    assert "Not quite" in page and "right answer" in page and "Worked solution" in page
+    (reveal,) = db.scalars(select(Reveal)).all()
+    assert (reveal.kind, reveal.attempt_id) == ("solution", _attempts(db)[0].id)
+
+    learner.reveal(url)  # pressed twice (a second tab): recorded once
+    assert len(db.scalars(select(Reveal)).all()) == 1
+    learner.answer(LESSON, "lr-purpose", 3)
+    first, second = _attempts(db)
+    assert not first.solution_seen and second.solution_seen
+    assert second.rating == 2  # right, but with the solution just read: Hard
+
+
+def test_the_third_wrong_try_in_a_row_shows_the_solution(
+    client: TestClient, learner: Learner, db: Session
+) -> None:
+    for tries, choice in enumerate((0, 1, 2), start=1):
+        response = learner.answer(LESSON, "lr-purpose", choice)
+        page = client.get(response.headers["location"]).text  # type: ignore[attr-defined]
+        if tries < 3:
+            assert f"Wrong tries in a row: {tries} of 3" in page
+            assert "Worked solution" not in page
+    assert "Worked solution" in page and "right answer" in page
+    assert "Try again</h2>" not in page and "Try another variant" not in page  # one variant
+    third = _attempts(db)[-1]
+    assert db.scalars(select(Reveal.attempt_id)).all() == [third.id]
+
+    # Having seen it, the next wrong try starts counting again: it is not shown at once.
+    response = learner.answer(LESSON, "lr-purpose", 0)
+    page = client.get(response.headers["location"]).text  # type: ignore[attr-defined]
+    assert "Wrong tries in a row: 1 of 3" in page and "Worked solution" not in page
+
+
+def test_a_right_answer_resets_the_count_of_wrong_tries(
+    client: TestClient, learner: Learner
+) -> None:
+    for choice in (0, 1, 3, 0):
+        response = learner.answer(LESSON, "lr-purpose", choice)
+    page = client.get(response.headers["location"]).text  # type: ignore[attr-defined]
+    assert "Wrong tries in a row: 1 of 3" in page
+
+
+def test_nobody_reveals_an_attempt_of_someone_else(
+    app: FastAPI, client: TestClient, learner: Learner, db: Session
+) -> None:
+    url = learner.answer(LESSON, "lr-purpose", 0).headers["location"]  # type: ignore[attr-defined]
+    with TestClient(app) as other_client:
+        other = Learner(other_client)
+        html = other.open_question(LESSON, "lr-purpose")
+        token = html.split('name="csrf_token" value="')[1].split('"')[0]
+        response = other_client.post(f"{url}/solution", data={"csrf_token": token})
+        assert response.status_code == 404
+    assert db.scalars(select(Reveal)).all() == []
 
 
 def test_submitting_without_a_choice_is_a_form_error_not_a_record(

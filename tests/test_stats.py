@@ -66,12 +66,13 @@ def clients(app: FastAPI) -> Iterator[list[TestClient]]:
         yield [stack.enter_context(TestClient(app)) for _ in range(4)]
 
 
-def submit(client: TestClient, question_id: str, answer: object, **extra: object) -> None:
-    """Answer a question through the JSON API, as a learner's client does."""
+def submit(client: TestClient, question_id: str, answer: object, **extra: object) -> Any:
+    """Answer a question through the JSON API, as a learner's client does; the attempt."""
     response = client.post(
         f"/api/questions/{question_id}/attempts", json={"answer": answer, **extra}
     )
     assert response.status_code == 201, response.text
+    return response.json()
 
 
 def add_learners(db: Session, count: int, *, emails: list[str] | None = None) -> list[int]:
@@ -176,7 +177,8 @@ def test_facility_choice_shares_and_help_from_answers_through_the_app(
     first, second, third, fourth = clients[:4]
     assert client.post(f"/api/questions/{CHOICE}/hint", json={}).status_code == 200
     submit(client, CHOICE, 3, time_taken_ms=1000)  # right first time, after the hint
-    submit(first, CHOICE, 0, time_taken_ms=4000)  # wrong…
+    wrong = submit(first, CHOICE, 0, time_taken_ms=4000)  # wrong…
+    assert first.post(f"/api/attempts/{wrong['attempt_id']}/solution", json={}).status_code == 200
     submit(first, CHOICE, 3, time_taken_ms=2000)  # …then right: still wrong first time
     assert second.post(f"/api/questions/{CHOICE}/hint", json={}).status_code == 200
     submit(second, CHOICE, "B", time_taken_ms=3000)  # a letter is an answer too
@@ -190,7 +192,7 @@ def test_facility_choice_shares_and_help_from_answers_through_the_app(
     assert stats.discrimination is None  # five learners are too few
     assert stats.median_time_ms == 3000  # of 1000, 2000, 3000, 4000, 9000
     assert stats.hint_rate == 2 / 6
-    assert stats.solution_rate == 1 / 6  # the retry came after the solution was shown
+    assert stats.solution_rate == 1 / 6  # the retry came after the solution was revealed
     assert (stats.kind, stats.difficulty, stats.version, stats.retired) == (
         "choice",
         "easy",

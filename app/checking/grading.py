@@ -46,8 +46,12 @@ class ChoiceFeedback(BaseModel):
     kind: Literal["choice"] = "choice"
     picked: int = Field(description="0-based index of the picked choice.")
     picked_label: str = Field(description="Letter of the picked choice, e.g. `B`.")
-    correct_choice: int = Field(description="0-based index of the correct choice.")
-    correct_label: str = Field(description="Letter of the correct choice.")
+    correct_choice: int | None = Field(
+        description="0-based index of the correct choice (null while withheld: see `withheld`)."
+    )
+    correct_label: str | None = Field(
+        description="Letter of the correct choice (null while withheld)."
+    )
     mistake: str | None = Field(
         default=None, description="The misconception behind the picked choice, if it is wrong."
     )
@@ -58,8 +62,18 @@ class OutputFeedback(BaseModel):
 
     kind: Literal["output"] = "output"
     given: str = Field(description="The answer as typed.")
-    expected: str = Field(description="What the real run printed (or raised).")
-    reason: str | None = Field(default=None, description="Where the answer differs, if it does.")
+    expected: str | None = Field(
+        description="What the real run printed (or raised): the key (null while withheld)."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Where the answer differs, if it does (never the key itself).",
+    )
+    diagnosis: str | None = Field(
+        default=None,
+        description="The misconception the value reveals, read off the run's own trace (one "
+        "step early, the rate before any step…), when it does.",
+    )
     variant: int = Field(description="Which variant was answered.")
     params: dict[str, Any] = Field(description="That variant's parameter values.")
     run_key: str = Field(description="The stored run the key and the trace come from.")
@@ -92,6 +106,17 @@ class CodeFeedback(BaseModel):
 
 
 Feedback = ChoiceFeedback | OutputFeedback | CodeFeedback
+
+
+def withheld(feedback: Feedback) -> Feedback:
+    """The feedback of a wrong answer whose solution is not revealed yet: what is wrong, but
+    not the key — no correct choice, no expected output. (A code answer's feedback never
+    holds the reference solution: it is withheld with the solution.)"""
+    if isinstance(feedback, ChoiceFeedback):
+        return feedback.model_copy(update={"correct_choice": None, "correct_label": None})
+    if isinstance(feedback, OutputFeedback):
+        return feedback.model_copy(update={"expected": None})
+    return feedback
 
 
 @dataclass(frozen=True)
@@ -226,13 +251,20 @@ def numbers_match(given: str, expected: str) -> bool:
 
 
 def compare_output(given: str, expected: str) -> str | None:
-    """None when `given` matches `expected`; otherwise, where it differs."""
+    """None when `given` matches `expected`; otherwise, where it differs — in words that never
+    hold the key, so that a learner can be told before they try again."""
     if expected.startswith("raises "):
         exception = expected.split()[1].rstrip(":")
         named = _RAISES.match(given)
         if named and named.group("name").rsplit(".", 1)[-1].lower() == exception.lower():
             return None
-        return f"the code raises {exception}"
+        if named and named.group("name")[0].isupper():
+            return f"the run does not raise {named.group('name')}"
+        return "the run does not get as far as printing anything"
+    if given_raises := _RAISES.match(given):
+        name = given_raises.group("name")
+        if name[0].isupper() and name.endswith(("Error", "Exception", "Warning")):
+            return f"the run does not raise {name}: it finishes"
     want, got = _tokens(expected), _tokens(given)
     if got and all(kind == "number" for kind, _ in got):
         want = [token for token in want if token[0] == "number"]
@@ -241,12 +273,51 @@ def compare_output(given: str, expected: str) -> str | None:
     for position, ((want_kind, want_text), (got_kind, got_text)) in enumerate(
         zip(want, got, strict=True), start=1
     ):
+        where = f"value {position} ({got_text})" if len(want) > 1 else got_text
         if want_kind != got_kind:
-            return f"value {position}: expected {want_text}, you wrote {got_text}"
+            printed = "a number" if want_kind == "number" else "a word"
+            return f"{where}: the run printed {printed} there"
         if want_kind == "number" and not numbers_match(got_text, want_text):
-            return f"value {position}: the run printed {want_text}, you wrote {got_text}"
+            return f"{where} is not what the run printed"
         if want_kind == "word" and want_text != got_text:
-            return f"value {position}: expected {want_text}, you wrote {got_text}"
+            return f"{where} is not the word the run printed"
+    return None
+
+
+def diagnose_output(given: str, expected: str, run: RunResult[None]) -> str | None:
+    """The misconception a wrong single number reveals, read off the run's own trace: the
+    rate before any scheduler step, or after fewer calls of `scheduler.step()` than the code
+    makes. None when the trace does not explain it (or the answer is not one number)."""
+    got, want = _tokens(given), [t for t in _tokens(expected) if t[0] == "number"]
+    if len(got) != 1 or got[0][0] != "number" or len(want) != 1 or not run.trace:
+        return None
+    value, key = got[0][1], want[0][1]
+    calls = [event.lrs[0] for event in run.trace if event.kind == "scheduler" and event.lrs]
+    initial = run.trace[0].lrs[0] if run.trace[0].lrs and run.trace[0].kind == "optimizer" else None
+
+    def same(number: float | None) -> bool:
+        return number is not None and numbers_match(value, repr(number))
+
+    if same(float(key)):  # the answer is the key in another form: nothing to diagnose
+        return None
+    if calls and same(calls[-1]):
+        return None  # the last rate, printed differently: the comparison said where
+    if len(calls) >= 2 and same(calls[-2]):
+        return (
+            "That is the rate one `scheduler.step()` too early: count the calls the code "
+            f"makes ({len(calls)}) — each one moves the schedule on once."
+        )
+    if initial is not None and same(initial):
+        return (
+            "That is the rate before any `scheduler.step()`: the scheduler has changed it "
+            "since. Follow it through each call."
+        )
+    for count, rate in enumerate(calls[:-2], start=1):
+        if same(rate):
+            return (
+                f"That is the rate after {plural(count, 'call')} of `scheduler.step()`; the "
+                f"code makes {len(calls)}."
+            )
     return None
 
 
@@ -267,6 +338,7 @@ def grade_output(
         given=given,
         expected=expected,
         reason=reason,
+        diagnosis=None if reason is None else diagnose_output(given, expected, run),
         variant=variant,
         params=params,
         run_key=run_key,

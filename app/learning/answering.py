@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
-from sqlalchemy import Integer, Select, String, bindparam, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, Select, String, bindparam, func, insert, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from app.bank import service as bank
 from app.bank import variants
@@ -40,6 +40,10 @@ from app.traces.charts import Chart, comparison_chart
 
 HINT = "hint"
 SOLUTION = "solution"
+# Try, then learn: a wrong answer says what is wrong, not the key, and the learner tries
+# again. The key and the worked solution come when they ask — or after this many wrong
+# tries in a row at the same variant, when trying again has stopped teaching.
+TRIES_BEFORE_SOLUTION = 3
 MAX_TIME_TAKEN_MS = 24 * 3600 * 1000  # longer than a day is not "time taken", it is a tab left open
 
 FEEDBACK_ADAPTER: TypeAdapter[grading.Feedback] = TypeAdapter(
@@ -54,7 +58,7 @@ FEEDBACK_ADAPTER: TypeAdapter[grading.Feedback] = TypeAdapter(
 class Standing:
     """Where a learner stands with one question, read in one query: the unfinished test that
     has it, the variant they are on (the one they last asked for or answered), the help they
-    were shown (the hint; the solution — asked for, or shown with an attempt — and when
+    were shown (the hint; the solution — revealed, or shown with a right answer — and when
     last), and their review card as stored."""
 
     open_test: int | None = None
@@ -63,6 +67,8 @@ class Standing:
     solution_seen_at: datetime | None = None
     card: dict[str, Any] | None = None
     reviews: int | None = None
+    answered_variant: int | None = None  # the variant of their latest attempt
+    wrong_streak: int = 0  # their latest wrong tries in a row (see `wrong_in_a_row`)
 
     def solution_seen_since(self, moment: datetime) -> bool:
         """Whether the solution was shown at or after `moment`."""
@@ -80,6 +86,23 @@ def _standing_query() -> Select[Any]:
     mine_a = (Attempt.learner_id == learner, Attempt.question_id == question)
     mine_c = (ReviewCard.learner_id == learner, ReviewCard.question_id == question)
     latest_attempt = select(Attempt.id).where(*mine_a).order_by(Attempt.id.desc()).limit(1)
+    answered = (
+        select(Attempt.variant_index)
+        .where(Attempt.id == latest_attempt.scalar_subquery())
+        .scalar_subquery()
+    )
+    # The wrong tries in a row at the latest variant: the attempts since the last one that
+    # was right, had its solution shown, or was at another variant.
+    past, since = aliased(Attempt, name="past"), aliased(Attempt, name="since")
+    shown_with = select(Reveal.id).where(Reveal.attempt_id == past.id, Reveal.kind == SOLUTION)
+    last_break = (
+        select(func.max(past.id))
+        .where(past.learner_id == learner, past.question_id == question)
+        .where(
+            or_(past.correct, shown_with.exists(), past.variant_index.is_distinct_from(answered))
+        )
+        .scalar_subquery()
+    )
     return select(
         select(ExamItem.exam_id)
         .join(Exam, Exam.id == ExamItem.exam_id)
@@ -90,14 +113,15 @@ def _standing_query() -> Select[Any]:
         .label("open_test"),
         select(LearnerVariant.variant_index).where(*mine_v).scalar_subquery().label("asked"),
         select(LearnerVariant.updated_at).where(*mine_v).scalar_subquery().label("asked_at"),
-        select(Attempt.variant_index)
-        .where(Attempt.id == latest_attempt.scalar_subquery())
-        .scalar_subquery()
-        .label("answered"),
+        answered.label("answered"),
         select(Attempt.created_at)
         .where(Attempt.id == latest_attempt.scalar_subquery())
         .scalar_subquery()
         .label("answered_at"),
+        select(func.max(Attempt.created_at))
+        .where(*mine_a, Attempt.correct)
+        .scalar_subquery()
+        .label("solved_at"),
         select(func.max(Reveal.created_at))
         .where(*mine_r, Reveal.kind == HINT)
         .scalar_subquery()
@@ -108,6 +132,11 @@ def _standing_query() -> Select[Any]:
         .label("solution_at"),
         select(ReviewCard.card).where(*mine_c).scalar_subquery().label("card"),
         select(ReviewCard.reviews).where(*mine_c).scalar_subquery().label("reviews"),
+        select(func.count(since.id))
+        .where(since.learner_id == learner, since.question_id == question)
+        .where(since.id > func.coalesce(last_break, 0))
+        .scalar_subquery()
+        .label("wrong_streak"),
     )
 
 
@@ -122,7 +151,7 @@ def standing(session: Session, *, learner: Learner | None, question_id: str) -> 
     variant = row.asked
     if row.answered is not None and (row.asked_at is None or row.answered_at >= row.asked_at):
         variant = row.answered
-    shown = [at for at in (row.solution_at, row.answered_at) if at is not None]
+    shown = [at for at in (row.solution_at, row.solved_at) if at is not None]
     return Standing(
         open_test=row.open_test,
         variant=variant,
@@ -130,6 +159,8 @@ def standing(session: Session, *, learner: Learner | None, question_id: str) -> 
         solution_seen_at=max(shown) if shown else None,
         card=row.card,
         reviews=row.reviews,
+        answered_variant=row.answered,
+        wrong_streak=row.wrong_streak,
     )
 
 
@@ -219,13 +250,20 @@ def shown(question: Question, variant: int) -> Question:
 # --- hints and attempts -------------------------------------------------------------------------
 
 
-def _reveal(session: Session, learner: Learner, question: LiveQuestion, kind: str) -> None:
+def _reveal(
+    session: Session,
+    learner: Learner,
+    question: LiveQuestion,
+    kind: str,
+    attempt_id: int | None = None,
+) -> None:
     session.add(
         Reveal(
             learner_id=learner.id,
             question_id=question.id,
             question_version=question.version,
             kind=kind,
+            attempt_id=attempt_id,
         )
     )
 
@@ -237,10 +275,12 @@ def _refuse_during_test(seen: Standing) -> None:
         )
 
 
-def record_reveal(session: Session, *, learner: Learner, question: LiveQuestion) -> None:
-    """Record that the learner was shown the question's solution (not by answering it) —
-    inside a write transaction."""
-    _reveal(session, learner, question, SOLUTION)
+def record_reveal(
+    session: Session, *, learner: Learner, question: LiveQuestion, attempt: Attempt | None = None
+) -> None:
+    """Record that the learner was shown the question's solution — with one of their wrong
+    attempts, or without answering — inside a write transaction."""
+    _reveal(session, learner, question, SOLUTION, attempt.id if attempt else None)
 
 
 def reveal_hint(session: Session, *, visitor: Visitor, question: LiveQuestion) -> str:
@@ -479,20 +519,111 @@ def record_attempt(
     begin_write(session)
     learner_id = _learner_id_for_writing(session, visitor)
     if visitor.learner is not None and learner_id != visitor.learner.id:  # merged meanwhile
-        merged = session.get(Learner, learner_id)
-        values, done = outcome(standing(session, learner=merged, question_id=question.id))
+        seen = standing(session, learner=session.get(Learner, learner_id), question_id=question.id)
+        values, done = outcome(seen)
     if graded.new_run is not None:
         runstore.keep(session, graded.new_run)
     values = {"learner_id": learner_id, **values}
     attempt_id = session.connection().execute(_INSERT_ATTEMPT, values).scalar_one()
     review.store_review(session, learner_id=learner_id, question_id=question.id, done=done)
+    revealed, tries = graded.grade.correct, 0
+    if not revealed:
+        same_variant = seen.answered_variant == values["variant_index"]
+        tries = 1 + (seen.wrong_streak if same_variant else 0)
+        if tries >= TRIES_BEFORE_SOLUTION:  # trying again has stopped teaching: show it
+            session.add(_solution_reveal(learner_id, question.id, question.version, attempt_id))
+            revealed = True
     session.commit()
     return Recorded(
         attempt=Attempt(id=attempt_id, **values),  # as stored; not loaded again
         answered=shown(question.question, graded.variant or 0),
         feedback=graded.grade.feedback,
         run=graded.run,
+        revealed=revealed,
+        tries=tries,
     )
+
+
+def _solution_reveal(learner_id: int, question_id: str, version: int, attempt_id: int) -> Reveal:
+    return Reveal(
+        learner_id=learner_id,
+        question_id=question_id,
+        question_version=version,
+        kind=SOLUTION,
+        attempt_id=attempt_id,
+    )
+
+
+_IS_REVEALED = (
+    select(Reveal.id)
+    .where(Reveal.attempt_id == Attempt.id, Reveal.kind == SOLUTION)
+    .exists()
+    .label("revealed")
+)
+_RECENT_TRIES = (
+    select(Attempt.correct, Attempt.variant_index, _IS_REVEALED)
+    .where(
+        Attempt.learner_id == bindparam("learner_id"),
+        Attempt.question_id == bindparam("question_id"),
+        Attempt.id <= bindparam("attempt_id"),
+    )
+    .order_by(Attempt.id.desc())
+    .limit(TRIES_BEFORE_SOLUTION)
+)
+
+
+def wrong_in_a_row(session: Session, *, learner_id: int, question_id: str, attempt_id: int) -> int:
+    """How many wrong tries in a row at one question, at the same variant, end with this
+    attempt (0 if it is right): the count stops at a right answer and at an attempt whose
+    solution was shown. Counted up to TRIES_BEFORE_SOLUTION, all a page needs to know."""
+    rows = session.execute(
+        _RECENT_TRIES,
+        {"learner_id": learner_id, "question_id": question_id, "attempt_id": attempt_id},
+    ).all()
+    if not rows or rows[0].correct:
+        return 0
+    tries = 0
+    for row in rows:
+        if row.correct or row.variant_index != rows[0].variant_index:
+            break
+        if row.revealed and tries > 0:  # learnt from that one: counting starts again after it
+            break
+        tries += 1
+    return tries
+
+
+def is_revealed(session: Session, attempt: Attempt) -> bool:
+    """Whether this attempt shows its key and worked solution: it was right, or its
+    solution was revealed (asked for, or after too many wrong tries)."""
+    if attempt.correct:
+        return True
+    found = session.execute(
+        select(Reveal.id).where(Reveal.attempt_id == attempt.id, Reveal.kind == SOLUTION).limit(1)
+    ).first()
+    return found is not None
+
+
+def reveal_solution(
+    session: Session, *, visitor: Visitor, attempt_id: int, question_id: str | None = None
+) -> Recorded:
+    """Show the learner the key and worked solution of one of their wrong attempts (their
+    right ones show it already), and record it: it counts as help for the answers after.
+    Refused while the question is in their unfinished test."""
+    attempt = get_attempt_or_raise(
+        session, attempt_id, learner=visitor.learner, question_id=question_id
+    )
+    details = attempt_details(session, attempt)
+    if details.revealed:
+        return details
+    _refuse_during_test(standing(session, learner=visitor.learner, question_id=attempt.question_id))
+    begin_write(session)
+    session.add(
+        _solution_reveal(
+            attempt.learner_id, attempt.question_id, attempt.question_version, attempt.id
+        )
+    )
+    session.commit()
+    return replace(details, revealed=True)
 
 
 def _learner_id_for_writing(session: Session, visitor: Visitor) -> int:
@@ -611,7 +742,14 @@ class Recorded:
     answered: Question
     feedback: grading.Feedback
     run: RunResult[Any] | None
+    revealed: bool  # the key and the worked solution may be shown (see `is_revealed`)
+    tries: int = 0  # wrong tries in a row it ends (see `wrong_in_a_row`)
     chart: Chart | None = None
+
+    @property
+    def told(self) -> grading.Feedback:
+        """The feedback as the learner may see it now: without the key until revealed."""
+        return self.feedback if self.revealed else grading.withheld(self.feedback)
 
 
 @dataclass(frozen=True)
@@ -619,21 +757,27 @@ class AttemptResult:
     """An attempt as its result page shows it: the attempt with its grading, the question
     page around it, and how many reviews are due (to offer the next one)."""
 
-    attempt: Attempt
-    answered: Question
-    feedback: grading.Feedback
-    run: RunResult[Any] | None
-    chart: Chart | None
+    recorded: Recorded
     page: QuestionPage
     due: list[review.DueReview]
 
 
 def attempt_details(session: Session, attempt: Attempt) -> Recorded:
-    """A stored attempt with the question as answered, its feedback and its run."""
+    """A stored attempt with the question as answered, its feedback, its run, and whether
+    its solution is revealed (and after how many wrong tries in a row)."""
     version = bank.get_version_or_raise(session, attempt.question_id, attempt.question_version)
     feedback = FEEDBACK_ADAPTER.validate_python(attempt.feedback)
+    revealed = is_revealed(session, attempt)
+    tries = 0
+    if not attempt.correct:
+        tries = wrong_in_a_row(
+            session,
+            learner_id=attempt.learner_id,
+            question_id=attempt.question_id,
+            attempt_id=attempt.id,
+        )
     if isinstance(feedback, grading.ChoiceFeedback):
-        return Recorded(attempt, version, feedback, None)
+        return Recorded(attempt, version, feedback, None, revealed, tries)
     run: RunResult[Any] | None
     if isinstance(feedback, grading.OutputFeedback):
         run = runstore.find_by_key(session, feedback.run_key, RunResult[None])
@@ -642,14 +786,14 @@ def attempt_details(session: Session, attempt: Attempt) -> Recorded:
     if run is None:
         raise NotFound("The run behind this attempt is no longer stored.")
     if isinstance(feedback, grading.OutputFeedback):
-        return Recorded(attempt, shown(version, feedback.variant), feedback, run)
+        return Recorded(attempt, shown(version, feedback.variant), feedback, run, revealed, tries)
     chart = None
     if feedback.learner_lrs and isinstance(version, CodeQuestion):
         unit = "epoch" if version.check.steps_per_epoch == 1 else "step"
         chart = comparison_chart(
             feedback.target_lrs, feedback.learner_lrs, feedback.divergence, unit=unit
         )
-    return Recorded(attempt, version, feedback, run, chart)
+    return Recorded(attempt, version, feedback, run, revealed, tries, chart)
 
 
 def attempt_result(
@@ -659,13 +803,8 @@ def attempt_result(
     attempt = get_attempt_or_raise(
         session, attempt_id, learner=visitor.learner, question_id=question.id
     )
-    details = attempt_details(session, attempt)
     return AttemptResult(
-        attempt=attempt,
-        answered=details.answered,
-        feedback=details.feedback,
-        run=details.run,
-        chart=details.chart,
+        recorded=attempt_details(session, attempt),
         page=question_page(session, question=question, visitor=visitor),
         due=review.due_reviews(session, learner=visitor.learner),
     )

@@ -377,6 +377,8 @@ def finish_exam(session: Session, *, visitor: Visitor, exam_id: int, runs: Runs 
         )
         item.attempt_id = attempt.id
         correct += int(attempt.correct)
+        if not attempt.correct:  # the result shows every solution: this one is seen now
+            answering.record_reveal(session, learner=learner, question=q.question, attempt=attempt)
     exam.score = correct / len(items) if items else 0.0
     session.commit()
     return exam
@@ -496,7 +498,10 @@ def exam_result(session: Session, view: ExamView, *, runs: Runs) -> ExamResult:
     items = []
     for q in view.questions:
         attempt = session.get(Attempt, q.item.attempt_id) if q.item.attempt_id else None
-        recorded = answering.attempt_details(session, attempt) if attempt else None
+        # A finished test shows every key and solution, answered right or not.
+        recorded = None
+        if attempt is not None:
+            recorded = replace(answering.attempt_details(session, attempt), revealed=True)
         key_run = None
         if recorded is None and isinstance(q.question.question, OutputQuestion):
             job = runs.variant_job(q.question.question, q.item.variant_index)

@@ -22,7 +22,8 @@ from the rating:
 
 So a first answer right only with help (or slowly) is Hard, and comes back in 15 minutes.
 A right answer given *before* the step is due is rated as any other; with help — as it
-then usually is: the solution, shown with every answer, counts as help for ASSIST_WINDOW,
+then often is: the solution (shown with a right answer, or revealed after wrong ones)
+counts as help for ASSIST_WINDOW,
 a hint for ever after it was asked for (but not in a test, which shows none) — it is Hard
 again, and pushes the step back another 15 minutes from when it was given. A right answer
 once the step is due is Good, whatever help was seen: the step exists to ask again after

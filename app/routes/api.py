@@ -179,16 +179,27 @@ class CodeSolution(BaseModel):
 
 
 class AttemptOut(BaseModel):
-    """A graded, stored attempt."""
+    """A graded, stored attempt. Try, then learn: a wrong answer's feedback says what is
+    wrong but not the key, and its solution is withheld — until the learner asks for it
+    (`POST /api/attempts/{id}/solution`) or has tried three times in a row."""
 
     attempt_id: int
     question_id: str
     question_version: int
     correct: bool
     score: float = Field(description="0.0 to 1.0.")
-    feedback: Feedback
-    solution: Solution | OutputSolution | CodeSolution = Field(
-        description="The worked solution of the version (and variant) answered."
+    feedback: Feedback = Field(
+        description="What was right or wrong; the key (`correct_choice`, `expected`) only "
+        "once `revealed`."
+    )
+    revealed: bool = Field(
+        description="Whether the key and the worked solution are given: the answer was "
+        "right, the solution was asked for, or this was the third wrong try in a row."
+    )
+    tries: int = Field(description="Wrong tries in a row, at this variant, ending with this one.")
+    solution: Solution | OutputSolution | CodeSolution | None = Field(
+        description="The worked solution of the version (and variant) answered; null until "
+        "`revealed`."
     )
 
 
@@ -244,7 +255,8 @@ def question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
 
 
 def attempt_out(recorded: answering.Recorded) -> AttemptOut:
-    """A stored attempt with its feedback and the worked solution of what was answered."""
+    """A stored attempt with its feedback and, once revealed, the key and the worked solution
+    of what was answered."""
     attempt, answered, feedback, run = (
         recorded.attempt,
         recorded.answered,
@@ -274,8 +286,10 @@ def attempt_out(recorded: answering.Recorded) -> AttemptOut:
         question_version=attempt.question_version,
         correct=attempt.correct,
         score=attempt.score,
-        feedback=feedback,
-        solution=solution,
+        feedback=recorded.told,
+        revealed=recorded.revealed,
+        tries=recorded.tries,
+        solution=solution if recorded.revealed else None,
     )
 
 
@@ -372,7 +386,10 @@ def submit_attempt(
     runs: RunsDep,
     body: AttemptIn,
 ) -> AttemptOut:
-    """Grade an answer and store it as an attempt; the result includes the worked solution."""
+    """Grade an answer and store it as an attempt. A right answer comes with the worked
+    solution; a wrong one says what is wrong, without the key, so that the learner can try
+    again — the key and solution come on asking (`POST /api/attempts/{id}/solution`), or
+    with the third wrong try in a row."""
     recorded = answering.record_attempt(
         session,
         visitor=visitor,
@@ -391,3 +408,15 @@ def get_attempt(session: SessionDep, attempt_id: RowId, visitor: VisitorDep) -> 
     """One of your own attempts; anyone else's is 404."""
     attempt = answering.get_attempt_or_raise(session, attempt_id, learner=visitor.learner)
     return attempt_out(answering.attempt_details(session, attempt))
+
+
+@router.post(
+    "/api/attempts/{attempt_id}/solution",
+    tags=["questions"],
+    responses={**WRITE, **IN_TEST},
+    dependencies=[JsonRequestDep, NoInputDep],
+)
+def reveal_solution(session: SessionDep, attempt_id: RowId, visitor: VisitorDep) -> AttemptOut:
+    """Reveal the key and the worked solution of one of your attempts (recorded: it counts
+    as help for your next answers, and brings the question back sooner for review)."""
+    return attempt_out(answering.reveal_solution(session, visitor=visitor, attempt_id=attempt_id))

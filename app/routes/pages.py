@@ -197,8 +197,36 @@ def attempt_page(
     attempt_id: RowId,
     visitor: VisitorDep,
 ) -> Response:
-    """The result of one of this learner's attempts, with the worked solution."""
+    """The result of one of this learner's attempts: what was wrong and another try, or —
+    once right or revealed — the key and the worked solution."""
     result = answering.attempt_result(
         session, attempt_id=attempt_id, question=question, visitor=visitor
     )
-    return render(request, "questions/attempt.html", {"result": result})
+    context = {
+        "result": result,
+        "shown_at": _shown_token(request, result.page),
+        "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
+    }
+    return render(request, "questions/attempt.html", context)
+
+
+@router.post(
+    "/patterns/{slug}/questions/{question_id}/attempts/{attempt_id}/solution",
+    name="reveal_solution",
+    dependencies=[CsrfDep],
+)
+def reveal_solution(
+    request: Request,
+    session: SessionDep,
+    question: PatternQuestionDep,
+    attempt_id: RowId,
+    visitor: VisitorDep,
+) -> Response:
+    """Show the key and worked solution of one of this learner's wrong attempts."""
+    answering.reveal_solution(
+        session, visitor=visitor, attempt_id=attempt_id, question_id=question.id
+    )
+    url = request.url_for(
+        "attempt", slug=question.pattern_slug, question_id=question.id, attempt_id=attempt_id
+    )
+    return RedirectResponse(f"{url}#solution-title", status_code=303)

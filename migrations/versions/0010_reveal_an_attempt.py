@@ -1,0 +1,43 @@
+"""A solution is revealed for one attempt: `reveals.attempt_id`.
+
+A wrong answer no longer shows its key and worked solution: the learner tries again, and
+sees them when they ask (or after three wrong tries in a row). The reveal names the attempt
+whose solution it showed, so that its page shows it from then on.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-06 10:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("reveals") as batch:
+        batch.add_column(
+            sa.Column(
+                "attempt_id",
+                sa.Integer(),
+                nullable=True,
+                comment="a solution: the attempt whose key and worked solution it showed",
+            )
+        )
+        batch.create_foreign_key(
+            op.f("fk_reveals_attempt_id_attempts"), "attempts", ["attempt_id"], ["id"]
+        )
+        batch.create_index(op.f("ix_reveals_attempt_id"), ["attempt_id"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("reveals") as batch:
+        batch.drop_index(op.f("ix_reveals_attempt_id"))
+        batch.drop_constraint(op.f("fk_reveals_attempt_id_attempts"), type_="foreignkey")
+        batch.drop_column("attempt_id")
