@@ -57,6 +57,16 @@ def test_every_question_file_validates() -> None:
     assert [p.slug for p in patterns] == [LESSON]
 
 
+def test_the_lessons_inline_practice_names_its_own_practice_questions() -> None:
+    for pattern in read_bank(QUESTIONS):
+        practice = {
+            s.question.id for s in pattern.questions if schema.Mode.PRACTICE in s.question.modes
+        }
+        listed = pattern.pattern.lesson_practice
+        assert listed and len(set(listed)) == len(listed), pattern.slug
+        assert set(listed) <= practice, set(listed) - practice
+
+
 @pytest.mark.parametrize(("kind", "at_least"), [("choice", 12), ("output", 12)])
 def test_the_lesson_has_enough_questions_across_difficulties(kind: str, at_least: int) -> None:
     (lesson,) = read_bank(QUESTIONS / LESSON)

@@ -151,8 +151,8 @@ def test_a_question_saved_on_one_instance_is_what_the_other_shows(
     headers = {"Authorization": f"Bearer {token}"}
     question = yaml.safe_load((QUESTIONS / "lr-schedulers" / "quiz-epoch-5.yaml").read_text())
     with httpx.Client(timeout=TIMEOUT_S) as client:
-        trace = [client.get(f"{base}/patterns/lr-schedulers/trace") for base in instances]
-        assert [page.status_code for page in trace] == [200, 200]  # cached on both now
+        lesson = [client.get(f"{base}/patterns/lr-schedulers") for base in instances]
+        assert [page.status_code for page in lesson] == [200, 200]  # its run drawn on both now
 
         def save(n: int) -> httpx.Response:  # an edit on each instance at once
             edited = {**question, "prompt": f"Edit {n}: what happens at the end of epoch 5?"}
@@ -171,8 +171,8 @@ def test_a_question_saved_on_one_instance_is_what_the_other_shows(
             shown = client.get(f"{base}/api/questions/{QUIZ_QUESTION}").json()
             assert shown["version"] == 3
             assert f"Edit {last}:" in shown["prompt"]
-            page = client.get(f"{base}/patterns/lr-schedulers/trace").text
-            assert f"Edit {last}:" in page  # the quiz on the cached trace page too
+            page = client.get(f"{base}/patterns/lr-schedulers").text
+            assert f"Edit {last}:" in page  # the lesson's quiz too, beside its cached run
 
 
 def test_wrong_passwords_spread_over_two_instances_are_limited_as_on_one(

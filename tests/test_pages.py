@@ -35,13 +35,89 @@ def test_home_lists_the_patterns(client: TestClient) -> None:
     assert f"{len(QUESTION_IDS)} questions" in response.text
 
 
-def test_pattern_page_shows_insight_modes_and_questions(client: TestClient) -> None:
+SEED_PRACTICE = [
+    "lr-purpose",
+    "lr-steplr-syntax",
+    "lr-steplr-three-steps",
+    "lr-step-order",
+    "lr-two-phase-schedule",
+]
+
+
+def test_the_lesson_page_reads_top_to_bottom_in_the_seeds_order(client: TestClient) -> None:
     response = client.get(f"/patterns/{LESSON}")
     assert response.status_code == 200
-    for text in ("Key insight", "Practice", "Quiz", "easy", "medium", "hard"):
-        assert text in response.text
+    html = response.text
+    seed_order = [
+        "Data flow —",
+        "Training, epoch by epoch",
+        "Prediction trace",
+        'id="key-insight-title"',
+        "Quiz — 3 questions",
+        "Practice — 5 questions",
+        'id="modes-title"',
+        "Test this pattern</a></h3>",
+        "Every question —",
+    ]
+    places = [html.find(text) for text in seed_order]
+    assert -1 not in places, dict(zip(seed_order, places, strict=True))
+    assert places == sorted(places), "the lesson is out of the seed's order"
+    practice = html[html.index("Practice — 5 questions") : html.index('id="modes-title"')]
+    assert [qid for qid in SEED_PRACTICE if f'id="q-{qid}"' in practice] == SEED_PRACTICE
+    assert practice.index("q-lr-purpose") < practice.index("q-lr-two-phase-schedule")
+    assert html.count('<details class="question-group">') >= 2  # grouped by kind, collapsed
     for qid in QUESTION_IDS:
-        assert f"/patterns/{LESSON}/questions/{qid}" in response.text
+        assert f"/patterns/{LESSON}/questions/{qid}" in html
+    assert "| epoch |" not in html  # titles, not flattened Markdown
+
+
+def test_a_question_answered_in_the_lesson_comes_back_to_it(
+    client: TestClient, learner: Learner, db: Session
+) -> None:
+    lesson = client.get(f"/patterns/{LESSON}").text
+    token = CSRF_RE.search(lesson).group(1)  # type: ignore[union-attr]
+    card = lesson[lesson.index('id="q-lr-purpose"') :]
+    shown_at = re.search(r'name="shown_at" value="([^"]+)"', card).group(1)  # type: ignore[union-attr]
+    form = {"csrf_token": token, "shown_at": shown_at, "back": "lesson"}
+
+    wrong = client.post(
+        f"/patterns/{LESSON}/questions/lr-purpose/answer",
+        data={**form, "answer": "1"},
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 303
+    assert wrong.headers["location"].endswith(f"/patterns/{LESSON}#q-lr-purpose")
+    card = (
+        client.get(f"/patterns/{LESSON}").text.split('id="q-lr-purpose"')[1].split("</article>")[0]
+    )
+    assert "Not yet — try again" in card and "DataLoader" in card  # choice B's misconception
+    assert "right answer" not in card and "Worked solution" not in card
+    assert "Wrong tries in a row: 1 of 3" in card and ">Try again</button>" in card
+
+    hint = client.post(
+        f"/patterns/{LESSON}/questions/lr-purpose/hint",
+        data={"csrf_token": token, "back": "lesson"},
+        follow_redirects=False,
+    )
+    assert hint.headers["location"].endswith("#q-lr-purpose")
+    right = client.post(
+        f"/patterns/{LESSON}/questions/lr-purpose/answer", data={**form, "answer": "3"}
+    )
+    card = right.text.split('id="q-lr-purpose"')[1].split("</article>")[0]
+    assert "Correct" in card and "Worked solution" in card and "data-stepwise" in card
+    assert [a.correct for a in _attempts(db)] == [False, True]
+
+
+def test_a_bad_back_is_a_form_error_not_a_500(client: TestClient, learner: Learner) -> None:
+    html = learner.open_question(LESSON, "lr-purpose")
+    token = CSRF_RE.search(html).group(1)  # type: ignore[union-attr]
+    response = client.post(
+        f"/patterns/{LESSON}/questions/lr-purpose/hint",
+        data={"csrf_token": token, "back": "elsewhere"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303  # a harmless field typed wrong: its default
+    assert response.headers["location"].endswith("/questions/lr-purpose#hint")
 
 
 SOLUTION_SHOWN = {"code": "The reference solution", "choice": "Worked solution"}

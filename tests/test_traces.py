@@ -135,7 +135,7 @@ def test_a_page_view_never_retrains(
     assert client.get(f"/api/patterns/{LESSON}/trace").status_code == 200
 
 
-def test_the_trace_page_shows_stages_table_charts_prediction_and_quiz(
+def test_the_trace_page_shows_stages_table_charts_and_prediction(
     client: TestClient,
 ) -> None:
     page = client.get(f"/patterns/{LESSON}/trace")
@@ -145,7 +145,6 @@ def test_the_trace_page_shows_stages_table_charts_prediction_and_quiz(
         "Training, epoch by epoch",
         "Prediction trace",
         "Key insight",
-        "Quiz — 3 questions",
         "Loss per epoch",
         "Learning rate in force during each epoch",
         "torch stores a Linear layer",
@@ -153,7 +152,6 @@ def test_the_trace_page_shows_stages_table_charts_prediction_and_quiz(
         assert text in html, text
     assert html.count('<svg class="chart-wide"') == 3
     assert html.count('<svg class="chart-narrow"') == 3  # each drawn again for a phone
-    assert html.count('class="card quiz-form"') == 3
     assert html.count('<tr class="lr-changed">') == 1
 
 

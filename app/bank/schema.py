@@ -113,6 +113,13 @@ class PatternFile(StrictModel):
         default=None,
         description="The training run the trace page records and the playground varies.",
     )
+    lesson_practice: list[Slug] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Ids of this pattern's questions the lesson page asks inline after its "
+        "quiz, in this order, each with its step-by-step solution once answered (an id that "
+        "names no live question of the pattern is left out).",
+    )
     notes: str | None = Field(default=None, description="For instructors; never shown to learners.")
 
 

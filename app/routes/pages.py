@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from app.bank.service import LiveQuestion
 from app.deps import (
     CsrfDep,
+    OwnerDep,
     PatternDep,
     PatternQuestionDep,
     RowId,
     RunsDep,
+    SandboxDep,
     SessionDep,
+    SettingsDep,
     VisitorDep,
     or_default,
     read_shown,
     sign_shown,
 )
 from app.errors import Busy, Invalid, TooManyRequests
-from app.learning import answering, progress
+from app.learning import answering, lesson, progress
 from app.models import MAX_ROW_INT
+from app.routes.traces import recorded_run
 from app.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -33,9 +38,9 @@ NOTHING_GIVEN = {
 }
 
 
-def _shown_token(request: Request, page: answering.QuestionPage) -> str:
-    """Signs which question, version and variant the page showed, and when."""
-    return sign_shown(request, f"{page.question.id}:{page.question.version}:{page.variant}")
+def _shown_token(request: Request, question: LiveQuestion, variant: int) -> str:
+    """Signs which question, version and variant a page showed, and when."""
+    return sign_shown(request, f"{question.id}:{question.version}:{variant}")
 
 
 def _read_shown_token(
@@ -62,11 +67,46 @@ def home(request: Request, session: SessionDep, visitor: VisitorDep) -> Response
 
 @router.get("/patterns/{slug}", name="pattern")
 def pattern_page(
-    request: Request, session: SessionDep, pattern: PatternDep, visitor: VisitorDep
+    request: Request,
+    session: SessionDep,
+    pattern: PatternDep,
+    visitor: VisitorDep,
+    sandbox: SandboxDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
 ) -> Response:
-    """A pattern's overview: summary, key insight, modes and questions by difficulty."""
-    overview = progress.pattern_overview(session, pattern=pattern, learner=visitor.learner)
-    return render(request, "patterns/detail.html", {"overview": overview})
+    """The lesson, top to bottom: the recorded run, the key insight, the quiz and practice
+    asked in the page, the ways to go on, and every question by kind and difficulty."""
+    page = lesson.lesson_page(session, pattern=pattern, visitor=visitor)
+    recorded = None
+    if pattern.file.pipeline is not None:
+        recorded = recorded_run(
+            request, session, pattern, sandbox, timeout_s=settings.sandbox_timeout_s, owner=owner
+        )
+    shown_at = {
+        card.question.id: _shown_token(request, card.question, card.variant)
+        for card in page.quiz + page.practice
+    }
+    context = {
+        "lesson": page,
+        "overview": page.overview,
+        "recorded": recorded,
+        "shown_at": shown_at,
+        "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
+    }
+    return render(request, "patterns/detail.html", context)
+
+
+# Pages that ask questions in place: an answer, a hint or a revealed solution there comes
+# back to the question on that page (`back`), not to the question's own page.
+Back = Literal["lesson"]
+BACK_ROUTES: dict[str, str] = {"lesson": "pattern"}
+BackField = Annotated[Back | None, Form(), or_default(None)]
+
+
+def _back_to(request: Request, question: LiveQuestion, back: Back) -> RedirectResponse:
+    url = request.url_for(BACK_ROUTES[back], slug=question.pattern_slug)
+    return RedirectResponse(f"{url}#q-{question.id}", status_code=303)
 
 
 def _question_response(
@@ -81,7 +121,12 @@ def _question_response(
     response = render(
         request,
         "questions/detail.html",
-        {"page": page, "shown_at": _shown_token(request, page), "error": error, "given": given},
+        {
+            "page": page,
+            "shown_at": _shown_token(request, page.question, page.variant),
+            "error": error,
+            "given": given,
+        },
         status_code=status_code,
     )
     if retry_after is not None:
@@ -119,6 +164,7 @@ def answer(
     runs: RunsDep,
     answer: Annotated[str | None, Form()] = None,
     shown_at: Annotated[str, Form()] = "",
+    back: BackField = None,
 ) -> Response:
     """Grade and store an answer, then show its result (post/redirect/get).
 
@@ -158,6 +204,8 @@ def answer(
             status_code=exc.status,
             retry_after=retry,
         )
+    if back is not None:
+        return _back_to(request, question, back)
     url = request.url_for(
         "attempt",
         slug=question.pattern_slug,
@@ -169,10 +217,16 @@ def answer(
 
 @router.post("/patterns/{slug}/questions/{question_id}/hint", name="hint", dependencies=[CsrfDep])
 def hint(
-    request: Request, session: SessionDep, question: PatternQuestionDep, visitor: VisitorDep
+    request: Request,
+    session: SessionDep,
+    question: PatternQuestionDep,
+    visitor: VisitorDep,
+    back: BackField = None,
 ) -> Response:
     """Record that the learner asked for the hint, and show it on the question page."""
     answering.reveal_hint(session, visitor=visitor, question=question)
+    if back is not None:
+        return _back_to(request, question, back)
     url = request.url_for("question", slug=question.pattern_slug, question_id=question.id)
     return RedirectResponse(f"{url}#hint", status_code=303)
 
@@ -204,7 +258,7 @@ def attempt_page(
     )
     context = {
         "result": result,
-        "shown_at": _shown_token(request, result.page),
+        "shown_at": _shown_token(request, result.page.question, result.page.variant),
         "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
     }
     return render(request, "questions/attempt.html", context)
@@ -221,11 +275,14 @@ def reveal_solution(
     question: PatternQuestionDep,
     attempt_id: RowId,
     visitor: VisitorDep,
+    back: BackField = None,
 ) -> Response:
     """Show the key and worked solution of one of this learner's wrong attempts."""
     answering.reveal_solution(
         session, visitor=visitor, attempt_id=attempt_id, question_id=question.id
     )
+    if back is not None:
+        return _back_to(request, question, back)
     url = request.url_for(
         "attempt", slug=question.pattern_slug, question_id=question.id, attempt_id=attempt_id
     )

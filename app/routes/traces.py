@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.bank import service as bank
-from app.bank.schema import ChoiceQuestion
 from app.deps import (
     JsonRequestDep,
     OwnerDep,
@@ -22,19 +20,18 @@ from app.deps import (
     SandboxDep,
     SessionDep,
     SettingsDep,
-    csrf_token,
 )
 from app.errors import NotFound
 from app.routes.openapi import JSON_WRITE, RUNS_CODE, errors
+from app.sandbox.client import Sandbox
 from app.sandbox.protocol import Prediction, Stage
+from app.sandbox.scheduler import Owner
 from app.templating import render, render_fragment
 from app.traces import charts, playground, service
 from app.traces.playground import PlaygroundRequest
 
 router = APIRouter()
-MAX_CACHED_PAGES = 256  # rendered trace pages kept (one per pattern and host), ~20 KiB each
-CSRF_HOLE = secrets.token_hex(16)  # stands for the visitor's CSRF token in a cached page
-ACCOUNT_HOLE = secrets.token_hex(16)  # stands for the header's "logged in as" in a cached page
+MAX_CACHED_PAGES = 256  # drawn recorded runs kept (one per pattern and host), ~20 KiB each
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -149,6 +146,36 @@ def playground_api(
 # --- pages ----------------------------------------------------------------------------------
 
 
+def recorded_run(
+    request: Request,
+    session: Session,
+    pattern: bank.PatternView,
+    sandbox: Sandbox | None,
+    *,
+    timeout_s: float,
+    owner: Owner,
+) -> Markup:
+    """The recorded run of `pattern`'s pipeline drawn as HTML: stages, the epoch table,
+    charts, the prediction trace. Once recorded (at import) a trace is only read, and its
+    drawing is kept: it is a function of the trace and the host alone."""
+    trace = service.pattern_trace(session, sandbox, pattern, timeout_s=timeout_s, owner=owner)
+    key = (trace.key, str(request.base_url))
+    drawn: OrderedDict[tuple[Any, ...], Markup] = request.app.state.trace_pages
+    html = drawn.get(key)
+    if html is None:
+        html = render_fragment(
+            request,
+            "traces/_trace_body.html",
+            {"trace": trace, "charts": charts.trace_charts(trace)},
+        )
+        drawn[key] = html
+        if len(drawn) > MAX_CACHED_PAGES:  # the least recently used goes (one per Host
+            drawn.popitem(last=False)  # header: a client inventing hosts evicts only its own)
+    else:
+        drawn.move_to_end(key)
+    return html
+
+
 @router.get("/patterns/{slug}/trace", name="trace", include_in_schema=False)
 def trace_page(
     request: Request,
@@ -158,51 +185,11 @@ def trace_page(
     settings: SettingsDep,
     owner: OwnerDep,
 ) -> Response:
-    """Stages, the epoch table, charts, the prediction trace, the key insight and the quiz.
-
-    Once recorded (at import) a trace is only read, and the page is cached: only the
-    visitor's CSRF token and account are filled in per request.
-    """
-    trace = service.pattern_trace(
-        session, sandbox, pattern, timeout_s=settings.sandbox_timeout_s, owner=owner
+    """The pipeline trace alone: stages, the epoch table, charts, the prediction trace."""
+    html = recorded_run(
+        request, session, pattern, sandbox, timeout_s=settings.sandbox_timeout_s, owner=owner
     )
-    quiz = [
-        q
-        for q in bank.list_questions(session, pattern)
-        if "quiz" in q.question.modes and isinstance(q.question, ChoiceQuestion)
-    ]
-    # The page is a function of the trace, the pattern, the quiz's versions and the host; only
-    # the visitor's CSRF token and account differ, so it is rendered once and those filled in.
-    key = (
-        trace.key,
-        pattern.content_hash,
-        tuple((q.id, q.version) for q in quiz),
-        str(request.base_url),
-    )
-    pages: OrderedDict[tuple[Any, ...], str] = request.app.state.trace_pages
-    html = pages.get(key)
-    if html is None:
-        html = render_fragment(
-            request,
-            "traces/trace.html",
-            {
-                "pattern": pattern,
-                "trace": trace,
-                "charts": charts.trace_charts(trace),
-                "quiz": [q.question for q in quiz],
-                "csrf": CSRF_HOLE,
-                "account_nav": ACCOUNT_HOLE,
-            },
-        )
-        pages[key] = html
-        if len(pages) > MAX_CACHED_PAGES:  # the least recently used goes (a page per Host
-            pages.popitem(last=False)  # header: a client inventing hosts evicts only its own)
-    else:
-        pages.move_to_end(key)
-    account_nav = render_fragment(request, "_account_nav.html", {})
-    return HTMLResponse(
-        html.replace(ACCOUNT_HOLE, account_nav).replace(CSRF_HOLE, csrf_token(request))
-    )
+    return render(request, "traces/trace.html", {"pattern": pattern, "recorded": html})
 
 
 @router.get("/patterns/{slug}/playground", name="playground", include_in_schema=False)

@@ -47,41 +47,6 @@ function stepwise(list) {
 
 document.querySelectorAll("[data-stepwise]").forEach(stepwise);
 
-// Quizzes on the trace page: answer in place through the JSON API (the form still posts to
-// the full result page without JavaScript).
-document.querySelectorAll("form.quiz-form[data-api]").forEach((form) => {
-  form.addEventListener("submit", async (event) => {
-    const picked = form.querySelector("input[name=answer]:checked");
-    if (!picked) return;
-    event.preventDefault();
-    const box = form.querySelector(".quiz-feedback");
-    box.className = "quiz-feedback";
-    box.textContent = "Checking…";
-    try {
-      const response = await fetch(form.dataset.api, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ answer: Number(picked.value) }),
-      });
-      const body = await response.json();
-      if (!response.ok) throw new Error(body.detail || response.statusText);
-      const feedback = body.feedback;
-      box.classList.add(body.correct ? "is-correct" : "is-wrong");
-      const verdict = document.createElement("strong");
-      verdict.textContent = body.correct ? "Correct. " : `Not quite — the answer is ${feedback.correct_label}. `;
-      const explanation = document.createElement("span");
-      explanation.textContent = feedback.mistake || body.solution.final_answer.replace(/\*\*/g, "");
-      const more = document.createElement("a");
-      more.href = `${form.action.replace(/\/answer$/, "")}/attempts/${body.attempt_id}`;
-      more.textContent = " See the worked solution";
-      box.replaceChildren(verdict, explanation, more);
-    } catch (error) {
-      box.classList.add("is-wrong");
-      box.textContent = `Could not check the answer: ${error.message}`;
-    }
-  });
-});
-
 // The playground: picking another scheduler redraws the form with its parameters. With a
 // mouse that is one pick. With the keyboard, where arrows change the value in place (Chrome
 // and Firefox on Linux and Windows), an arrow only moves through the list — a reload per
@@ -161,11 +126,18 @@ document.querySelectorAll("#hint form").forEach((form) => {
   });
 });
 
-// A graded answer: the verdict takes the focus, so a screen reader says it first.
-const verdict = document.querySelector("main > section.verdict > h2, main > section.test-verdict > h2");
+// A graded answer: the verdict takes the focus, so a screen reader says it first — on its own
+// page, or on a page that asks questions in place, the verdict of the question just answered
+// (the page comes back at its anchor: #q-<id>).
+const asked = window.location.hash.startsWith("#q-")
+  ? document.getElementById(decodeURIComponent(window.location.hash.slice(1)))
+  : null;
+const verdict = asked
+  ? asked.querySelector("section.verdict > h4") || asked.querySelector("h3")
+  : document.querySelector("main > section.verdict > h2, main > section.test-verdict > h2");
 if (verdict) {
   verdict.tabIndex = -1;
-  verdict.focus({ preventScroll: true });
+  verdict.focus({ preventScroll: !asked });
 }
 
 // CodeMirror 5 (vendored) for code, with line numbers. Tab indents, as a programmer expects —
