@@ -58,7 +58,7 @@ def test_every_question_page_renders_and_every_answer_gets_a_solution(
     assert response.status_code == 303  # type: ignore[attr-defined]
     result = client.get(response.headers["location"])  # type: ignore[attr-defined]
     assert result.status_code == 200
-    if kind == "code":
+    if kind in ("code", "fix"):
         assert "The reference solution" in result.text and "Your code" in result.text
     else:
         assert "Worked solution" in result.text and "Final answer" in result.text
