@@ -165,7 +165,7 @@ class QuestionBase(StrictModel):
         description="Stable, unique id (lowercase, digits, dashes). The database and learners' "
         "attempts refer to it: never reuse or rename it."
     )
-    kind: str = Field(description="What kind of question: `choice` or `output`.")
+    kind: str = Field(description="What kind of question: `choice`, `output`, `code` or `fix`.")
     difficulty: Difficulty = Field(description="easy, medium or hard.")
     modes: list[Mode] = Field(
         default_factory=lambda: [Mode.PRACTICE, Mode.TEST],
