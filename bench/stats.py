@@ -223,7 +223,7 @@ def _difficulty(item: _Item, rng: random.Random) -> float:
     """How hard a question is on the learners' ability scale (item response theory's b)."""
     q = item.live.question
     base = {"easy": -1.2, "medium": -0.2, "hard": 0.8}[q.difficulty.value]
-    return base + (0.5 if q.kind == "code" else 0.0) + rng.gauss(0, 0.4)
+    return base + (0.5 if isinstance(q, CodeQuestion) else 0.0) + rng.gauss(0, 0.4)
 
 
 def _class_attempts(items: list[_Item], learners: list[dict[str, Any]]) -> list[dict[str, Any]]:

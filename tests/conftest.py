@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app import accounts
 from app.authoring.importing import import_bank
 from app.bank import service as bank
-from app.bank.schema import ChoiceQuestion, OutputQuestion
+from app.bank.schema import ChoiceQuestion, FixQuestion, OutputQuestion
 from app.checking import grading, runstore
 from app.checking.runs import Runs
 from app.config import Settings
@@ -266,4 +266,6 @@ def wrong_answer(app: FastAPI, question_id: str, version: int) -> str:
         return str(next(i for i, c in enumerate(question.choices) if not c.correct))
     if isinstance(question, OutputQuestion):
         return "not what it prints"
+    if isinstance(question, FixQuestion):
+        return question.buggy  # the import made sure it grades wrong, with its diagnosis
     return "scheduler = None"

@@ -222,6 +222,7 @@ def _walk(app: FastAPI, tab: Page, base: str, sweep: Sweep, *, phone: bool) -> N
         "/instructor",
         "/instructor/questions/new",
         "/instructor/questions/new?kind=output",
+        "/instructor/questions/new?kind=fix",
         "/instructor/questions/lr-output-steplr-calls/edit",
         "/instructor/questions/lr-output-steplr-calls/versions",
         "/instructor/import",
@@ -360,6 +361,7 @@ def test_chart_text_is_readable_on_a_360_px_phone_too(browser: tuple[Browser, st
         ("lesson", f"/patterns/{LESSON}"),
         ("trace", f"/patterns/{LESSON}/trace"),
         ("code-question", f"/patterns/{LESSON}/questions/lr-code-steplr"),
+        ("fix-question", f"/patterns/{LESSON}/questions/lr-fix-per-batch"),
         ("playground", f"/patterns/{LESSON}/playground?scheduler=StepLR&run=1&p.step_size=2"),
     ],
 )

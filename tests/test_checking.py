@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.authoring.importing import import_bank
 from app.bank.files import read_bank
+from app.bank.schema import CodeQuestion
 from app.checking import jobs
 from app.checking.runs import Runs
 from app.checking.verify import in_flight_limit, verify
@@ -105,7 +106,7 @@ def test_the_bank_runs_nothing_it_has_run_before(sandbox: Sandbox, db: Session) 
     the bank again, as an unchanged import does, sends the sandbox nothing."""
     runs, door = _small_runs(sandbox, 3)
     runs.use_cache = True
-    code_ids = [q.id for q in QUESTION_LIST if q.kind == "code"]
+    code_ids = [q.id for q in QUESTION_LIST if isinstance(q, CodeQuestion)]
     verified = verify(db, runs, questions=QUESTION_LIST, verified_before=code_ids)
     assert all(v.ok for v in verified.questions.values())
     assert door.most == 0

@@ -35,7 +35,12 @@ LEARNERS = 8
 ANSWERS_EACH = 6
 WRONG_PASSWORDS = 30
 TIMEOUT_S = 60
-ANSWER_BY_KIND = {"choice": 0, "output": "[0.05]", "code": "scheduler = None"}
+ANSWER_BY_KIND = {
+    "choice": 0,
+    "output": "[0.05]",
+    "code": "scheduler = None",
+    "fix": "scheduler = None",
+}
 QUIZ_QUESTION = "lr-quiz-epoch-5"
 
 

@@ -120,7 +120,11 @@ def test_a_bad_back_is_a_form_error_not_a_500(client: TestClient, learner: Learn
     assert response.headers["location"].endswith("/questions/lr-purpose#hint")
 
 
-SOLUTION_SHOWN = {"code": "The reference solution", "choice": "Worked solution"}
+SOLUTION_SHOWN = {
+    "code": "The reference solution",
+    "fix": "The reference solution",
+    "choice": "Worked solution",
+}
 
 
 @pytest.mark.parametrize("question_id", QUESTION_IDS)
@@ -142,13 +146,13 @@ def test_every_question_page_renders_and_every_wrong_answer_teaches_before_it_te
     solution = SOLUTION_SHOWN.get(kind, "Worked solution, from the real run")
     assert "Not yet — try again" in result.text and solution not in result.text
     assert "Show the worked solution" in result.text and 'name="answer"' in result.text
-    if kind == "code":
+    if kind in ("code", "fix"):
         assert "Your code" in result.text
 
     assert learner.reveal(url).status_code == 303  # type: ignore[attr-defined]
     result = client.get(url)
     assert solution in result.text and "Show the worked solution" not in result.text
-    if kind != "code":
+    if kind not in ("code", "fix"):
         assert "Final answer" in result.text
 
 

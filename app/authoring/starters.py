@@ -13,7 +13,7 @@ def starter_source(kind: str) -> str:
     return starter
 
 
-STARTER_KINDS = ("choice", "output", "code")
+STARTER_KINDS = ("choice", "output", "code", "fix")
 
 
 _STARTERS = {
@@ -99,5 +99,53 @@ self_tests:
     mistake: off-by-one
     why: Halving one epoch early.
 hint: StepLR takes `step_size` and `gamma`.
+""",
+    "fix": """\
+id: new-fix-question
+kind: fix
+difficulty: medium
+modes: [practice, test]
+tags: [steplr, training-loop]
+prompt: |
+  This loop runs 4 epochs (epochs 0–3) of 3 batches each, and is meant to halve the learning
+  rate every 2 epochs: epochs 0–1 at 0.1, epochs 2–3 at 0.05.
+setup: |
+  import torch
+  model = torch.nn.Linear(2, 1)
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+  batches = [torch.randn(4, 2) for _ in range(3)]
+
+  def train_step(x):
+      optimizer.zero_grad()
+      model(x).sum().backward()
+      optimizer.step()
+# What the editor starts from: the import checks that it fails, diagnosed as `bug`.
+buggy: |
+  scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+  for epoch in range(4):
+      for x in batches:
+          train_step(x)
+          scheduler.step()
+bug: per-batch
+reference: |
+  scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+  for epoch in range(4):
+      for x in batches:
+          train_step(x)
+      scheduler.step()
+check:
+  drive: loop
+  epochs: 4
+  steps_per_epoch: 3
+self_tests:
+  - code: |
+      scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=6, gamma=0.5)
+      for epoch in range(4):
+          for x in batches:
+              train_step(x)
+              scheduler.step()
+    correct: true
+    why: Stepped every batch, with the length counted in batches.
+hint: How many times per epoch does this loop call `scheduler.step()`?
 """,
 }

@@ -124,7 +124,7 @@ class QuestionStats:
 
     question_id: str
     title: str  # of the current version: its prompt's first paragraph, shortened (plain text)
-    kind: str  # of the current version: "choice", "output" or "code"
+    kind: str  # of the current version: "choice", "output", "code" or "fix"
     difficulty: Difficulty  # of the current version
     version: int  # the current version
     retired: bool  # the question has left the bank: learners no longer see it

@@ -24,6 +24,7 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from app.sandbox.specs import PipelineSpec
 
@@ -171,7 +172,7 @@ class QuestionBase(StrictModel):
         description="Stable, unique id (lowercase, digits, dashes). The database and learners' "
         "attempts refer to it: never reuse or rename it."
     )
-    kind: str = Field(description="What kind of question: `choice` or `output`.")
+    kind: str = Field(description="What kind of question: `choice`, `output`, `code` or `fix`.")
     difficulty: Difficulty = Field(description="easy, medium or hard.")
     modes: list[Mode] = Field(
         default_factory=lambda: [Mode.PRACTICE, Mode.TEST],
@@ -399,6 +400,9 @@ MistakeName = Literal[
     "sequential-restart",
     "cosine-past-tmax",
     "off-by-one",
+    "length-in-epochs",
+    "plateau-mode",
+    "count-restarted",
 ]
 
 
@@ -446,9 +450,49 @@ class CodeQuestion(QuestionBase):
     )
 
 
+class FixQuestion(CodeQuestion):
+    """Fix the bug: the learner is given code with a planted bug (`buggy`) and fixes it. The
+    fix is graded like a code question's answer, by running it against `reference`.
+
+    The editor starts from `buggy`, so a fix question has no `starter` of its own: the file
+    may not set one, and `starter` reads as `buggy` (it is never stored or exported), so
+    whatever shows a code question's starting code shows the buggy code."""
+
+    kind: Literal["fix"] = Field(  # type: ignore[assignment]  # a code question of its own kind
+        description="`fix`: the learner fixes `buggy`, graded by running it against `reference`."
+    )
+    buggy: str = Field(
+        min_length=1,
+        description="The code with the planted bug, run after `setup`: what the editor starts "
+        "from. Import runs it: the check must refuse it, and diagnose it as `bug`.",
+    )
+    bug: MistakeName | None = Field(
+        default=None,
+        description="The known mistake the planted bug is: what the check must diagnose "
+        "`buggy` as. None: a bug no known mistake describes — `buggy` must not be diagnosed "
+        "as any, and where it diverges is the learner's clue.",
+    )
+    starter: SkipJsonSchema[str] = Field(
+        default="", exclude=True, description="Always `buggy`: the editor starts from it."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starts_from_buggy(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "starter" in data:
+            raise FieldValueError(
+                "starter", "a fix question's editor starts from `buggy`: leave `starter` out"
+            )
+        return {**data, "starter": data["buggy"]} if isinstance(data.get("buggy"), str) else data
+
+
 # Question kinds are told apart by `kind`.
-QUESTION_KINDS = ("choice", "output", "code")
-Question = Annotated[ChoiceQuestion | OutputQuestion | CodeQuestion, Field(discriminator="kind")]
+QUESTION_KINDS = ("choice", "output", "code", "fix")
+Question = Annotated[
+    ChoiceQuestion | OutputQuestion | CodeQuestion | FixQuestion, Field(discriminator="kind")
+]
 QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 PATTERN_ADAPTER: TypeAdapter[PatternFile] = TypeAdapter(PatternFile)
 
@@ -477,8 +521,8 @@ def json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Tracewise question bank file",
-        "description": "A pattern.yaml (PatternFile) or a question file (ChoiceQuestion or "
-        "OutputQuestion, told apart by `kind`).",
+        "description": "A pattern.yaml (PatternFile) or a question file (ChoiceQuestion, "
+        "OutputQuestion, CodeQuestion or FixQuestion, told apart by `kind`).",
         "anyOf": [{"$ref": f"#/$defs/{pattern['title']}"}, question],
         "$defs": dict(sorted(defs.items())),
     }

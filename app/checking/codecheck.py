@@ -1,12 +1,14 @@
 """Judging a code question's answer: its run against the reference's, step by step.
 
 Pure: it compares two finished runs (from the sandbox) and says what went wrong, naming the
-known mistake behind a divergence when the numbers give it away.
+known mistake behind a divergence when the run gives it away: its numbers, its warnings, the
+exception it raised, or its scheduler's settings and count of steps beside the reference's.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,7 +67,37 @@ MISTAKES = {
         "a scheduler stepped at the end of each epoch changes the rate *after* the epoch "
         "whose count reaches the milestone.",
     ),
+    "length-in-epochs": KnownMistake(
+        "A length counted in epochs, stepped every batch",
+        "The scheduler is stepped after every batch, as it should be, but its length "
+        "(`T_max`, `total_steps`, `total_iters`, `T_0`) counts epochs. Counted in batches, the "
+        "schedule is over after the first few: a cosine climbs back up, OneCycleLR stops "
+        "with `Tried to step … times`. Give the length in batches: epochs × batches per "
+        "epoch (OneCycleLR also takes `epochs=` and `steps_per_epoch=`).",
+    ),
+    "plateau-mode": KnownMistake(
+        "ReduceLROnPlateau watching the wrong direction",
+        '`mode` says which way the metric gets better: `"min"` (the default) for a loss, '
+        '`"max"` for an accuracy. In the wrong mode every improvement counts as a bad '
+        "epoch, so the rate drops while the model is still learning, and a real plateau "
+        "(which looks like improvement the wrong way round) goes unnoticed. Set the `mode` "
+        "that fits the metric, or feed the metric the mode expects (an error rate, 1 − "
+        'accuracy, for `"min"`).',
+    ),
+    "count-restarted": KnownMistake(
+        "The scheduler's count started over",
+        "A scheduler knows where the schedule is from its own count of `step()` calls "
+        "(`last_epoch`). Yours ended behind the target's: its count started again from 0 — "
+        "as it does for a scheduler created anew inside the loop, or when a run resumes "
+        "from a checkpoint without `scheduler.load_state_dict(...)`. Create the scheduler "
+        "once, and restore its state along with the optimizer's.",
+    ),
 }
+
+# Scheduler settings that give a schedule's length in steps (`drive: loop` counts batches).
+LENGTHS = ("T_max", "total_steps", "total_iters", "T_0")
+# OneCycleLR's refusal to step past its length (torch/optim/lr_scheduler.py), and that length.
+OVERSTEP = re.compile(r"Tried to step \d+ times?\. The specified number of total steps is (\d+)")
 
 
 @dataclass(frozen=True)
@@ -118,7 +150,9 @@ def judge(check: CodeCheck, reference: CodeRun, learner: CodeRun) -> Judgement:
     if learner.status is Verdict.ERROR and learner.error is not None:
         where = f" on line {learner.error.line}" if learner.error.line else ""
         return Judgement(
-            False, f"Your code raised {learner.error.type}{where}: {learner.error.message}"
+            False,
+            f"Your code raised {learner.error.type}{where}: {learner.error.message}",
+            mistake=_error_mistake(check, learner),
         )
     if check.kind == "object":
         return _judge_object(check, reference, learner)
@@ -185,11 +219,18 @@ def _varies_within_epochs(trajectory: list[list[float]], steps_per_epoch: int) -
     )
 
 
-def _shifted(want: list[list[float]], got: list[list[float]], step: int, tolerance: float) -> bool:
-    """Does `got` change one step before or after the target does, at `step` and the step
-    after (the first change is where a one-off milestone or period shows)?"""
-    window = range(step, min(len(got), step + 2))
-    for shift in (1, -1):
+def _shifted(
+    want: list[list[float]], got: list[list[float]], step: int, tolerance: float, epoch: int = 1
+) -> bool:
+    """Does `got` change one step (or one epoch of `epoch` steps) before or after the target
+    does, from `step` to where the shifted change shows (the first change is where a one-off
+    milestone or period shows)?"""
+    for shift in sorted({1, -1, epoch, -epoch}):
+        # Early (shift > 0): the change is at `step`. Late: it shows `-shift` steps on.
+        reach = 2 if shift > 0 else 1 - shift
+        window = range(step, min(len(got), step + reach))
+        if shift < -1 and len(window) < reach:
+            continue  # the run ends before a change one epoch late could show
         if all(
             0 <= i + shift < len(want) and _close(want[i + shift], got[i], tolerance)
             for i in window
@@ -213,8 +254,12 @@ def detect_mistake(
             return MISTAKES["per-batch"]
         if _varies_within_epochs(want, per) and not _varies_within_epochs(got, per):
             return MISTAKES["per-epoch"]
+    if (mistake := _setting_mistake(check, reference, learner)) is not None:
+        return mistake
     # A schedule one epoch off is the likelier reading of a jump at a (wrong) milestone.
-    if _shifted(want, got, step, check.tolerance):
+    # In a loop a step is a batch, and one epoch off is a shift by the batches of an epoch.
+    epoch = per if check.drive == "loop" else 1
+    if _shifted(want, got, step, check.tolerance, epoch):
         return MISTAKES["off-by-one"]
     if not got[step] or not want[step] or (step and (not got[step - 1] or not want[step - 1])):
         return None  # no param groups to read a learning rate from
@@ -224,7 +269,7 @@ def detect_mistake(
         _scheduler_type(learner) == "SequentialLR"
         and before is not None
         and isinstance(milestones, list)
-        and step in milestones  # the jump happens where the next scheduler takes over
+        and _calls_at(check, step) & set(milestones)  # where the next scheduler takes over
         and first > before
         and want[step][0] < first
     ):
@@ -237,6 +282,82 @@ def detect_mistake(
     ):
         return MISTAKES["cosine-past-tmax"]
     return None
+
+
+def _setting_mistake(check: CodeCheck, reference: CodeRun, learner: CodeRun) -> KnownMistake | None:
+    """A known mistake the two schedulers' settings show, when both are of one type: a
+    length in epochs where batches are counted, a plateau watched the wrong way round, a
+    count that started over."""
+    if _scheduler_type(learner) is None or _scheduler_type(learner) != _scheduler_type(reference):
+        return None
+    mine, theirs, per = _params(learner), _params(reference), check.steps_per_epoch
+    if per > 1 and any(
+        theirs.get(name) is not None and _times(mine.get(name), per) == theirs.get(name)
+        for name in LENGTHS
+    ):
+        return MISTAKES["length-in-epochs"]
+    if _scheduler_type(learner) == "ReduceLROnPlateau" and _opposite_modes(mine, theirs):
+        return MISTAKES["plateau-mode"]
+    count, target = mine.get("last_epoch"), theirs.get("last_epoch")
+    # Behind after as many `step()` calls: the count started over. (One behind is a milestone
+    # or `last_epoch` one off; fewer calls is a scheduler stepped too rarely, or never.)
+    if (
+        isinstance(count, int)
+        and isinstance(target, int)
+        and count < target - 1
+        and _scheduler_steps(learner) is not None
+        and _scheduler_steps(learner) == _scheduler_steps(reference)
+    ):
+        return MISTAKES["count-restarted"]
+    return None
+
+
+def _scheduler_steps(run: CodeRun) -> int | None:
+    """How many times the run called `scheduler.step()` (on any scheduler), if its trace
+    holds them all."""
+    if run.trace_truncated:
+        return None
+    return sum(event.kind == "scheduler" for event in run.trace)
+
+
+def _opposite_modes(mine: dict[str, object], theirs: dict[str, object]) -> bool:
+    """Two ReduceLROnPlateau in opposite modes watching the same metric: their best values
+    have one sign. (A negated metric in the other mode is a deliberate flip, not this.)"""
+    best, target = mine.get("best"), theirs.get("best")
+    return (
+        mine.get("mode") != theirs.get("mode")
+        and isinstance(best, float | int)
+        and isinstance(target, float | int)
+        and best * target > 0
+        and math.isfinite(best * target)
+    )
+
+
+def _times(value: object, factor: int) -> int | None:
+    """An integer setting times `factor`; None for anything else (bools are not lengths)."""
+    return value * factor if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _error_mistake(check: CodeCheck, learner: CodeRun) -> KnownMistake | None:
+    """The known mistake an exception names: OneCycleLR stepped past a `total_steps` that
+    counts the epochs of a loop stepping it every batch."""
+    error = learner.error
+    if error is None or error.type != "ValueError" or check.steps_per_epoch == 1:
+        return None
+    overstep = OVERSTEP.search(error.message)
+    if overstep is not None and int(overstep.group(1)) == check.epochs:
+        return MISTAKES["length-in-epochs"]
+    return None
+
+
+def _calls_at(check: CodeCheck, step: int) -> set[int]:
+    """How many `scheduler.step()` calls came before `step`: `step` itself when the scheduler
+    moves every step; in a loop, also the epochs before it when `step` starts an epoch (the
+    scheduler may move once per epoch)."""
+    per = check.steps_per_epoch
+    if check.drive == "loop" and step % per == 0:
+        return {step, step // per}
+    return {step}
 
 
 def _cosine_in_force(run: CodeRun, step: int) -> bool:

@@ -4,7 +4,8 @@ What a question's key depends on is run in the sandbox: every variant of an outp
 (each must give an answer, and agree with `answer` when the author wrote one; one that
 raises only where the question says so, by `raises` or `answer`), a code
 question's reference (it must pass its own check) and its self-tests (each must be judged as
-the file says), and every pattern's pipeline. Runs already stored are not made again, and a
+the file says), a fix question's buggy code (the check must refuse it, diagnosed as the bug
+the file names), and every pattern's pipeline. Runs already stored are not made again, and a
 code question whose content was verified before (`verified_before`) with its reference
 stored runs nothing.
 
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.bank import variants
-from app.bank.schema import CodeQuestion, OutputQuestion, Question
+from app.bank.schema import CodeQuestion, FixQuestion, OutputQuestion, Question
 from app.checking import runstore
 from app.checking.codecheck import MISTAKES, judge
 from app.checking.grading import compare_output, expected_output
@@ -447,6 +448,7 @@ class _CodePlan(_Plan):
         self.reference_job = code_job(question, question.reference, timeout_s=runs.timeout_s)
         self.reference: Outcome | None = None
         self.tests: dict[int, Outcome] = {}
+        self.buggy: Outcome | None = None
         self.stored = runstore.find(session, self.reference_job)
         self.skip = self.stored is not None and question.id in verified_before
         if self.stored is not None:
@@ -460,6 +462,14 @@ class _CodePlan(_Plan):
         for index, test in enumerate(self.question.self_tests):
             job = code_job(self.question, test.code, timeout_s=self.reference_job.timeout_s)
             window.add(job, self._test_done(index))
+        if isinstance(self.question, FixQuestion):
+            job = code_job(
+                self.question, self.question.buggy, timeout_s=self.reference_job.timeout_s
+            )
+            window.add(job, self._buggy_done)
+
+    def _buggy_done(self, outcome: Outcome) -> None:
+        self.buggy = outcome
 
     def _reference_done(self, outcome: Outcome) -> None:
         self.reference = outcome
@@ -487,6 +497,8 @@ class _CodePlan(_Plan):
             for i, problem in self._self_test_problems(reference)
         ]
         problems += reference_problems(question, reference)
+        if isinstance(question, FixQuestion):
+            problems += self._buggy_problems(question, reference)
         verification.problems += problems
         if not problems:
             verification.runs.append(run)
@@ -529,6 +541,37 @@ class _CodePlan(_Plan):
                     )
                 )
         return problems
+
+    def _buggy_problems(
+        self, question: FixQuestion, reference: RunResult[CodeData]
+    ) -> list[Problem]:
+        """The planted bug must be one: the check refuses the buggy code, and diagnoses it as
+        the known mistake `bug` names (or as none, when `bug` names none)."""
+        outcome = self.buggy
+        if isinstance(outcome, AppError) or outcome is None:
+            message = outcome.message if outcome is not None else "it did not run"
+            return [Problem("buggy", f"could not run it: {message}")]
+        verdict = judge(question.check, reference, outcome)
+        if verdict.correct:
+            return [
+                Problem(
+                    "buggy",
+                    f"the check accepts it ({verdict.message}): the planted bug changes "
+                    "nothing the check compares, so there is nothing to fix",
+                )
+            ]
+        mistake = next((k for k, m in MISTAKES.items() if m is verdict.mistake), None)
+        if mistake != question.bug:
+            said = f"`bug: {mistake}`" if mistake else "no `bug`"
+            return [
+                Problem(
+                    "buggy",
+                    f"it is diagnosed as {mistake or 'no known mistake'}, not "
+                    f"{question.bug or 'none'} ({verdict.message}); plant the bug `bug` names, "
+                    f"or say {said}",
+                )
+            ]
+        return []
 
 
 def reference_problems(question: CodeQuestion, reference: RunResult[CodeData]) -> list[Problem]:

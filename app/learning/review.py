@@ -68,6 +68,8 @@ EXPECTED_SECONDS: dict[str, dict[Difficulty, int]] = {
     "choice": {Difficulty.EASY: 20, Difficulty.MEDIUM: 40, Difficulty.HARD: 60},
     "output": {Difficulty.EASY: 30, Difficulty.MEDIUM: 60, Difficulty.HARD: 90},
     "code": {Difficulty.EASY: 120, Difficulty.MEDIUM: 240, Difficulty.HARD: 480},
+    # Reading given code and changing a line or two: quicker than writing it, slower than output.
+    "fix": {Difficulty.EASY: 90, Difficulty.MEDIUM: 180, Difficulty.HARD: 360},
 }
 QUEUE_LIMIT = 50  # due reviews listed at once; the rest follow as these are done
 

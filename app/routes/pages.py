@@ -35,6 +35,7 @@ NOTHING_GIVEN = {
     "choice": "Pick one of the choices before submitting.",
     "output": "Type what the code prints before submitting.",
     "code": "Write some code before submitting.",
+    "fix": "Submit the code with the bug fixed.",
 }
 
 
