@@ -224,7 +224,7 @@ def test_a_fixed_loop_is_right_and_the_buggy_loop_is_wrong_with_its_diagnosis(
 ) -> None:
     question = _by_id(PER_BATCH)
     wrong = _text(_submit(client, PER_BATCH, question.buggy))
-    assert "Not quite" in wrong
+    assert "Not yet — try again" in wrong and "The reference solution" not in wrong
     assert "first differs from the target at step 2 (epoch 0, batch 2)" in wrong
     assert f"Looks like: {codecheck.MISTAKES['per-batch'].name}" in wrong
     right = _text(_submit(client, PER_BATCH, FIXED_PER_BATCH))
