@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.bank.files import read_bank
-from app.bank.schema import ChoiceQuestion, Difficulty, Mode
+from app.bank.schema import ChoiceQuestion, Difficulty
 from app.learning import review
 from app.models import Attempt, Reveal, ReviewCard, utcnow
 from tests.conftest import CSRF_RE, QUESTIONS, ROOT, Learner, right_answer
@@ -251,26 +251,6 @@ def test_practice_brings_back_what_you_get_wrong_most(client: TestClient, learne
     assert after.url.path.endswith("/questions/lr-steplr-syntax")
     api = client.get(f"/api/patterns/{LESSON}/practice/next?after={EASY_CHOICE}").json()
     assert api["id"] == "lr-steplr-syntax" and "correct" not in api
-
-
-def test_practising_right_walks_every_practice_question_easy_first(
-    client: TestClient, app: FastAPI
-) -> None:
-    practice = [q for q in BANK.values() if Mode.PRACTICE in q.modes]
-    seen: list[str] = []
-    after = None
-    for _ in practice:
-        question = client.get(
-            f"/api/patterns/{LESSON}/practice/next", params={"after": after} if after else {}
-        ).json()
-        key = right_answer(app, question["id"], question["version"], question["variant"])
-        response = client.post(f"/api/questions/{question['id']}/attempts", json={"answer": key})
-        assert response.json()["correct"], question["id"]
-        seen.append(question["id"])
-        after = question["id"]
-    assert sorted(seen) == sorted(q.id for q in practice)
-    order = [BANK[qid].difficulty for qid in seen]
-    assert order == sorted(order, key=list(Difficulty).index)
 
 
 def test_the_attempt_page_offers_practise_next(client: TestClient, learner: Learner) -> None:

@@ -20,7 +20,7 @@ from app.deps import (
     sign_shown,
 )
 from app.errors import Busy, Invalid, TooManyRequests
-from app.learning import answering, progress
+from app.learning import answering, modes, progress
 from app.models import MAX_ROW_INT
 from app.templating import render
 
@@ -66,7 +66,8 @@ def pattern_page(
 ) -> Response:
     """A pattern's overview: summary, key insight, modes and questions by difficulty."""
     overview = progress.pattern_overview(session, pattern=pattern, learner=visitor.learner)
-    return render(request, "patterns/detail.html", {"overview": overview})
+    ways = modes.pattern_modes(session, overview=overview, learner=visitor.learner)
+    return render(request, "patterns/detail.html", {"overview": overview, "modes": ways})
 
 
 def _question_response(
