@@ -25,7 +25,7 @@ The recommendation (`recommend`) reads the learner's standing in the pattern:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
@@ -249,11 +249,11 @@ class Standing:
     due: int = 0  # reviews due now in the pattern
     open_test: OpenTest | None = None
     last_test: LastTest | None = None
-    tallies: dict[str, Tally] | None = None  # per mode made of questions
+    tallies: dict[str, Tally] = field(default_factory=dict)  # per mode made of questions
 
     def tally(self, key: str) -> Tally:
         """The tally of a mode made of questions (none: nothing to solve)."""
-        return (self.tallies or {}).get(key, Tally(0, 0))
+        return self.tallies.get(key, Tally(0, 0))
 
 
 @dataclass(frozen=True)
@@ -442,6 +442,12 @@ class ModeQuestions:
     def tally(self) -> Tally:
         """How many there are, and how many are solved."""
         return Tally(sum(1 for _, s in self.items if s and s.solved), len(self.items))
+
+    @property
+    def next_number(self) -> int | None:
+        """The place of `next` in the list, from 1."""
+        ids = [q.id for q, _ in self.items]
+        return ids.index(self.next.id) + 1 if self.next and self.next.id in ids else None
 
 
 def next_unsolved(
