@@ -20,7 +20,7 @@ from app.learning import modes, review
 from app.learning.progress import OpenTest
 from app.models import Attempt, Reveal, ReviewCard, utcnow
 from tests.conftest import CSRF_RE, QUESTIONS, ROOT, Learner, right_answer, wrong_answer
-from tests.factories import choice_question, write_bank
+from tests.factories import PATTERN, choice_question, write_bank
 
 LESSON = "lr-schedulers"
 BANK = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
@@ -567,3 +567,20 @@ def test_a_mode_without_questions_yet_says_so(
     lesson = client.get("/patterns/choices").text
     assert "No fix-the-bug questions yet" in lesson
     assert {key for key, _ in _mode_cards(lesson)} == NO_PIPELINE
+
+
+def test_a_mode_the_pattern_does_not_offer_is_not_found(
+    client: TestClient, app: FastAPI, tmp_path: Path
+) -> None:
+    write_bank(
+        tmp_path,
+        [choice_question("practice-only", modes=["practice"])],
+        slug="practice-only",
+        pattern={**PATTERN, "modes": ["practice"]},
+    )
+    with app.state.db.session() as session:
+        import_bank(session, tmp_path / "practice-only")
+    assert client.get("/patterns/practice-only/quiz").status_code == 404
+    listed = client.get("/api/patterns/practice-only").json()["modes"]
+    assert [m["key"] for m in listed] == ["practice", "predict", "write", "fix", "review"]
+    assert "Recommended next" in client.get("/patterns/practice-only").text
