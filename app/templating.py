@@ -15,6 +15,7 @@ from app.authoring import stats
 from app.bank import variants
 from app.checking.grading import choice_label
 from app.deps import csrf_token
+from app.learning.modes import continuing
 from app.wording import plural
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ def make_templates() -> Jinja2Templates:
     env.globals["url_for"] = url_for
     env.globals["choice_label"] = choice_label
     env.globals["csrf_token"] = csrf_token
+    env.globals["modes_continuing"] = continuing  # the modes to go on in after an answer
     return templates
 
 

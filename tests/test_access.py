@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from app import accounts
 from app.bank.files import read_bank
 from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, live_server
-from tests.conftest import QUESTIONS, ROOT, wrong_answer
+from tests.conftest import QUESTIONS, ROOT, right_answer, wrong_answer
 
 pytestmark = pytest.mark.slow  # a real browser: `make test`, not `make test-fast`
 
@@ -180,6 +180,8 @@ def _walk(app: FastAPI, tab: Page, base: str, sweep: Sweep, *, phone: bool) -> N
         "/login",
         "/signup",
         f"/patterns/{LESSON}/test",
+        f"/patterns/{LESSON}/quiz",
+        f"/patterns/{LESSON}/fix",  # a page saying there are none, or the first to fix
         "/patterns/no-such-pattern",
         "/tests/0",
         "/instructor",  # not logged in
@@ -243,6 +245,76 @@ def test_every_page_passes_axe_has_one_h1_and_fits_a_phone(
     sweep = Sweep()
     with opened(chromium, PHONE if phone else DESKTOP) as tab:
         _walk(app, tab, base, sweep, phone=phone)
+    assert not sweep.problems, "\n".join(sweep.problems)
+
+
+def test_a_learner_uses_each_mode_from_the_lesson_page(
+    app: FastAPI, browser: tuple[Browser, str]
+) -> None:
+    """From the lesson page, by keyboard, into each mode made of questions once: each page
+    has one <h1> and passes axe, and goes on where the mode says."""
+    chromium, base = browser
+    sweep = Sweep()
+    bank = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
+    with opened(chromium) as tab:
+
+        def open_mode(title: str) -> None:
+            tab.goto(f"{base}/patterns/{LESSON}")
+            tab.locator(".modes").get_by_role("link", name=title, exact=True).focus()
+            with tab.expect_navigation():
+                tab.keyboard.press("Enter")
+            sweep.check(tab, title, phone=False)
+
+        def question_id() -> str:
+            return tab.url.rsplit("/questions/", 1)[1]
+
+        tab.goto(f"{base}/patterns/{LESSON}")
+        recommended = tab.locator(".mode-recommended")
+        expect(recommended).to_have_count(1)
+        expect(recommended).to_contain_text("Recommended next")
+        expect(recommended.get_by_role("heading")).to_have_text("Trace the pipeline")
+
+        # The quiz: its page lists the lesson's quiz; one answered right, and back to it.
+        open_mode("Quiz")
+        expect(tab.get_by_role("heading", level=1)).to_have_text("Quiz")
+        tab.get_by_role("link", name="Start with question 1 →").click()
+        quiz_id = question_id()
+        right = right_answer(app, quiz_id, 1, 0)
+        tab.locator(f"input[name=answer][value='{right}']").check()
+        tab.get_by_role("button", name="Submit answer").click()
+        expect(tab.get_by_role("heading", name="Correct")).to_be_visible()
+        tab.get_by_role("link", name="Back to the quiz").click()
+        expect(tab.locator(".mode-progress")).to_contain_text("1 of 3 quiz questions solved")
+
+        # Predict the output: an output question; after it, the next one.
+        open_mode("Predict the output")
+        first = question_id()
+        assert bank[first].kind == "output"
+        _answer_wrongly(tab, "0.123")
+        tab.get_by_role("link", name="Next: predict the output →").click()
+        tab.wait_for_url("**/questions/*")
+        assert question_id() != first and bank[question_id()].kind == "output"
+        sweep.check(tab, "predict the output, the next question", phone=False)
+
+        # Write the code: a code question, easy first.
+        open_mode("Write the code")
+        assert bank[question_id()].kind == "code"
+        expect(tab.locator(".CodeMirror")).to_be_visible()
+
+        # Fix the bug: the first to fix, or — the bank having none yet — a page saying so.
+        open_mode("Fix the bug")
+        if any(q.kind == "fix" for q in bank.values()):
+            assert bank[question_id()].kind == "fix"
+        else:
+            expect(tab.get_by_role("status")).to_contain_text("no fix-the-bug questions yet")
+
+        # Practice: a learner who has answered two questions starts easy still.
+        open_mode("Practice")
+        assert bank[question_id()].difficulty.value == "easy"
+
+        tab.goto(f"{base}/patterns/{LESSON}")
+        expect(tab.locator(".mode-recommended")).to_have_count(1)
+        expect(tab.locator(".recommended-reason")).to_contain_text("quiz questions")
     assert not sweep.problems, "\n".join(sweep.problems)
 
 

@@ -52,7 +52,9 @@ def test_an_answer_may_be_an_index_or_a_label(raw: object, index: int) -> None:
     assert parse_choice(QUESTION, raw) == index
 
 
-@pytest.mark.parametrize("raw", [-1, 4, 99, "E", "AB", "", True, 1.0, None, [0]])
+@pytest.mark.parametrize(
+    "raw", [-1, 4, 99, "E", "AB", "", True, 1.0, None, [0], "0" * 20_000, "1" * 5000]
+)
 def test_an_answer_that_cannot_be_one_is_invalid(raw: object) -> None:
     with pytest.raises(Invalid) as caught:
         parse_choice(QUESTION, raw)

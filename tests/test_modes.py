@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -10,11 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.authoring.importing import import_bank
 from app.bank.files import read_bank
 from app.bank.schema import ChoiceQuestion, Difficulty, Mode
-from app.learning import review
+from app.learning import modes, review
+from app.learning.progress import OpenTest
 from app.models import Attempt, Reveal, ReviewCard, utcnow
-from tests.conftest import CSRF_RE, QUESTIONS, ROOT, Learner, right_answer
+from tests.conftest import CSRF_RE, QUESTIONS, ROOT, Learner, right_answer, wrong_answer
+from tests.factories import PATTERN, choice_question, write_bank
 
 LESSON = "lr-schedulers"
 BANK = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
@@ -254,26 +260,6 @@ def test_practice_brings_back_what_you_get_wrong_most(client: TestClient, learne
     assert api["id"] == "lr-steplr-syntax" and "correct" not in api
 
 
-def test_practising_right_walks_every_practice_question_easy_first(
-    client: TestClient, app: FastAPI
-) -> None:
-    practice = [q for q in BANK.values() if Mode.PRACTICE in q.modes]
-    seen: list[str] = []
-    after = None
-    for _ in practice:
-        question = client.get(
-            f"/api/patterns/{LESSON}/practice/next", params={"after": after} if after else {}
-        ).json()
-        key = right_answer(app, question["id"], question["version"], question["variant"])
-        response = client.post(f"/api/questions/{question['id']}/attempts", json={"answer": key})
-        assert response.json()["correct"], question["id"]
-        seen.append(question["id"])
-        after = question["id"]
-    assert sorted(seen) == sorted(q.id for q in practice)
-    order = [BANK[qid].difficulty for qid in seen]
-    assert order == sorted(order, key=list(Difficulty).index)
-
-
 def test_the_attempt_page_offers_practise_next(client: TestClient, learner: Learner) -> None:
     location = learner.answer(LESSON, EASY_CHOICE, 3).headers["location"]  # type: ignore[attr-defined]
     page = client.get(location).text
@@ -345,3 +331,257 @@ def test_history_pages_are_bounded(client: TestClient) -> None:
     assert client.get("/history?page=0").status_code == 200  # the first page (test_pages)
     assert client.get("/history?page=999").status_code == 200
     assert client.get("/api/attempts?page=abc").status_code == 422
+
+
+# --- the ways to learn (app.learning.modes) ------------------------------------------------------
+
+ALL_MODES = frozenset(mode.key for mode in modes.MODES)
+NO_PIPELINE = ALL_MODES - {"trace", "playground"}
+
+
+def _standing(**given: Any) -> modes.Standing:
+    """A learner's standing: everything solved unless `tallies` says otherwise."""
+    tallies = {
+        "quiz": modes.Tally(3, 3),
+        "practice": modes.Tally(20, 20),
+        "predict": modes.Tally(10, 10),
+        "write": modes.Tally(5, 5),
+        "fix": modes.Tally(0, 0),
+    }
+    tallies.update(given.pop("tallies", {}))
+    return modes.Standing(**{"offered": ALL_MODES, "answered": 30, **given}, tallies=tallies)
+
+
+@pytest.mark.parametrize(
+    ("standing", "key", "words"),
+    [
+        (_standing(answered=0), "trace", "start with the trace"),
+        (
+            _standing(offered=NO_PIPELINE, answered=0, tallies={"quiz": modes.Tally(0, 3)}),
+            "quiz",
+            "quiz",
+        ),
+        (_standing(answered=1, tallies={"quiz": modes.Tally(1, 3)}), "quiz", "2 quiz questions"),
+        (
+            _standing(answered=0, open_test=OpenTest(exam_id=1, answered=4, total=10)),
+            "test",
+            "answered 4 of its 10 questions",
+        ),
+        (_standing(due=3), "review", "3 questions are due"),
+        (_standing(due=1), "review", "1 question is due"),
+        (_standing(tallies={"practice": modes.Tally(2, 20)}), "practice", "solve 3 more"),
+        (
+            _standing(tallies={"practice": modes.Tally(5, 20)}),
+            "test",
+            "solved 5 practice questions",
+        ),
+        (
+            _standing(last_test=modes.LastTest(score=0.4, missed_to_practise=6)),
+            "practice",
+            "missed 6 questions",
+        ),
+        (
+            _standing(last_test=modes.LastTest(score=0.4, missed_to_practise=0)),
+            "test",
+            "take the test again",
+        ),
+        (
+            _standing(
+                last_test=modes.LastTest(score=0.9, missed_to_practise=0),
+                tallies={"predict": modes.Tally(4, 10)},
+            ),
+            "predict",
+            "4 of the 10 output questions: 6 to go",
+        ),
+        (
+            _standing(
+                last_test=modes.LastTest(score=0.9, missed_to_practise=0),
+                tallies={"write": modes.Tally(1, 5)},
+            ),
+            "write",
+            "1 of the 5 code questions",
+        ),
+        (
+            _standing(last_test=modes.LastTest(score=1.0, missed_to_practise=0)),
+            "playground",
+            "every question",
+        ),
+    ],
+)
+def test_the_recommendation_follows_the_learners_progress(
+    standing: modes.Standing, key: str, words: str
+) -> None:
+    recommended = modes.recommend(standing)
+    assert recommended.key == key
+    assert words in recommended.reason
+    assert recommended.key in standing.offered
+
+
+def test_every_mode_has_a_page_and_a_description() -> None:
+    keys = [mode.key for mode in modes.MODES]
+    assert len(set(keys)) == len(keys) == 9  # ten with step-through, registered on merging
+    assert all(mode.title and mode.description.endswith(".") for mode in modes.MODES)
+
+
+def test_the_api_lists_the_modes_and_each_url_is_its_page(client: TestClient) -> None:
+    listed = client.get(f"/api/patterns/{LESSON}").json()["modes"]
+    assert [m["key"] for m in listed] == [mode.key for mode in modes.MODES]
+    for mode in listed:
+        assert set(mode) == {"key", "title", "description", "url"}
+        assert mode["title"] == modes.BY_KEY[mode["key"]].title
+        response = client.get(mode["url"], follow_redirects=False)
+        assert response.status_code in (200, 303), mode
+    urls = {m["key"]: m["url"] for m in listed}
+    assert urls["review"] == "http://testserver/review"
+    assert urls["predict"] == f"http://testserver/patterns/{LESSON}/predict"
+
+
+def _mode_cards(html: str) -> list[tuple[str, bool]]:
+    """(key, recommended) of each mode card on a lesson page, in order."""
+    cards = re.findall(r'<li class="card mode( mode-recommended)?" data-mode="([a-z-]+)"', html)
+    return [(key, bool(recommended)) for recommended, key in cards]
+
+
+def test_the_lesson_page_draws_every_mode_and_recommends_one_first(
+    client: TestClient, learner: Learner, app: FastAPI
+) -> None:
+    page = client.get(f"/patterns/{LESSON}").text
+    cards = _mode_cards(page)
+    assert sorted(key for key, _ in cards) == sorted(ALL_MODES)
+    assert cards[0] == ("trace", True) and sum(r for _, r in cards) == 1
+    assert page.count("Recommended next") == 1 and "start with the trace" in page
+    assert "0 of 3 quiz questions solved" in page
+    assert page.count('<h2 id="modes-title">Ways to learn</h2>') == 1
+
+    quiz = [q for q in BANK.values() if Mode.QUIZ in q.modes]
+    first = quiz[0]
+    client.post(
+        f"/api/questions/{first.id}/attempts",
+        json={"answer": right_answer(app, first.id, 1, 0)},
+    )
+    page = client.get(f"/patterns/{LESSON}").text
+    assert _mode_cards(page)[0] == ("quiz", True)
+    assert f"1 of {len(quiz)} quiz questions solved" in page
+
+
+def test_the_quiz_page_lists_its_questions_with_where_the_learner_stands(
+    client: TestClient, app: FastAPI
+) -> None:
+    quiz = [q.id for q in BANK.values() if Mode.QUIZ in q.modes]
+    page = client.get(f"/patterns/{LESSON}/quiz")
+    assert page.status_code == 200 and page.template.name == "modes/questions.html"  # type: ignore[attr-defined]
+    for qid in quiz:
+        assert f'href="/patterns/{LESSON}/questions/{qid}"' in page.text
+    assert page.text.count("not tried") == len(quiz) and "Start with question 1" in page.text
+    client.post(
+        f"/api/questions/{quiz[0]}/attempts", json={"answer": right_answer(app, quiz[0], 1, 0)}
+    )
+    client.post(
+        f"/api/questions/{quiz[1]}/attempts", json={"answer": wrong_answer(app, quiz[1], 1)}
+    )
+    page = client.get(f"/patterns/{LESSON}/quiz")
+    assert page.text.count(">solved<") == 1 and page.text.count(">try again<") == 1
+    assert (
+        f"1 of {len(quiz)} quiz questions solved" in page.text
+        and "Continue with question 2" in page.text
+    )
+
+
+def _redirected_to(response: Any) -> str:
+    assert response.status_code == 303, response.text
+    location: str = response.headers["location"]
+    return location.rsplit("/questions/", 1)[1]
+
+
+def test_predict_the_output_goes_through_the_output_questions_easy_first(
+    client: TestClient, app: FastAPI
+) -> None:
+    outputs = [q for q in BANK.values() if q.kind == "output" and Mode.PRACTICE in q.modes]
+    order = list(Difficulty)
+    seen = []
+    after = None
+    for _ in outputs:
+        params = {"after": after} if after else {}
+        qid = _redirected_to(
+            client.get(f"/patterns/{LESSON}/predict", params=params, follow_redirects=False)
+        )
+        question = client.get(f"/api/questions/{qid}").json()
+        key = right_answer(app, qid, question["version"], question["variant"])
+        client.post(f"/api/questions/{qid}/attempts", json={"answer": key})
+        seen.append(qid)
+        after = qid
+    assert sorted(seen) == sorted(q.id for q in outputs)
+    difficulties = [BANK[qid].difficulty for qid in seen]
+    assert difficulties == sorted(difficulties, key=order.index)
+    done = client.get(f"/patterns/{LESSON}/predict", params={"after": after})
+    assert done.status_code == 200 and "You have solved every one of them" in done.text
+    assert f"{len(outputs)} of {len(outputs)} output questions solved" in done.text
+
+
+def test_a_sequence_sends_back_to_the_question_missed_when_it_is_the_last_one_left(
+    client: TestClient, app: FastAPI
+) -> None:
+    first = _redirected_to(client.get(f"/patterns/{LESSON}/predict", follow_redirects=False))
+    for question in BANK.values():
+        if question.kind == "output" and Mode.PRACTICE in question.modes:
+            shown = client.get(f"/api/questions/{question.id}").json()
+            key = right_answer(app, question.id, shown["version"], shown["variant"])
+            answer = "not what it prints" if question.id == first else key
+            client.post(f"/api/questions/{question.id}/attempts", json={"answer": answer})
+    again = client.get(
+        f"/patterns/{LESSON}/predict", params={"after": first}, follow_redirects=False
+    )
+    assert _redirected_to(again) == first
+
+
+def test_write_the_code_starts_on_an_easy_code_question(client: TestClient) -> None:
+    first = _redirected_to(client.get(f"/patterns/{LESSON}/write", follow_redirects=False))
+    assert BANK[first].kind == "code" and BANK[first].difficulty == Difficulty.EASY
+
+
+def test_after_an_answer_the_page_goes_on_in_the_questions_mode(
+    client: TestClient, learner: Learner
+) -> None:
+    output = VARIED_OUTPUT
+    html = learner.open_question(LESSON, output)
+    data = {"csrf_token": CSRF_RE.search(html).group(1), "answer": "0"}  # type: ignore[union-attr]
+    data["shown_at"] = re.search(r'name="shown_at" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    answered = client.post(f"/patterns/{LESSON}/questions/{output}/answer", data=data)
+    assert f"/patterns/{LESSON}/predict?after={output}" in answered.text
+    assert "Next: predict the output →" in answered.text
+    quiz = next(q.id for q in BANK.values() if Mode.QUIZ in q.modes)
+    answered_quiz = learner.answer(LESSON, quiz, 0)
+    page = client.get(answered_quiz.headers["location"]).text  # type: ignore[attr-defined]
+    assert f'href="/patterns/{LESSON}/quiz"' in page and "Back to the quiz" in page
+
+
+def test_a_mode_without_questions_yet_says_so(
+    client: TestClient, app: FastAPI, tmp_path: Path
+) -> None:
+    write_bank(tmp_path, [choice_question("only-choice")], slug="choices")
+    with app.state.db.session() as session:
+        import_bank(session, tmp_path / "choices")
+    for key, noun in (("fix", "fix-the-bug questions"), ("predict", "output questions")):
+        page = client.get(f"/patterns/choices/{key}")
+        assert page.status_code == 200
+        assert f"This pattern has no {noun} yet" in page.text
+    lesson = client.get("/patterns/choices").text
+    assert "No fix-the-bug questions yet" in lesson
+    assert {key for key, _ in _mode_cards(lesson)} == NO_PIPELINE
+
+
+def test_a_mode_the_pattern_does_not_offer_is_not_found(
+    client: TestClient, app: FastAPI, tmp_path: Path
+) -> None:
+    write_bank(
+        tmp_path,
+        [choice_question("practice-only", modes=["practice"])],
+        slug="practice-only",
+        pattern={**PATTERN, "modes": ["practice"]},
+    )
+    with app.state.db.session() as session:
+        import_bank(session, tmp_path / "practice-only")
+    assert client.get("/patterns/practice-only/quiz").status_code == 404
+    listed = client.get("/api/patterns/practice-only").json()["modes"]
+    assert [m["key"] for m in listed] == ["practice", "predict", "write", "fix", "review"]
+    assert "Recommended next" in client.get("/patterns/practice-only").text

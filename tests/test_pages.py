@@ -56,7 +56,7 @@ def test_the_lesson_page_reads_top_to_bottom_in_the_seeds_order(client: TestClie
         "Quiz — 3 questions",
         "Practice — 5 questions",
         'id="modes-title"',
-        "Test this pattern</a></h3>",
+        "Test this pattern</a></h2>",
         "Every question —",
     ]
     places = [html.find(text) for text in seed_order]

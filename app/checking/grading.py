@@ -27,6 +27,7 @@ CHOICE_LABELS = string.ascii_uppercase
 RELATIVE_TOLERANCE = 1e-6  # float noise such as 0.07290000000000002 vs 0.0729
 MIN_ROUNDED_DIGITS = 3  # a rounded answer must keep at least this many significant digits
 MAX_ANSWER_LENGTH = 2000
+MAX_INDEX_DIGITS = 3  # a choice index as text; longer ones are out of range (8 choices at most)
 _TOKEN = re.compile(
     r"(?P<number>[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|inf(?![A-Za-z0-9_])|"
     r"nan(?![A-Za-z0-9_])))|(?P<word>[A-Za-z_][A-Za-z0-9_]*)",
@@ -141,6 +142,11 @@ def parse_choice(question: ChoiceQuestion, raw: Any) -> int:
         raise Invalid("answer must be a choice index or a letter, not true/false", field="answer")
     if isinstance(raw, str):
         text = raw.strip()
+        if text.isdigit() and len(text) > MAX_INDEX_DIGITS:  # (int() refuses 4300 digits)
+            raise Invalid(
+                f"answer must be a choice index 0–{count - 1}, got {_shorten(text)}",
+                field="answer",
+            )
         if text.isdigit():
             raw = int(text)
         elif len(text) == 1 and text.upper() in CHOICE_LABELS[:count]:

@@ -279,51 +279,6 @@ def pattern_overview(
     return PatternOverview(pattern, questions, progress)
 
 
-# --- practice -----------------------------------------------------------------------------------
-
-
-def practice_order(
-    questions: list[LiveQuestion], states: dict[str, QuestionState]
-) -> list[LiveQuestion]:
-    """Practice questions, the one to practise next first: those answered wrong last time
-    (most-missed first), then unseen ones (easiest first), then the rest by mastery (lowest
-    first, least recently answered first)."""
-    order = list(Difficulty)
-
-    def weakness(question: LiveQuestion) -> tuple[int, float, float, int]:
-        state = states.get(question.id)
-        difficulty = order.index(question.question.difficulty)
-        if state is None:
-            return (1, 0.0, 0.0, difficulty)
-        last = state.last_at.timestamp() if state.last_at else 0.0
-        if not state.last_correct:
-            return (0, -state.wrong, last, difficulty)
-        return (2, state.mastery, last, difficulty)
-
-    practice = [q for q in questions if Mode.PRACTICE in q.question.modes]
-    return sorted(practice, key=weakness)
-
-
-def next_practice(
-    session: Session,
-    *,
-    pattern: bank.PatternView,
-    learner: Learner | None,
-    after: str | None = None,
-) -> LiveQuestion | None:
-    """The practice question this learner should do next (not `after`, the one just done,
-    unless it is the only one)."""
-    if Mode.PRACTICE not in pattern.file.modes:
-        return None
-    ordered = practice_order(
-        bank.list_questions(session, pattern), question_states(session, learner=learner)
-    )
-    for question in ordered:
-        if question.id != after:
-            return question
-    return ordered[0] if ordered else None
-
-
 # --- history ------------------------------------------------------------------------------------
 
 

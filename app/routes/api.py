@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, JsonValue, WithJsonSchema
 from sqlalchemy import text
 
@@ -29,7 +29,7 @@ from app.deps import (
     SessionDep,
     VisitorDep,
 )
-from app.learning import answering
+from app.learning import answering, modes
 from app.models import MAX_ROW_INT
 from app.routes.openapi import JSON_WRITE, RUNS_CODE, JsonIn, NoInputDep, Responses, errors
 from app.sandbox.protocol import ErrorInfo, TraceEvent, WarningRecord
@@ -71,11 +71,22 @@ class QuestionSummaryOut(BaseModel):
     modes: list[str]
 
 
+class ModeOut(BaseModel):
+    """A way to learn a pattern, with a page of its own (app.learning.modes)."""
+
+    key: str = Field(
+        description="Which mode.", json_schema_extra={"enum": [m.key for m in modes.MODES]}
+    )
+    title: str
+    description: str
+    url: str = Field(description="Its page (HTML).")
+
+
 class PatternDetailOut(PatternOut):
     """A pattern with its lesson text and questions."""
 
     key_insight: str = Field(description="Markdown.")
-    modes: list[str] = Field(description="Learning modes offered.")
+    modes: list[ModeOut] = Field(description="The ways to learn it, in the lesson's order.")
     questions: list[QuestionSummaryOut]
 
 
@@ -311,14 +322,26 @@ def list_patterns(session: SessionDep) -> list[PatternOut]:
 
 
 @router.get("/api/patterns/{slug}", tags=["patterns"], responses=NOT_FOUND)
-def get_pattern(session: SessionDep, pattern: PatternDep) -> PatternDetailOut:
-    """A pattern with its lesson text and its questions."""
+def get_pattern(request: Request, session: SessionDep, pattern: PatternDep) -> PatternDetailOut:
+    """A pattern with its lesson text, its modes and its questions."""
     return PatternDetailOut(
         **_pattern_out(
             pattern, bank.count_live_questions(session).get(pattern.id, Counter())
         ).model_dump(),
         key_insight=pattern.file.key_insight,
-        modes=[mode.value for mode in pattern.file.modes],
+        modes=[
+            ModeOut(
+                key=mode.key,
+                title=mode.title,
+                description=mode.description,
+                url=str(
+                    request.url_for(mode.page, slug=pattern.slug)
+                    if mode.per_pattern
+                    else request.url_for(mode.page)
+                ),
+            )
+            for mode in modes.offered(pattern)
+        ],
         questions=[_summary_out(q) for q in bank.list_questions(session, pattern)],
     )
 

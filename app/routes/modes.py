@@ -19,7 +19,7 @@ from app.deps import (
     or_default,
 )
 from app.errors import NotFound
-from app.learning import answering, progress, review
+from app.learning import answering, modes, practice, progress, review
 from app.routes.api import INVALID, NOT_FOUND, WRITE, QuestionOut, question_out
 from app.routes.openapi import NoInputDep
 from app.templating import render
@@ -99,9 +99,11 @@ class HistoryOut(BaseModel):
 def next_practice_api(
     session: SessionDep, pattern: PatternDep, visitor: VisitorDep, after: After = None
 ) -> QuestionOut:
-    """The practice question to do next: what you got wrong most, then what you have not
-    seen, then what you know least."""
-    question = progress.next_practice(
+    """The practice question to do next: first what your last test missed; then, of the
+    questions you have not solved, those nearest your level (it climbs with right answers
+    and falls with wrong ones) and nearest the misconceptions your wrong answers showed,
+    easy choice questions first for a new learner."""
+    question = practice.next_practice(
         session, pattern=pattern, learner=visitor.learner, after=after
     )
     if question is None:
@@ -190,21 +192,87 @@ def history_api(session: SessionDep, visitor: VisitorDep, page: Page = 1) -> His
 
 
 @router.get("/patterns/{slug}/practice", name="practice", include_in_schema=False)
-def practice(
+def practice_page(
     request: Request,
     session: SessionDep,
     pattern: PatternDep,
     visitor: VisitorDep,
     after: AfterOrNone = None,
 ) -> Response:
-    """Go to the practice question to do next."""
-    question = progress.next_practice(
+    """Go to the practice question to do next (app.learning.practice)."""
+    question = practice.next_practice(
         session, pattern=pattern, learner=visitor.learner, after=after
     )
     if question is None:
         raise NotFound(f"{pattern.file.title} has no practice questions yet.")
     url = request.url_for("question", slug=pattern.slug, question_id=question.id)
     return RedirectResponse(url, status_code=303)
+
+
+@router.get("/patterns/{slug}/quiz", name="quiz", include_in_schema=False)
+def quiz_page(
+    request: Request, session: SessionDep, pattern: PatternDep, visitor: VisitorDep
+) -> Response:
+    """The lesson's quiz: its questions, with where the learner stands on each."""
+    found = modes.mode_questions(
+        session, pattern=pattern, learner=visitor.learner, key=modes.QUIZ.key
+    )
+    return render(request, "modes/questions.html", {"found": found})
+
+
+def _sequence(
+    request: Request,
+    session: SessionDep,
+    pattern: PatternDep,
+    visitor: VisitorDep,
+    after: str | None,
+    mode: modes.LearningMode,
+) -> Response:
+    """Go to the mode's next unsolved question after `after`; with none left (or none at
+    all), show the mode's questions and say so."""
+    found = modes.mode_questions(
+        session, pattern=pattern, learner=visitor.learner, key=mode.key, after=after
+    )
+    if found.next is None:
+        return render(request, "modes/questions.html", {"found": found})
+    url = request.url_for("question", slug=pattern.slug, question_id=found.next.id)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/patterns/{slug}/predict", name="predict", include_in_schema=False)
+def predict_page(
+    request: Request,
+    session: SessionDep,
+    pattern: PatternDep,
+    visitor: VisitorDep,
+    after: AfterOrNone = None,
+) -> Response:
+    """Predict the output: the next output question not yet solved."""
+    return _sequence(request, session, pattern, visitor, after, modes.PREDICT)
+
+
+@router.get("/patterns/{slug}/write", name="write", include_in_schema=False)
+def write_page(
+    request: Request,
+    session: SessionDep,
+    pattern: PatternDep,
+    visitor: VisitorDep,
+    after: AfterOrNone = None,
+) -> Response:
+    """Write the code: the next code question not yet solved."""
+    return _sequence(request, session, pattern, visitor, after, modes.WRITE)
+
+
+@router.get("/patterns/{slug}/fix", name="fix", include_in_schema=False)
+def fix_page(
+    request: Request,
+    session: SessionDep,
+    pattern: PatternDep,
+    visitor: VisitorDep,
+    after: AfterOrNone = None,
+) -> Response:
+    """Fix the bug: the next fix-the-bug question not yet solved."""
+    return _sequence(request, session, pattern, visitor, after, modes.FIX)
 
 
 @router.get("/review", name="review", include_in_schema=False)

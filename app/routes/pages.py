@@ -24,7 +24,7 @@ from app.deps import (
     sign_shown,
 )
 from app.errors import Busy, Invalid, TooManyRequests
-from app.learning import answering, lesson, progress
+from app.learning import answering, lesson, modes, progress
 from app.models import MAX_ROW_INT
 from app.routes.traces import recorded_run
 from app.templating import render
@@ -79,6 +79,7 @@ def pattern_page(
     """The lesson, top to bottom: the recorded run, the key insight, the quiz and practice
     asked in the page, the ways to go on, and every question by kind and difficulty."""
     page = lesson.lesson_page(session, pattern=pattern, visitor=visitor)
+    ways = modes.pattern_modes(session, overview=page.overview, learner=visitor.learner)
     recorded = None
     if pattern.file.pipeline is not None:
         recorded = recorded_run(
@@ -91,6 +92,7 @@ def pattern_page(
     context = {
         "lesson": page,
         "overview": page.overview,
+        "modes": ways,
         "recorded": recorded,
         "shown_at": shown_at,
         "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
