@@ -67,6 +67,8 @@ EXPECTED_SECONDS: dict[str, dict[Difficulty, int]] = {
     "choice": {Difficulty.EASY: 20, Difficulty.MEDIUM: 40, Difficulty.HARD: 60},
     "output": {Difficulty.EASY: 30, Difficulty.MEDIUM: 60, Difficulty.HARD: 90},
     "code": {Difficulty.EASY: 120, Difficulty.MEDIUM: 240, Difficulty.HARD: 480},
+    # a whole step-through: some 10–30 s an epoch
+    "steps": {Difficulty.EASY: 60, Difficulty.MEDIUM: 150, Difficulty.HARD: 300},
 }
 QUEUE_LIMIT = 50  # due reviews listed at once; the rest follow as these are done
 
