@@ -440,6 +440,28 @@ def test_predictions_so_far_that_the_scenario_cannot_have_start_it_again(
     assert _attempts(db) == []
 
 
+def test_the_hint_is_offered_before_the_first_step_and_stays_once_asked_for(
+    client: TestClient, db: Session
+) -> None:
+    html, form = _open(client)
+    assert "Show a hint" in html
+    after_one = _step(client, form, "0.1").text
+    assert "Show a hint" not in after_one and 'id="hint"' not in after_one  # the rule says more
+    asked = client.post(
+        f"/patterns/{LESSON}/questions/{STEPLR}/hint", data={"csrf_token": form["csrf_token"]}
+    )
+    assert asked.status_code == 200 and asked.url.path.endswith(f"/step-through/{STEPLR}")
+    assert "<h2>Hint</h2>" in asked.text and "After how many calls" in _text(asked.text)
+    form = _form(asked.text)
+    for rate in STEPLR_RATES:
+        response = _step(client, form, rate)
+        if response.status_code == 200:
+            assert "<h2>Hint</h2>" in response.text
+            form = _form(response.text)
+    (attempt,) = _attempts(db)
+    assert attempt.correct and attempt.hint_seen
+
+
 def test_a_step_without_the_form_s_token_is_refused(client: TestClient) -> None:
     _, form = _open(client)
     response = _step(client, {**form, "csrf_token": "forged"}, "0.1")

@@ -63,6 +63,7 @@ class StepPage:
     place: Place
     first_lr: float
     revealed: list[grading.StepOutcome]
+    hint: str | None = None  # the scenario's hint, once the learner has asked for it
 
     @property
     def next_epoch(self) -> int:
@@ -148,8 +149,11 @@ def step_page(
 def _page(
     session: Session, place: Place, visitor: Visitor, runs: Runs, predictions: list[str]
 ) -> StepPage:
-    lrs = _lrs(session, runs, visitor, place.scenario)
-    return StepPage(place, lrs[0], grading.step_outcomes(lrs, predictions))
+    scenario = place.scenario
+    seen = answering.standing(session, learner=visitor.learner, question_id=place.question.id)
+    lrs = _lrs(session, runs, visitor, scenario)
+    hint = scenario.hint if seen.hint_seen else None
+    return StepPage(place, lrs[0], grading.step_outcomes(lrs, predictions), hint)
 
 
 def _earlier(scenario: StepsQuestion, predictions: list[str]) -> list[str]:
