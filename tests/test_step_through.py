@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app import accounts
 from app.authoring import starters
+from app.authoring.importing import import_bank
 from app.bank import schema
 from app.bank import service as bank
 from app.bank.files import BankError, read_bank
@@ -29,14 +31,16 @@ from app.checking import grading
 from app.checking.jobs import steps_job
 from app.checking.runs import Runs
 from app.checking.verify import verify
+from app.config import Settings
 from app.db import Database
 from app.errors import Conflict, Invalid
 from app.learning import exams, progress
+from app.main import create_app
 from app.models import Attempt
 from app.sandbox.protocol import CodeData, RunResult, Verdict
 from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, live_server
-from tests.conftest import CSRF_RE, QUESTIONS, right_answer
-from tests.factories import write_bank
+from tests.conftest import CSRF_RE, QUESTIONS, TEST_SECRET, right_answer
+from tests.factories import choice_question, write_bank
 from tests.test_instructor import editor_post, log_in, make_user
 
 LESSON = "lr-schedulers"
@@ -289,9 +293,16 @@ def _form(html: str) -> dict[str, Any]:
     }
 
 
-def _step(client: TestClient, form: dict[str, Any], prediction: str, qid: str = STEPLR) -> Any:
+def _step(
+    client: TestClient,
+    form: dict[str, Any],
+    prediction: str,
+    qid: str = STEPLR,
+    *,
+    slug: str = LESSON,
+) -> Any:
     return client.post(
-        f"/patterns/{LESSON}/step-through/{qid}",
+        f"/patterns/{slug}/step-through/{qid}",
         data={**form, "prediction": prediction},
         follow_redirects=False,
     )
@@ -460,6 +471,55 @@ def test_the_hint_is_offered_before_the_first_step_and_stays_once_asked_for(
             form = _form(response.text)
     (attempt,) = _attempts(db)
     assert attempt.correct and attempt.hint_seen
+
+
+@contextmanager
+def _small_bank(
+    tmp_path: Path, empty_db: str, runs: Runs, questions: list[dict[str, Any]]
+) -> Iterator[TestClient]:
+    """A client on a bank of `questions` (imported with the sandbox), served with running
+    code switched off: pages can use only what import stored."""
+    root = write_bank(tmp_path / "bank", questions)
+    database = Database(empty_db)
+    with database.session() as session:
+        import_bank(session, root, runs=runs)
+    database.dispose()
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        database_url=empty_db,
+        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        allowed_hosts=["testserver"],
+        sandbox_mode="off",
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_a_scenario_steps_through_from_its_stored_run_with_no_sandbox(
+    tmp_path: Path, empty_db: str, runs: Runs
+) -> None:
+    with _small_bank(tmp_path, empty_db, runs, [choice_question(), _scenario()]) as client:
+        assert (
+            'href="/patterns/test-pattern/step-through"'
+            in client.get("/patterns/test-pattern").text
+        )
+        response = client.get("/patterns/test-pattern/step-through/steps-one")
+        assert response.status_code == 200 and "0 given 0.1" in _text(response.text)
+        form = _form(response.text)
+        for epoch, rate in enumerate(["0.1", "0.05", "0.05"], start=1):
+            response = _step(client, form, rate, "steps-one", slug="test-pattern")
+            assert f"Epoch {epoch}: right" in _text(response.text)
+            form = _form(response.text)
+        done = _step(client, form, "0.025", "steps-one", slug="test-pattern")
+        assert done.status_code == 303
+        assert "All 4 epochs right." in client.get(done.headers["location"]).text
+
+
+def test_a_pattern_without_scenarios_says_so(tmp_path: Path, empty_db: str, runs: Runs) -> None:
+    with _small_bank(tmp_path, empty_db, runs, [choice_question()]) as client:
+        assert "/step-through" not in client.get("/patterns/test-pattern").text
+        page = client.get("/patterns/test-pattern/step-through")
+        assert page.status_code == 200 and "no step-through scenarios yet" in page.text
 
 
 def test_a_step_without_the_form_s_token_is_refused(client: TestClient) -> None:
