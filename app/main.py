@@ -40,6 +40,7 @@ from app.routes import (
     modes,
     openapi,
     pages,
+    step_through,
     traces,
 )
 from app.sandbox.client import Sandbox
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     app.include_router(exams.router)
     app.include_router(traces.router)
     app.include_router(modes.router)
+    app.include_router(step_through.router)
     app.include_router(accounts.router)
     app.include_router(authoring_api.router)
     app.include_router(instructor.router)

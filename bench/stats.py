@@ -34,16 +34,23 @@ from sqlalchemy.orm import Session
 from app import accounts
 from app.bank import service as bank
 from app.bank import variants
-from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion
+from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, StepsQuestion
 from app.checking.codecheck import MISTAKES
-from app.checking.grading import CodeFeedback, expected_output, grade_choice, grade_output
+from app.checking.grading import (
+    CodeFeedback,
+    expected_output,
+    grade_choice,
+    grade_output,
+    grade_steps,
+    scenario_lrs,
+)
 from app.checking.runs import Runs
 from app.db import Database, begin_write
 from app.learning import review
 from app.learning.answering import MAX_TIME_TAKEN_MS
 from app.learning.learners import LEARNER_TOKEN_BYTES
 from app.models import Attempt, Learner, User, utcnow
-from app.sandbox.protocol import RunResult
+from app.sandbox.protocol import CodeData, RunResult, Verdict
 from bench.harness import Connection, check_targets, get, rounds, server
 
 PATTERN = "lr-schedulers"
@@ -97,7 +104,7 @@ class _Item:
     runs: list[
         tuple[str, RunResult[None], dict[str, Any]]
     ]  # output: (key, run, params) per variant
-    reference_key: str | None = None  # code: the stored reference run…
+    reference_key: str | None = None  # code: the stored reference run (steps: the run)…
     target_lrs: tuple[float, ...] = ()  # …and its LR at each step
 
 
@@ -126,6 +133,10 @@ def _items(session: Session) -> list[_Item]:
             data = reference.result.data
             lrs = tuple(step[0] for step in (data.trajectory if data else []) if step)
             items.append(_Item(live, [], reference.key, lrs))
+        elif isinstance(q, StepsQuestion):
+            run = runs.stored_steps(session, q)
+            assert run is not None, f"{live.id} has no stored run"
+            items.append(_Item(live, [], run.key, tuple(scenario_lrs(run.result, q.epochs))))
         else:
             items.append(_Item(live, []))
     return items
@@ -177,6 +188,23 @@ def _answer(
             "feedback": grade.feedback.model_dump(mode="json"),
             "variant_index": variant,
             "variant": params,
+        }
+    if isinstance(q, StepsQuestion):
+        assert item.reference_key is not None
+        lrs = item.target_lrs
+        given = [repr(lr) for lr in lrs[1:]]
+        if not correct:  # a rate or two off, as a learner misses a step or a restart
+            for epoch in rng.sample(range(1, len(lrs)), rng.randint(1, 2)):
+                given[epoch - 1] = repr(lrs[epoch] * rng.choice([0.5, 2.0]) + 1e-3)
+        run = RunResult[CodeData](status=Verdict.OK, data=CodeData(trajectory=[[lr] for lr in lrs]))
+        grade = grade_steps(q, run, given, run_key=item.reference_key)
+        return {
+            "answer": grade.answer,
+            "correct": grade.correct,
+            "score": grade.score,
+            "feedback": grade.feedback.model_dump(mode="json"),
+            "variant_index": None,
+            "variant": None,
         }
     assert isinstance(q, CodeQuestion) and item.reference_key is not None
     target = list(item.target_lrs)
@@ -293,7 +321,7 @@ def _attempts_on(
                 "learner_id": learner["id"],
                 "question_id": item.live.id,
                 "question_version": item.live.version,
-                "score": 1.0 if graded["correct"] else 0.0,
+                "score": 1.0 if graded["correct"] else 0.0,  # a step-through's: its fraction, below
                 "hint_seen": hint_seen,
                 "solution_seen": solution_seen,
                 "time_taken_ms": taken,

@@ -7,6 +7,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from app import accounts
 from app.authoring.importing import import_bank
 from app.bank import service as bank
-from app.bank.schema import ChoiceQuestion, FixQuestion, OutputQuestion
+from app.bank.schema import ChoiceQuestion, FixQuestion, OutputQuestion, StepsQuestion
 from app.checking import grading, runstore
 from app.checking.runs import Runs
 from app.config import Settings
@@ -243,9 +244,10 @@ def learner(client: TestClient) -> Learner:
     return Learner(client)
 
 
-def right_answer(app: FastAPI, question_id: str, version: int, variant: int) -> str:
+def right_answer(app: FastAPI, question_id: str, version: int, variant: int) -> Any:
     """The answer that grades right for this version and variant of a question (choice: its
-    index; output: what the stored run gave; code: the reference)."""
+    index; output: what the stored run gave; code: the reference; steps: the stored run's
+    rates of epochs 1 on)."""
     with app.state.db.session() as session:
         question = bank.get_version_or_raise(session, question_id, version)
         if isinstance(question, ChoiceQuestion):
@@ -255,10 +257,14 @@ def right_answer(app: FastAPI, question_id: str, version: int, variant: int) -> 
             run = runs.stored_key(session, runs.variant_job(question, variant))
             assert run is not None, "keys are stored at import"
             return grading.expected_output(shown(question, variant), run.result)
+        if isinstance(question, StepsQuestion):
+            steps = app.state.runs.stored_steps(session, question)
+            assert steps is not None, "scenarios' runs are stored at import"
+            return [repr(lr) for lr in grading.scenario_lrs(steps.result, question.epochs)[1:]]
         return question.reference
 
 
-def wrong_answer(app: FastAPI, question_id: str, version: int) -> str:
+def wrong_answer(app: FastAPI, question_id: str, version: int) -> Any:
     """An answer that grades wrong (and is well-formed) for any variant of a question."""
     with app.state.db.session() as session:
         question = bank.get_version_or_raise(session, question_id, version)
@@ -268,4 +274,6 @@ def wrong_answer(app: FastAPI, question_id: str, version: int) -> str:
         return "not what it prints"
     if isinstance(question, FixQuestion):
         return question.buggy  # the import made sure it grades wrong, with its diagnosis
+    if isinstance(question, StepsQuestion):
+        return ["-1"] * (question.epochs - 1)  # no scheduler here makes a rate negative
     return "scheduler = None"

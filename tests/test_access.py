@@ -160,6 +160,13 @@ def _answer_wrongly(tab: Page, answer: str) -> None:
     tab.wait_for_url("**/attempts/*")
 
 
+def _step_wrongly(tab: Page) -> None:
+    """On a step-through scenario, predict the next epoch wrongly (no rate is negative)."""
+    tab.locator("input[name=prediction]").fill("-1")
+    with tab.expect_navigation():
+        tab.locator("form.step-form button[type=submit]").click()
+
+
 def _walk(app: FastAPI, tab: Page, base: str, sweep: Sweep, *, phone: bool) -> None:
     """Every page a guest, a learner and an instructor reach, in the order they reach them."""
 
@@ -196,6 +203,10 @@ def _walk(app: FastAPI, tab: Page, base: str, sweep: Sweep, *, phone: bool) -> N
         for source in pattern.questions:
             question = source.question
             visit(f"/patterns/{pattern.slug}/questions/{question.id}")
+            if question.kind == "steps":  # answered on a page of its own, epoch by epoch
+                _step_wrongly(tab)
+                sweep.check(tab, f"a wrong step of {question.id}", phone=phone)
+                continue
             _answer_wrongly(tab, wrong_answer(app, question.id, 1))
             sweep.check(tab, f"a wrong answer to {question.id}", phone=phone)
     long_line = "scheduler = None  # " + "a comment far wider than any phone, " * 6
@@ -203,6 +214,11 @@ def _walk(app: FastAPI, tab: Page, base: str, sweep: Sweep, *, phone: bool) -> N
     _answer_wrongly(tab, long_line)
     sweep.check(tab, "a wrong answer with a long line of code", phone=phone)
     visit(f"/patterns/{LESSON}/practice", "practice")
+    visit(f"/patterns/{LESSON}/step-through")
+    tab.goto(f"{base}/patterns/{LESSON}/step-through/lr-steps-plateau")
+    while tab.locator("input[name=prediction]").count():
+        _step_wrongly(tab)
+    sweep.check(tab, "a step-through's result", phone=phone)
 
     tab.goto(f"{base}/patterns/{LESSON}/test")
     tab.get_by_role("button", name="Start the test").click()

@@ -345,6 +345,7 @@ def _standing(**given: Any) -> modes.Standing:
         "quiz": modes.Tally(3, 3),
         "practice": modes.Tally(20, 20),
         "predict": modes.Tally(10, 10),
+        "step-through": modes.Tally(5, 5),
         "write": modes.Tally(5, 5),
         "fix": modes.Tally(0, 0),
     }
@@ -419,7 +420,7 @@ def test_the_recommendation_follows_the_learners_progress(
 
 def test_every_mode_has_a_page_and_a_description() -> None:
     keys = [mode.key for mode in modes.MODES]
-    assert len(set(keys)) == len(keys) == 9  # ten with step-through, registered on merging
+    assert len(set(keys)) == len(keys) == 10
     assert all(mode.title and mode.description.endswith(".") for mode in modes.MODES)
 
 
@@ -583,5 +584,12 @@ def test_a_mode_the_pattern_does_not_offer_is_not_found(
         import_bank(session, tmp_path / "practice-only")
     assert client.get("/patterns/practice-only/quiz").status_code == 404
     listed = client.get("/api/patterns/practice-only").json()["modes"]
-    assert [m["key"] for m in listed] == ["practice", "predict", "write", "fix", "review"]
+    assert [m["key"] for m in listed] == [
+        "practice",
+        "predict",
+        "step-through",
+        "write",
+        "fix",
+        "review",
+    ]
     assert "Recommended next" in client.get("/patterns/practice-only").text

@@ -13,7 +13,7 @@ def starter_source(kind: str) -> str:
     return starter
 
 
-STARTER_KINDS = ("choice", "output", "code", "fix")
+STARTER_KINDS = ("choice", "output", "code", "fix", "steps")
 
 
 _STARTERS = {
@@ -147,5 +147,26 @@ self_tests:
     correct: true
     why: Stepped every batch, with the length counted in batches.
 hint: How many times per epoch does this loop call `scheduler.step()`?
+""",
+    "steps": """\
+id: new-steps-scenario
+kind: steps
+difficulty: easy
+modes: [practice]
+tags: [steplr]
+prompt: |
+  The optimizer starts at `lr=0.1`; `StepLR` halves the rate every 2 epochs.
+setup: |
+  import torch
+  model = torch.nn.Linear(2, 1)
+  optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+code: |
+  scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+epochs: 6
+rule: "`StepLR` multiplies the rate by `gamma` every `step_size` calls of `scheduler.step()`."
+moments:
+  - epoch: 2
+    why: "Two calls of `scheduler.step()` so far, one `step_size`: the first halving."
+hint: Epoch e trains at the rate set by e calls of `scheduler.step()`.
 """,
 }

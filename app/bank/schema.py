@@ -172,7 +172,9 @@ class QuestionBase(StrictModel):
         description="Stable, unique id (lowercase, digits, dashes). The database and learners' "
         "attempts refer to it: never reuse or rename it."
     )
-    kind: str = Field(description="What kind of question: `choice`, `output`, `code` or `fix`.")
+    kind: str = Field(
+        description="What kind of question: `choice`, `output`, `code`, `fix` or `steps`."
+    )
     difficulty: Difficulty = Field(description="easy, medium or hard.")
     modes: list[Mode] = Field(
         default_factory=lambda: [Mode.PRACTICE, Mode.TEST],
@@ -488,10 +490,107 @@ class FixQuestion(CodeQuestion):
         return {**data, "starter": data["buggy"]} if isinstance(data.get("buggy"), str) else data
 
 
+# A step-through scenario is predicted one epoch at a time: enough epochs to see a schedule's
+# shape (a step, a restart), few enough that predicting each one stays a game, not a chore.
+MIN_STEP_EPOCHS, MAX_STEP_EPOCHS = 4, 12
+
+
+class Moment(StrictModel):
+    """What happens at one epoch of a step-through scenario, said when it is revealed."""
+
+    epoch: int = Field(
+        ge=1, description="The epoch (from 0; epoch 0's rate is given, so from 1 on)."
+    )
+    why: Markdown = Field(
+        description="Why the rate is what it is at this epoch (Markdown), shown with it."
+    )
+
+
+class StepsQuestion(QuestionBase):
+    """Step through: the learner predicts the learning rate of each next epoch, and the real
+    run reveals it, one epoch at a time. The rates come from running `setup` and `code` in the
+    sandbox, never from the file."""
+
+    kind: Literal["steps"] = Field(
+        description="`steps`: the learner predicts the learning rate of every epoch, one at a "
+        "time, each revealed by the real run before the next."
+    )
+    modes: list[Mode] = Field(
+        default_factory=lambda: [Mode.PRACTICE],
+        min_length=1,
+        description="Learning modes this question appears in: only `practice` (each epoch "
+        "is revealed as it is predicted, which a test or a quiz never does).",
+    )
+    setup: str = Field(
+        min_length=1,
+        description="Code run first (shown): imports, the model and `optimizer`, with one "
+        "param group (one rate to predict).",
+    )
+    code: str = Field(
+        min_length=1,
+        description="Builds `scheduler` (shown). The run then trains as a loop would: every "
+        "epoch, optimizer.step(), then scheduler.step() — or scheduler.step(metric) for "
+        "ReduceLROnPlateau.",
+    )
+    epochs: int = Field(
+        ge=MIN_STEP_EPOCHS,
+        le=MAX_STEP_EPOCHS,
+        description="How many epochs to step through (epoch 0 … epochs − 1); epoch 0's rate "
+        "is given, the learner predicts the others.",
+    )
+    metrics: list[float] = Field(
+        default_factory=list,
+        description="ReduceLROnPlateau only: the metric fed to scheduler.step() at the end of "
+        "each epoch, one per epoch (shown to the learner).",
+    )
+    rule: Markdown = Field(
+        description="Why the rate moves, in a sentence (e.g. `StepLR` multiplies it by "
+        "`gamma` every `step_size` calls), shown with every revealed epoch (Markdown)."
+    )
+    moments: list[Moment] = Field(
+        default_factory=list,
+        description="What happens at particular epochs, shown when each is revealed.",
+    )
+    solution: Explanation = Field(
+        default_factory=Explanation,
+        description="The author's explanation, shown with the whole trajectory at the end.",
+    )
+
+    @model_validator(mode="after")
+    def _fits_the_epochs(self) -> StepsQuestion:
+        if other := [mode.value for mode in self.modes if mode is not Mode.PRACTICE]:
+            raise FieldValueError(
+                "modes",
+                f"a step-through scenario reveals each epoch as it is predicted, so it is "
+                f"practice only, not {', '.join(other)}",
+            )
+        if self.metrics and len(self.metrics) != self.epochs:
+            raise FieldValueError(
+                "metrics",
+                f"give one metric per epoch: {self.epochs}, not {len(self.metrics)}",
+            )
+        seen: set[int] = set()
+        for index, moment in enumerate(self.moments):
+            if moment.epoch >= self.epochs:
+                raise FieldValueError(
+                    f"moments.{index}.epoch",
+                    f"the scenario stops at epoch {self.epochs - 1} (epochs count from 0)",
+                )
+            if moment.epoch in seen:
+                raise FieldValueError(f"moments.{index}.epoch", "two moments at the same epoch")
+            seen.add(moment.epoch)
+        return self
+
+    def moment(self, epoch: int) -> str | None:
+        """What the author says of `epoch`, if anything."""
+        return next((m.why for m in self.moments if m.epoch == epoch), None)
+
+
 # Question kinds are told apart by `kind`.
-QUESTION_KINDS = ("choice", "output", "code", "fix")
+QUESTION_KINDS = ("choice", "output", "code", "fix", "steps")
 Question = Annotated[
-    ChoiceQuestion | OutputQuestion | CodeQuestion | FixQuestion, Field(discriminator="kind")
+    ChoiceQuestion | OutputQuestion | CodeQuestion | FixQuestion | StepsQuestion,
+    Field(discriminator="kind"),
 ]
 QUESTION_ADAPTER: TypeAdapter[Question] = TypeAdapter(Question)
 PATTERN_ADAPTER: TypeAdapter[PatternFile] = TypeAdapter(PatternFile)
@@ -522,7 +621,7 @@ def json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Tracewise question bank file",
         "description": "A pattern.yaml (PatternFile) or a question file (ChoiceQuestion, "
-        "OutputQuestion, CodeQuestion or FixQuestion, told apart by `kind`).",
+        "OutputQuestion, CodeQuestion, FixQuestion or StepsQuestion, told apart by `kind`).",
         "anyOf": [{"$ref": f"#/$defs/{pattern['title']}"}, question],
         "$defs": dict(sorted(defs.items())),
     }

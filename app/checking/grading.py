@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question
+from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question, StepsQuestion
 from app.checking import codecheck
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
 from app.sandbox.protocol import CodeData, ErrorInfo, RunResult, Verdict, WarningRecord
 from app.wording import plural
 
@@ -106,7 +106,29 @@ class CodeFeedback(BaseModel):
     reference_key: str = Field(description="The stored run of the reference solution.")
 
 
-Feedback = ChoiceFeedback | OutputFeedback | CodeFeedback
+class StepOutcome(BaseModel):
+    """One epoch of a step-through scenario: the prediction, and the real rate revealed."""
+
+    epoch: int = Field(description="The epoch (from 0).")
+    given: str = Field(description="The predicted learning rate, as typed.")
+    lr: float = Field(description="The learning rate the real run trained this epoch with.")
+    correct: bool = Field(description="Whether the prediction matches it.")
+
+
+class StepsFeedback(BaseModel):
+    """What a learner is told after stepping through a scenario: every epoch's prediction
+    beside the real rate (each was revealed as it was predicted: that is the mode's point)."""
+
+    kind: Literal["steps"] = "steps"
+    message: str = Field(description="The score in a sentence.")
+    first_lr: float = Field(
+        description="Epoch 0's rate, given: the optimizer's, as the run recorded it."
+    )
+    steps: list[StepOutcome] = Field(description="Epochs 1 to the last, predicted and revealed.")
+    run_key: str = Field(description="The stored run the rates come from.")
+
+
+Feedback = ChoiceFeedback | OutputFeedback | CodeFeedback | StepsFeedback
 
 
 def withheld(feedback: Feedback) -> Feedback:
@@ -412,5 +434,100 @@ def grade_code(
         answer=code,
         correct=verdict.correct,
         score=1.0 if verdict.correct else 0.0,
+        feedback=feedback,
+    )
+
+
+# --- step-through scenarios --------------------------------------------------------------------
+
+MAX_PREDICTION_CHARS = 40  # room for any float's repr, and no more
+_DECIMAL = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+
+
+def parse_prediction(raw: Any, *, epoch: int, field: str = "answer") -> str:
+    """One predicted learning rate, as typed (trimmed): a decimal number such as `0.05` or
+    `5e-2` (a JSON number is taken as its text); anything else is Invalid, on `field`."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise Invalid(f"Epoch {epoch}: give a number, such as 0.05.", field=field)
+    text = _valid_text(str(raw)).strip()
+    if not text:
+        raise Invalid(f"Epoch {epoch}: type the learning rate you predict.", field=field)
+    if len(text) > MAX_PREDICTION_CHARS or not _DECIMAL.match(text):
+        raise Invalid(
+            f"Epoch {epoch}: {_shorten(text)} is not a number; write it like 0.05 or 5e-2.",
+            field=field,
+        )
+    return text
+
+
+def parse_steps_answer(raw: Any, *, count: int, partial: bool = False) -> list[str]:
+    """A step-through answer: the predicted rates of epochs 1 to `count`, in order (epoch
+    0's is given), as typed. `partial`: the first few of them will do."""
+    if not isinstance(raw, list):
+        raise Invalid(
+            f"answer must be a list of {count} numbers: the learning rates you predict for "
+            f"epochs 1 to {count}",
+            field="answer",
+        )
+    if len(raw) > count:
+        raise Invalid(
+            f"This scenario has {plural(count, 'epoch')} to predict (1 to {count}), "
+            f"not {len(raw)}.",
+            field="answer",
+        )
+    if not partial and len(raw) < count:
+        raise Invalid(
+            f"Predict every epoch from 1 to {count}: the answer has {plural(len(raw), 'number')}.",
+            field="answer",
+        )
+    return [
+        parse_prediction(item, epoch=epoch, field="answer")
+        for epoch, item in enumerate(raw, start=1)
+    ]
+
+
+def scenario_lrs(run: RunResult[CodeData], epochs: int) -> list[float]:
+    """The rate each epoch of a scenario's run trained with (its one param group). Conflict
+    if the run does not give them all: import refuses such a scenario, so only a torch that
+    changed since can."""
+    lrs = _first_group(run)
+    if run.status is not Verdict.OK or len(lrs) < epochs:
+        raise Conflict(
+            "This scenario no longer runs to its end on this server (it did when it was "
+            "checked): an instructor needs to look at it."
+        )
+    return lrs[:epochs]
+
+
+def step_outcomes(lrs: list[float], predictions: list[str]) -> list[StepOutcome]:
+    """Predictions of epochs 1, 2, … (parsed) against the run's rates, with the numeric
+    rules of output answers (float noise, or the rate correctly rounded)."""
+    return [
+        StepOutcome(
+            epoch=epoch, given=given, lr=lrs[epoch], correct=numbers_match(given, repr(lrs[epoch]))
+        )
+        for epoch, given in enumerate(predictions, start=1)
+    ]
+
+
+def grade_steps(
+    question: StepsQuestion, run: RunResult[CodeData], raw_answer: Any, *, run_key: str
+) -> Grade:
+    """Grade a whole step-through: one prediction per epoch after the first; the score is
+    the fraction right, and it is correct when all are."""
+    predictions = parse_steps_answer(raw_answer, count=question.epochs - 1)
+    lrs = scenario_lrs(run, question.epochs)
+    steps = step_outcomes(lrs, predictions)
+    right = sum(step.correct for step in steps)
+    if right == len(steps):
+        message = f"All {plural(len(steps), 'epoch')} right."
+    else:
+        miss = next(step.epoch for step in steps if not step.correct)
+        message = f"{right} of {plural(len(steps), 'epoch')} right; the first miss is epoch {miss}."
+    feedback = StepsFeedback(message=message, first_lr=lrs[0], steps=steps, run_key=run_key)
+    return Grade(
+        answer=predictions,
+        correct=right == len(steps),
+        score=right / len(steps),
         feedback=feedback,
     )

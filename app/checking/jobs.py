@@ -10,7 +10,7 @@ from importlib.metadata import version
 from typing import Any
 
 from app.bank import variants
-from app.bank.schema import CodeQuestion, OutputQuestion
+from app.bank.schema import CodeQuestion, OutputQuestion, StepsQuestion
 from app.sandbox.protocol import (
     CodeJob,
     Drive,
@@ -62,6 +62,19 @@ def code_job(question: CodeQuestion, code: str, *, timeout_s: float) -> CodeJob:
             epochs=check.epochs,
             steps_per_epoch=check.steps_per_epoch,
             metrics=check.metrics,
+        ),
+        timeout_s=timeout_s,
+    )
+
+
+def steps_job(question: StepsQuestion, *, timeout_s: float) -> CodeJob:
+    """The job that runs a step-through scenario: its scheduler stepped once an epoch, as a
+    code question's reference is (the same runner job, the same store)."""
+    return CodeJob(
+        code=question.code,
+        setup=question.setup,
+        drive=Drive(
+            drive="scheduler", epochs=question.epochs, steps_per_epoch=1, metrics=question.metrics
         ),
         timeout_s=timeout_s,
     )

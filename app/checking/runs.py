@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.bank.schema import CodeQuestion, OutputQuestion
+from app.bank.schema import CodeQuestion, OutputQuestion, StepsQuestion
 from app.checking import runstore
-from app.checking.jobs import code_job, variant_job
+from app.checking.jobs import code_job, steps_job, variant_job
 from app.checking.runstore import CACHEABLE, Run
 from app.errors import Busy
 from app.sandbox.client import Sandbox, SandboxUnavailable, Ticket
@@ -61,6 +61,10 @@ class Runs:
             session, code_job(question, question.reference, timeout_s=self.timeout_s)
         )
 
+    def stored_steps(self, session: Session, question: StepsQuestion) -> Run[CodeData] | None:
+        """A step-through scenario's stored run, if there is one."""
+        return runstore.find(session, steps_job(question, timeout_s=self.timeout_s))
+
     # --- new runs (no session: the caller holds no connection meanwhile) -----------------
 
     def submit(self, job: JobBase[DataT]) -> Ticket[DataT]:
@@ -91,6 +95,11 @@ class Runs:
         """Run a code question's reference solution now."""
         job = code_job(question, question.reference, timeout_s=self.timeout_s)
         return self.run_for_key(job, what="The reference solution")
+
+    def run_steps(self, question: StepsQuestion) -> Run[CodeData]:
+        """Run a step-through scenario now."""
+        job = steps_job(question, timeout_s=self.timeout_s)
+        return self.run_for_key(job, what="The scenario")
 
     def learner(self, question: CodeQuestion, code: str) -> RunResult[CodeData]:
         """Run a learner's code for a code question (never stored: answers vary). What it

@@ -5,7 +5,8 @@ What a question's key depends on is run in the sandbox: every variant of an outp
 raises only where the question says so, by `raises` or `answer`), a code
 question's reference (it must pass its own check) and its self-tests (each must be judged as
 the file says), a fix question's buggy code (the check must refuse it, diagnosed as the bug
-the file names), and every pattern's pipeline. Runs already stored are not made again, and a
+the file names), a step-through scenario (it must run to its last epoch), and every
+pattern's pipeline. Runs already stored are not made again, and a
 code question whose content was verified before (`verified_before`) with its reference
 stored runs nothing.
 
@@ -17,6 +18,7 @@ the caller (try again), never into a question's problems.
 from __future__ import annotations
 
 import difflib
+import math
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,11 +27,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.bank import variants
-from app.bank.schema import CodeQuestion, FixQuestion, OutputQuestion, Question
+from app.bank.schema import CodeQuestion, FixQuestion, OutputQuestion, Question, StepsQuestion
 from app.checking import runstore
 from app.checking.codecheck import MISTAKES, judge
 from app.checking.grading import compare_output, expected_output
-from app.checking.jobs import code_job, pipeline_job, torch_version
+from app.checking.jobs import code_job, pipeline_job, steps_job, torch_version
 from app.checking.runs import Runs
 from app.checking.runstore import Run
 from app.db import end_read
@@ -266,6 +268,16 @@ def _plan(
             )
             return None
         return _CodePlan(session, runs, verification, question, verified_before)
+    if isinstance(question, StepsQuestion):
+        if runs is None:
+            verification.problems.append(
+                Problem(
+                    "code",
+                    "step-through scenarios are checked by running them, and no sandbox was given",
+                )
+            )
+            return None
+        return _StepsPlan(session, runs, verification, question)
     return None  # a choice question's key is its `correct` choice: nothing to run
 
 
@@ -430,6 +442,93 @@ def _raise_problem(question: OutputQuestion, result: RunResult[None]) -> RunProb
         code_line=line,
         unnamed_raise=name if error is not None else None,
     )
+
+
+class _StepsPlan(_Plan):
+    """A step-through scenario's run (stored, or run now): it must reach its last epoch."""
+
+    def __init__(
+        self, session: Session, runs: Runs, verification: Verification, question: StepsQuestion
+    ) -> None:
+        self.verification = verification
+        self.question = question
+        self.job = steps_job(question, timeout_s=runs.timeout_s)
+        self.stored = runstore.find(session, self.job)
+        self.outcome: Outcome | None = self.stored.result if self.stored is not None else None
+
+    def send(self, window: _Window) -> None:
+        if self.outcome is None:
+            window.add(self.job, self._done)
+
+    def _done(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    def judge(self) -> None:
+        verification, outcome = self.verification, self.outcome
+        if isinstance(outcome, AppError) or outcome is None:
+            message = outcome.message if outcome is not None else "it did not run"
+            verification.problems.append(
+                RunProblem("code", f"the sandbox could not run it: {message}", transient=True)
+            )
+            return
+        problems = scenario_problems(self.question, outcome)
+        verification.problems += problems
+        if not problems:
+            run = self.stored or runstore.run_of(self.job, outcome)
+            verification.reference = run
+            verification.runs.append(run)
+
+
+PLATEAU = "ReduceLROnPlateau"
+
+
+def scenario_problems(question: StepsQuestion, result: RunResult[CodeData]) -> list[Problem]:
+    """What is wrong with a step-through scenario's run, if anything: it must run to its
+    last epoch, with one finite rate per epoch, and be fed a metric exactly when its
+    scheduler takes one."""
+    if result.status not in runstore.CACHEABLE:
+        return [RunProblem("code", f"{result.sentence} {result.detail}".rstrip(), transient=True)]
+    if result.status is not Verdict.OK:
+        error = result.error
+        line = error.line if error is not None else None
+        at = f" at line {line} of the code" if line else ""
+        what = f"{error.type}{at}: {error.message}" if error is not None else result.sentence
+        return [RunProblem("code", f"raises {what}", code_line=line)]
+    trajectory = result.data.trajectory if result.data is not None else []
+    if len(trajectory) < question.epochs:
+        return [
+            Problem(
+                "epochs",
+                f"the run gives {len(trajectory)} epochs of learning rates, not "
+                f"{question.epochs} (does the code create `scheduler`?)",
+            )
+        ]
+    problems = []
+    groups = max(len(step) for step in trajectory)
+    if groups != 1:
+        problems.append(
+            Problem(
+                "setup",
+                f"the optimizer has {groups} param groups: a step-through predicts one rate "
+                "an epoch, so give it one",
+            )
+        )
+    if any(not math.isfinite(lr) for step in trajectory for lr in step):
+        problems.append(Problem("code", "the run gives a learning rate that is not a number"))
+    scheduler = result.data.scheduler.type if result.data and result.data.scheduler else None
+    if question.metrics and scheduler != PLATEAU:
+        problems.append(
+            Problem("metrics", f"only {PLATEAU} is fed a metric, and `scheduler` is {scheduler}")
+        )
+    if scheduler == PLATEAU and not question.metrics:
+        problems.append(
+            Problem(
+                "metrics",
+                f"{PLATEAU} is fed a metric every epoch: give one per epoch (the learner "
+                "must see them to predict)",
+            )
+        )
+    return problems
 
 
 class _CodePlan(_Plan):

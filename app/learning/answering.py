@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.bank import service as bank
 from app.bank import variants
-from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question
+from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question, StepsQuestion
 from app.bank.service import LiveQuestion
 from app.checking import grading, runstore
 from app.checking.runs import Runs
@@ -36,7 +36,7 @@ from app.models import (
 )
 from app.sandbox.client import SandboxUnavailable
 from app.sandbox.protocol import CodeData, RunResult, SnippetJob
-from app.traces.charts import Chart, comparison_chart
+from app.traces.charts import Chart, comparison_chart, prediction_chart
 
 HINT = "hint"
 SOLUTION = "solution"
@@ -347,6 +347,19 @@ def _grade_code(
     return Graded(grade, run=reference.result, new_run=reference if fresh else None)
 
 
+def _grade_steps(
+    session: Session, visitor: Visitor, q: StepsQuestion, answer: object, runs: Runs
+) -> Graded:
+    grading.parse_steps_answer(answer, count=q.epochs - 1)  # before anything runs
+    run, fresh = runs.stored_steps(session, q), False
+    if run is None:
+        admit(session, visitor)  # a guest's code runs under their own share
+        end_read(session)  # no connection or snapshot is held while code runs
+        run, fresh = runs.run_steps(q), True
+    grade = grading.grade_steps(q, run.result, answer, run_key=run.key)
+    return Graded(grade, run=run.result, new_run=run if fresh else None)
+
+
 def grade_answer(
     session: Session,
     *,
@@ -372,6 +385,8 @@ def grade_answer(
                 seen = standing(session, learner=visitor.learner, question_id=question.id)
             variant = variant_for(visitor, question, seen)
         return _grade_output(session, visitor, q, answer, runs, check_variant(q, variant))
+    if isinstance(q, StepsQuestion):
+        return _grade_steps(session, visitor, q, answer, runs)
     return _grade_code(session, visitor, q, answer, runs)
 
 
@@ -526,7 +541,8 @@ def record_attempt(
     values = {"learner_id": learner_id, **values}
     attempt_id = session.connection().execute(_INSERT_ATTEMPT, values).scalar_one()
     review.store_review(session, learner_id=learner_id, question_id=question.id, done=done)
-    revealed, tries = graded.grade.correct, 0
+    # A step-through reveals every epoch as it is predicted: nothing is left to withhold.
+    revealed, tries = graded.grade.correct or isinstance(question.question, StepsQuestion), 0
     if not revealed:
         same_variant = seen.answered_variant == values["variant_index"]
         tries = 1 + (seen.wrong_streak if same_variant else 0)
@@ -778,6 +794,8 @@ def attempt_details(session: Session, attempt: Attempt) -> Recorded:
         )
     if isinstance(feedback, grading.ChoiceFeedback):
         return Recorded(attempt, version, feedback, None, revealed, tries)
+    if isinstance(feedback, grading.StepsFeedback):  # the feedback holds every rate revealed
+        return Recorded(attempt, version, feedback, None, True, 0, steps_chart(feedback))
     run: RunResult[Any] | None
     if isinstance(feedback, grading.OutputFeedback):
         run = runstore.find_by_key(session, feedback.run_key, RunResult[None])
@@ -794,6 +812,14 @@ def attempt_details(session: Session, attempt: Attempt) -> Recorded:
             feedback.target_lrs, feedback.learner_lrs, feedback.divergence, unit=unit
         )
     return Recorded(attempt, version, feedback, run, revealed, tries, chart)
+
+
+def steps_chart(feedback: grading.StepsFeedback) -> Chart:
+    """A step-through's predictions over the real learning rate, the misses marked."""
+    real = [feedback.first_lr, *(step.lr for step in feedback.steps)]
+    predicted = [float(step.given) for step in feedback.steps]
+    misses = [step.epoch for step in feedback.steps if not step.correct]
+    return prediction_chart(real, predicted, misses)
 
 
 def attempt_result(

@@ -17,7 +17,8 @@ The recommendation (`recommend`) reads the learner's standing in the pattern:
     fewer than PRACTISED_BEFORE_TEST
       practice questions solved          → practice
     no test yet, or the last one weak    → test
-    output / code / fix questions left   → predict, write, fix (the first with any left)
+    output / steps / code / fix left     → predict, step through, write, fix (the first with
+                                           any left)
     practice questions left              → practice
     everything solved                    → playground (else practice)
 """
@@ -128,6 +129,16 @@ PREDICT = LearningMode(
     sequence=True,
     noun="output question",
 )
+STEP_THROUGH = LearningMode(
+    "step-through",
+    "Step through",
+    "Predict the learning rate of each next epoch; the real run reveals it before you "
+    "predict the one after. One scenario after another.",
+    page="step_through",
+    offered_by=_offers(Mode.PRACTICE),
+    selects=_of_kind("steps"),
+    noun="scenario",
+)
 WRITE = LearningMode(
     "write",
     "Write the code",
@@ -181,6 +192,7 @@ MODES: tuple[LearningMode, ...] = (
     QUIZ,
     PRACTICE,
     PREDICT,
+    STEP_THROUGH,
     WRITE,
     FIX,
     REVIEW,
@@ -189,6 +201,8 @@ MODES: tuple[LearningMode, ...] = (
 )
 BY_KEY = {mode.key: mode for mode in MODES}
 SEQUENCES = tuple(mode for mode in MODES if mode.sequence)
+# The modes of one kind of question each, in the order they are recommended once practised.
+BY_KIND = (PREDICT, STEP_THROUGH, WRITE, FIX)
 
 
 def offered(pattern: bank.PatternView) -> list[LearningMode]:
@@ -322,7 +336,7 @@ def recommend(standing: Standing) -> Recommendation:
             if last is None
             else "You have practised what your last test missed: take the test again.",
         )
-    for mode in SEQUENCES:
+    for mode in BY_KIND:
         left = standing.tally(mode.key)
         if offers(mode.key) and left.left > 0:
             return Recommendation(

@@ -70,6 +70,8 @@ EXPECTED_SECONDS: dict[str, dict[Difficulty, int]] = {
     "code": {Difficulty.EASY: 120, Difficulty.MEDIUM: 240, Difficulty.HARD: 480},
     # Reading given code and changing a line or two: quicker than writing it, slower than output.
     "fix": {Difficulty.EASY: 90, Difficulty.MEDIUM: 180, Difficulty.HARD: 360},
+    # a whole step-through: some 10–30 s an epoch
+    "steps": {Difficulty.EASY: 60, Difficulty.MEDIUM: 150, Difficulty.HARD: 300},
 }
 QUEUE_LIMIT = 50  # due reviews listed at once; the rest follow as these are done
 

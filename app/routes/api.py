@@ -12,14 +12,23 @@ from sqlalchemy import text
 from app.bank import service as bank
 from app.bank import variants
 from app.bank.schema import (
+    MAX_STEP_EPOCHS,
     ChoiceQuestion,
     CodeQuestion,
     Difficulty,
     Explanation,
     OutputQuestion,
     Solution,
+    StepsQuestion,
 )
-from app.checking.grading import MAX_CODE_CHARS, Feedback, OutputFeedback, choice_label
+from app.checking.grading import (
+    MAX_CODE_CHARS,
+    MAX_PREDICTION_CHARS,
+    Feedback,
+    OutputFeedback,
+    StepsFeedback,
+    choice_label,
+)
 from app.deps import (
     JsonRequestDep,
     PatternDep,
@@ -106,7 +115,9 @@ class QuestionOut(QuestionSummaryOut):
     prompt: str = Field(description="Markdown.")
     code: str | None = Field(description="Python source shown with the prompt.")
     setup: str | None = Field(
-        default=None, description="Code questions: the given code, run before the answer."
+        default=None,
+        description="Code questions: the given code, run before the answer. Step-through "
+        "scenarios: the code run before `code`.",
     )
     starter: str | None = Field(
         default=None, description="Code questions: what the answer starts from."
@@ -117,6 +128,16 @@ class QuestionOut(QuestionSummaryOut):
     params: dict[str, Any] = Field(description="The shown variant's parameter values.")
     has_hint: bool = Field(description="Whether `POST .../hint` has a hint to give.")
     tags: list[str]
+    epochs: int | None = Field(
+        default=None,
+        description="Step-through scenarios: how many epochs the run trains (epoch 0 to "
+        "epochs − 1); the answer predicts the rate of epochs 1 to epochs − 1.",
+    )
+    metrics: list[float] | None = Field(
+        default=None,
+        description="Step-through scenarios of ReduceLROnPlateau: the metric fed to "
+        "`scheduler.step()` at the end of each epoch.",
+    )
 
 
 class HintOut(BaseModel):
@@ -126,12 +147,20 @@ class HintOut(BaseModel):
 
 
 # What an answer can be: an index or a letter (choice), the text printed or a bare number
-# (output), the code (code). The grader checks it against the question and says what is
-# wrong in its own words (422, `field: answer`), for anything else too (a list, true, null).
+# (output), the code (code), the predicted rates (steps). The grader checks it against the
+# question and says what is wrong in its own words (422, `field: answer`), for anything else
+# too (true, null, an object).
 ANSWER_TYPES: list[JsonValue] = [
     {"type": "integer"},
     {"type": "number"},
     {"type": "string", "maxLength": MAX_CODE_CHARS},
+    {
+        "type": "array",
+        "maxItems": MAX_STEP_EPOCHS - 1,
+        "items": {
+            "anyOf": [{"type": "number"}, {"type": "string", "maxLength": MAX_PREDICTION_CHARS}]
+        },
+    },
 ]
 Answer = Annotated[JsonValue, WithJsonSchema({"anyOf": ANSWER_TYPES})]
 
@@ -142,7 +171,9 @@ class AttemptIn(JsonIn):
     answer: Answer = Field(
         description="Choice question: the 0-based index of the choice, or its letter. Output "
         "question: the text the code prints (or a bare number). Code question: the code. "
-        "Whether it can answer this question is checked against the question (422)."
+        "Step-through scenario: the learning rates you predict for epochs 1 to epochs − 1, "
+        'in order (numbers, or their text such as `"0.0125"`). Whether it can answer this '
+        "question is checked against the question (422)."
     )
     variant: int | None = Field(
         default=None,
@@ -189,6 +220,14 @@ class CodeSolution(BaseModel):
     explanation: Explanation = Field(description="The author's explanation.")
 
 
+class StepsSolution(BaseModel):
+    """A step-through's solution: the real rate of every epoch, and why it moves."""
+
+    lrs: list[float] = Field(description="The rate each epoch trained with, epoch 0 first.")
+    rule: str = Field(description="Why the rate moves, in a sentence (Markdown).")
+    explanation: Explanation = Field(description="The author's explanation.")
+
+
 class AttemptOut(BaseModel):
     """A graded, stored attempt. Try, then learn: a wrong answer's feedback says what is
     wrong but not the key, and its solution is withheld — until the learner asks for it
@@ -208,7 +247,7 @@ class AttemptOut(BaseModel):
         "right, the solution was asked for, or this was the third wrong try in a row."
     )
     tries: int = Field(description="Wrong tries in a row, at this variant, ending with this one.")
-    solution: Solution | OutputSolution | CodeSolution | None = Field(
+    solution: Solution | OutputSolution | CodeSolution | StepsSolution | None = Field(
         description="The worked solution of the version (and variant) answered; null until "
         "`revealed`."
     )
@@ -251,7 +290,7 @@ def question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
         pattern=live.pattern_slug,
         prompt=question.prompt,
         code=question.code,
-        setup=question.setup if isinstance(question, CodeQuestion) else None,
+        setup=question.setup if isinstance(question, CodeQuestion | StepsQuestion) else None,
         starter=question.starter if isinstance(question, CodeQuestion) else None,
         choices=[
             ChoiceOut(index=i, label=choice_label(i), text=choice.text)
@@ -262,6 +301,8 @@ def question_out(live: bank.LiveQuestion, variant: int) -> QuestionOut:
         params=params,
         has_hint=question.hint is not None,
         tags=list(question.tags),
+        epochs=question.epochs if isinstance(question, StepsQuestion) else None,
+        metrics=(question.metrics or None) if isinstance(question, StepsQuestion) else None,
     )
 
 
@@ -274,9 +315,15 @@ def attempt_out(recorded: answering.Recorded) -> AttemptOut:
         recorded.feedback,
         recorded.run,
     )
-    solution: Solution | OutputSolution | CodeSolution
+    solution: Solution | OutputSolution | CodeSolution | StepsSolution
     if isinstance(answered, ChoiceQuestion):
         solution = answered.solution
+    elif isinstance(answered, StepsQuestion) and isinstance(feedback, StepsFeedback):
+        solution = StepsSolution(
+            lrs=[feedback.first_lr, *(step.lr for step in feedback.steps)],
+            rule=answered.rule,
+            explanation=answered.solution,
+        )
     elif isinstance(answered, CodeQuestion):
         solution = CodeSolution(reference=answered.reference, explanation=answered.solution)
     elif isinstance(feedback, OutputFeedback) and run is not None:
@@ -394,8 +441,9 @@ def reveal_hint(session: SessionDep, question: QuestionDep, visitor: VisitorDep)
     responses={
         **WRITE,
         **errors(
-            s409="The question is in your unfinished test (finish the test first), or it "
-            "changed since the version answered (reload it)."
+            s409="The question is in your unfinished test (finish the test first), it "
+            "changed since the version answered (reload it), or it is a step-through "
+            "scenario that no longer runs to its end here."
         ),
         **INVALID,
         **RUNS_CODE,

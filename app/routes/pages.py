@@ -36,6 +36,7 @@ NOTHING_GIVEN = {
     "output": "Type what the code prints before submitting.",
     "code": "Write some code before submitting.",
     "fix": "Submit the code with the bug fixed.",
+    "steps": "Predict the learning rate of every epoch, one at a time, on the step-through page.",
 }
 
 
@@ -150,6 +151,11 @@ def question_page(
     """A question to answer, with its code, choices, answer box or editor, and (on request)
     its hint. `?from=<attempt id>` starts a code question's editor from that earlier answer
     (one that cannot be an attempt's id is ignored)."""
+    if question.question.kind == "steps":  # answered one epoch at a time, on a page of its own
+        url = request.url_for(
+            "step_through_scenario", slug=question.pattern_slug, question_id=question.id
+        )
+        return RedirectResponse(url, status_code=303)
     page = answering.question_page(
         session, question=question, visitor=visitor, from_attempt=from_attempt
     )
@@ -256,6 +262,14 @@ def attempt_page(
 ) -> Response:
     """The result of one of this learner's attempts: what was wrong and another try, or —
     once right or revealed — the key and the worked solution."""
+    if question.question.kind == "steps":  # a step-through's result has a page of its own
+        url = request.url_for(
+            "step_through_result",
+            slug=question.pattern_slug,
+            question_id=question.id,
+            attempt_id=attempt_id,
+        )
+        return RedirectResponse(url, status_code=303)
     result = answering.attempt_result(
         session, attempt_id=attempt_id, question=question, visitor=visitor
     )

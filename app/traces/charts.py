@@ -298,3 +298,24 @@ def comparison_chart(
         markers=markers,
         y_from_zero=True,
     )
+
+
+def prediction_chart(real: list[float], predicted: list[float], misses: Sequence[int]) -> Chart:
+    """A step-through's real learning rate (epoch 0 on) and the learner's predictions (epoch
+    1 on), the epochs they missed marked."""
+    return line_chart(
+        "Your predictions and the real learning rate",
+        [
+            Series("real run", [(float(e), lr) for e, lr in enumerate(real)], "baseline", True),
+            Series(
+                "your predictions",
+                [(float(e), lr) for e, lr in enumerate(predicted, start=1)],
+                "primary",
+                step=True,
+            ),
+        ],
+        x_label="epoch (from 0)",
+        y_label="learning rate",
+        markers=[(float(epoch), "a miss") for epoch in misses[:MAX_MARKERS]],
+        y_from_zero=True,
+    )
