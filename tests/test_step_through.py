@@ -34,7 +34,7 @@ from app.checking.verify import verify
 from app.config import Settings
 from app.db import Database
 from app.errors import Conflict, Invalid
-from app.learning import exams, progress
+from app.learning import exams, practice
 from app.main import create_app
 from app.models import Attempt
 from app.sandbox.protocol import CodeData, RunResult, Verdict
@@ -517,7 +517,8 @@ def test_a_scenario_steps_through_from_its_stored_run_with_no_sandbox(
 
 def test_a_pattern_without_scenarios_says_so(tmp_path: Path, empty_db: str, runs: Runs) -> None:
     with _small_bank(tmp_path, empty_db, runs, [choice_question()]) as client:
-        assert "/step-through" not in client.get("/patterns/test-pattern").text
+        card = client.get("/patterns/test-pattern").text.split('data-mode="step-through"')[1]
+        assert "No scenarios yet" in card.split("</li>")[0]  # the mode is there, empty
         page = client.get("/patterns/test-pattern/step-through")
         assert page.status_code == 200 and "no step-through scenarios yet" in page.text
 
@@ -634,8 +635,8 @@ def test_a_list_answers_no_other_kind_of_question(client: TestClient) -> None:
 def test_scenarios_are_practised_never_drawn_in_tests(db: Session) -> None:
     pattern = bank.get_pattern_or_raise(db, LESSON)
     assert not [q.id for q in exams.test_pool(db, pattern) if q.question.kind == "steps"]
-    practice = progress.practice_order(bank.list_questions(db, pattern), {})
-    assert {q.id for q in practice} >= {q.id for q in SCENARIOS}
+    ordered = practice.practice_order(bank.list_questions(db, pattern), practice.PracticeRecord())
+    assert {q.id for q in ordered} >= {q.id for q in SCENARIOS}
 
 
 # --- a real browser, the keyboard alone ----------------------------------------------------------

@@ -47,7 +47,7 @@ STEP_DOWN = 1.0  # a wrong answer: one moves down one difficulty
 HELPED_STEP = {Rating.Hard: 0.5}
 MISCONCEPTION_MEMORY = 20  # latest attempts in the pattern whose misconceptions are favoured
 # How much effort a kind of question asks: read and pick, predict a value, write code.
-KIND_EFFORT = {"choice": 0, "output": 1, "code": 2, "fix": 2}
+KIND_EFFORT = {"choice": 0, "output": 1, "steps": 1, "code": 2, "fix": 2}
 UNKNOWN_KIND_EFFORT = max(KIND_EFFORT.values())  # a kind added later counts as writing code
 CHOICE_MISTAKE = "mistake:"  # prefix of a choice's misconception (tags cannot hold a colon)
 
