@@ -19,6 +19,8 @@ STARTER_KINDS = ("choice", "output", "code")
 _STARTERS = {
     "choice": """\
 id: new-choice-question
+# Shown in every list of questions: short plain text that never gives the answer away.
+title: StepLR after four epochs
 kind: choice
 difficulty: medium
 modes: [practice, test]
@@ -45,6 +47,7 @@ mistakes:
 """,
     "output": """\
 id: new-output-question
+title: StepLR after a few calls
 kind: output
 difficulty: medium
 modes: [practice, test]
@@ -75,6 +78,7 @@ solution:
 """,
     "code": """\
 id: new-code-question
+title: A StepLR halving every 3 epochs
 kind: code
 difficulty: medium
 modes: [practice, test]
