@@ -382,7 +382,7 @@ def test_a_code_question_is_checked_by_its_reference_and_self_tests(
     response = editor_post(instructor, wrong.replace("new-code-question", "other-one"), "save")
     assert response.status_code == 422
     assert "self_tests.0" in response.text
-    assert "first differs at epoch 2, not 5" in response.text
+    assert "first differs at epoch 2, not epoch 5" in response.text
 
 
 def test_ids_are_never_reused_or_renamed(instructor: TestClient) -> None:
