@@ -27,6 +27,7 @@ import pytest
 from app.bank import schema
 from app.bank.files import read_bank
 from app.checking import codecheck
+from app.sandbox.protocol import CodeData, RunResult, Verdict
 from app.templating import TEMPLATES_DIR
 from tests.conftest import QUESTIONS, ROOT
 
@@ -298,6 +299,14 @@ def test_diagnoses_count_epochs_from_0() -> None:
     assert codecheck.name_step(schema.CodeCheck(epochs=3), 0) == "epoch 0"
     per_batch = schema.CodeCheck(drive="loop", epochs=3, steps_per_epoch=4)
     assert codecheck.name_step(per_batch, 5) == "step 5 (epoch 1, batch 1)"
+
+    def run(lrs: list[float]) -> RunResult[CodeData]:
+        return RunResult[CodeData].model_validate(
+            {"status": Verdict.OK, "data": {"trajectory": [[lr] for lr in lrs]}}
+        )
+
+    first_wrong = codecheck.judge(schema.CodeCheck(epochs=2), run([0.1, 0.1]), run([0.2, 0.1]))
+    assert "at epoch 0, counting from 0:" in first_wrong.message
 
 
 def test_only_one_helper_names_an_epoch_by_number() -> None:

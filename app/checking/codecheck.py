@@ -63,9 +63,9 @@ MISTAKES = {
     "off-by-one": KnownMistake(
         "Off by one epoch",
         "The rate changes one epoch too early or too late: a milestone, `step_size` or "
-        "`total_iters` is one off. Count epochs from 0, as `for epoch in range(...)` does — "
-        "a scheduler stepped at the end of each epoch changes the rate *after* the epoch "
-        "whose count reaches the milestone.",
+        "`total_iters` is one off. Count epochs from 0, as `for epoch in range(...)` does: "
+        "epoch e trains at the rate set by e calls of `scheduler.step()`, so a milestone m "
+        "first applies to epoch m — the call that reaches it comes at the end of epoch m - 1.",
     ),
 }
 
@@ -142,7 +142,8 @@ def judge(check: CodeCheck, reference: CodeRun, learner: CodeRun) -> Judgement:
         return Judgement(False, f"Your run has {len(got)} steps; the target has {len(want)}.", step)
     return Judgement(
         False,
-        f"Your schedule first differs from the target at {name_step(check, step)}: "
+        f"Your schedule first differs from the target at {name_step(check, step)}, counting "
+        "from 0: "
         f"the target uses {_show(want[step])}, yours {_show(got[step])}.",
         step,
         want[step],
