@@ -11,7 +11,6 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from app import markup
-from app.authoring import stats
 from app.bank import variants
 from app.checking.grading import choice_label
 from app.deps import csrf_token
@@ -54,7 +53,6 @@ def make_templates() -> Jinja2Templates:
     env.filters["markdown_inline"] = markup.markdown_inline
     env.filters["python"] = markup.python_code
     env.filters["without_placeholders"] = variants.without_placeholders
-    env.filters["question_title"] = stats.question_title  # one title wherever one is listed
     env.filters["plural"] = plural
     env.globals["url_for"] = url_for
     env.globals["choice_label"] = choice_label

@@ -20,6 +20,7 @@ def choice_question(qid: str = "q-one", **overrides: Any) -> dict[str, Any]:
     """A valid choice question as a dict, with `overrides` applied."""
     question: dict[str, Any] = {
         "id": qid,
+        "title": "A question",
         "kind": "choice",
         "difficulty": "easy",
         "prompt": "Which is right?",

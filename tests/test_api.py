@@ -49,6 +49,7 @@ def test_patterns(client: TestClient) -> None:
 
     detail = client.get(f"/api/patterns/{LESSON}").json()
     assert [q["id"] for q in detail["questions"]] == QUESTION_IDS
+    assert all(0 < len(q["title"]) <= 60 for q in detail["questions"])
     assert detail["key_insight"]
 
 
@@ -62,7 +63,8 @@ def test_learner_views_never_contain_answer_keys(client: TestClient) -> None:
 
 def test_question_view(client: TestClient) -> None:
     question = client.get("/api/questions/lr-steplr-three-steps").json()
-    assert question["kind"] == "choice" and question["difficulty"] == "medium"
+    assert question["title"] == "StepLR after three steps"
+    assert question["kind"] == "choice" and question["difficulty"] == "easy"
     assert question["code"].startswith("import torch")
     assert [c["label"] for c in question["choices"]] == ["A", "B", "C", "D"]
     assert question["has_hint"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,118 @@ def test_every_question_explains_itself() -> None:
                 assert all(c.mistake for c in wrong), (
                     f"{source.path}: a wrong choice lacks `mistake`"
                 )
+
+
+# Questions that ask the same computation, in other forms (choice, output, code): a learner
+# who meets them in any order must find them equally hard (issue 13, item 7).
+SAME_COMPUTATION = {
+    "StepLR's rate after n calls": [
+        "lr-steplr-three-steps",
+        "lr-output-steplr-calls",
+        "lr-code-steplr",
+    ],
+    "LinearLR's rate per epoch": ["lr-linearlr-warmup", "lr-output-linearlr-warmup"],
+    "MultiStepLR's milestones": [
+        "lr-multisteplr-milestones",
+        "lr-output-multisteplr",
+        "lr-code-multisteplr",
+    ],
+    "CosineAnnealingLR past T_max": ["lr-cosine-past-tmax", "lr-output-cosine-past-tmax"],
+    "bad epochs against patience": [
+        "lr-plateau-patience",
+        "lr-output-plateau-patience",
+        "lr-code-plateau",
+    ],
+    "SequentialLR's hand-over": [
+        "lr-two-phase-schedule",
+        "lr-code-two-phase",
+        "lr-output-sequentiallr-restart",
+    ],
+    "ChainedScheduler's product": ["lr-chained-vs-sequential", "lr-output-chained-constant-exp"],
+    "get_last_lr() per param group": ["lr-get-last-lr", "lr-output-get-last-lr-groups"],
+    "the order of the two step() calls": ["lr-step-order", "lr-output-step-order-warning"],
+    "OneCycleLR stepped per batch": ["lr-onecycle-per-epoch", "lr-code-onecycle-loop"],
+    "a scheduler stepped per batch counts batches": [
+        "lr-output-steplr-per-batch",
+        "lr-code-steplr-loop",
+        "lr-cosine-tmax-iterations",
+    ],
+}
+
+
+def test_questions_that_ask_the_same_computation_are_equally_hard() -> None:
+    difficulty = {
+        s.question.id: s.question.difficulty.value
+        for pattern in read_bank(QUESTIONS)
+        for s in pattern.questions
+    }
+    for computation, ids in SAME_COMPUTATION.items():
+        found = {qid: difficulty[qid] for qid in ids}
+        assert len(set(found.values())) == 1, f"{computation}: {found}"
+
+
+def _plain(text: str) -> str:
+    """Text as it reads: no code ticks or emphasis, one space between words, lower case."""
+    return " ".join(re.sub(r"[`*_]", "", text).split()).lower()
+
+
+def gives_away(text: str, question: schema.ChoiceQuestion) -> list[str]:
+    """How `text` (a wrong choice's mistake, or the hint) gives the key away: it quotes the
+    correct choice's text (a number as a number, not inside a longer one), or names its
+    letter ("**B**", "option B", "(B)")."""
+    index = question.correct_index
+    letter = chr(ord("A") + index)
+    found = []
+    key = _plain(question.choices[index].text)
+    if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w]|\.\d)", _plain(text)):
+        found.append(f"quotes the correct choice {question.choices[index].text!r}")
+    if re.search(
+        rf"\*\*{letter}\*\*|\b(?:option|choice|answer)\s+\(?{letter}\b|\({letter}\)", text
+    ):
+        found.append(f"names the correct choice's letter {letter}")
+    return found
+
+
+def test_no_mistake_or_hint_gives_the_key_away() -> None:
+    """A wrong answer's feedback shows the picked choice's `mistake`, and the hint and the
+    title come before any answer: none may hand over the key (issue 13: try, then learn)."""
+    problems = []
+    for pattern in read_bank(QUESTIONS):
+        for source in pattern.questions:
+            question = source.question
+            if not isinstance(question, schema.ChoiceQuestion):
+                continue
+            texts = {f"choices.{i}.mistake": c.mistake for i, c in enumerate(question.choices)}
+            texts["hint"] = question.hint
+            texts["title"] = question.title  # shown in lists, before any answer
+            for where, text in texts.items():
+                for problem in gives_away(text or "", question):
+                    problems.append(f"{source.path.name}: {where} {problem}")
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("mistake", "found"),
+    [
+        ("That counts both milestones: the rate is `0.1` after them.", True),
+        ("Multiplying by 0.1 each time gives 0.01.", True),
+        ("The right one is **C**.", True),
+        ("Compare with option C.", True),
+        ("That is 0.125, not 0.01: count again.", False),  # 0.1 only inside longer numbers
+        ("Count the calls before epoch 4.", False),
+    ],
+)
+def test_a_mistake_quoting_the_key_is_found(mistake: str, found: bool) -> None:
+    question = schema.ChoiceQuestion.model_validate(
+        choice_question(
+            choices=[
+                {"text": "0.01", "mistake": mistake},
+                {"text": "1.0", "mistake": "Not this."},
+                {"text": "`0.1`", "correct": True},
+            ]
+        )
+    )
+    assert bool(gives_away(mistake, question)) is found
 
 
 def test_schema_json_is_current() -> None:

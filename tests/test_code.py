@@ -65,6 +65,13 @@ def test_there_are_enough_code_questions_with_known_wrong_answers() -> None:
         assert any(wrong), question.id
 
 
+def test_every_known_mistake_is_proven_by_a_self_test_in_the_bank() -> None:
+    """Each diagnosis is triggered by a known-wrong answer that import runs for real (and the
+    test below judges): none is only ever seen in made-up numbers."""
+    named = {t.mistake for q in CODE_QUESTIONS for t in q.self_tests if t.mistake}
+    assert named == set(codecheck.MISTAKES)
+
+
 @pytest.mark.parametrize("question", CODE_QUESTIONS, ids=lambda q: q.id)
 def test_the_reference_passes_and_every_self_test_is_judged_as_written(
     question: CodeQuestion, runs: Runs, db: Session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -11,16 +12,23 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import deadline
-from app.db import WRITE_LOCK, Database, begin_write, migrate
+from app.bank.files import read_bank
+from app.bank.schema import QUESTION_ADAPTER, content_hash
+from app.bank.service import parse_version
+from app.bank.store import export_bank
+from app.db import WRITE_LOCK, Database, alembic_config, begin_write, migrate
 from app.errors import Busy
-from app.models import Base, SandboxRun
+from app.models import Base, Pattern, Question, QuestionVersion, SandboxRun
+from tests.conftest import QUESTIONS
 from tests.databases import Databases
 
 
@@ -165,6 +173,87 @@ def test_migrating_to_one_store_of_runs_tells_code_runs_from_snippets(
     finally:
         databases.drop(url)
     assert kinds == {key: key.removeprefix("old-") for key in rows}
+
+
+def test_stored_versions_written_before_titles_get_one_and_still_load(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """Migration 0010: a version stored without a `title` (the schema requires one now) gets
+    one from its prompt — in its content, its hash and its YAML as written — so it loads,
+    lists with a title and exports as a file that imports again; downgrading takes it away."""
+    (lesson,) = read_bank(QUESTIONS / "lr-schedulers")
+    sources = {s.question.id: s for s in lesson.questions}
+    stored = {  # id → (YAML as written kept?, the title 0010 must derive)
+        "lr-purpose": (True, "What is the main purpose of using a learning rate…"),
+        "lr-output-steplr-calls": (
+            True,
+            "StepLR with step_size=… and gamma=…. What does this print…",
+        ),
+        "lr-code-steplr": (False, "Build scheduler so that the learning rate (0.1 to start)…"),
+    }
+    url = databases.create()
+    try:
+        migrate(url, "0009")
+        database = Database(url)
+        with database.session() as session:
+            pattern = Pattern(
+                slug="lr-schedulers",
+                content=lesson.pattern.model_dump(mode="json"),
+                content_hash=content_hash(lesson.pattern),
+            )
+            session.add(pattern)
+            session.flush()
+            for qid, (keep_text, _) in stored.items():
+                question = sources[qid].question
+                untitled = {
+                    k: v for k, v in question.model_dump(mode="json").items() if k != "title"
+                }
+                text = re.sub(r"^title:.*\n", "", sources[qid].text, flags=re.MULTILINE)
+                session.add(Question(id=qid, pattern_id=pattern.id, current_version=1))
+                session.add(
+                    QuestionVersion(
+                        question_id=qid,
+                        version=1,
+                        kind=question.kind,
+                        difficulty=question.difficulty.value,
+                        content=untitled,
+                        content_hash="0" * 64,
+                        source_text=text if keep_text else None,
+                    )
+                )
+            session.commit()
+        database.dispose()
+
+        migrate(url)
+        database = Database(url)
+        with database.session() as session:
+            rows = {row.question_id: row for row in session.scalars(select(QuestionVersion))}
+            for qid, (keep_text, title) in stored.items():
+                question = parse_version(rows[qid])  # loads under today's schema
+                assert question.title == title
+                assert rows[qid].content_hash == content_hash(question)
+                assert (rows[qid].source_text is not None) is keep_text
+                if keep_text:
+                    written = yaml.safe_load(rows[qid].source_text or "")
+                    assert QUESTION_ADAPTER.validate_python(written) == question
+            assert export_bank(session, tmp_path / "export") == len(stored)
+        database.dispose()
+        exported = read_bank(tmp_path / "export")  # the files import again
+        assert {s.question.title for p in exported for s in p.questions} == {
+            title for _, title in stored.values()
+        }
+
+        command.downgrade(alembic_config(url), "0009")
+        database = Database(url)
+        with database.engine.connect() as connection:
+            contents = connection.execute(select(QuestionVersion.content)).scalars().all()
+            texts = connection.execute(select(QuestionVersion.source_text)).scalars().all()
+        database.dispose()
+    finally:
+        databases.drop(url)
+    assert all("title" not in content for content in contents)
+    assert not any(re.search(r"^title:", text or "", re.MULTILINE) for text in texts)
+    assert sum(text is not None for text in texts) == 2
 
 
 @pytest.mark.sqlite_only

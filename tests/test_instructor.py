@@ -102,6 +102,7 @@ def editor_post(
 
 OUTPUT_QUESTION = """\
 id: steplr-variants-from-the-editor
+title: StepLR variants from the editor
 kind: output
 difficulty: medium
 prompt: What does this print?
@@ -267,6 +268,25 @@ def test_schema_errors_are_placed_on_their_field_and_line(instructor: TestClient
     assert "extreme" in response.text  # what the instructor typed is kept
 
 
+@pytest.mark.parametrize(
+    ("title_line", "message"),
+    [
+        ("", "<code>title</code>: is required"),
+        ("title: The `StepLR` rule", "<code>title</code>: must be plain text on one line"),
+        ("title: " + "x" * 61, "<code>title</code>: must be at most 60 characters"),
+    ],
+)
+def test_the_editor_names_a_missing_or_wrong_title(
+    instructor: TestClient, title_line: str, message: str
+) -> None:
+    source = starters.starter_source("choice").replace(
+        "title: StepLR after four epochs", title_line
+    )
+    response = editor_post(instructor, source, "save")
+    assert response.status_code == 422
+    assert message in response.text
+
+
 def test_broken_yaml_points_at_its_line(instructor: TestClient) -> None:
     response = editor_post(instructor, "id: a\nkind: [choice\n", "save")
     assert response.status_code == 422
@@ -362,7 +382,7 @@ def test_a_code_question_is_checked_by_its_reference_and_self_tests(
     response = editor_post(instructor, wrong.replace("new-code-question", "other-one"), "save")
     assert response.status_code == 422
     assert "self_tests.0" in response.text
-    assert "first differs at epoch 2, not 5" in response.text
+    assert "first differs at epoch 2, not epoch 5" in response.text
 
 
 def test_ids_are_never_reused_or_renamed(instructor: TestClient) -> None:
@@ -584,7 +604,8 @@ def test_a_single_question_file_goes_into_the_chosen_pattern(
 def test_gift_export_and_import(instructor: TestClient, db: Session) -> None:
     gift = instructor.get(f"/instructor/patterns/{LESSON}/export.gift")
     assert gift.status_code == 200
-    assert f"::{CHOICE_ID}::" in gift.text
+    assert f"// id: {CHOICE_ID} · " in gift.text
+    assert "::StepLR after three steps::" in gift.text  # GIFT's title is the question's
     assert re.search(r"// Left out: \d+ output or code questions \(their keys", gift.text)
     xml = instructor.get(f"/instructor/patterns/{LESSON}/export.xml")
     assert xml.status_code == 200
@@ -644,13 +665,14 @@ def test_the_api_with_a_token(api_token: str, other_client: TestClient, db: Sess
         "/api/questions", json={"question": question, "pattern": LESSON}, headers=headers
     )
     assert created.status_code == 201, created.text
-    assert created.json() == {"id": question["id"], "version": 1, "changed": True}
+    title = question["title"]
+    assert created.json() == {"id": question["id"], "title": title, "version": 1, "changed": True}
 
     question["prompt"] = "And now?"
     updated = other_client.put(
         f"/api/questions/{question['id']}", json={"question": question}, headers=headers
     )
-    assert updated.json() == {"id": question["id"], "version": 2, "changed": True}
+    assert updated.json() == {"id": question["id"], "title": title, "version": 2, "changed": True}
     same = other_client.put(
         f"/api/questions/{question['id']}", json={"question": question}, headers=headers
     )
@@ -766,7 +788,7 @@ def test_the_stats_page_maps_and_flags_a_question_the_strong_get_wrong(
     assert page.status_code == 200
     assert "Item map" in page.text
     dot = re.search(
-        rf'<circle class="dot dot-flagged"[^>]*><title>What is the main purpose [^<]* '
+        rf'<circle class="dot dot-flagged"[^>]*><title>Why schedule the rate\? '
         rf"\({CHOICE}\): ([^<]*)</title>",
         page.text,
     )

@@ -9,7 +9,7 @@ import pytest
 
 from app.authoring.interchange import from_gift, to_gift, to_moodle_xml
 from app.bank.files import BankError, read_bank
-from app.bank.schema import MAX_ID_LENGTH, ChoiceQuestion, Difficulty
+from app.bank.schema import MAX_ID_LENGTH, TITLE_MAX_CHARS, ChoiceQuestion, Difficulty
 from tests.conftest import QUESTIONS
 from tests.factories import choice_question
 
@@ -32,6 +32,7 @@ def _question(qid: str = "q-one", **overrides: Any) -> ChoiceQuestion:
 def _tricky_question() -> ChoiceQuestion:
     return _question(
         "tricky-one",
+        title="Tricky: a = b, ~tilde, #hash, C:\\path",
         difficulty="hard",
         tags=["escaping", "gift"],
         prompt=f"What does **this** print?\n\nMind: {TRICKY}",
@@ -67,6 +68,7 @@ def test_gift_round_trip_keeps_everything_gift_carries() -> None:
 
     assert [q.id for q in back] == ["tricky-one", "plain-one"]
     for before, after in zip(original, back, strict=True):
+        assert after.title == before.title
         assert after.difficulty == before.difficulty
         assert after.tags == before.tags
         assert after.prompt == before.prompt
@@ -91,7 +93,7 @@ def test_every_choice_question_in_the_bank_survives_a_gift_round_trip() -> None:
 
     def carried(q: ChoiceQuestion) -> tuple[Any, ...]:
         answer = (q.solution.final_answer, q.solution.quick_check)
-        return (q.id, q.difficulty, q.tags, q.prompt, q.code, q.choices, *answer)
+        return (q.id, q.title, q.difficulty, q.tags, q.prompt, q.code, q.choices, *answer)
 
     assert [carried(q) for q in back] == [carried(q) for q in questions]
 
@@ -108,7 +110,7 @@ def test_gift_escapes_every_special_character() -> None:
 
     assert lines == [
         "// id: esc · difficulty: easy · tags:",
-        r"::esc::[markdown]a \{b\} \= c \~ d \# e \: f \\ g{",
+        r"::A question::[markdown]a \{b\} \= c \~ d \# e \: f \\ g{",
         "\t=x\\=1",
         "\t~y#\\{\\~\\#\\}",
         "\t####a\\:b",
@@ -173,7 +175,7 @@ def test_moodle_xml_has_the_category_and_every_question_field() -> None:
     assert header.get("type") == "category"
     assert header.findtext("category/text") == "$course$/top/Tracewise/LR"
     assert tricky.get("type") == "multichoice"
-    assert tricky.findtext("name/text") == "tricky-one"
+    assert tricky.findtext("name/text") == _tricky_question().title
     assert tricky.findtext("idnumber") == "tricky-one"
     fields = ["defaultgrade", "penalty", "hidden", "single", "shuffleanswers", "answernumbering"]
     assert [tricky.findtext(field) for field in fields] == [
@@ -268,6 +270,7 @@ def test_a_moodle_style_gift_file_imports() -> None:
 
     tomb, missing_word, again, arithmetic = questions
     assert tomb.id == "grant-s-tomb-who"
+    assert tomb.title == "Grant's Tomb: who?"  # Moodle's question name
     assert tomb.prompt == "<p>Who is buried\nin Grant's tomb?</p>"
     assert [(c.text, c.correct, c.mistake) for c in tomb.choices] == [
         ("Grant", False, "No one is buried there."),
@@ -283,6 +286,7 @@ def test_a_moodle_style_gift_file_imports() -> None:
     assert tomb.code is None
 
     assert missing_word.id == "grant-is-in-grant-s-tomb"
+    assert missing_word.title == "Grant is _____ in Grant's tomb."  # no name: from the prompt
     assert missing_word.prompt == "Grant is _____ in Grant's tomb."
     assert missing_word.solution.steps[0].body == "The right answer is: entombed"
     assert again.id == "grant-s-tomb-who-2"
@@ -323,6 +327,27 @@ def test_ids_are_slugs_unique_within_the_file_and_at_most_the_schema_length() ->
     assert len(ids[1]) <= MAX_ID_LENGTH
     assert ids[2] == "only-symbols-in-the-title-so"
     assert ids[3:] == ["question", "question-2"]
+
+
+@pytest.mark.parametrize(
+    ("gift", "title"),
+    [
+        ("::A *bold* `name`::Pick {=a ~b#not b}", "A bold name"),
+        ("::<b>Tagged</b>::Pick {=a ~b#not b}", "Tagged"),
+        ("Which **one** of these\nlines? {=a ~b#not b}", "Which one of these lines?"),
+        ("::" + "word " * 30 + "::Pick {=a ~b#not b}", "word " * 10 + "word…"),
+        ("::`**`::Pick {=a ~b#not b}", "Pick"),
+        ("::!!::… {=a ~b#not b}", "!!"),
+        ("::??::`**` {=a ~b#not b}", "??"),
+        ("`**` {=a ~b#not b}", "Untitled question"),
+    ],
+)
+def test_a_question_from_elsewhere_gets_a_plain_title_from_its_name_or_prompt(
+    gift: str, title: str
+) -> None:
+    (question,) = from_gift(gift)
+    assert question.title == title
+    assert len(question.title) <= TITLE_MAX_CHARS
 
 
 # --- what cannot be imported --------------------------------------------------------------

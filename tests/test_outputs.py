@@ -46,6 +46,7 @@ EXPECTED_RE = re.compile(
 def output_question(qid: str = "out", **overrides: Any) -> dict[str, Any]:
     question: dict[str, Any] = {
         "id": qid,
+        "title": "An output question",
         "kind": "output",
         "difficulty": "easy",
         "prompt": "What does it print?",

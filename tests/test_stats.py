@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from html import unescape as html_unescape
 from typing import Any
 
 import pytest
@@ -22,17 +23,15 @@ from app.authoring.stats import (
     CSV_COLUMNS,
     MIN_ATTEMPTS_TO_FLAG,
     MIN_LEARNERS_FOR_DISCRIMINATION,
-    TITLE_CHARS,
     ChoiceShare,
     QuestionStats,
     VariantFacility,
     attempts_csv,
     pattern_stats,
     question_stats,
-    question_title,
 )
 from app.bank import service as bank
-from app.bank.schema import ChoiceQuestion, content_hash
+from app.bank.schema import TITLE_MAX_CHARS, ChoiceQuestion, content_hash
 from app.db import Database, begin_write
 from app.errors import NotFound
 from app.learning.learners import new_token
@@ -375,38 +374,6 @@ def test_variant_facility_per_parameter_value(
 
 
 @pytest.mark.parametrize(
-    ("prompt", "title"),
-    [
-        ("What is the purpose of a scheduler?", "What is the purpose of a scheduler?"),
-        (
-            "`ChainedScheduler` combines `StepLR(step_size=2)` and\n**two** others.\n\nAnd?",
-            "ChainedScheduler combines StepLR(step_size=2) and two others.",
-        ),
-        ("\n\n## See [the docs](https://example.com) first", "See the docs first"),
-        (
-            "A 30-epoch run starts at a learning rate of 0.1. Build `scheduler` so that the rate "
-            "follows a cosine from 0.1 down to 0.001",
-            "A 30-epoch run starts at a learning rate of 0.1. Build scheduler so that the rate…",
-        ),
-        ("x" * 200, "x" * (TITLE_CHARS - 1) + "…"),
-        (
-            "What is `gamma={{ gamma }}` after {{ epochs }} epochs?",
-            "What is gamma=… after … epochs?",
-        ),
-        (
-            "*Cosine* with _warm_ restarts, \\*not\\* __plain__",
-            "Cosine with warm restarts, *not* plain",
-        ),
-    ],
-)
-def test_a_question_is_titled_by_its_prompt_s_first_paragraph_shortened(
-    prompt: str, title: str
-) -> None:
-    assert question_title(prompt) == title
-    assert len(question_title(prompt)) <= TITLE_CHARS
-
-
-@pytest.mark.parametrize(
     ("markdown", "limit", "text"),
     [
         ("# Title\n\nA [link](https://example.com) and `code`.", 80, "Title A link and code."),
@@ -420,16 +387,15 @@ def test_markdown_becomes_plain_text_on_one_line(markdown: str, limit: int, text
     assert len(plain_text(markdown, limit)) <= limit
 
 
-def test_titles_in_the_bank_and_the_statistics_show_no_placeholders(
+def test_the_bank_and_the_statistics_list_questions_by_their_titles(
     db: Session, client: TestClient, database: Database
 ) -> None:
     pattern = bank.get_pattern_or_raise(db, PATTERN)
-    with_placeholders = [
-        q.id for q in bank.list_questions(db, pattern) if "{{" in q.question.prompt
-    ]
-    assert OUTPUT in with_placeholders
-    titles = {q.question_id: q.title for q in pattern_stats(db, pattern=pattern).questions}
-    assert all("{{" not in titles[qid] and "…" in titles[qid] for qid in with_placeholders)
+    titles = {q.id: q.question.title for q in bank.list_questions(db, pattern)}
+    assert titles[OUTPUT] == "ExponentialLR after a few epochs"  # its prompt has placeholders
+    assert {q.question_id: q.title for q in pattern_stats(db, pattern=pattern).questions} == (
+        titles
+    )
 
     with database.session() as session:
         accounts.create_user(session, email="t@example.com", password="a long pass", role="admin")
@@ -442,10 +408,8 @@ def test_titles_in_the_bank_and_the_statistics_show_no_placeholders(
     for url in ("/instructor", f"/instructor/patterns/{PATTERN}/stats"):
         html = client.get(url).text
         assert "{{" not in html, url
-    snippets = re.findall(
-        r'<span class="prompt-snippet">(.*?)</span>', client.get("/instructor").text
-    )
-    assert snippets and not any("`" in snippet or "**" in snippet for snippet in snippets)
+    listed = re.findall(r'<span class="question-name">(.*?)</span>', client.get("/instructor").text)
+    assert sorted(html_unescape(title) for title in listed) == sorted(titles.values())
 
 
 def test_every_question_has_its_title_and_the_page_shows_it_with_the_id(
@@ -453,10 +417,8 @@ def test_every_question_has_its_title_and_the_page_shows_it_with_the_id(
 ) -> None:
     page = pattern_stats(db, pattern=bank.get_pattern_or_raise(db, PATTERN))
     titles = {q.question_id: q.title for q in page.questions}
-    assert titles[CHOICE] == (
-        "What is the main purpose of using a learning rate scheduler in PyTorch training?"
-    )
-    assert all(0 < len(title) <= TITLE_CHARS for title in titles.values())
+    assert titles[CHOICE] == "Why schedule the rate?"
+    assert all(0 < len(title) <= TITLE_MAX_CHARS for title in titles.values())
 
     with database.session() as session:
         accounts.create_user(session, email="t@example.com", password="a long pass", role="admin")

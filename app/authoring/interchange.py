@@ -1,11 +1,13 @@
 """Moodle interchange: choice questions out as GIFT or Moodle XML, GIFT questions back in.
 
 GIFT (https://docs.moodle.org/en/GIFT_format) is Moodle's plain-text quiz format. Both
-formats carry what Moodle knows of a question: the prompt with its code, the options, the
-misconception behind each wrong option (as that option's feedback) and the final answer
-with its quick check (as general feedback). Hints, worked steps, modes and notes stay in
-the bank. `to_gift` writes an `// id: … · difficulty: … · tags: …` comment before each
-question so that `from_gift` gets back what GIFT itself has no place for.
+formats carry what Moodle knows of a question: its title (GIFT's `::title::`, Moodle XML's
+`<name>`), the prompt with its code, the options, the misconception behind each wrong option
+(as that option's feedback) and the final answer with its quick check (as general feedback).
+Hints, worked steps, modes and notes stay in the bank. `to_gift` writes an
+`// id: … · difficulty: … · tags: …` comment before each question so that `from_gift` gets
+back what GIFT itself has no place for. A GIFT question from elsewhere without a title gets
+one from its prompt.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.bank.files import BankError, format_validation_error
-from app.bank.schema import MAX_ID_LENGTH, ChoiceQuestion, Difficulty
+from app.bank.schema import (
+    MAX_ID_LENGTH,
+    NOT_PLAIN_TEXT,
+    TITLE_MAX_CHARS,
+    ChoiceQuestion,
+    Difficulty,
+)
+from app.bank.variants import without_placeholders
+from app.markup import plain_text
 
 # GIFT's markup characters; a backslash before one makes it text. `\n` is Moodle's newline.
 GIFT_SPECIAL = re.compile(r"([\\~=#{}:])")
@@ -40,6 +50,8 @@ ANSWER_STEP_TITLE = "Answer"
 WORDS_IN_DERIVED_ID = 6  # enough to tell questions apart, short enough for a URL
 ANSWER_SHOWN_CHARS = 40  # enough to recognise an answer in an error, short enough for one line
 FALLBACK_ID = "question"  # for a text with no letters or digits to make an id from
+HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")  # Moodle's texts are often HTML ([html] format)
+FALLBACK_TITLE = "Untitled question"  # for a question whose title and prompt have no words
 CODE_LANGUAGE = "python"
 MIN_FENCE = 3  # CommonMark's shortest code fence
 # Moodle XML: every question weighs the same, loses a third of its mark per wrong try in
@@ -78,7 +90,7 @@ def _gift_question(question: ChoiceQuestion) -> str:
     )
     lines = [
         f"// {metadata}".rstrip(),
-        f"::{_escape(question.id)}::[{TEXT_FORMAT}]{_escape(_question_text(question))}{{",
+        f"::{_escape(question.title)}::[{TEXT_FORMAT}]{_escape(_question_text(question))}{{",
     ]
     for choice in question.choices:
         answer = f"\t{'=' if choice.correct else '~'}{_guarded(choice.text)}"
@@ -143,7 +155,7 @@ def to_moodle_xml(questions: Sequence[ChoiceQuestion], *, category: str) -> str:
 
 def _xml_question(question: ChoiceQuestion) -> ET.Element:
     element = ET.Element("question", type="multichoice")
-    _text_child(element, "name", question.id)
+    _text_child(element, "name", question.title)
     _text_child(element, "questiontext", _question_text(question), format=TEXT_FORMAT)
     _text_child(element, "generalfeedback", _general_feedback(question), format=TEXT_FORMAT)
     for tag, value in [
@@ -363,11 +375,13 @@ def _build(
     # to_gift writes the final answer (and quick check) as the general feedback; a file
     # from elsewhere may use it for anything, so there the right option is the final answer.
     final_answer, quick_check = right.text, None
-    if "id" in block.metadata and parsed.general_feedback:
+    ours = "id" in block.metadata  # written by to_gift: its title is one of ours, verbatim
+    if ours and parsed.general_feedback:
         final_answer, _, quick_check = parsed.general_feedback.partition(f"\n\n{QUICK_CHECK_LABEL}")
     body = parsed.general_feedback or f"The right answer is: {right.text}"
     data: dict[str, Any] = {
         "id": _unique_id(_base_id(parsed, block, prompt), used_ids),
+        "title": parsed.title if ours and parsed.title else title_from(parsed.title, prompt),
         "kind": "choice",
         "difficulty": block.metadata.get("difficulty", difficulty),
         "tags": [tag.strip() for tag in block.metadata.get("tags", "").split(",") if tag.strip()],
@@ -389,6 +403,18 @@ def _build(
         },
     }
     return ChoiceQuestion.model_validate(data)
+
+
+def title_from(*texts: str | None) -> str:
+    """A title for a question that came without one of ours, from the first of `texts` (a
+    title from elsewhere, then the prompt) with words in it: its first paragraph as plain
+    text on one line, placeholders as "…", cut at a word to the schema's length."""
+    for text in texts:
+        paragraph = HTML_TAG.sub(" ", (text or "").strip().split("\n\n", 1)[0])
+        plain = plain_text(without_placeholders(paragraph), TITLE_MAX_CHARS)
+        if title := " ".join(NOT_PLAIN_TEXT.sub(" ", plain).split()):
+            return title
+    return FALLBACK_TITLE
 
 
 def _split_code(text: str) -> tuple[str, str | None]:

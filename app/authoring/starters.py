@@ -19,6 +19,8 @@ STARTER_KINDS = ("choice", "output", "code", "fix", "steps")
 _STARTERS = {
     "choice": """\
 id: new-choice-question
+# Shown in every list of questions: short plain text that never gives the answer away.
+title: StepLR after four epochs
 kind: choice
 difficulty: medium
 modes: [practice, test]
@@ -45,6 +47,7 @@ mistakes:
 """,
     "output": """\
 id: new-output-question
+title: StepLR after a few calls
 kind: output
 difficulty: medium
 modes: [practice, test]
@@ -75,6 +78,7 @@ solution:
 """,
     "code": """\
 id: new-code-question
+title: A StepLR halving every 3 epochs
 kind: code
 difficulty: medium
 modes: [practice, test]
@@ -102,6 +106,7 @@ hint: StepLR takes `step_size` and `gamma`.
 """,
     "fix": """\
 id: new-fix-question
+title: A StepLR loop stepped every batch
 kind: fix
 difficulty: medium
 modes: [practice, test]
@@ -150,6 +155,7 @@ hint: How many times per epoch does this loop call `scheduler.step()`?
 """,
     "steps": """\
 id: new-steps-scenario
+title: StepLR, epoch by epoch
 kind: steps
 difficulty: easy
 modes: [practice]

@@ -38,7 +38,6 @@ from app.bank.schema import (
     values_of,
 )
 from app.bank.service import PatternView, parse_version
-from app.bank.variants import without_placeholders
 from app.checking.grading import choice_label
 from app.db import load_json
 from app.errors import NotFound
@@ -46,7 +45,6 @@ from app.errors import NotFound
 # Mastery is progress's own rules (credit per rating, recency, difficulty weights), applied to
 # attempts read once for every learner; progress only offers a query per learner.
 from app.learning import progress
-from app.markup import plain_text
 from app.models import Attempt, Learner, Pattern, QuestionVersion, User
 from app.models import Question as QuestionRow
 
@@ -60,8 +58,6 @@ MIN_LEARNERS_FOR_DISCRIMINATION = 10
 MIN_ATTEMPTS_TO_FLAG = 10
 # Under this facility four learners in five miss the question first time: worth a second look.
 LOW_FACILITY = 0.2
-# A title longer than this wraps past two lines of the statistics table's first column.
-TITLE_CHARS = 90
 CSV_BATCH_SIZE = 1000  # export rows fetched per round trip: memory stays flat, trips stay few
 # A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -233,14 +229,6 @@ def attempts_csv(session: Session, *, pattern_slug: str | None = None) -> Iterat
     return _csv_lines(session, query)
 
 
-def question_title(prompt: str) -> str:
-    """A question's title for lists (the schema has no title field): its prompt's first
-    paragraph as plain text on one line, placeholders shown as "…", cut at a word to at most
-    TITLE_CHARS characters."""
-    paragraph = prompt.strip().split("\n\n", 1)[0]
-    return plain_text(without_placeholders(paragraph), TITLE_CHARS)
-
-
 # --- loading ----------------------------------------------------------------------------------
 
 
@@ -292,7 +280,8 @@ class _QuestionInfo:
 
     @property
     def title(self) -> str:
-        return question_title(str(self.versions[self.version].content.get("prompt", "")))
+        """The current version's title (read from its content: nothing else of it is parsed)."""
+        return str(self.versions[self.version].content["title"])
 
     def parsed(self, version: int) -> Question | None:
         """A stored version's content, validated; asked for only where a figure needs the

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,6 +37,27 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=MAX_ID_
 MARKDOWN_FIELD = "markdown"
 Markdown = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True), MARKDOWN_FIELD]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+TITLE_MAX_CHARS = 60  # a list row on a 390 px phone: two lines at most beside its badges
+# Titles are shown as plain text (lists, the API): Markdown or HTML marks would show as typed.
+NOT_PLAIN_TEXT = re.compile(r"[`*<>{}\x00-\x1f\x7f]")
+
+
+def _plain_title(title: str) -> str:
+    if mark := NOT_PLAIN_TEXT.search(title):
+        shown = "a line break" if mark[0] in "\n\r" else repr(mark[0])
+        raise ValueError(
+            f"must be plain text on one line, shown as typed — no Markdown, HTML or "
+            f"placeholders (found {shown})"
+        )
+    return title
+
+
+Title = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=TITLE_MAX_CHARS, strip_whitespace=True),
+    AfterValidator(_plain_title),
+]
 
 
 # --- parameters of output questions --------------------------------------------------------
@@ -171,6 +193,11 @@ class QuestionBase(StrictModel):
     id: Slug = Field(
         description="Stable, unique id (lowercase, digits, dashes). The database and learners' "
         "attempts refer to it: never reuse or rename it."
+    )
+    title: Title = Field(
+        description=f"A short title for lists (at most {TITLE_MAX_CHARS} characters, plain "
+        "text on one line), e.g. `StepLR after three steps`. It names what the question is "
+        "about and never gives the answer away."
     )
     kind: str = Field(
         description="What kind of question: `choice`, `output`, `code`, `fix` or `steps`."

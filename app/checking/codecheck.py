@@ -48,11 +48,13 @@ MISTAKES = {
         "cycle. Call `scheduler.step()` after every `optimizer.step()`, inside the batch loop.",
     ),
     "sequential-restart": KnownMistake(
-        "SequentialLR restarts the next scheduler from the initial rate",
-        "At a milestone, SequentialLR starts the next scheduler afresh from the optimizer's "
-        "*initial* learning rate, not from where the previous one stopped — so the rate jumps "
-        "back up. To continue from the current rate, build the second phase into one "
-        "schedule (e.g. a LambdaLR with the whole formula), or account for the restart.",
+        "SequentialLR restarts the next scheduler at its step 0",
+        "At a milestone, SequentialLR restarts the next scheduler at its own step 0. A "
+        "scheduler that computes its rate from the optimizer's *initial* learning rate "
+        "(ExponentialLR, StepLR, CosineAnnealingLR, LambdaLR, …) then starts over from that "
+        "rate rather than from where the previous one stopped — so the rate jumps back up. "
+        "The second phase must either continue from the current rate or be written with "
+        "the restart in mind.",
     ),
     "cosine-past-tmax": KnownMistake(
         "CosineAnnealingLR rises again past T_max",
@@ -63,9 +65,9 @@ MISTAKES = {
     "off-by-one": KnownMistake(
         "Off by one epoch",
         "The rate changes one epoch too early or too late: a milestone, `step_size` or "
-        "`total_iters` is one off. Count epochs from 0, as `for epoch in range(...)` does — "
-        "a scheduler stepped at the end of each epoch changes the rate *after* the epoch "
-        "whose count reaches the milestone.",
+        "`total_iters` is one off. Count epochs from 0, as `for epoch in range(...)` does: "
+        "epoch e trains at the rate set by e calls of `scheduler.step()`, so a milestone m "
+        "first applies to epoch m — the call that reaches it comes at the end of epoch m - 1.",
     ),
     "length-in-epochs": KnownMistake(
         "A length counted in epochs, stepped every batch",
@@ -174,7 +176,8 @@ def judge(check: CodeCheck, reference: CodeRun, learner: CodeRun) -> Judgement:
         return Judgement(False, f"Your run has {len(got)} steps; the target has {len(want)}.", step)
     return Judgement(
         False,
-        f"Your schedule first differs from the target at {_where(check, step)}: "
+        f"Your schedule first differs from the target at {name_step(check, step)}, counting "
+        "from 0: "
         f"the target uses {_show(want[step])}, yours {_show(got[step])}.",
         step,
         want[step],
@@ -183,8 +186,10 @@ def judge(check: CodeCheck, reference: CodeRun, learner: CodeRun) -> Judgement:
     )
 
 
-def _where(check: CodeCheck, step: int) -> str:
-    """A step as the learner counts it: an epoch, or a batch of an epoch (both from 0)."""
+def name_step(check: CodeCheck, step: int) -> str:
+    """A step as the learner counts it: an epoch, or a batch of an epoch, both from 0 (the
+    bank's one way to count: epoch e trains at the rate set by e calls of `step()`). Every
+    message that names an epoch by number says it through this."""
     per = check.steps_per_epoch
     if per == 1:
         return f"epoch {step}"

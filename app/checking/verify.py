@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from app.bank import variants
 from app.bank.schema import CodeQuestion, FixQuestion, OutputQuestion, Question, StepsQuestion
 from app.checking import runstore
-from app.checking.codecheck import MISTAKES, judge
+from app.checking.codecheck import MISTAKES, judge, name_step
 from app.checking.grading import compare_output, expected_output
 from app.checking.jobs import code_job, pipeline_job, steps_job, torch_version
 from app.checking.runs import Runs
@@ -626,12 +626,13 @@ class _CodePlan(_Plan):
                 and test.divergence is not None
                 and (verdict.divergence != test.divergence)
             ):
-                problems.append(
-                    (
-                        index,
-                        f"it first differs at epoch {verdict.divergence}, not {test.divergence}",
-                    )
+                found = (
+                    "nowhere"
+                    if verdict.divergence is None
+                    else name_step(question.check, verdict.divergence)
                 )
+                expected = name_step(question.check, test.divergence)
+                problems.append((index, f"it first differs at {found}, not {expected}"))
             elif not test.correct and mistake != test.mistake:
                 problems.append(
                     (

@@ -75,6 +75,7 @@ class QuestionSummaryOut(BaseModel):
 
     id: str
     version: int
+    title: str = Field(description="A short plain-text title (at most 60 characters).")
     kind: str
     difficulty: str
     modes: list[str]
@@ -270,6 +271,7 @@ def _summary_out(live: bank.LiveQuestion) -> QuestionSummaryOut:
     return QuestionSummaryOut(
         id=live.id,
         version=live.version,
+        title=question.title,
         kind=question.kind,
         difficulty=question.difficulty.value,
         modes=[mode.value for mode in question.modes],

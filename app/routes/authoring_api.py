@@ -105,6 +105,7 @@ class SavedOut(BaseModel):
     """The outcome of a save."""
 
     id: str
+    title: str = Field(description="The saved question's title, as lists show it.")
     version: int = Field(description="The question's current version.")
     changed: bool = Field(description="False when the content equalled the current version.")
 
@@ -195,7 +196,12 @@ def api_create_question(
         author_id=staff.id,
         source=editor.API,
     )
-    return SavedOut(id=question.id, version=version.version if version else 1, changed=True)
+    return SavedOut(
+        id=question.id,
+        title=question.title,
+        version=version.version if version else 1,
+        changed=True,
+    )
 
 
 @router.put(
@@ -236,6 +242,7 @@ def api_update_question(
     )
     return SavedOut(
         id=record.id,
+        title=question.title,
         version=version.version if version else record.version,
         changed=version is not None,
     )

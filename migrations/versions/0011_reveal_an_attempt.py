@@ -4,8 +4,8 @@ A wrong answer no longer shows its key and worked solution: the learner tries ag
 sees them when they ask (or after three wrong tries in a row). The reveal names the attempt
 whose solution it showed, so that its page shows it from then on.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06 10:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
