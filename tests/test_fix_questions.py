@@ -93,6 +93,7 @@ def _fix_file(**overrides: Any) -> dict[str, Any]:
         {after}"""
     question: dict[str, Any] = {
         "id": "fix-one",
+        "title": "Fix: StepLR stepped every batch",
         "kind": "fix",
         "difficulty": "easy",
         "prompt": "Halve the rate every 2 epochs: epochs 0–1 at 0.1, epochs 2–3 at 0.05.",

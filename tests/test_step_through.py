@@ -62,6 +62,7 @@ def _scenario(**overrides: Any) -> dict[str, Any]:
     """A valid step-through scenario as a dict, with `overrides` applied."""
     question: dict[str, Any] = {
         "id": "steps-one",
+        "title": "StepLR, epoch by epoch",
         "kind": "steps",
         "difficulty": "easy",
         "prompt": "StepLR halves the rate every 2 epochs.",

@@ -17,7 +17,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.bank.schema import ChoiceQuestion, CodeQuestion, OutputQuestion, Question, StepsQuestion
+from app.bank.schema import (
+    ChoiceQuestion,
+    CodeCheck,
+    CodeQuestion,
+    OutputQuestion,
+    Question,
+    StepsQuestion,
+)
 from app.checking import codecheck
 from app.errors import Conflict, Invalid
 from app.sandbox.protocol import CodeData, ErrorInfo, RunResult, Verdict, WarningRecord
@@ -401,6 +408,9 @@ def parse_code_answer(raw: Any) -> str:
     return raw.replace("\r\n", "\n")
 
 
+ONE_STEP_AN_EPOCH = CodeCheck()  # a step-through steps its scheduler once an epoch
+
+
 def _first_group(run: RunResult[CodeData]) -> list[float]:
     trajectory = run.data.trajectory if run.data is not None else []
     return [step[0] for step in trajectory if step]
@@ -523,7 +533,8 @@ def grade_steps(
         message = f"All {plural(len(steps), 'epoch')} right."
     else:
         miss = next(step.epoch for step in steps if not step.correct)
-        message = f"{right} of {plural(len(steps), 'epoch')} right; the first miss is epoch {miss}."
+        first = codecheck.name_step(ONE_STEP_AN_EPOCH, miss)
+        message = f"{right} of {plural(len(steps), 'epoch')} right; the first miss is {first}."
     feedback = StepsFeedback(message=message, first_lr=lrs[0], steps=steps, run_key=run_key)
     return Grade(
         answer=predictions,
