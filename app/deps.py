@@ -220,6 +220,11 @@ def sign_shown(request: Request, subject: str) -> str:
     return signer.sign(subject).decode()
 
 
+def sign_question_shown(request: Request, question: bank.LiveQuestion, variant: int) -> str:
+    """A `sign_shown` token for a form answering `question`, at this version and variant."""
+    return sign_shown(request, f"{question.id}:{question.version}:{variant}")
+
+
 def read_shown(request: Request, token: str) -> tuple[str, int] | None:
     """(subject, milliseconds since the page was shown) from a `sign_shown` token; None if
     it is forged, garbled or older than a day."""

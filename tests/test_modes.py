@@ -465,15 +465,15 @@ def test_the_lesson_page_draws_every_mode_and_recommends_one_first(
     assert f"1 of {len(quiz)} quiz questions solved" in page
 
 
-def test_the_quiz_page_lists_its_questions_with_where_the_learner_stands(
+def test_the_quiz_page_asks_its_questions_where_the_learner_left_each(
     client: TestClient, app: FastAPI
 ) -> None:
     quiz = [q.id for q in BANK.values() if Mode.QUIZ in q.modes]
     page = client.get(f"/patterns/{LESSON}/quiz")
-    assert page.status_code == 200 and page.template.name == "modes/questions.html"  # type: ignore[attr-defined]
+    assert page.status_code == 200 and page.template.name == "modes/quiz.html"  # type: ignore[attr-defined]
     for qid in quiz:
-        assert f'href="/patterns/{LESSON}/questions/{qid}"' in page.text
-    assert page.text.count("not tried") == len(quiz) and "Start with question 1" in page.text
+        assert f'id="q-{qid}"' in page.text
+    assert page.text.count('<input type="hidden" name="back" value="quiz">') >= len(quiz)
     client.post(
         f"/api/questions/{quiz[0]}/attempts", json={"answer": right_answer(app, quiz[0], 1, 0)}
     )
@@ -481,11 +481,19 @@ def test_the_quiz_page_lists_its_questions_with_where_the_learner_stands(
         f"/api/questions/{quiz[1]}/attempts", json={"answer": wrong_answer(app, quiz[1], 1)}
     )
     page = client.get(f"/patterns/{LESSON}/quiz")
-    assert page.text.count(">solved<") == 1 and page.text.count(">try again<") == 1
-    assert (
-        f"1 of {len(quiz)} quiz questions solved" in page.text
-        and "Continue with question 2" in page.text
+    assert f"1 of {len(quiz)} quiz questions solved" in page.text
+    cards = {qid: page.text.split(f'id="q-{qid}"')[1].split("</article>")[0] for qid in quiz}
+    assert "Correct" in cards[quiz[0]] and "Worked solution" in cards[quiz[0]]
+    assert "Not yet — try again" in cards[quiz[1]] and "Worked solution" not in cards[quiz[1]]
+    assert "Not yet" not in cards[quiz[2]] and ">Check</button>" in cards[quiz[2]]
+
+    csrf = CSRF_RE.search(page.text).group(1)  # type: ignore[union-attr]
+    hint = client.post(
+        f"/patterns/{LESSON}/questions/{quiz[2]}/hint",
+        data={"csrf_token": csrf, "back": "quiz"},
+        follow_redirects=False,
     )
+    assert hint.headers["location"].endswith(f"/patterns/{LESSON}/quiz#q-{quiz[2]}")
 
 
 def _redirected_to(response: Any) -> str:

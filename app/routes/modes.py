@@ -17,9 +17,10 @@ from app.deps import (
     SessionDep,
     VisitorDep,
     or_default,
+    sign_question_shown,
 )
 from app.errors import NotFound
-from app.learning import answering, modes, practice, progress, review
+from app.learning import answering, lesson, modes, practice, progress, review
 from app.routes.api import INVALID, NOT_FOUND, WRITE, QuestionOut, question_out
 from app.routes.openapi import NoInputDep
 from app.templating import render
@@ -213,11 +214,20 @@ def practice_page(
 def quiz_page(
     request: Request, session: SessionDep, pattern: PatternDep, visitor: VisitorDep
 ) -> Response:
-    """The lesson's quiz: its questions, with where the learner stands on each."""
+    """The lesson's quiz, asked in the page: each question where the learner left it."""
     found = modes.mode_questions(
         session, pattern=pattern, learner=visitor.learner, key=modes.QUIZ.key
     )
-    return render(request, "modes/questions.html", {"found": found})
+    cards = lesson.inline_questions(session, visitor=visitor, questions=found.items)
+    context = {
+        "found": found,
+        "cards": cards,
+        "shown_at": {
+            c.question.id: sign_question_shown(request, c.question, c.variant) for c in cards
+        },
+        "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
+    }
+    return render(request, "modes/quiz.html", context)
 
 
 def _sequence(

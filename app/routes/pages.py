@@ -21,7 +21,7 @@ from app.deps import (
     VisitorDep,
     or_default,
     read_shown,
-    sign_shown,
+    sign_question_shown,
 )
 from app.errors import Busy, Invalid, TooManyRequests
 from app.learning import answering, lesson, modes, progress
@@ -40,12 +40,7 @@ NOTHING_GIVEN = {
 }
 
 
-def _shown_token(request: Request, question: LiveQuestion, variant: int) -> str:
-    """Signs which question, version and variant a page showed, and when."""
-    return sign_shown(request, f"{question.id}:{question.version}:{variant}")
-
-
-def _read_shown_token(
+def _readsign_question_shown(
     request: Request, token: str, question_id: str
 ) -> tuple[int | None, int | None, int | None]:
     """(variant shown, version shown, milliseconds since) from a page's `shown_at` field;
@@ -87,7 +82,7 @@ def pattern_page(
             request, session, pattern, sandbox, timeout_s=settings.sandbox_timeout_s, owner=owner
         )
     shown_at = {
-        card.question.id: _shown_token(request, card.question, card.variant)
+        card.question.id: sign_question_shown(request, card.question, card.variant)
         for card in page.quiz + page.practice
     }
     context = {
@@ -103,8 +98,8 @@ def pattern_page(
 
 # Pages that ask questions in place: an answer, a hint or a revealed solution there comes
 # back to the question on that page (`back`), not to the question's own page.
-Back = Literal["lesson"]
-BACK_ROUTES: dict[str, str] = {"lesson": "pattern"}
+Back = Literal["lesson", "quiz"]
+BACK_ROUTES: dict[str, str] = {"lesson": "pattern", "quiz": "quiz"}
 BackField = Annotated[Back | None, Form(), or_default(None)]
 
 
@@ -127,7 +122,7 @@ def _question_response(
         "questions/detail.html",
         {
             "page": page,
-            "shown_at": _shown_token(request, page.question, page.variant),
+            "shown_at": sign_question_shown(request, page.question, page.variant),
             "error": error,
             "given": given,
         },
@@ -180,7 +175,7 @@ def answer(
     A wrong-shaped answer, a busy sandbox or a learner over their share of it shows the
     question again with the message and what the learner typed; nothing is stored.
     """
-    variant, version, time_taken_ms = _read_shown_token(request, shown_at, question.id)
+    variant, version, time_taken_ms = _readsign_question_shown(request, shown_at, question.id)
     try:
         if answer is None:
             raise Invalid(NOTHING_GIVEN[question.question.kind], field="answer")
@@ -275,7 +270,7 @@ def attempt_page(
     )
     context = {
         "result": result,
-        "shown_at": _shown_token(request, result.page.question, result.page.variant),
+        "shown_at": sign_question_shown(request, result.page.question, result.page.variant),
         "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
     }
     return render(request, "questions/attempt.html", context)
