@@ -7,6 +7,7 @@ one row, chart text at least 11 px. A keyboard alone answers a code question. Sc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -264,11 +265,11 @@ def test_every_page_passes_axe_has_one_h1_and_fits_a_phone(
     assert not sweep.problems, "\n".join(sweep.problems)
 
 
-def test_a_learner_uses_each_mode_from_the_lesson_page(
+def test_a_learner_uses_each_of_the_ten_modes_from_the_lesson_page(
     app: FastAPI, browser: tuple[Browser, str]
 ) -> None:
-    """From the lesson page, by keyboard, into each mode made of questions once: each page
-    has one <h1> and passes axe, and goes on where the mode says."""
+    """From the lesson page, by keyboard, into each of the ten modes once: each page has one
+    <h1> and passes axe, and does what the mode says."""
     chromium, base = browser
     sweep = Sweep()
     bank = {s.question.id: s.question for p in read_bank(QUESTIONS) for s in p.questions}
@@ -285,52 +286,159 @@ def test_a_learner_uses_each_mode_from_the_lesson_page(
             return tab.url.rsplit("/questions/", 1)[1]
 
         tab.goto(f"{base}/patterns/{LESSON}")
+        cards = tab.locator(".modes > li")
+        expect(cards).to_have_count(10)
         recommended = tab.locator(".mode-recommended")
         expect(recommended).to_have_count(1)
         expect(recommended).to_contain_text("Recommended next")
         expect(recommended.get_by_role("heading")).to_have_text("Trace the pipeline")
 
-        # The quiz: its page lists the lesson's quiz; one answered right, and back to it.
+        # 1. The trace: the recorded run on a page of its own.
+        open_mode("Trace the pipeline")
+        expect(tab.get_by_role("heading", level=1)).to_have_text("Model pipeline trace")
+        expect(tab.locator("table.epochs")).to_be_visible()
+
+        # 2. The quiz, asked in the page: one answered right there, and back to it.
         open_mode("Quiz")
         expect(tab.get_by_role("heading", level=1)).to_have_text("Quiz")
-        tab.get_by_role("link", name="Start with question 1 →").click()
-        quiz_id = question_id()
-        right = right_answer(app, quiz_id, 1, 0)
-        tab.locator(f"input[name=answer][value='{right}']").check()
-        tab.get_by_role("button", name="Submit answer").click()
-        expect(tab.get_by_role("heading", name="Correct")).to_be_visible()
-        tab.get_by_role("link", name="Back to the quiz").click()
+        card = tab.locator("article.inline-question").first
+        quiz_id = (card.get_attribute("id") or "").removeprefix("q-")
+        card.locator(f"input[name=answer][value='{right_answer(app, quiz_id, 1, 0)}']").check()
+        card.get_by_role("button", name="Check").click()
+        tab.wait_for_url(f"**/quiz#q-{quiz_id}")
+        card = tab.locator(f"#q-{quiz_id}")
+        expect(card.get_by_role("heading", name="Correct")).to_be_focused()
         expect(tab.locator(".mode-progress")).to_contain_text("1 of 3 quiz questions solved")
+        sweep.check(tab, "quiz, one answered", phone=False)
 
-        # Predict the output: an output question; after it, the next one.
+        # 3. Practice: a learner who has answered one question starts easy still.
+        open_mode("Practice")
+        assert bank[question_id()].difficulty.value == "easy"
+
+        # 4. Predict the output: an output question; a wrong answer, then the next one.
         open_mode("Predict the output")
         first = question_id()
         assert bank[first].kind == "output"
         _answer_wrongly(tab, "0.123")
+        expect(tab.get_by_role("heading", name="Not yet — try again")).to_be_visible()
         tab.get_by_role("link", name="Next: predict the output →").click()
         tab.wait_for_url("**/questions/*")
         assert question_id() != first and bank[question_id()].kind == "output"
-        sweep.check(tab, "predict the output, the next question", phone=False)
 
-        # Write the code: a code question, easy first.
+        # 5. Step through: a scenario, one epoch predicted and revealed.
+        open_mode("Step through")
+        tab.locator("main a[href*='/step-through/']").first.click()
+        sweep.check(tab, "step through, a scenario", phone=False)
+        _step_wrongly(tab)
+        sweep.check(tab, "step through, an epoch revealed", phone=False)
+
+        # 6. Write the code: a code question, in the editor.
         open_mode("Write the code")
         assert bank[question_id()].kind == "code"
         expect(tab.locator(".CodeMirror")).to_be_visible()
 
-        # Fix the bug: the first to fix, or — the bank having none yet — a page saying so.
+        # 7. Fix the bug: the editor starts from the buggy loop.
         open_mode("Fix the bug")
-        if any(q.kind == "fix" for q in bank.values()):
-            assert bank[question_id()].kind == "fix"
-        else:
-            expect(tab.get_by_role("status")).to_contain_text("no fix-the-bug questions yet")
+        fix = bank[question_id()]
+        assert fix.kind == "fix"
+        expect(tab.get_by_text("Fix the bug — this code has one")).to_be_visible()
 
-        # Practice: a learner who has answered two questions starts easy still.
-        open_mode("Practice")
-        assert bank[question_id()].difficulty.value == "easy"
+        # 8. Review: the two questions answered are due again the same sitting.
+        open_mode("Review")
+        expect(tab.get_by_role("heading", level=1)).to_be_visible()
 
+        # 9. Test this pattern: the start page of a test.
+        open_mode("Test this pattern")
+        expect(tab.get_by_role("button", name=re.compile("Start"))).to_be_visible()
+
+        # 10. The playground: the lesson's run against another scheduler.
+        open_mode("Scheduler playground")
+        expect(tab.locator("#scheduler")).to_be_visible()
+    assert not sweep.problems, "\n".join(sweep.problems)
+
+
+def test_a_wrong_answer_teaches_before_it_tells(browser: tuple[Browser, str]) -> None:
+    """A learner answers wrong, is told why without the key, tries again, then asks for the
+    solution, which opens step by step."""
+    chromium, base = browser
+    with opened(chromium, PHONE) as tab:
+        tab.goto(f"{base}/patterns/{LESSON}/questions/lr-purpose")
+        tab.get_by_label(re.compile("DataLoader|shuffle", re.I)).first.check()
+        tab.get_by_role("button", name="Submit answer").click()
+        verdict = tab.get_by_role("heading", name="Not yet — try again")
+        expect(verdict).to_be_focused()  # said first by a screen reader
+        expect(tab.locator(".misconception")).to_be_visible()
+        expect(tab.get_by_text("right answer")).to_have_count(0)
+        expect(tab.get_by_role("heading", name="Worked solution")).to_have_count(0)
+        expect(tab.get_by_text("Wrong tries in a row: 1 of 3")).to_be_visible()
+
+        # Try again, in the page: another wrong choice.
+        again = tab.locator("section.try-again")
+        again.locator("input[name=answer][value='2']").check()
+        again.get_by_role("button", name="Submit answer").click()
+        expect(tab.get_by_text("Wrong tries in a row: 2 of 3")).to_be_visible()
+
+        # The hint, fetched into the page; then the solution, asked for.
+        tab.get_by_role("button", name="Show a hint").click()
+        expect(tab.get_by_role("heading", name="Hint")).to_be_visible()
+        tab.get_by_role("button", name="Show the worked solution").click()
+        expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
+        expect(tab.get_by_text("right answer")).to_be_visible()
+        expect(tab.get_by_role("heading", name="Worked solution")).to_be_visible()
+        expect(tab.locator(".solution-step").first).to_be_visible()
+        sweep = Sweep()
+        sweep.check(tab, "a wrong answer, its solution asked for", phone=True)
+        assert not sweep.problems, "\n".join(sweep.problems)
+
+
+def test_the_lesson_page_reads_top_to_bottom(browser: tuple[Browser, str]) -> None:
+    """The lesson page in the seed's order; its quiz answered in the page by keyboard, wrong
+    then right, the focus on each verdict as the page comes back."""
+    chromium, base = browser
+    with opened(chromium, PHONE) as tab:
         tab.goto(f"{base}/patterns/{LESSON}")
-        expect(tab.locator(".mode-recommended")).to_have_count(1)
-        expect(tab.locator(".recommended-reason")).to_contain_text("quiz questions")
+        headings = tab.locator("main h2").all_inner_texts()
+        order = [
+            "Data flow",
+            "Training, epoch by epoch",
+            "Prediction trace",
+            "Key insight",
+            "Quiz",
+            "Practice",
+            "Ways to learn",
+            "Test this pattern",
+            "Every question",
+        ]
+        places = [next(i for i, h in enumerate(headings) if h.startswith(o)) for o in order]
+        assert places == sorted(places), headings
+        sweep = Sweep()
+        sweep.check(tab, "the lesson", phone=True)
+
+        card = tab.locator("article.inline-question").first
+        qid = (card.get_attribute("id") or "").removeprefix("q-")
+        card.locator("input[name=answer]").first.focus()
+        tab.keyboard.press("Space")
+        card.get_by_role("button", name="Check").focus()
+        tab.keyboard.press("Enter")
+        tab.wait_for_url(f"**#q-{qid}")
+        card = tab.locator(f"#q-{qid}")
+        verdict = card.locator("section.verdict h4")
+        expect(verdict).to_be_focused()
+        if verdict.inner_text() != "Correct":
+            expect(card.get_by_text("right answer")).to_have_count(0)
+            for choice in card.locator("input[name=answer]").all():
+                if not card.locator("section.verdict").is_visible():
+                    break
+                choice.check()
+                card.get_by_role("button", name="Try again").click()
+                tab.wait_for_url(f"**#q-{qid}")
+                card = tab.locator(f"#q-{qid}")
+                if card.locator("section.verdict h4").inner_text() == "Correct":
+                    break
+        expect(card.locator("section.verdict h4")).to_have_text(re.compile("Correct|Not quite"))
+        expect(card.locator(".solution")).to_be_visible()  # solved, or shown at the 3rd try
+        sweep.check(tab, "the lesson, its quiz answered", phone=True)
+        tab.screenshot(path=str(ARTIFACTS / "lesson-phone.png"), full_page=True)
     assert not sweep.problems, "\n".join(sweep.problems)
 
 

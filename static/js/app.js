@@ -133,11 +133,17 @@ const asked = window.location.hash.startsWith("#q-")
   ? document.getElementById(decodeURIComponent(window.location.hash.slice(1)))
   : null;
 const verdict = asked
-  ? asked.querySelector("section.verdict > h4") || asked.querySelector("h3")
+  ? asked.querySelector("section.verdict > :first-child") || asked.querySelector(".inline-title")
   : document.querySelector("main > section.verdict > h2, main > section.test-verdict > h2");
-if (verdict) {
+function focusVerdict() {
   verdict.tabIndex = -1;
   verdict.focus({ preventScroll: !asked });
+}
+if (verdict && asked) {
+  // After the browser has scrolled to the anchor, which would otherwise reset the focus.
+  window.addEventListener("load", () => window.requestAnimationFrame(focusVerdict));
+} else if (verdict) {
+  focusVerdict();
 }
 
 // CodeMirror 5 (vendored) for code, with line numbers. Tab indents, as a programmer expects —
