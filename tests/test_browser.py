@@ -42,8 +42,11 @@ def test_a_learner_answers_questions_and_walks_the_worked_solutions(
     expect(tab.get_by_role("heading", name="Hint")).to_be_visible()
     tab.locator("input[name=answer][value='1']").check()  # B: a wrong choice
     tab.get_by_role("button", name="Submit answer").click()
-    expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
+    expect(tab.get_by_role("heading", name="Not yet — try again")).to_be_visible()
     expect(tab.locator(".misconception")).to_be_visible()
+    expect(tab.locator(".solution-step")).to_have_count(0)  # tried once: no solution yet
+    tab.get_by_role("button", name="Show the worked solution").click()
+    expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
     steps = tab.locator(".solution-step")
     expect(steps.nth(0)).to_be_visible()
     expect(steps.nth(1)).to_be_hidden()  # revealed one at a time
@@ -57,6 +60,9 @@ def test_a_learner_answers_questions_and_walks_the_worked_solutions(
     tab.goto(f"{base}/patterns/{LESSON}/questions/lr-output-steplr-calls")
     tab.get_by_label("What does this code print?").fill("0.123")
     tab.get_by_role("button", name="Submit answer").click()
+    expect(tab.get_by_role("heading", name="Not yet — try again")).to_be_visible()
+    expect(tab.get_by_text("0.123 is not what the run printed")).to_be_visible()
+    tab.get_by_role("button", name="Show the worked solution").click()
     expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
     expected = tab.locator(".output-compare dd pre").nth(1).inner_text()
     tab.get_by_role("button", name="Show all steps").click()
@@ -113,15 +119,16 @@ def test_a_learner_writes_a_wrong_scheduler_sees_where_it_diverges_and_fixes_it(
     tab.keyboard.type("scheduler = lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)")
     tab.get_by_role("button", name="Run and check").click()
 
-    expect(tab.get_by_role("heading", name="Not quite")).to_be_visible()
+    expect(tab.get_by_role("heading", name="Not yet — try again")).to_be_visible()
     expect(tab.locator(".divergence")).to_contain_text("first differs from the target at epoch 2")
     expect(tab.locator(".misconception")).to_contain_text("Off by one epoch")
     expect(tab.locator(".chart-wide path[data-series='yours']")).to_have_count(1)
     tab.screenshot(path=str(ARTIFACTS / "code-wrong.png"), full_page=True)
 
-    tab.get_by_role("link", name="Edit your code").click()
-    expect(tab.locator(".CodeMirror")).to_contain_text("step_size=2")
-    tab.locator(".CodeMirror").click()
+    # Trying again is on the same page: the editor holds the code just run, no solution yet.
+    expect(tab.get_by_role("heading", name="The reference solution")).to_have_count(0)
+    expect(tab.locator(".try-again .CodeMirror")).to_contain_text("step_size=2")
+    tab.locator(".try-again .CodeMirror").click()
     tab.keyboard.press("Control+A")
     tab.keyboard.type("scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)")
     tab.get_by_role("button", name="Run and check").click()
@@ -154,7 +161,7 @@ def test_a_new_learner_signs_up_takes_the_test_and_sees_the_result(
     expect(tab.locator(".account-email")).to_have_text("grace@example.com")
 
     tab.get_by_role("link", name="Learning rate schedulers in PyTorch").click()
-    tab.get_by_role("link", name="Test this pattern").click()
+    tab.get_by_role("link", name="Test this pattern").first.click()
     tab.get_by_role("button", name="Start the test").click()
     expect(tab.locator(".test-position")).to_contain_text("1 of 10")
     exam_id = tab.url.split("/tests/")[1].split("/")[0]
@@ -272,7 +279,7 @@ def test_choices_read_as_plain_text_with_the_radio_on_their_first_line(
 ) -> None:
     tab, base = page
     tab.set_viewport_size({"width": 390, "height": 844})  # a phone: long choices wrap
-    for path in ("questions/lr-two-phase-schedule", "trace"):
+    for path in ("questions/lr-two-phase-schedule", "quiz"):
         tab.goto(f"{base}/patterns/{LESSON}/{path}")
         choices = tab.evaluate(MEASURE_CHOICES)
         assert choices and any(c["lines"] > 1 for c in choices), path  # wrapping is covered
