@@ -53,7 +53,9 @@ class RunRefused(Invalid):
 
 @dataclass(frozen=True)
 class Epoch:
-    """One epoch (or, LR-only, one step): the LR used during it and what happened."""
+    """One epoch (or, LR-only, one step): the LR used during it and what happened. Counted
+    from 0, as `for epoch in range(n)` does: epoch e trains at the rate set by e calls of
+    `scheduler.step()`."""
 
     epoch: int
     lr: float
@@ -145,20 +147,24 @@ def _non_finite(epoch: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
-    """What happened in each epoch, in words, from the numbers alone."""
+    """What happened in each epoch (counted from 0: `epochs[e]` is epoch e, trained at the
+    rate set by e calls of scheduler.step()), in words, from the numbers alone."""
     notes: list[list[str]] = []
     best = -1.0
     for index, epoch in enumerate(epochs):
         said = []
         previous = epochs[index - 1] if index else None
         if previous is None:
-            said.append(f"First epoch, at learning rate {epoch['lr']:g}.")
+            said.append(
+                f"First epoch (epoch 0), at learning rate {epoch['lr']:g}: no scheduler.step() yet."
+            )
         elif epoch["lr"] != previous["lr"]:
             factor = epoch["lr"] / previous["lr"] if previous["lr"] else float("inf")
             verb = "cut" if factor < 1 else "raised"
             said.append(
                 f"The scheduler {verb} the learning rate from {previous['lr']:g} to "
-                f"{epoch['lr']:g} (×{factor:.3g}) before this epoch."
+                f"{epoch['lr']:g} (×{factor:.3g}) at the end of epoch {index - 1}: this "
+                f"epoch trains at the rate set by {index} calls of scheduler.step()."
             )
         broken = _non_finite(epoch)
         if broken is not None:  # only a loss that really is no number: one that rose is not
@@ -205,15 +211,15 @@ def _view(key: str, job: TraceJob, result: RunResult[Any]) -> TraceView:
     data = result.data
     if isinstance(data, LrOnlyData):
         epochs = [
-            Epoch(epoch=i + 1, lr=lr, lr_after=after)
+            Epoch(epoch=i, lr=lr, lr_after=after)
             for i, (lr, after) in enumerate(zip(data.lr, data.lr_after, strict=True))
         ]
         return TraceView(LR_ONLY, key, spec, epochs)
     assert isinstance(data, PipelineData)
     notes = observations([e.model_dump() for e in data.epochs])
-    epochs = [
+    epochs = [  # numbered by position: runs recorded before this counted from 1
         Epoch(
-            epoch=e.epoch,
+            epoch=index,
             lr=e.lr,
             lr_after=e.lr_after,
             train_loss=e.train_loss,
@@ -221,7 +227,7 @@ def _view(key: str, job: TraceJob, result: RunResult[Any]) -> TraceView:
             test_accuracy=e.test_accuracy,
             observations=note,
         )
-        for e, note in zip(data.epochs, notes, strict=True)
+        for index, (e, note) in enumerate(zip(data.epochs, notes, strict=True))
     ]
     return TraceView(
         PIPELINE,
