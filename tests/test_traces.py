@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -167,6 +169,36 @@ def test_the_trace_page_shows_stages_table_charts_prediction_and_quiz(
     assert html.count('<svg class="chart-narrow"') == 3  # each drawn again for a phone
     assert html.count('class="card quiz-form"') == 3
     assert html.count('<tr class="lr-changed">') == 1
+
+
+def test_a_constant_rate_keeps_bouncing_where_the_lessons_steplr_settles(
+    client: TestClient,
+) -> None:
+    """The lesson's claim, on real runs: its StepLR settles the test loss lower than the same
+    pipeline at a constant rate (bench.traces measures it over more seeds)."""
+    lesson = client.get(f"/api/patterns/{LESSON}/trace").json()["epochs"]
+    response = _play(client, "ConstantLR", params={"factor": 1.0})
+    assert response.status_code == 200, response.text
+    constant = response.json()["epochs"]
+    assert [e["lr"] for e in constant] == [0.1] * 10
+
+    # Until the cut the two are the same run, bit for bit: what differs after is the schedule.
+    def numbers(epochs: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
+        return [(e["train_loss"], e["test_loss"], e["test_accuracy"]) for e in epochs]
+
+    assert numbers(constant[:5]) == numbers(lesson[:5])
+    assert numbers(constant[5:]) != numbers(lesson[5:])
+    loss = {
+        "constant": [e["test_loss"] for e in constant],
+        "StepLR": [e["test_loss"] for e in lesson],
+    }
+    assert loss["constant"][-1] > 1.3 * loss["StepLR"][-1]
+    after_cut = {name: statistics.mean(values[5:]) for name, values in loss.items()}
+    assert after_cut["constant"] > 1.3 * after_cut["StepLR"]
+    # At 0.1 it keeps bouncing (up by half again at least once after the cut); StepLR ends
+    # below every epoch of it after the cut.
+    assert any(b > 1.5 * a for a, b in itertools.pairwise(loss["constant"][5:]))
+    assert loss["StepLR"][-1] < min(loss["constant"][5:])
 
 
 # --- one way to count epochs ------------------------------------------------------------------
