@@ -600,6 +600,28 @@ def test_observations_say_what_happened() -> None:
     assert "0.025 — no epoch trains with it" in third[-1]
 
 
+def test_observations_call_a_rising_test_loss_overfitting_only_once_it_lasts() -> None:
+    def epoch(train: float, test: float) -> dict[str, float]:
+        return {
+            "lr": 0.1,
+            "lr_after": 0.1,
+            "train_loss": train,
+            "test_loss": test,
+            "test_accuracy": 0.5,
+        }
+
+    notes = observations(
+        [epoch(1.0, 1.0), epoch(0.9, 1.1), epoch(0.8, 1.2), epoch(0.7, 1.3), epoch(0.6, 1.0)]
+    )
+    assert "a rise or two can be the bounce of the last steps" in notes[1][0]
+    assert "a rise or two" in notes[2][0]
+    assert notes[3][0] == (
+        "Test loss rose 8% while training loss fell, 3 epochs running: the model is starting "
+        "to fit the training set more than the task."
+    )
+    assert notes[4] == ["Test loss fell 23%."]
+
+
 def test_observations_name_a_non_finite_loss_and_only_that() -> None:
     def epoch(lr: float, loss: float) -> dict[str, float]:
         return {

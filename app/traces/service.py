@@ -146,13 +146,21 @@ def _non_finite(epoch: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# A test loss that rises while the training loss falls for an epoch or two is as often the
+# bounce of the epochs' last steps (SGD with a large step: the lesson's run does it) as the
+# start of overfitting; this many epochs in a row is a trend worth naming.
+OVERFITTING_EPOCHS = 3
+
+
 def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
     """What happened in each epoch (counted from 0: `epochs[e]` is epoch e, trained at the
     rate set by e calls of scheduler.step()), in words, from the numbers alone."""
     notes: list[list[str]] = []
     best = -1.0
+    diverging = 0  # epochs in a row whose test loss rose while their training loss fell
     for index, epoch in enumerate(epochs):
         said = []
+        apart, diverging = diverging, 0
         previous = epochs[index - 1] if index else None
         if previous is None:
             said.append(
@@ -187,9 +195,15 @@ def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
             elif epoch["test_loss"] > previous["test_loss"]:
                 rose = _percent(previous["test_loss"], epoch["test_loss"])
                 if epoch["train_loss"] < previous["train_loss"]:
+                    diverging = apart + 1
                     said.append(
-                        f"Test loss rose {rose} while training loss fell: the model is "
-                        "starting to fit the training set more than the task."
+                        f"Test loss rose {rose} while training loss fell, "
+                        f"{diverging} epochs running: the model is starting to fit the "
+                        "training set more than the task."
+                        if diverging >= OVERFITTING_EPOCHS
+                        else f"Test loss rose {rose} while training loss fell: a rise or two "
+                        "can be the bounce of the last steps; if it lasts, the model is "
+                        "fitting the training set more than the task."
                     )
                 else:
                     said.append(f"Test loss rose {rose}: the step size may be too large here.")
