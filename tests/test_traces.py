@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
+import statistics
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -92,11 +96,17 @@ def _play(client: TestClient, name: str, **body: Any) -> Any:
 
 def test_the_lesson_trains_at_0_1_then_0_05(client: TestClient) -> None:
     trace = client.get(f"/api/patterns/{LESSON}/trace").json()
+    assert [e["epoch"] for e in trace["epochs"]] == list(range(10))  # from 0, as range(10)
     assert [e["lr"] for e in trace["epochs"]] == [0.1] * 5 + [0.05] * 5
-    assert trace["lr_changes"] == [6]
+    assert trace["lr_changes"] == [5]
     assert trace["lr_after_last"] == 0.025
     assert "0.025 — no epoch trains with it" in trace["epochs"][-1]["observations"][-1]
-    assert "cut the learning rate from 0.1 to 0.05" in " ".join(trace["epochs"][5]["observations"])
+    assert trace["epochs"][0]["observations"][0].startswith("First epoch (epoch 0), at")
+    assert (
+        "The scheduler cut the learning rate from 0.1 to 0.05 (×0.5) at the end of epoch 4: "
+        "this epoch "
+        "trains at the rate set by 5 calls of scheduler.step()."
+    ) in trace["epochs"][5]["observations"]
     losses = [e["test_loss"] for e in trace["epochs"]]
     assert losses[-1] < losses[0]  # it really learned
     assert trace["epochs"][-1]["test_accuracy"] > 0.85
@@ -107,6 +117,8 @@ def test_the_trace_has_real_shapes_and_a_real_prediction(client: TestClient) -> 
     stages = {stage["name"]: stage for stage in trace["stages"]}
     assert "1000 rows × 10 features" in stages["Data loading"]["output"]
     assert stages["Train/test split"]["output"] == "train [800, 10], test [200, 10]"
+    training = stages["Training with the scheduler"]["output"]
+    assert training == "10 epochs (0–9), scheduler stepped once at the end of each"
     layers = stages["Model"]["layers"]
     assert [layer["weight"] for layer in layers] == [[10, 10], None, [2, 10]]
     prediction = trace["prediction"]
@@ -122,6 +134,8 @@ def test_the_same_spec_trains_to_the_same_trace_bit_for_bit(sandbox: Sandbox) ->
     first, second = sandbox.run(job), sandbox.run(job)
     assert first.status is Verdict.OK
     assert first.data == second.data
+    assert first.data is not None
+    assert [e.epoch for e in first.data.epochs] == list(range(SPEC.epochs))
 
 
 def test_a_page_view_never_retrains(
@@ -153,6 +167,135 @@ def test_the_trace_page_shows_stages_table_charts_and_prediction(
     assert html.count('<svg class="chart-wide"') == 3
     assert html.count('<svg class="chart-narrow"') == 3  # each drawn again for a phone
     assert html.count('<tr class="lr-changed">') == 1
+
+
+def test_a_constant_rate_keeps_bouncing_where_the_lessons_steplr_settles(
+    client: TestClient,
+) -> None:
+    """The lesson's claim, on real runs: its StepLR settles the test loss lower than the same
+    pipeline at a constant rate (bench.traces measures it over more seeds)."""
+    lesson = client.get(f"/api/patterns/{LESSON}/trace").json()["epochs"]
+    response = _play(client, "ConstantLR", params={"factor": 1.0})
+    assert response.status_code == 200, response.text
+    constant = response.json()["epochs"]
+    assert [e["lr"] for e in constant] == [0.1] * 10
+
+    # Until the cut the two are the same run, bit for bit: what differs after is the schedule.
+    def numbers(epochs: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
+        return [(e["train_loss"], e["test_loss"], e["test_accuracy"]) for e in epochs]
+
+    assert numbers(constant[:5]) == numbers(lesson[:5])
+    assert numbers(constant[5:]) != numbers(lesson[5:])
+    loss = {
+        "constant": [e["test_loss"] for e in constant],
+        "StepLR": [e["test_loss"] for e in lesson],
+    }
+    assert loss["constant"][-1] > 1.3 * loss["StepLR"][-1]
+    after_cut = {name: statistics.mean(values[5:]) for name, values in loss.items()}
+    assert after_cut["constant"] > 1.3 * after_cut["StepLR"]
+    # At 0.1 it keeps bouncing (up by half again at least once after the cut); StepLR ends
+    # below every epoch of it after the cut.
+    assert any(b > 1.5 * a for a, b in itertools.pairwise(loss["constant"][5:]))
+    assert loss["StepLR"][-1] < min(loss["constant"][5:])
+
+
+# --- one way to count epochs ------------------------------------------------------------------
+
+COUNTING = "Epochs count from 0, as <code>for epoch in range("
+
+
+def _path_points(path: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in (c[1:].split(",") for c in path.split())]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A drawn chart's x axis, read from the page: its labels, where they are, and how far
+    right the chart's lines reach."""
+
+    labels: list[str]
+    at: list[float]
+    reach: float
+
+
+def _x_axes(html: str) -> list[Axis]:
+    """The x axis of every wide chart of a page."""
+    axes = []
+    for svg in html.split('<svg class="chart-wide"')[1:]:
+        svg = svg.split("</svg>")[0]
+        ticks = re.findall(
+            r'<text class="tick" x="([\d.]+)" y="[\d.]+" text-anchor="middle">([^<]*)</text>', svg
+        )
+        paths = re.findall(r' d="([^"]+)"', svg)
+        reach = max(x for path in paths for x, _ in _path_points(path))
+        axes.append(Axis([label for _, label in ticks], [float(x) for x, _ in ticks], reach))
+    return axes
+
+
+def _table_epochs(html: str) -> list[str]:
+    table = html.split('<table class="epochs">')[1].split("</table>")[0]
+    return re.findall(r'<th scope="row">([^<]*)</th>', table)
+
+
+def _chart_tables_first_x(html: str) -> list[str]:
+    """The first x value of each chart's table of numbers."""
+    return [
+        re.findall(r'<th scope="row">([^<]*)</th>', part.split("</table>")[0])[0]
+        for part in html.split('<details class="chart-data">')[1:]
+    ]
+
+
+def test_the_trace_counts_epochs_from_0_in_its_table_and_on_every_axis(
+    client: TestClient,
+) -> None:
+    html = client.get(f"/patterns/{LESSON}/trace").text
+    assert html.count(COUNTING) == 1  # said once, where the table begins
+    assert (
+        "range(10)</code> does: epoch e trains at the rate set by e calls to "
+        "<code>scheduler.step()</code>."
+    ) in html
+    epochs = [str(e) for e in range(10)]
+    assert _table_epochs(html) == epochs
+    axes = _x_axes(html)
+    assert len(axes) == 3  # loss, accuracy, learning rate: the same epochs, at the same places
+    for axis in axes:
+        assert axis.labels == epochs
+        assert axis.at == axes[0].at
+        assert axis.reach == pytest.approx(axis.at[-1])  # no line runs on to an epoch 10
+    assert _chart_tables_first_x(html) == ["0"] * 3
+    assert "After epoch 9, the last, the scheduler set the learning rate to 0.025" in html
+
+
+def test_the_playground_counts_epochs_from_0_in_its_table_and_on_every_axis(
+    client: TestClient,
+) -> None:
+    steplr = f"/patterns/{LESSON}/playground?run=1&scheduler=StepLR&p.step_size=5&p.gamma=0.5"
+    trained = client.get(f"{steplr}&mode=train&epochs=12").text
+    assert trained.count(COUNTING) == 1
+    assert _table_epochs(trained) == [str(e) for e in range(12)]
+    axes = _x_axes(trained)
+    assert len(axes) == 3
+    for axis in axes:  # the lesson's 10 epochs dashed under these 12: one scale, from 0
+        assert axis.labels[0] == "0" and axis.labels == axes[0].labels
+        assert axis.at == axes[0].at and axis.reach == pytest.approx(axes[0].reach)
+    assert _chart_tables_first_x(trained) == ["0"] * 3
+    changed = trained.split('<tr class="lr-changed">')[1]
+    assert changed.startswith('\n      <th scope="row">5</th>')  # 5 calls of step(): 0.05
+    lr_only = client.get(f"{steplr}&mode=lr-only&epochs=10").text
+    (axis,) = _x_axes(lr_only)
+    assert axis.labels == [str(e) for e in range(10)]
+    assert axis.reach == pytest.approx(axis.at[-1])
+    assert "The learning rate changed at step 5 (counted from 0" in lr_only
+
+
+def test_a_code_answers_comparison_chart_counts_epochs_from_0() -> None:
+    target, mine = [0.1] * 5 + [0.05] * 5, [0.1] * 4 + [0.05] * 6
+    chart = charts.comparison_chart(target, mine, 4)
+    assert [t.label for t in chart.x_ticks] == [str(e) for e in range(10)]
+    reach = max(x for line in chart.lines for x, _ in _path_points(line.path))
+    assert reach == pytest.approx(chart.x_ticks[-1].at)  # epoch 9 is the last on the axis
+    assert chart.markers[0].at == pytest.approx(chart.x_ticks[4].at)  # differs at epoch 4
+    assert [row.x for row in chart.rows] == [str(e) for e in range(10)]
 
 
 # --- the playground -------------------------------------------------------------------------
@@ -308,7 +451,7 @@ def test_the_playground_highlights_jumps_not_a_curve_that_moves_every_epoch(
 ) -> None:
     playground = f"/patterns/{LESSON}/playground?run=1&mode=train&epochs=10"
     steps = client.get(f"{playground}&scheduler=StepLR&p.step_size=3&p.gamma=0.5").text
-    assert steps.count('<tr class="lr-changed">') == 3  # its milestones: epochs 4, 7, 10
+    assert steps.count('<tr class="lr-changed">') == 3  # its milestones: epochs 3, 6, 9
     assert 'class="marker"' in steps and "learning rate jumps" in steps
     cosine = client.get(f"{playground}&scheduler=CosineAnnealingLR&p.T_max=10").text
     assert "lr-changed" not in cosine and 'class="marker"' not in cosine
@@ -322,7 +465,7 @@ def test_the_playground_says_its_counts_in_words(client: TestClient) -> None:
     assert "The learning rate never changed: it was 0.1 at its one step." in one_step
     assert "at steps none" not in one_step and "at step none" not in one_step
     twelve = client.get(f"{steplr}&mode=lr-only&epochs=12").text
-    assert "The learning rate changed at steps 6, 11. After the last step" in twelve
+    assert "The learning rate changed at steps 5, 10 (counted from 0: step s runs at" in twelve
     trained = client.get(f"{steplr}&mode=train&epochs=1").text
     assert "Result: trained for 1 epoch</h2>" in trained
 
@@ -333,7 +476,7 @@ def test_a_trace_of_one_stage_and_one_layer_says_so_in_the_singular(app: FastAPI
         "pipeline",
         "k",
         {},
-        [Epoch(epoch=1, lr=0.1, lr_after=0.1, train_loss=1.0, test_loss=1.0, test_accuracy=0.5)],
+        [Epoch(epoch=0, lr=0.1, lr_after=0.1, train_loss=1.0, test_loss=1.0, test_accuracy=0.5)],
         stages=[Stage(name="Model", input="x", output="y", layers=[layer])],
         prediction=Prediction(
             input=[1.0],
@@ -445,13 +588,36 @@ def test_observations_say_what_happened() -> None:
         {"lr": 0.05, "lr_after": 0.025, "train_loss": 0.7, "test_loss": 0.95, "test_accuracy": 0.6},
     ]
     first, second, third = observations(epochs)
-    assert first == ["First epoch, at learning rate 0.1."]
+    assert first == ["First epoch (epoch 0), at learning rate 0.1: no scheduler.step() yet."]
     assert second == ["Test loss fell 10%.", "Best test accuracy so far: 60.0%."]
     assert third[0] == (
-        "The scheduler cut the learning rate from 0.1 to 0.05 (×0.5) before this epoch."
+        "The scheduler cut the learning rate from 0.1 to 0.05 (×0.5) at the end of epoch 1: "
+        "this epoch trains at the rate set by 2 calls of scheduler.step()."
     )
     assert "while training loss fell" in third[1]
     assert "0.025 — no epoch trains with it" in third[-1]
+
+
+def test_observations_call_a_rising_test_loss_overfitting_only_once_it_lasts() -> None:
+    def epoch(train: float, test: float) -> dict[str, float]:
+        return {
+            "lr": 0.1,
+            "lr_after": 0.1,
+            "train_loss": train,
+            "test_loss": test,
+            "test_accuracy": 0.5,
+        }
+
+    notes = observations(
+        [epoch(1.0, 1.0), epoch(0.9, 1.1), epoch(0.8, 1.2), epoch(0.7, 1.3), epoch(0.6, 1.0)]
+    )
+    assert "a rise or two can be the bounce of the last steps" in notes[1][0]
+    assert "a rise or two" in notes[2][0]
+    assert notes[3][0] == (
+        "Test loss rose 8% while training loss fell, 3 epochs running: the model is starting "
+        "to fit the training set more than the task."
+    )
+    assert notes[4] == ["Test loss fell 23%."]
 
 
 def test_observations_name_a_non_finite_loss_and_only_that() -> None:
@@ -480,13 +646,13 @@ def test_observations_name_a_non_finite_loss_and_only_that() -> None:
         "k",
         {},
         [
-            Epoch(epoch=i + 1, lr=0.1, lr_after=0.1, train_loss=x, test_loss=x)
+            Epoch(epoch=i, lr=0.1, lr_after=0.1, train_loss=x, test_loss=x)
             for i, x in enumerate([1.0, nan, 2.0])
         ],
     )
-    assert trace.diverged_at == 2
+    assert trace.diverged_at == 1
     assert (
-        TraceView("lr-only", "k", {}, [Epoch(epoch=1, lr=1e10, lr_after=1e10)]).diverged_at is None
+        TraceView("lr-only", "k", {}, [Epoch(epoch=0, lr=1e10, lr_after=1e10)]).diverged_at is None
     )
 
 
@@ -503,20 +669,28 @@ def test_nice_ticks(low: float, high: float, ticks: list[float]) -> None:
     assert charts.nice_ticks(low, high) == pytest.approx(ticks)
 
 
-def test_the_learning_rate_is_drawn_as_a_staircase() -> None:
+def _path_points(path: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in (c[1:].split(",") for c in path.split())]
+
+
+def test_the_learning_rate_is_drawn_as_a_staircase_over_the_same_epochs() -> None:
     chart = charts.line_chart(
         "lr",
-        [charts.Series("lr", [(1, 0.1), (2, 0.1), (3, 0.05)], step=True)],
+        [charts.Series("lr", [(0, 0.1), (1, 0.1), (2, 0.05)], step=True)],
         x_label="epoch",
         y_label="learning rate",
         y_from_zero=True,
     )
     (line,) = chart.lines
-    points = [tuple(float(v) for v in c[1:].split(",")) for c in line.path.split()]
-    assert len(points) == 6  # 1→2 flat, 2→3 flat, down at 3, and epoch 3 held to 4
-    assert points[3][1] == points[2][1]  # flat before the drop
-    widths = [points[i + 1][0] - points[i][0] for i in (0, 2, 4)]
-    assert max(widths) - min(widths) < 0.5  # every epoch as wide, the last one too
+    points = _path_points(line.path)
+    assert len(points) == 5  # 0→1 flat, 1→2 flat, down at 2 (epoch 2 trains at 0.05)
+    assert points[3][1] == points[2][1] and points[3][1] != points[4][1]  # flat, then the drop
+    assert points[3][0] == points[4][0]  # the drop is at epoch 2 itself
+    widths = [points[i + 1][0] - points[i][0] for i in (0, 2)]
+    assert max(widths) - min(widths) < 0.5  # every epoch as wide
+    # it ends at the last epoch, as a loss line over the same epochs does: not one past it
+    assert [t.label for t in chart.x_ticks] == ["0", "1", "2"]
+    assert max(x for x, _ in points) == chart.x_ticks[-1].at == chart.frame.right
 
 
 def _cosine(t_max: int, steps: int) -> list[float]:
@@ -526,13 +700,13 @@ def _cosine(t_max: int, steps: int) -> list[float]:
 @pytest.mark.parametrize(
     ("lrs", "jumps"),
     [
-        ([0.1] * 5 + [0.05] * 5, [6]),  # StepLR: its step
-        ([0.1] * 3 + [0.05] * 4 + [0.025] * 3, [4, 8]),  # MultiStepLR: its milestones
-        ([0.1, 0.05, 0.05, 0.05], [2]),  # a step right after the first epoch
+        ([0.1] * 5 + [0.05] * 5, [5]),  # StepLR: its step
+        ([0.1] * 3 + [0.05] * 4 + [0.025] * 3, [3, 7]),  # MultiStepLR: its milestones
+        ([0.1, 0.05, 0.05, 0.05], [1]),  # a step right after the first epoch
         (_cosine(10, 10), []),  # cosine: it changes every epoch, smoothly
         ([0.1 * 0.8**t for t in range(10)], []),  # exponential
         ([0.1 * min(1.0, (1 + 2 * t / 4) / 3) for t in range(10)], []),  # a linear warm-up
-        (_cosine(3, 10), [4, 7, 10]),  # warm restarts: the restarts, not the decay between
+        (_cosine(3, 10), [3, 6, 9]),  # warm restarts: the restarts, not the decay between
         ([0.01, 0.1] * 5, []),  # it flips every epoch: a highlight would mean nothing
         ([0.1] * 10, []),
     ],
@@ -544,7 +718,7 @@ def test_only_jumps_of_the_learning_rate_are_highlighted(
         kind="lr-only",
         key="k",
         spec={},
-        epochs=[Epoch(epoch=n, lr=lr, lr_after=lr) for n, lr in enumerate(lrs, start=1)],
+        epochs=[Epoch(epoch=n, lr=lr, lr_after=lr) for n, lr in enumerate(lrs)],
     )
     assert trace.lr_jumps == jumps
     (chart,) = charts.trace_charts(trace)
@@ -555,8 +729,8 @@ def test_a_chart_is_drawn_for_a_phone_too_and_carries_its_numbers_as_a_table() -
     chart = charts.line_chart(
         "lr",
         [
-            charts.Series("lesson", [(e, 0.1 * 0.5 ** (e // 5)) for e in range(1, 21)], step=True),
-            charts.Series("yours", [(e, 0.1) for e in range(1, 11)], step=True),
+            charts.Series("lesson", [(e, 0.1 * 0.5 ** (e // 5)) for e in range(20)], step=True),
+            charts.Series("yours", [(e, 0.1) for e in range(10)], step=True),
         ],
         x_label="epoch",
         y_label="learning rate",
@@ -564,15 +738,15 @@ def test_a_chart_is_drawn_for_a_phone_too_and_carries_its_numbers_as_a_table() -
     )
     narrow = chart.narrow
     assert narrow is not None and narrow.frame == charts.NARROW and chart.frame == charts.WIDE
-    # fewer ticks on the narrow frame; only epochs that have data are labelled (not 21)
-    assert [t.label for t in narrow.x_ticks] == ["1", "5", "9", "13", "17"]
-    assert [t.label for t in chart.x_ticks] == [str(e) for e in range(1, 21, 2)]
+    # fewer ticks on the narrow frame; only epochs that have data are labelled (not 20)
+    assert [t.label for t in narrow.x_ticks] == ["0", "4", "8", "12", "16"]
+    assert [t.label for t in chart.x_ticks] == [str(e) for e in range(0, 20, 2)]
     assert len(narrow.y_ticks) <= len(chart.y_ticks)
     assert all(narrow.frame.left <= t.at <= narrow.frame.right for t in narrow.x_ticks)
     # the table: one row per epoch, one column per series, blank where a series has none
     assert len(chart.rows) == 20
-    assert chart.rows[0] == charts.Row("1", ["0.1", "0.1"])
-    assert chart.rows[19] == charts.Row("20", ["0.00625", ""])
+    assert chart.rows[0] == charts.Row("0", ["0.1", "0.1"])
+    assert chart.rows[19] == charts.Row("19", ["0.0125", ""])
 
 
 def test_the_web_process_never_imports_torch(settings: Settings) -> None:

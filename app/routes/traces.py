@@ -40,7 +40,10 @@ MAX_CACHED_PAGES = 256  # drawn recorded runs kept (one per pattern and host), ~
 class EpochOut(BaseModel):
     """One epoch (LR-only: one step)."""
 
-    epoch: int
+    epoch: int = Field(
+        description="Counted from 0, as `for epoch in range(n)` does: epoch e trains at the "
+        "rate set by e calls of scheduler.step() (LR-only: step e)."
+    )
     lr: float | None = Field(
         description="The learning rate in force during this epoch (null if not finite)."
     )

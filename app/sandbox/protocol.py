@@ -88,7 +88,7 @@ class CodeData(Record):
 class EpochRecord(Record):
     """One epoch of a training run: the LR it used, the losses and accuracy after it."""
 
-    epoch: int
+    epoch: int  # from 0 (runs recorded before counted from 1: the web numbers by position)
     lr: float
     lrs: list[float]
     train_loss: float

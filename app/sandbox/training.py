@@ -147,10 +147,11 @@ def record_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     batches = math.ceil(train_size / batch_size)
 
     epochs = []
-    for epoch in range(1, spec["epochs"] + 1):
+    for epoch in range(spec["epochs"]):  # from 0: epoch e trains after e scheduler steps
         lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        # + 1: the split's order above is drawn from `seed` itself.
         shuffle = torch.randperm(
-            train_size, generator=torch.Generator().manual_seed(spec["seed"] + epoch)
+            train_size, generator=torch.Generator().manual_seed(spec["seed"] + epoch + 1)
         )
         model.train()
         total = 0.0
@@ -231,9 +232,15 @@ def _stages(
         {
             "name": "Training with the scheduler",
             "input": f"{len(x_train)} rows, {batches} batches of ≤ {spec['batch_size']}",
-            "output": f"{spec['epochs']} epochs, scheduler stepped once per epoch",
+            "output": f"{_epochs_counted(spec['epochs'])}, scheduler stepped once at the "
+            "end of each",
         },
     ]
+
+
+def _epochs_counted(epochs: int) -> str:
+    """`10 epochs (0–9)`: how many, and how they are counted (from 0)."""
+    return "1 epoch (epoch 0)" if epochs == 1 else f"{epochs} epochs (0–{epochs - 1})"
 
 
 def _prediction(model: torch.nn.Sequential, sample: torch.Tensor, label: int) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class Series:
     name: str
     points: list[tuple[float, float]]
     style: str = "primary"  # a CSS class: primary | baseline | secondary
-    step: bool = False  # a staircase: the value holds until the next point
+    step: bool = False  # a staircase: the value holds until the next point, where it steps
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,10 @@ def _draw(
     *,
     y_from_zero: bool,
 ) -> Chart:
-    # A step series holds its last value for one more unit: the last epoch has a width too.
-    xs = [x for s in series for x, _ in s.points]
-    xs += [s.points[-1][0] + 1 for s in series if s.step and s.points]
-    xs = xs or [0.0, 1.0]
+    # Every series on the same x values, a staircase too: the learning rate chart shows the
+    # very epochs the loss chart beside it does (epoch e's rate, from e to e + 1; the last
+    # epoch's, at its point), not one more.
+    xs = [x for s in series for x, _ in s.points] or [0.0, 1.0]
     ys = [y for s in series for _, y in s.points if math.isfinite(y)] or [0.0, 1.0]
     x_low, x_high = min(xs), max(xs)
     y_ticks = nice_ticks(0.0 if y_from_zero else min(ys), max(ys), frame.y_ticks)
@@ -182,18 +182,14 @@ def _draw(
                 stepped += [(x, y), (next_x, y)]
             if points:
                 last_x, last_y = points[-1]
-                points = [*stepped, (last_x, last_y), (last_x + 1, last_y)]
+                points = [*stepped, (last_x, last_y)]
         path = " ".join(
             f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(y):.1f}" for i, (x, y) in enumerate(points)
         )
         lines.append(Line(s.name, s.style, path))
 
-    # Ticks only where there is data: a staircase's last step is drawn, not labelled.
-    last_x = (
-        max(x for s in series for x, _ in s.points) if any(s.points for s in series) else x_high
-    )
-    x_step = max(1, math.ceil((last_x - x_low) / frame.x_ticks))
-    x_values = [x_low + i * x_step for i in range(int((last_x - x_low) // x_step) + 1)]
+    x_step = max(1, math.ceil((x_high - x_low) / frame.x_ticks))
+    x_values = [x_low + i * x_step for i in range(int((x_high - x_low) // x_step) + 1)]
     return Chart(
         title=title,
         x_label=x_label,

@@ -50,8 +50,9 @@ SUGGESTED: dict[str, dict[str, Any]] = {
     "ExponentialLR": {"gamma": 0.8},
     "CosineAnnealingLR": {"T_max": "epochs"},
     "CosineAnnealingWarmRestarts": {"T_0": 3},
-    # Both would otherwise cycle the momentum too (to 0.8–0.95, of the lesson's momentum-free
-    # SGD), and the comparison with the lesson would no longer be of the learning rate alone.
+    # Both would otherwise cycle the momentum too (between 0.8 or 0.85 and 0.9 or 0.95, in
+    # place of the lesson's fixed 0.95), and the comparison with the lesson would no longer be
+    # of the learning rate alone.
     "CyclicLR": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2, "cycle_momentum": False},
     "OneCycleLR": {"max_lr": 0.1, "total_steps": "epochs", "cycle_momentum": False},
     "PolynomialLR": {"total_iters": "epochs"},

@@ -53,7 +53,9 @@ class RunRefused(Invalid):
 
 @dataclass(frozen=True)
 class Epoch:
-    """One epoch (or, LR-only, one step): the LR used during it and what happened."""
+    """One epoch (or, LR-only, one step): the LR used during it and what happened. Counted
+    from 0, as `for epoch in range(n)` does: epoch e trains at the rate set by e calls of
+    `scheduler.step()`."""
 
     epoch: int
     lr: float
@@ -144,21 +146,33 @@ def _non_finite(epoch: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# A test loss that rises while the training loss falls for an epoch or two is as often the
+# bounce of the epochs' last steps (SGD with a large step: the lesson's run does it) as the
+# start of overfitting; this many epochs in a row is a trend worth naming.
+OVERFITTING_EPOCHS = 3
+
+
 def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
-    """What happened in each epoch, in words, from the numbers alone."""
+    """What happened in each epoch (counted from 0: `epochs[e]` is epoch e, trained at the
+    rate set by e calls of scheduler.step()), in words, from the numbers alone."""
     notes: list[list[str]] = []
     best = -1.0
+    diverging = 0  # epochs in a row whose test loss rose while their training loss fell
     for index, epoch in enumerate(epochs):
         said = []
+        apart, diverging = diverging, 0
         previous = epochs[index - 1] if index else None
         if previous is None:
-            said.append(f"First epoch, at learning rate {epoch['lr']:g}.")
+            said.append(
+                f"First epoch (epoch 0), at learning rate {epoch['lr']:g}: no scheduler.step() yet."
+            )
         elif epoch["lr"] != previous["lr"]:
             factor = epoch["lr"] / previous["lr"] if previous["lr"] else float("inf")
             verb = "cut" if factor < 1 else "raised"
             said.append(
                 f"The scheduler {verb} the learning rate from {previous['lr']:g} to "
-                f"{epoch['lr']:g} (×{factor:.3g}) before this epoch."
+                f"{epoch['lr']:g} (×{factor:.3g}) at the end of epoch {index - 1}: this "
+                f"epoch trains at the rate set by {index} calls of scheduler.step()."
             )
         broken = _non_finite(epoch)
         if broken is not None:  # only a loss that really is no number: one that rose is not
@@ -181,9 +195,15 @@ def observations(epochs: list[dict[str, Any]]) -> list[list[str]]:
             elif epoch["test_loss"] > previous["test_loss"]:
                 rose = _percent(previous["test_loss"], epoch["test_loss"])
                 if epoch["train_loss"] < previous["train_loss"]:
+                    diverging = apart + 1
                     said.append(
-                        f"Test loss rose {rose} while training loss fell: the model is "
-                        "starting to fit the training set more than the task."
+                        f"Test loss rose {rose} while training loss fell, "
+                        f"{diverging} epochs running: the model is starting to fit the "
+                        "training set more than the task."
+                        if diverging >= OVERFITTING_EPOCHS
+                        else f"Test loss rose {rose} while training loss fell: a rise or two "
+                        "can be the bounce of the last steps; if it lasts, the model is "
+                        "fitting the training set more than the task."
                     )
                 else:
                     said.append(f"Test loss rose {rose}: the step size may be too large here.")
@@ -205,15 +225,15 @@ def _view(key: str, job: TraceJob, result: RunResult[Any]) -> TraceView:
     data = result.data
     if isinstance(data, LrOnlyData):
         epochs = [
-            Epoch(epoch=i + 1, lr=lr, lr_after=after)
+            Epoch(epoch=i, lr=lr, lr_after=after)
             for i, (lr, after) in enumerate(zip(data.lr, data.lr_after, strict=True))
         ]
         return TraceView(LR_ONLY, key, spec, epochs)
     assert isinstance(data, PipelineData)
     notes = observations([e.model_dump() for e in data.epochs])
-    epochs = [
+    epochs = [  # numbered by position: runs recorded before this counted from 1
         Epoch(
-            epoch=e.epoch,
+            epoch=index,
             lr=e.lr,
             lr_after=e.lr_after,
             train_loss=e.train_loss,
@@ -221,7 +241,7 @@ def _view(key: str, job: TraceJob, result: RunResult[Any]) -> TraceView:
             test_accuracy=e.test_accuracy,
             observations=note,
         )
-        for e, note in zip(data.epochs, notes, strict=True)
+        for index, (e, note) in enumerate(zip(data.epochs, notes, strict=True))
     ]
     return TraceView(
         PIPELINE,
