@@ -219,6 +219,9 @@ class Attempt(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+REVEAL_HINT, REVEAL_SOLUTION = "hint", "solution"  # what a Reveal showed (its `kind`)
+
+
 class Reveal(Base):
     """A learner asked for a question's hint, or was shown its solution: the solution of one
     of their wrong attempts (asked for, or shown after too many wrong tries in a row), or

@@ -477,3 +477,14 @@ def test_a_tampered_cookie_is_a_new_guest(client: TestClient, learner: Learner) 
     value = client.cookies["tracewise"]
     client.cookies.set("tracewise", value[:-3] + "AAA", domain="testserver.local")
     assert client.get(location).status_code == 404
+
+
+def test_the_history_keeps_a_wrong_answers_key_until_it_is_revealed(
+    client: TestClient, learner: Learner
+) -> None:
+    url = learner.answer(LESSON, "lr-purpose", 1).headers["location"]  # type: ignore[attr-defined]
+    entry = client.get("/history").text.split('class="history-feedback"')[1].split("</p>")[0]
+    assert "You chose B" in entry and "the answer was" not in entry
+    learner.reveal(url)
+    entry = client.get("/history").text.split('class="history-feedback"')[1].split("</p>")[0]
+    assert "You chose B; the answer was D" in entry

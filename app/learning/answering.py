@@ -24,6 +24,8 @@ from app.learning import review
 from app.learning.learners import Visitor, admit, ensure_learner
 from app.learning.progress import QuestionState, question_states
 from app.models import (
+    REVEAL_HINT,
+    REVEAL_SOLUTION,
     Attempt,
     Exam,
     ExamItem,
@@ -38,8 +40,8 @@ from app.sandbox.client import SandboxUnavailable
 from app.sandbox.protocol import CodeData, RunResult, SnippetJob
 from app.traces.charts import Chart, comparison_chart, prediction_chart
 
-HINT = "hint"
-SOLUTION = "solution"
+HINT = REVEAL_HINT
+SOLUTION = REVEAL_SOLUTION
 # Try, then learn: a wrong answer says what is wrong, not the key, and the learner tries
 # again. The key and the worked solution come when they ask — or after this many wrong
 # tries in a row at the same variant, when trying again has stopped teaching.

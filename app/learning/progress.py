@@ -21,7 +21,7 @@ from app.bank import variants
 from app.bank.schema import Difficulty, Mode, OutputQuestion, Question
 from app.bank.service import LiveQuestion
 from app.learning import review
-from app.models import Attempt, Exam, ExamItem, Learner, utcnow
+from app.models import REVEAL_SOLUTION, Attempt, Exam, ExamItem, Learner, Reveal, utcnow
 from app.models import Question as QuestionRow
 
 RECENCY = 0.5  # weight of an attempt relative to the next newer one
@@ -289,6 +289,7 @@ class HistoryEntry:
     attempt: Attempt
     answered: Question  # the version answered
     pattern_slug: str | None  # where its page is; None once the question is retired
+    revealed: bool = False  # its key may be shown: it was right, or its solution was shown
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,13 @@ def history(session: Session, *, learner: Learner | None, page: int = 1) -> Hist
         .offset((page - 1) * HISTORY_PAGE_SIZE)
         .limit(HISTORY_PAGE_SIZE)
     ).all()
+    revealed = set(
+        session.scalars(
+            select(Reveal.attempt_id).where(
+                Reveal.attempt_id.in_([a.id for a in attempts]), Reveal.kind == REVEAL_SOLUTION
+            )
+        )
+    )
     live = bank.live_questions(session, {a.question_id for a in attempts})
     versions = bank.get_versions(session, {(a.question_id, a.question_version) for a in attempts})
     entries = []
@@ -328,5 +336,6 @@ def history(session: Session, *, learner: Learner | None, page: int = 1) -> Hist
         if isinstance(answered, OutputQuestion) and attempt.variant_index is not None:
             answered = variants.render(answered, attempt.variant_index)
         slug = live[attempt.question_id].pattern_slug if attempt.question_id in live else None
-        entries.append(HistoryEntry(attempt, answered, slug))
+        shown = attempt.correct or attempt.id in revealed
+        entries.append(HistoryEntry(attempt, answered, slug, shown))
     return History(entries, page, pages, total)
