@@ -36,7 +36,7 @@ from app.db import Database
 from app.errors import Conflict, Invalid
 from app.learning import exams, practice
 from app.main import create_app
-from app.models import Attempt
+from app.models import Attempt, Reveal
 from app.sandbox.protocol import CodeData, RunResult, Verdict
 from tests.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, live_server
 from tests.conftest import CSRF_RE, QUESTIONS, TEST_SECRET, right_answer
@@ -280,6 +280,9 @@ def test_a_run_that_stops_short_is_a_conflict_not_a_grade() -> None:
 # --- the pages ---------------------------------------------------------------------------------
 
 
+CARRIED_RE = re.compile(r'name="carried" value="([^"]+)"')
+
+
 def _open(client: TestClient, question_id: str = STEPLR) -> tuple[str, dict[str, Any]]:
     response = client.get(f"/patterns/{LESSON}/step-through/{question_id}")
     assert response.status_code == 200, response.text
@@ -290,6 +293,7 @@ def _form(html: str) -> dict[str, Any]:
     return {
         "csrf_token": CSRF_RE.search(html).group(1),  # type: ignore[union-attr]
         "shown_at": SHOWN_AT_RE.search(html).group(1),  # type: ignore[union-attr]
+        "carried": CARRIED_RE.search(html).group(1),  # type: ignore[union-attr]
         "earlier": EARLIER_RE.findall(html),
     }
 
@@ -393,6 +397,10 @@ def test_walking_a_scenario_wrong_reveals_the_real_rate_and_scores_the_fraction(
     assert response.status_code == 303
     (attempt,) = _attempts(db)
     assert not attempt.correct and attempt.score == pytest.approx(5 / 7)
+    # The rates it missed were revealed: help for the next try, as a solution is.
+    assert db.scalars(select(Reveal.attempt_id).where(Reveal.kind == "solution")).all() == [
+        attempt.id
+    ]
     result = _text(client.get(response.headers["location"]).text)
     assert "5 of 7 epochs right; the first miss is epoch 1." in result
     assert "71% right" in result
@@ -446,9 +454,22 @@ def test_predictions_so_far_that_the_scenario_cannot_have_start_it_again(
     _, form = _open(client)
     response = _step(client, {**form, "earlier": earlier}, "0.1")
     assert response.status_code == 422
-    assert "it starts again from epoch 1" in response.text
+    assert "starts again from epoch 1" in response.text
     assert _form(response.text)["earlier"] == []
     assert "Epoch 1: which learning rate" in _text(response.text)
+    assert _attempts(db) == []
+
+
+def test_predictions_changed_once_revealed_start_it_again(client: TestClient, db: Session) -> None:
+    """The real rates, once revealed, cannot be written over the predictions that missed
+    them: the page signs what it carries."""
+    _, form = _open(client)
+    form = _form(_step(client, form, "0.5").text)  # epoch 1 predicted wrong, then revealed
+    assert form["earlier"] == ["0.5"]
+    forged = _step(client, {**form, "earlier": [STEPLR_RATES[0]]}, STEPLR_RATES[1])
+    assert forged.status_code == 422
+    assert "changed after their epochs were revealed" in forged.text
+    assert "Epoch 1: which learning rate" in _text(forged.text)
     assert _attempts(db) == []
 
 

@@ -543,9 +543,13 @@ def record_attempt(
     values = {"learner_id": learner_id, **values}
     attempt_id = session.connection().execute(_INSERT_ATTEMPT, values).scalar_one()
     review.store_review(session, learner_id=learner_id, question_id=question.id, done=done)
-    # A step-through reveals every epoch as it is predicted: nothing is left to withhold.
-    revealed, tries = graded.grade.correct or isinstance(question.question, StepsQuestion), 0
-    if not revealed:
+    revealed, tries = graded.grade.correct, 0
+    if not revealed and isinstance(question.question, StepsQuestion):
+        # A step-through revealed every epoch as it was predicted: the rates it missed were
+        # shown, and help the next try at it had (as a solution is).
+        session.add(_solution_reveal(learner_id, question.id, question.version, attempt_id))
+        revealed = True
+    elif not revealed:
         same_variant = seen.answered_variant == values["variant_index"]
         tries = 1 + (seen.wrong_streak if same_variant else 0)
         if tries >= TRIES_BEFORE_SOLUTION:  # trying again has stopped teaching: show it

@@ -5,11 +5,14 @@ JSON API answers a scenario whole, at `POST /api/questions/{id}/attempts`."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
+from app.bank.service import LiveQuestion
 from app.deps import (
     CsrfDep,
     PatternDep,
@@ -28,9 +31,25 @@ from app.templating import render
 router = APIRouter(include_in_schema=False)
 
 
-def _shown_subject(page: stepping.StepPage) -> str:
-    question = page.place.question
+def _shown_subject(question: LiveQuestion) -> str:
     return f"steps:{question.id}:{question.version}"
+
+
+def _carried_subject(question: LiveQuestion, predictions: list[str]) -> str:
+    """What a page's `carried` token signs: the scenario and the predictions it carries, so
+    that none can be changed once its epoch was revealed."""
+    digest = hashlib.sha256(json.dumps(predictions).encode()).hexdigest()
+    return f"{_shown_subject(question)}:{digest}"
+
+
+def _carried_as_signed(
+    request: Request, question: LiveQuestion, earlier: list[str], token: str
+) -> bool:
+    """Whether `earlier` is what a page of this scenario carried, as it signed it."""
+    if not earlier:
+        return True  # nothing carried yet: the first epoch
+    signed = read_shown(request, token)
+    return signed is not None and signed[0] == _carried_subject(question, earlier)
 
 
 def _scenario_response(
@@ -50,7 +69,8 @@ def _scenario_response(
         {
             "page": page,
             # When the scenario was first shown: kept through every step, to time the whole.
-            "shown_at": shown_at or sign_shown(request, _shown_subject(page)),
+            "shown_at": shown_at or sign_shown(request, _shown_subject(page.place.question)),
+            "carried": sign_shown(request, _carried_subject(page.place.question, page.predictions)),
             "error": error,
             "error_field": error_field,
             "given": given,
@@ -98,16 +118,24 @@ def step(
     earlier: Annotated[list[str] | None, Form()] = None,
     prediction: Annotated[str, Form()] = "",
     shown_at: Annotated[str, Form()] = "",
+    carried: Annotated[str, Form()] = "",
 ) -> Response:
     """Reveal the epoch just predicted (the page again, one epoch further), or after the last
     one store the step-through as an attempt and show its result (post/redirect/get).
 
     What the page carried is checked: a prediction that is not a number is said beside its
-    field; predictions so far that this scenario cannot have start it again."""
+    field; predictions so far that this scenario cannot have, or that are not the ones the
+    page carried as it signed them (changed once revealed), start it again."""
     shown = read_shown(request, shown_at)
-    subject = f"steps:{question.id}:{question.version}"
+    subject = _shown_subject(question)
     time_taken_ms = shown[1] if shown is not None and shown[0] == subject else None
     try:
+        if not _carried_as_signed(request, question, earlier or [], carried):
+            raise Invalid(
+                "The predictions this page carried were changed after their epochs were "
+                "revealed: the scenario starts again from epoch 1.",
+                field=stepping.EARLIER,
+            )
         outcome = stepping.predict(
             session,
             question=question,
