@@ -220,9 +220,16 @@ def sign_shown(request: Request, subject: str) -> str:
     return signer.sign(subject).decode()
 
 
-def sign_question_shown(request: Request, question: bank.LiveQuestion, variant: int) -> str:
-    """A `sign_shown` token for a form answering `question`, at this version and variant."""
-    return sign_shown(request, f"{question.id}:{question.version}:{variant}")
+UNTIMED = "untimed"  # a question asked among others: the page's age is not its answer's time
+
+
+def sign_question_shown(
+    request: Request, question: bank.LiveQuestion, variant: int, *, timed: bool = True
+) -> str:
+    """A `sign_shown` token for a form answering `question`, at this version and variant
+    (`timed`: the time since is the time the answer took — not so on a page of several)."""
+    subject = f"{question.id}:{question.version}:{variant}"
+    return sign_shown(request, subject if timed else f"{subject}:{UNTIMED}")
 
 
 def read_shown(request: Request, token: str) -> tuple[str, int] | None:

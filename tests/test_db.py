@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from app.bank.service import parse_version
 from app.bank.store import export_bank
 from app.db import WRITE_LOCK, Database, alembic_config, begin_write, migrate
 from app.errors import Busy
-from app.models import Base, Pattern, Question, QuestionVersion, SandboxRun
+from app.models import Attempt, Base, Learner, Pattern, Question, QuestionVersion, SandboxRun
 from tests.conftest import QUESTIONS
 from tests.databases import Databases
 
@@ -173,6 +174,66 @@ def test_migrating_to_one_store_of_runs_tells_code_runs_from_snippets(
     finally:
         databases.drop(url)
     assert kinds == {key: key.removeprefix("old-") for key in rows}
+
+
+def test_wrong_answers_given_before_try_then_learn_keep_their_solution_shown(
+    databases: Databases,
+) -> None:
+    """Migration 0011: every wrong answer stored before showed its key with it — it is
+    recorded as revealed then; a right one needs no reveal."""
+    url = databases.create()
+    try:
+        migrate(url, "0010")
+        database = Database(url)
+        (lesson,) = read_bank(QUESTIONS / "lr-schedulers")
+        question = next(s.question for s in lesson.questions if s.question.id == "lr-purpose")
+        with database.session() as session:
+            pattern = Pattern(slug="p", content={}, content_hash="h")
+            session.add(pattern)
+            session.flush()
+            session.add(Question(id=question.id, pattern_id=pattern.id, current_version=1))
+            session.add(
+                QuestionVersion(
+                    question_id=question.id,
+                    version=1,
+                    kind="choice",
+                    difficulty="easy",
+                    content=question.model_dump(mode="json"),
+                    content_hash=content_hash(question),
+                )
+            )
+            learner = Learner(token="t")
+            session.add(learner)
+            session.flush()
+            for day, correct in ((1, False), (2, True), (3, False)):
+                session.add(
+                    Attempt(
+                        id=day,
+                        learner_id=learner.id,
+                        question_id=question.id,
+                        question_version=1,
+                        answer=0,
+                        correct=correct,
+                        score=float(correct),
+                        feedback={},
+                        hint_seen=False,
+                        solution_seen=False,
+                        created_at=datetime(2026, 12, day, tzinfo=UTC),
+                    )
+                )
+            session.commit()
+        database.dispose()
+        migrate(url)
+        database = Database(url)
+        with database.engine.connect() as connection:
+            reveals = connection.execute(
+                text("SELECT attempt_id, kind, created_at FROM reveals ORDER BY attempt_id")
+            ).all()
+        database.dispose()
+    finally:
+        databases.drop(url)
+    assert [(r.attempt_id, r.kind) for r in reveals] == [(1, "solution"), (3, "solution")]
+    assert [str(r.created_at)[:10] for r in reveals] == ["2026-12-01", "2026-12-03"]
 
 
 def test_stored_versions_written_before_titles_get_one_and_still_load(

@@ -108,7 +108,36 @@ def test_a_question_answered_in_the_lesson_comes_back_to_it(
     )
     card = right.text.split('id="q-lr-purpose"')[1].split("</article>")[0]
     assert "Correct" in card and "Worked solution" in card and "data-stepwise" in card
-    assert [a.correct for a in _attempts(db)] == [False, True]
+    attempts = _attempts(db)
+    assert [a.correct for a in attempts] == [False, True]
+    # Asked among others, a question's time is not the page's age: none is measured.
+    assert [a.time_taken_ms for a in attempts] == [None, None]
+    assert attempts[1].rating == 2 and attempts[1].hint_seen  # Hard for the hint, not for time
+
+
+def test_back_to_a_page_that_does_not_ask_the_question_shows_its_own_result(
+    client: TestClient, learner: Learner
+) -> None:
+    html = learner.open_question(LESSON, "lr-code-steplr")
+    token = CSRF_RE.search(html).group(1)  # type: ignore[union-attr]
+    hint = client.post(
+        f"/patterns/{LESSON}/questions/lr-code-steplr/hint",
+        data={"csrf_token": token, "back": "quiz"},
+        follow_redirects=False,
+    )
+    assert hint.headers["location"].endswith("/questions/lr-code-steplr#hint")
+
+
+def test_the_lessons_question_groups_are_named_by_kind(client: TestClient) -> None:
+    html = client.get(f"/patterns/{LESSON}").text
+    groups = re.findall(r"<summary>([^<]+) <span", html)
+    assert groups == [
+        "Multiple choice",
+        "Predict the output",
+        "Step through",
+        "Write the code",
+        "Fix the bug",
+    ]
 
 
 def test_a_bad_back_is_a_form_error_not_a_500(client: TestClient, learner: Learner) -> None:

@@ -468,10 +468,10 @@ def store_attempt(
     time_taken_ms: int | None,
     time_measured: bool,
 ) -> Attempt:
-    """Store a graded answer as an attempt (its solution is shown with it), flagged and rated
-    with the help `seen` before it, and review the question's card as it is stored — inside
-    a write transaction, where `seen` was read (see `record_attempt` for one answer alone,
-    read before it)."""
+    """Store a graded answer as an attempt (a finished test's: it shows with its solution),
+    flagged and rated with the help `seen` before it, and review the question's card as it is
+    stored — inside a write transaction, where `seen` was read (see `record_attempt` for one
+    answer alone, read before it)."""
     now = utcnow()
     if graded.new_run is not None:
         runstore.keep(session, graded.new_run)
@@ -498,7 +498,8 @@ def record_attempt(
     time_taken_ms: int | None = None,
     time_measured: bool = False,
 ) -> Recorded:
-    """Grade an answer and store the attempt; the learner is then shown the solution.
+    """Grade an answer and store the attempt: right, its solution shows; wrong, what is wrong
+    (the key and solution only at the TRIES_BEFORE_SOLUTION-th wrong try in a row).
     `version`: the version the learner was shown, when it is not the current one any more
     (an instructor saved a new one meanwhile) — the answer is graded against what they saw.
     `time_measured`: the time is the server's own (from a signed page), not the client's.

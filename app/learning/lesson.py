@@ -17,10 +17,13 @@ from app.learning.learners import Visitor
 from app.learning.progress import PatternOverview, QuestionState, pattern_overview
 from app.models import Attempt
 
-KIND_TITLES = {
+# What each kind of question is called where the lesson groups them, in that order.
+KIND_NAMES = {
     "choice": "Multiple choice",
     "output": "Predict the output",
+    "steps": "Step through",
     "code": "Write the code",
+    "fix": "Fix the bug",
 }
 
 
@@ -94,18 +97,26 @@ def inline_questions(
     return asked
 
 
+def asks(pattern: bank.PatternView, question: LiveQuestion, *, page: str) -> bool:
+    """Whether `page` ("lesson", "quiz") asks `question` in place."""
+    quiz = Mode.QUIZ in question.question.modes and Mode.QUIZ in pattern.file.modes
+    if page == "quiz":
+        return quiz
+    return quiz or question.id in pattern.file.lesson_practice
+
+
 def kind_groups(overview: PatternOverview) -> list[KindGroup]:
-    """The pattern's questions grouped by kind (in KIND_TITLES' order), then difficulty."""
+    """The pattern's questions grouped by kind (in KIND_NAMES' order), then difficulty."""
     groups: dict[str, dict[Difficulty, list[tuple[LiveQuestion, QuestionState | None]]]] = {}
     for item in overview.questions:
         kind = item[0].question.kind
         by_difficulty = groups.setdefault(kind, {d: [] for d in Difficulty})
         by_difficulty[item[0].question.difficulty].append(item)
-    order = list(KIND_TITLES)
+    order = list(KIND_NAMES)
     return [
         KindGroup(
             kind,
-            KIND_TITLES.get(kind, kind.capitalize()),
+            KIND_NAMES.get(kind, kind.capitalize()),
             {d: items for d, items in by_difficulty.items() if items},
         )
         for kind, by_difficulty in sorted(
@@ -118,7 +129,7 @@ def lesson_page(session: Session, *, pattern: bank.PatternView, visitor: Visitor
     """The lesson page of `pattern` for this visitor."""
     overview = pattern_overview(session, pattern=pattern, learner=visitor.learner)
     live = {item[0].id: item for item in overview.questions}
-    quiz = [item for item in overview.questions if Mode.QUIZ in item[0].question.modes]
+    quiz = [item for item in overview.questions if asks(pattern, item[0], page="quiz")]
     practice = [live[qid] for qid in pattern.file.lesson_practice if qid in live]
     return LessonPage(
         overview=overview,

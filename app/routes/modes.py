@@ -17,12 +17,12 @@ from app.deps import (
     SessionDep,
     VisitorDep,
     or_default,
-    sign_question_shown,
 )
 from app.errors import NotFound
 from app.learning import answering, lesson, modes, practice, progress, review
 from app.routes.api import INVALID, NOT_FOUND, WRITE, QuestionOut, question_out
 from app.routes.openapi import NoInputDep
+from app.routes.pages import asked_in_page
 from app.templating import render
 
 router = APIRouter()
@@ -219,14 +219,7 @@ def quiz_page(
         session, pattern=pattern, learner=visitor.learner, key=modes.QUIZ.key
     )
     cards = lesson.inline_questions(session, visitor=visitor, questions=found.items)
-    context = {
-        "found": found,
-        "cards": cards,
-        "shown_at": {
-            c.question.id: sign_question_shown(request, c.question, c.variant) for c in cards
-        },
-        "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
-    }
+    context = {"found": found, "cards": cards, **asked_in_page(request, cards)}
     return render(request, "modes/quiz.html", context)
 
 

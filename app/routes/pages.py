@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from app.bank import service as bank
 from app.bank.service import LiveQuestion
 from app.deps import (
+    UNTIMED,
     CsrfDep,
     OwnerDep,
     PatternDep,
@@ -40,19 +42,20 @@ NOTHING_GIVEN = {
 }
 
 
-def _readsign_question_shown(
+def _read_shown_token(
     request: Request, token: str, question_id: str
 ) -> tuple[int | None, int | None, int | None]:
     """(variant shown, version shown, milliseconds since) from a page's `shown_at` field;
-    Nones if invalid."""
+    Nones if invalid. A page that asks several questions signs them untimed: the time since
+    it was shown is not the time one of them took."""
     shown = read_shown(request, token)
     if shown is None:
         return None, None, None
     subject, elapsed_ms = shown
-    shown_id, version, variant = [*subject.split(":"), "", ""][:3]
+    shown_id, version, variant, timing = [*subject.split(":"), "", "", ""][:4]
     if shown_id != question_id or not variant.isdigit() or not version.isdigit():
         return None, None, None
-    return int(variant), int(version), elapsed_ms
+    return int(variant), int(version), None if timing == UNTIMED else elapsed_ms
 
 
 @router.get("/", name="home")
@@ -81,19 +84,26 @@ def pattern_page(
         recorded = recorded_run(
             request, session, pattern, sandbox, timeout_s=settings.sandbox_timeout_s, owner=owner
         )
-    shown_at = {
-        card.question.id: sign_question_shown(request, card.question, card.variant)
-        for card in page.quiz + page.practice
-    }
     context = {
         "lesson": page,
         "overview": page.overview,
         "modes": ways,
         "recorded": recorded,
-        "shown_at": shown_at,
-        "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
+        **asked_in_page(request, page.quiz + page.practice),
     }
     return render(request, "patterns/detail.html", context)
+
+
+def asked_in_page(request: Request, cards: list[lesson.InlineQuestion]) -> dict[str, Any]:
+    """What a page asking `cards` in place needs besides them: each one's token (untimed: the
+    page's age is not an answer's time), and after how many wrong tries a solution shows."""
+    return {
+        "shown_at": {
+            card.question.id: sign_question_shown(request, card.question, card.variant, timed=False)
+            for card in cards
+        },
+        "tries_before_solution": answering.TRIES_BEFORE_SOLUTION,
+    }
 
 
 # Pages that ask questions in place: an answer, a hint or a revealed solution there comes
@@ -103,7 +113,16 @@ BACK_ROUTES: dict[str, str] = {"lesson": "pattern", "quiz": "quiz"}
 BackField = Annotated[Back | None, Form(), or_default(None)]
 
 
-def _back_to(request: Request, question: LiveQuestion, back: Back) -> RedirectResponse:
+def _back_to(
+    request: Request, session: SessionDep, question: LiveQuestion, back: Back | None
+) -> RedirectResponse | None:
+    """The way back to the question on the page that asked it — None when no page did, or
+    that page does not ask it (its outcome then shows on the question's own pages)."""
+    if back is None:
+        return None
+    pattern = bank.get_pattern_or_raise(session, question.pattern_slug)
+    if not lesson.asks(pattern, question, page=back):
+        return None
     url = request.url_for(BACK_ROUTES[back], slug=question.pattern_slug)
     return RedirectResponse(f"{url}#q-{question.id}", status_code=303)
 
@@ -175,7 +194,7 @@ def answer(
     A wrong-shaped answer, a busy sandbox or a learner over their share of it shows the
     question again with the message and what the learner typed; nothing is stored.
     """
-    variant, version, time_taken_ms = _readsign_question_shown(request, shown_at, question.id)
+    variant, version, time_taken_ms = _read_shown_token(request, shown_at, question.id)
     try:
         if answer is None:
             raise Invalid(NOTHING_GIVEN[question.question.kind], field="answer")
@@ -208,8 +227,8 @@ def answer(
             status_code=exc.status,
             retry_after=retry,
         )
-    if back is not None:
-        return _back_to(request, question, back)
+    if (way_back := _back_to(request, session, question, back)) is not None:
+        return way_back
     url = request.url_for(
         "attempt",
         slug=question.pattern_slug,
@@ -229,8 +248,8 @@ def hint(
 ) -> Response:
     """Record that the learner asked for the hint, and show it on the question page."""
     answering.reveal_hint(session, visitor=visitor, question=question)
-    if back is not None:
-        return _back_to(request, question, back)
+    if (way_back := _back_to(request, session, question, back)) is not None:
+        return way_back
     url = request.url_for("question", slug=question.pattern_slug, question_id=question.id)
     return RedirectResponse(f"{url}#hint", status_code=303)
 
@@ -293,8 +312,8 @@ def reveal_solution(
     answering.reveal_solution(
         session, visitor=visitor, attempt_id=attempt_id, question_id=question.id
     )
-    if back is not None:
-        return _back_to(request, question, back)
+    if (way_back := _back_to(request, session, question, back)) is not None:
+        return way_back
     url = request.url_for(
         "attempt", slug=question.pattern_slug, question_id=question.id, attempt_id=attempt_id
     )

@@ -34,6 +34,14 @@ def upgrade() -> None:
             op.f("fk_reveals_attempt_id_attempts"), "attempts", ["attempt_id"], ["id"]
         )
         batch.create_index(op.f("ix_reveals_attempt_id"), ["attempt_id"])
+    # Until now every wrong answer showed its key and worked solution with it: each one was
+    # revealed, when it was given. Say so, so that those pages keep showing what was seen,
+    # it still counts as help seen, and old wrong answers start no count of tries.
+    op.execute(
+        "INSERT INTO reveals (learner_id, question_id, question_version, kind, attempt_id, "
+        "created_at) SELECT learner_id, question_id, question_version, 'solution', id, "
+        "created_at FROM attempts WHERE NOT correct"
+    )
 
 
 def downgrade() -> None:
