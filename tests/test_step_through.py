@@ -694,7 +694,7 @@ def test_a_keyboard_alone_steps_through_a_scenario_on_a_phone(tab: tuple[Page, s
     page.goto(f"{base}/patterns/{LESSON}/step-through")
     _tab_to(page, 'href="/patterns/lr-schedulers/step-through/lr-steps-steplr"')
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Scenario")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("StepLR, epoch by epoch")
     expect(page.locator(".prompt")).to_contain_text("StepLR halves the rate every 3 epochs.")
     _tab_to(page, 'name="prediction"')
     answers = ["0.1", "0.05", *STEPLR_RATES[2:]]  # epoch 2 wrong
