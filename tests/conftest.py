@@ -273,7 +273,9 @@ def wrong_answer(app: FastAPI, question_id: str, version: int) -> Any:
     if isinstance(question, OutputQuestion):
         return "not what it prints"
     if isinstance(question, FixQuestion):
-        return question.buggy  # the import made sure it grades wrong, with its diagnosis
+        # The buggy code, touched (as given it is not an answer yet): the import made sure it
+        # grades wrong, with its diagnosis.
+        return question.buggy + "\n# fixed?\n"
     if isinstance(question, StepsQuestion):
         return ["-1"] * (question.epochs - 1)  # no scheduler here makes a rate negative
     return "scheduler = None"

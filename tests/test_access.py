@@ -406,7 +406,6 @@ def test_the_lesson_page_reads_top_to_bottom(browser: tuple[Browser, str]) -> No
             "Quiz",
             "Practice",
             "Ways to learn",
-            "Test this pattern",
             "Every question",
         ]
         places = [next(i for i, h in enumerate(headings) if h.startswith(o)) for o in order]

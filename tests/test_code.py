@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -147,10 +148,26 @@ def test_an_exception_points_at_the_learners_own_line(client: TestClient) -> Non
     assert "on line 3" in body["feedback"]["message"]
 
 
-def test_a_syntax_error_names_its_line(client: TestClient) -> None:
-    body = _attempt(client, STEPLR, "x = 1\nscheduler = lr_scheduler.StepLR(optimizer,\n")
-    assert body["feedback"]["error"]["type"] == "SyntaxError"
-    assert body["feedback"]["error"]["line"] in (2, 3)
+def test_a_syntax_error_names_its_line_and_is_not_a_try(client: TestClient) -> None:
+    url = f"/api/questions/{STEPLR}/attempts"
+    response = client.post(
+        url, json={"answer": "x = 1\nscheduler = lr_scheduler.StepLR(optimizer,\n"}
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["field"] == "answer" and "SyntaxError" in body["detail"]
+    assert re.search(r"line [23]:", body["detail"]) and "not counted as a try" in body["detail"]
+    indented = client.post(url, json={"answer": "x = 1\n  scheduler = 2\n"}).json()
+    assert "IndentationError" in indented["detail"]
+    assert client.get("/api/attempts").json()["total"] == 0  # nothing stored
+
+
+def test_the_starting_code_as_given_is_not_an_answer_yet(client: TestClient) -> None:
+    starter = client.get(f"/api/questions/{STEPLR}").json()["starter"]
+    assert starter.strip()
+    response = client.post(f"/api/questions/{STEPLR}/attempts", json={"answer": starter})
+    assert response.status_code == 422 and "fill in the `...`" in response.json()["detail"]
+    assert client.get("/api/attempts").json()["total"] == 0
 
 
 def test_forgetting_the_scheduler_is_said_plainly(client: TestClient) -> None:

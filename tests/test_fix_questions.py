@@ -224,7 +224,7 @@ def test_a_fixed_loop_is_right_and_the_buggy_loop_is_wrong_with_its_diagnosis(
     client: TestClient,
 ) -> None:
     question = _by_id(PER_BATCH)
-    wrong = _text(_submit(client, PER_BATCH, question.buggy))
+    wrong = _text(_submit(client, PER_BATCH, question.buggy + "\n# fixed?\n"))
     assert "Not yet — try again" in wrong and "The reference solution" not in wrong
     assert "first differs from the target at step 2 (epoch 0, batch 2)" in wrong
     assert f"Looks like: {codecheck.MISTAKES['per-batch'].name}" in wrong
@@ -240,7 +240,11 @@ def test_the_api_serves_the_buggy_loop_as_the_starter_and_grades_fixes(
     assert shown["kind"] == "fix" and shown["starter"] == question.buggy
     assert shown["setup"] == question.setup
     url = f"/api/questions/{question.id}/attempts"
-    wrong = client.post(url, json={"answer": question.buggy})
+    untouched = client.post(url, json={"answer": question.buggy})
+    assert untouched.status_code == 422  # as given, not an answer yet: not run, not stored
+    assert "bug and all" in untouched.json()["detail"]
+    assert client.get("/api/attempts").json()["total"] == 0
+    wrong = client.post(url, json={"answer": question.buggy + "\n# fixed?\n"})
     assert wrong.status_code == 201, wrong.text
     body = wrong.json()
     assert body["correct"] is False

@@ -408,6 +408,33 @@ def parse_code_answer(raw: Any) -> str:
     return raw.replace("\r\n", "\n")
 
 
+SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
+
+
+def not_yet_an_answer(question: CodeQuestion, code: str) -> str | None:
+    """Why `code` is not an answer to try yet, or None: it is the starting code as given (a
+    fix question's: the buggy code itself)."""
+    start = question.starter.strip()
+    if not start or code.strip() != start:
+        return None
+    if question.kind == "fix":
+        return "This is the code as given, bug and all: find the bug and change it, then run it."
+    return "This is the starting code as given: complete it (fill in the `...`), then run it."
+
+
+def unreadable(feedback: Feedback) -> str | None:
+    """Why a code answer was not a try, or None: Python could not read it (a typo, an
+    indentation slip) — said with its line, so that it is fixed and run again."""
+    error = feedback.error if isinstance(feedback, CodeFeedback) else None
+    if error is None or error.type not in SYNTAX_ERRORS:
+        return None
+    where = f"line {error.line}: " if error.line else ""
+    return (
+        f"Python could not read your code ({where}{error.type}: {error.message}). Fix it and "
+        "run it again: a slip like this is not counted as a try."
+    )
+
+
 ONE_STEP_AN_EPOCH = CodeCheck()  # a step-through steps its scheduler once an epoch
 
 

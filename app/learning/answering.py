@@ -511,6 +511,11 @@ def record_attempt(
     _refuse_during_test(seen)
     if version is not None and version != question.version:
         question = _recently_replaced(session, question, version)
+    code = question.question
+    if isinstance(code, CodeQuestion) and (
+        reason := grading.not_yet_an_answer(code, answer if isinstance(answer, str) else "")
+    ):
+        raise Invalid(reason, field="answer")  # not run, not stored: not a try
     graded = grade_answer(
         session,
         visitor=visitor,
@@ -520,6 +525,8 @@ def record_attempt(
         variant=variant,
         seen=seen,
     )
+    if reason := grading.unreadable(graded.grade.feedback):
+        raise Invalid(reason, field="answer")  # not stored: a typo teaches nothing to count
     now = utcnow()
 
     def outcome(seen: Standing) -> tuple[dict[str, Any], review.Review]:
