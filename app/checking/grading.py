@@ -21,6 +21,7 @@ from app.bank.schema import (
     ChoiceQuestion,
     CodeCheck,
     CodeQuestion,
+    FixQuestion,
     OutputQuestion,
     Question,
     StepsQuestion,
@@ -417,7 +418,7 @@ def not_yet_an_answer(question: CodeQuestion, code: str) -> str | None:
     start = question.starter.strip()
     if not start or code.strip() != start:
         return None
-    if question.kind == "fix":
+    if isinstance(question, FixQuestion):
         return "This is the code as given, bug and all: find the bug and change it, then run it."
     return "This is the starting code as given: complete it (fill in the `...`), then run it."
 
