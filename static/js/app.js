@@ -21,7 +21,8 @@ function stepwise(list) {
   function update() {
     steps.forEach((step, i) => { step.hidden = i >= shown; });
     const remaining = steps.length - shown;
-    next.textContent = remaining === 1 ? "Show the answer" : `Next step (${shown} of ${steps.length})`;
+    // Named by the step it opens: "Next step (2 of 4)" opens step 2.
+    next.textContent = remaining === 1 ? "Show the answer" : `Next step (${shown + 1} of ${steps.length})`;
     if (remaining === 0) controls.remove();
   }
   // The step just shown takes the focus: a screen reader reads it, and the keyboard goes on
