@@ -4,6 +4,7 @@ misconception shown comes back; after a test, what it missed comes first, in its
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from app.authoring.importing import import_bank
 from app.bank.files import read_bank
 from app.bank.schema import Difficulty, Mode
-from app.learning import practice
+from app.learning import practice, review
 from app.learning.review import Rating
 from tests.conftest import QUESTIONS, right_answer
 from tests.factories import PATTERN, choice_question, write_bank
@@ -164,6 +165,19 @@ def test_a_misconception_shown_comes_back_through_its_tags(client: TestClient, d
     assert _next(client, drill, after="e4") == "e1"  # the question missed comes back too
 
 
+def test_a_question_whose_solution_was_just_read_rests(
+    client: TestClient, drill: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e1 missed, and its solution asked for: asked again at once it would be copied.
+    wrong = client.post("/api/questions/e1/attempts", json={"answer": WRONG}).json()
+    assert client.post(f"/api/attempts/{wrong['attempt_id']}/solution", json={}).status_code == 200
+    _answer(client, "e4", RIGHT)
+    assert _next(client, drill, after="e4") != "e1"  # without the solution it would be e1
+    later = datetime.now(UTC) + review.LEARNING_STEP + timedelta(minutes=1)
+    monkeypatch.setattr(practice, "utcnow", lambda: later)  # the step has passed
+    assert _next(client, drill, after="e4") == "e1"
+
+
 def test_a_misconception_shown_comes_back_through_its_choice_mistake(
     client: TestClient, drill: str
 ) -> None:
@@ -213,5 +227,6 @@ def test_after_a_test_practice_starts_with_what_it_missed_in_order(
         assert _next(client, drill, after=after) == qid
         _answer(client, qid, WRONG if qid == missed[0] else RIGHT)
         after = qid
-    # then practice goes on as ever: the one answered wrong again is the one left open
-    assert _next(client, drill, after=after) == missed[0]
+    # then practice goes on as ever — but the one answered wrong again rests a while: its
+    # solution was read with the test's result minutes ago
+    assert _next(client, drill, after=after) not in (missed[0], after)

@@ -19,6 +19,9 @@ The rules, in the order they apply:
    a question answered wrong shares all of its own, so it comes back too.
 5. **Light before heavy.** Then reading before predicting before writing code: a new learner
    starts on easy choice questions, not on writing a scheduler.
+6. **A solution just read rests.** A question whose solution was shown in the last
+   review.LEARNING_STEP (10 minutes) comes after every other one (but those a test missed):
+   asked again at once, it would be copied, not recalled.
 
 The question just done (`after`) is never next, unless it is the only one.
 """
@@ -36,8 +39,8 @@ from app.bank import service as bank
 from app.bank.schema import ChoiceQuestion, Difficulty, Mode, Question
 from app.bank.service import LiveQuestion
 from app.learning.progress import QuestionState, fold_states
-from app.learning.review import Rating
-from app.models import Attempt, Exam, ExamItem, Learner
+from app.learning.review import LEARNING_STEP, Rating
+from app.models import REVEAL_SOLUTION, Attempt, Exam, ExamItem, Learner, Reveal, utcnow
 
 DIFFICULTIES = list(Difficulty)  # easy → hard: a level is an index into it
 HIGHEST_LEVEL = float(len(DIFFICULTIES) - 1)
@@ -60,6 +63,7 @@ class PracticeRecord:
     level: float = 0.0  # 0 = easy … HIGHEST_LEVEL = hard, see the module docstring
     misconceptions: Counter[str] = field(default_factory=Counter)  # concept → times shown
     missed: list[str] = field(default_factory=list)  # in the last test, not tried since
+    resting: set[str] = field(default_factory=set)  # their solution was just shown (rule 6)
 
     @property
     def difficulty(self) -> Difficulty:
@@ -115,6 +119,9 @@ def practice_order(questions: list[LiveQuestion], record: PracticeRecord) -> lis
     target = DIFFICULTIES.index(record.difficulty)
 
     def rank(question: LiveQuestion) -> tuple[float, ...]:
+        return (question.id in record.resting, *weigh(question))
+
+    def weigh(question: LiveQuestion) -> tuple[float, ...]:
         state = record.states.get(question.id)
         distance = abs(DIFFICULTIES.index(question.question.difficulty) - target)
         related = sum(record.misconceptions[c] for c in concepts(question.question))
@@ -193,7 +200,17 @@ def practice_record(
         ):
             misconceptions.update(shown_misconceptions(by_id[qid].question, feedback))
     missed = missed_in_last_test(session, learner=learner, pattern_id=pattern.id)
-    return PracticeRecord(states, level, misconceptions, missed)
+    resting = set(
+        session.scalars(
+            select(Reveal.question_id).where(
+                Reveal.learner_id == learner.id,
+                Reveal.kind == REVEAL_SOLUTION,
+                Reveal.question_id.in_(by_id),
+                Reveal.created_at >= utcnow() - LEARNING_STEP,
+            )
+        )
+    )
+    return PracticeRecord(states, level, misconceptions, missed, resting)
 
 
 def next_practice(
