@@ -447,3 +447,22 @@ def test_a_lone_surrogate_in_a_test_answer_is_a_422(
     )
     assert response.status_code == 422
     assert client.get(f"/api/tests/{exam['id']}").status_code == 200
+
+
+def test_the_starting_code_as_given_is_no_answer_in_a_test(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A code question's page sends its editor's content with every move; untouched, that is
+    the starting code, and the question stays unanswered."""
+    monkeypatch.setattr(exams.secrets, "randbits", lambda bits: 0)
+    exam = _start(client)
+    number, question = next(
+        (n, q["question"])
+        for n, q in enumerate(exam["questions"], start=1)
+        if q["question"]["kind"] in ("code", "fix")
+    )
+    saved = _save(client, exam["id"], number, question["starter"])
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["answer"] is None
+    shown = client.get(f"/api/tests/{exam['id']}").json()["questions"][number - 1]
+    assert shown["answer"] is None

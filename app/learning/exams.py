@@ -251,7 +251,9 @@ def _checked_answer(question: Question, answer: object) -> object:
     if isinstance(question, ChoiceQuestion):
         return grading.parse_choice(question, answer)
     if isinstance(question, CodeQuestion):
-        return grading.parse_code_answer(answer)
+        code = grading.parse_code_answer(answer)
+        # The starting code as given (the editor's, sent with the page) is no answer yet.
+        return None if grading.not_yet_an_answer(question, code) else code
     return grading.parse_output_answer(answer)
 
 
