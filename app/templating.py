@@ -62,11 +62,20 @@ def make_templates() -> Jinja2Templates:
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any], *, status_code: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    retry_after: int | None = None,
 ) -> Response:
-    """Render `templates/<name>` with `context`; the page title comes from the template."""
+    """Render `templates/<name>` with `context`; the page title comes from the template.
+    `retry_after`: seconds, sent as `Retry-After` (a page that says "try again shortly")."""
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def render_fragment(request: Request, name: str, context: dict[str, Any]) -> Markup:

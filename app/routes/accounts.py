@@ -47,7 +47,7 @@ def _form(
     next_url: str = "/",
     error: Invalid | TooManyRequests | None = None,
 ) -> Response:
-    response = render(
+    return render(
         request,
         template,
         {
@@ -57,10 +57,8 @@ def _form(
             "error_field": error.field if error else None,
         },
         status_code=error.status if error else 200,
+        retry_after=error.retry_after if isinstance(error, TooManyRequests) else None,
     )
-    if isinstance(error, TooManyRequests):
-        response.headers["Retry-After"] = str(error.retry_after)
-    return response
 
 
 @router.get("/signup", name="signup")

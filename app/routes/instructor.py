@@ -237,7 +237,7 @@ def _versions_page(
     old = old or max(1, new - 1)
     history = versions.history(session, record.id)
     diff = versions.diff(session, record.id, old=old, new=new) if old != new else None
-    response = render(
+    return render(
         request,
         "instructor/versions.html",
         {
@@ -249,10 +249,8 @@ def _versions_page(
             "refused": refused,
         },
         status_code=(503 if refused.retry else 422) if refused else 200,
+        retry_after=RESTORE_RETRY_S if refused and refused.retry else None,
     )
-    if refused and refused.retry:
-        response.headers["Retry-After"] = str(RESTORE_RETRY_S)
-    return response
 
 
 RESTORE_RETRY_S = 5  # a run that did not finish: the sandbox may be busy for a moment

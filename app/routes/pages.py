@@ -136,7 +136,7 @@ def _question_response(
     status_code: int = 200,
     retry_after: int | None = None,
 ) -> Response:
-    response = render(
+    return render(
         request,
         "questions/detail.html",
         {
@@ -146,10 +146,8 @@ def _question_response(
             "given": given,
         },
         status_code=status_code,
+        retry_after=retry_after,
     )
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
 
 
 @router.get("/patterns/{slug}/questions/{question_id}", name="question")

@@ -63,7 +63,7 @@ def _scenario_response(
     status_code: int = 200,
     retry_after: int | None = None,
 ) -> Response:
-    response = render(
+    return render(
         request,
         "step_through/scenario.html",
         {
@@ -76,10 +76,8 @@ def _scenario_response(
             "given": given,
         },
         status_code=status_code,
+        retry_after=retry_after,
     )
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
 
 
 @router.get("/patterns/{slug}/step-through", name="step_through")
